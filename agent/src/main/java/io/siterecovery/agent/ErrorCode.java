@@ -1,0 +1,32 @@
+package io.siterecovery.agent;
+
+/**
+ * Error codes on the agent API. {@code recoverable} follows the seeds' retry table: recoverable
+ * errors are retried with back-off, the others need an operator.
+ */
+public enum ErrorCode {
+  BAD_REQUEST(400, false),
+  VM_NOT_FOUND(404, false),
+  VM_EXISTS(409, false),
+  INVALID_STATE(409, false),
+  LOG_CORRUPT(422, false),
+  TRANSFER_CORRUPT(422, true),
+  PEER_UNREACHABLE(502, true),
+  IO_ERROR(500, true);
+
+  private final int httpStatus;
+  private final boolean recoverable;
+
+  ErrorCode(int httpStatus, boolean recoverable) {
+    this.httpStatus = httpStatus;
+    this.recoverable = recoverable;
+  }
+
+  public int httpStatus() {
+    return httpStatus;
+  }
+
+  public boolean recoverable() {
+    return recoverable;
+  }
+}

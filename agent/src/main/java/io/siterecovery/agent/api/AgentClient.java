@@ -1,0 +1,163 @@
+package io.siterecovery.agent.api;
+
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.JavaType;
+import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.ErrorCode;
+import io.siterecovery.agent.Json;
+import io.siterecovery.agent.api.AgentMessages.*;
+import io.siterecovery.agent.vm.VmRecord;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpRequest.BodyPublisher;
+import java.net.http.HttpRequest.BodyPublishers;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.function.Supplier;
+
+/**
+ * Client of an agent's HTTP API, used by activities, the CLI and by one agent to reach its peer.
+ * Transport failures become {@link ErrorCode#PEER_UNREACHABLE}, which is recoverable.
+ */
+public final class AgentClient {
+  private final URI base;
+  private final HttpClient http;
+
+  public AgentClient(String baseUrl) {
+    this.base = URI.create(baseUrl.endsWith("/") ? baseUrl : baseUrl + "/");
+    this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+        .connectTimeout(Duration.ofSeconds(10)).build();
+  }
+
+  public String baseUrl() {
+    return base.toString();
+  }
+
+  public String health() {
+    return call("GET", "v1/health", null, new TypeReference<java.util.Map<String, Object>>() {})
+        .get("site").toString();
+  }
+
+  public List<VmRecord> listVms() {
+    return call("GET", "v1/vms", null, new TypeReference<List<VmRecord>>() {});
+  }
+
+  public VmRecord getVm(String vm) {
+    return call("GET", "v1/vms/" + vm, null, VmRecord.class);
+  }
+
+  public VmRecord createVm(String name, List<Long> diskSizes) {
+    return call("POST", "v1/vms", new CreateVmRequest(name, diskSizes), VmRecord.class);
+  }
+
+  public VmRecord setPower(String vm, VmRecord.Power power) {
+    return call("POST", "v1/vms/" + vm + "/power", new PowerRequest(power), VmRecord.class);
+  }
+
+  public VmRecord setRole(String vm, VmRecord.Role role) {
+    return call("POST", "v1/vms/" + vm + "/role", new RoleRequest(role), VmRecord.class);
+  }
+
+  public ProtectionState enableProtection(String vm, String targetSite, String targetUrl) {
+    return call("POST", "v1/vms/" + vm + "/protection",
+        new EnableProtectionRequest(targetSite, targetUrl), ProtectionState.class);
+  }
+
+  public void disableProtection(String vm) {
+    call("DELETE", "v1/vms/" + vm + "/protection", null, VmRecord.class);
+  }
+
+  public ProtectionState completeInitialReplication(String vm) {
+    return call("POST", "v1/vms/" + vm + "/protection/initial-complete", null,
+        ProtectionState.class);
+  }
+
+  public CopyRangeResult copyRange(String vm, String disk, long offset, long length) {
+    return call("POST", "v1/vms/" + vm + "/disks/" + disk + "/copy",
+        new CopyRangeRequest(offset, length), CopyRangeResult.class);
+  }
+
+  public ReplicationResult replicate(String vm) {
+    return call("POST", "v1/vms/" + vm + "/replicate", null, ReplicationResult.class);
+  }
+
+  public SourceStatus sourceStatus(String vm) {
+    return call("GET", "v1/vms/" + vm + "/replication", null, SourceStatus.class);
+  }
+
+  public VmRecord createReplica(String vm, String sourceSite, List<VmRecord.DiskSpec> disks) {
+    return call("POST", "v1/replicas", new CreateReplicaRequest(vm, sourceSite, disks),
+        VmRecord.class);
+  }
+
+  public void deleteReplica(String vm) {
+    call("DELETE", "v1/replicas/" + vm, null, java.util.Map.class);
+  }
+
+  public long sendRanges(String vm, String disk, Supplier<InputStream> frames) {
+    java.util.Map<?, ?> result = call("PUT", "v1/replicas/" + vm + "/disks/" + disk + "/ranges",
+        BodyPublishers.ofInputStream(frames), java.util.Map.class);
+    return ((Number) result.get("bytesWritten")).longValue();
+  }
+
+  public void sendLog(String vm, String disk, long generation, Path log) {
+    try {
+      call("PUT", "v1/replicas/" + vm + "/disks/" + disk + "/logs/" + generation,
+          BodyPublishers.ofFile(log), java.util.Map.class);
+    } catch (java.io.FileNotFoundException e) {
+      throw new AgentException(ErrorCode.LOG_CORRUPT, "log " + log + " vanished before shipping");
+    }
+  }
+
+  public VmRecord applyLogs(String vm, ApplyRequest request) {
+    return call("POST", "v1/replicas/" + vm + "/apply", request, VmRecord.class);
+  }
+
+  public VmRecord completeReplica(String vm) {
+    return call("POST", "v1/replicas/" + vm + "/initial-complete", null, VmRecord.class);
+  }
+
+  private <T> T call(String method, String path, Object body, Class<T> type) {
+    return call(method, path, body, Json.MAPPER.getTypeFactory().constructType(type));
+  }
+
+  private <T> T call(String method, String path, Object body, TypeReference<T> type) {
+    return call(method, path, body, Json.MAPPER.getTypeFactory().constructType(type));
+  }
+
+  private <T> T call(String method, String path, Object body, JavaType type) {
+    try {
+      BodyPublisher publisher;
+      if (body instanceof BodyPublisher p) {
+        publisher = p;
+      } else if (body != null) {
+        publisher = BodyPublishers.ofByteArray(Json.MAPPER.writeValueAsBytes(body));
+      } else {
+        publisher = BodyPublishers.noBody();
+      }
+      HttpRequest request = HttpRequest.newBuilder(base.resolve(path))
+          .header("Content-Type", body instanceof BodyPublisher
+              ? "application/octet-stream" : "application/json")
+          .method(method, publisher).build();
+      HttpResponse<InputStream> response = http.send(request, HttpResponse.BodyHandlers.ofInputStream());
+      try (InputStream in = response.body()) {
+        if (response.statusCode() >= 300) {
+          ErrorBody error = Json.MAPPER.readValue(in, ErrorBody.class);
+          throw new AgentException(ErrorCode.valueOf(error.code()), error.message());
+        }
+        return Json.MAPPER.readValue(in, type);
+      }
+    } catch (IOException e) {
+      throw new AgentException(ErrorCode.PEER_UNREACHABLE,
+          "agent " + base + " unreachable: " + e, e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AgentException(ErrorCode.PEER_UNREACHABLE, "interrupted calling " + base, e);
+    }
+  }
+}

@@ -1,0 +1,150 @@
+package io.siterecovery.agent.hrl;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The replication tracker of one disk: the active .hrl beside the disk and the sealed logs not yet
+ * shipped. Callers serialise {@link #recordWrite}, {@link #recordZero} and {@link #swap} with the
+ * disk writes they describe.
+ */
+public final class ChangeTracker {
+  private static final Logger log = LoggerFactory.getLogger(ChangeTracker.class);
+
+  /** A sealed, immutable log waiting to be shipped. */
+  public record SealedLog(long generation, Path path, long sizeBytes) {}
+
+  private final Path dir;
+  private final String disk;
+  private final UUID diskId;
+  private final long diskSize;
+  private HrlWriter active;
+
+  private ChangeTracker(Path dir, String disk, UUID diskId, long diskSize) {
+    this.dir = dir;
+    this.disk = disk;
+    this.diskId = diskId;
+    this.diskSize = diskSize;
+  }
+
+  /**
+   * Opens the tracker of a disk, recovering after a crash: a sealed last log is followed by a new
+   * one, an unsealed last log is reopened with any torn tail cut off.
+   */
+  public static ChangeTracker open(Path dir, String disk, UUID diskId, long diskSize,
+      long firstGeneration) throws IOException {
+    ChangeTracker tracker = new ChangeTracker(dir, disk, diskId, diskSize);
+    List<Long> generations = tracker.generationsOnDisk();
+    if (generations.isEmpty()) {
+      tracker.active = HrlWriter.create(tracker.pathOf(firstGeneration), tracker.header(firstGeneration));
+      return tracker;
+    }
+    long last = generations.get(generations.size() - 1);
+    Path lastPath = tracker.pathOf(last);
+    HrlReader.Scan scan = HrlReader.scan(lastPath);
+    if (!scan.header().diskId().equals(diskId)) {
+      throw new HrlCorruptException(lastPath + " belongs to another disk");
+    }
+    if (scan.sealed()) {
+      tracker.active = HrlWriter.create(tracker.pathOf(last + 1), tracker.header(last + 1));
+    } else {
+      if (scan.tornReason() != null) {
+        log.warn("{}: torn tail after {} records ({}); truncating to {} bytes",
+            lastPath.getFileName(), scan.records(), scan.tornReason(), scan.validEnd());
+      }
+      tracker.active = HrlWriter.resume(lastPath, scan);
+    }
+    return tracker;
+  }
+
+  private HrlHeader header(long generation) {
+    return new HrlHeader(diskId, generation, diskSize, System.currentTimeMillis());
+  }
+
+  private Path pathOf(long generation) {
+    return dir.resolve(HrlFormat.fileName(disk, generation));
+  }
+
+  private List<Long> generationsOnDisk() throws IOException {
+    try (Stream<Path> files = Files.list(dir)) {
+      return files.map(p -> HrlFormat.generationOf(disk, p.getFileName().toString()))
+          .filter(g -> g >= 0).sorted().toList();
+    }
+  }
+
+  public void recordWrite(long offset, ByteBuffer data) throws IOException {
+    active.appendWrite(offset, data);
+  }
+
+  public void recordZero(long offset, long length) throws IOException {
+    active.appendZero(offset, length);
+  }
+
+  public void force() throws IOException {
+    active.force();
+  }
+
+  /** Seals the active log and opens the next one; returns the sealed generation. */
+  public long swap() throws IOException {
+    long sealed = active.generation();
+    active.seal();
+    active = HrlWriter.create(pathOf(sealed + 1), header(sealed + 1));
+    return sealed;
+  }
+
+  public long activeGeneration() {
+    return active.generation();
+  }
+
+  public long activeRecords() {
+    return active.records();
+  }
+
+  public List<SealedLog> sealedLogs() {
+    try {
+      List<SealedLog> logs = new ArrayList<>();
+      for (long g : generationsOnDisk()) {
+        if (g < active.generation()) {
+          Path p = pathOf(g);
+          logs.add(new SealedLog(g, p, Files.size(p)));
+        }
+      }
+      return logs;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** Bytes held in logs not yet acknowledged by the replica, active log included. */
+  public long pendingBytes() {
+    return sealedLogs().stream().mapToLong(SealedLog::sizeBytes).sum() + active.sizeBytes();
+  }
+
+  public void deleteSealed(long generation) throws IOException {
+    if (generation >= active.generation()) {
+      throw new IllegalArgumentException("generation " + generation + " is not sealed");
+    }
+    Files.deleteIfExists(pathOf(generation));
+  }
+
+  /** Stops tracking and removes every log of this disk. */
+  public void stop() throws IOException {
+    active.close();
+    for (long g : generationsOnDisk()) {
+      Files.deleteIfExists(pathOf(g));
+    }
+  }
+
+  public void close() throws IOException {
+    active.close();
+  }
+}

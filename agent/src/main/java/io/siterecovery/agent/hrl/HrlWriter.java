@@ -1,0 +1,147 @@
+package io.siterecovery.agent.hrl;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.zip.CRC32C;
+
+/**
+ * Appends records to the active log of one disk. Not thread-safe: the disk serialises writers so
+ * that the order of records is the order in which writes reached the disk.
+ */
+public final class HrlWriter implements Closeable {
+  private final Path path;
+  private final HrlHeader header;
+  private final FileChannel channel;
+  /** CRC32C of every byte written so far; it becomes the trailer's file checksum. */
+  private final CRC32C fileCrc;
+  private long position;
+  private long records;
+  private long dataBytes;
+
+  private HrlWriter(Path path, HrlHeader header, FileChannel channel, CRC32C fileCrc,
+      long position, long records, long dataBytes) {
+    this.path = path;
+    this.header = header;
+    this.channel = channel;
+    this.fileCrc = fileCrc;
+    this.position = position;
+    this.records = records;
+    this.dataBytes = dataBytes;
+  }
+
+  public static HrlWriter create(Path path, HrlHeader header) throws IOException {
+    FileChannel channel = FileChannel.open(path, StandardOpenOption.CREATE_NEW,
+        StandardOpenOption.WRITE, StandardOpenOption.READ);
+    ByteBuffer encoded = header.encode();
+    CRC32C crc = new CRC32C();
+    crc.update(encoded.duplicate());
+    writeFully(channel, encoded, 0);
+    channel.force(true);
+    return new HrlWriter(path, header, channel, crc, HrlFormat.HEADER_SIZE, 0, 0);
+  }
+
+  /** Reopens an unsealed log after a restart, dropping a torn tail found by the scan. */
+  public static HrlWriter resume(Path path, HrlReader.Scan scan) throws IOException {
+    if (scan.sealed()) {
+      throw new IllegalStateException(path + " is sealed and immutable");
+    }
+    FileChannel channel = FileChannel.open(path, StandardOpenOption.WRITE, StandardOpenOption.READ);
+    channel.truncate(scan.validEnd());
+    channel.force(true);
+    return new HrlWriter(path, scan.header(), channel, scan.fileCrc(), scan.validEnd(),
+        scan.records(), scan.dataBytes());
+  }
+
+  public void appendWrite(long offset, ByteBuffer data) throws IOException {
+    ByteBuffer payload = data.duplicate();
+    CRC32C dataCrc = new CRC32C();
+    dataCrc.update(payload.duplicate());
+    append(HrlFormat.TYPE_WRITE, offset, payload.remaining(), (int) dataCrc.getValue(), payload);
+    dataBytes += payload.remaining();
+  }
+
+  public void appendZero(long offset, long length) throws IOException {
+    long done = 0;
+    while (done < length) {
+      int chunk = (int) Math.min(length - done, 1L << 30);
+      append(HrlFormat.TYPE_ZERO, offset + done, chunk, 0, null);
+      done += chunk;
+    }
+  }
+
+  private void append(short type, long offset, int length, int dataCrc, ByteBuffer data)
+      throws IOException {
+    ByteBuffer head = HrlFormat.allocate(HrlFormat.RECORD_HEADER_SIZE);
+    head.putInt(HrlFormat.RECORD_MAGIC);
+    head.putShort(type);
+    head.putShort((short) 0);
+    head.putLong(offset);
+    head.putInt(length);
+    head.putInt(dataCrc);
+    head.putInt(HrlFormat.crc(head, 0, 24));
+    head.putInt(0);
+    head.flip();
+    fileCrc.update(head.duplicate());
+    writeFully(channel, head, position);
+    position += HrlFormat.RECORD_HEADER_SIZE;
+    if (data != null) {
+      fileCrc.update(data.duplicate());
+      writeFully(channel, data.duplicate(), position);
+      position += length;
+    }
+    records++;
+  }
+
+  /** Makes every appended record durable (FLUSH and FUA). */
+  public void force() throws IOException {
+    channel.force(false);
+  }
+
+  /** Writes the trailer and makes the log immutable. */
+  public void seal() throws IOException {
+    ByteBuffer trailer = HrlFormat.allocate(HrlFormat.TRAILER_SIZE);
+    trailer.putInt(HrlFormat.TRAILER_MAGIC);
+    trailer.putInt(0);
+    trailer.putLong(records);
+    trailer.putLong(dataBytes);
+    trailer.putInt((int) fileCrc.getValue());
+    trailer.putInt(HrlFormat.crc(trailer, 0, 28));
+    trailer.flip();
+    writeFully(channel, trailer, position);
+    position += HrlFormat.TRAILER_SIZE;
+    channel.force(true);
+    channel.close();
+  }
+
+  public long generation() {
+    return header.generation();
+  }
+
+  public long sizeBytes() {
+    return position;
+  }
+
+  public long records() {
+    return records;
+  }
+
+  public Path path() {
+    return path;
+  }
+
+  @Override
+  public void close() throws IOException {
+    channel.close();
+  }
+
+  static void writeFully(FileChannel channel, ByteBuffer buffer, long at) throws IOException {
+    long pos = at;
+    while (buffer.hasRemaining()) {
+      pos += channel.write(buffer, pos);
+    }
+  }
+}

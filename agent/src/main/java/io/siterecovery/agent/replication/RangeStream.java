@@ -1,0 +1,109 @@
+package io.siterecovery.agent.replication;
+
+import io.siterecovery.agent.disk.VirtualDisk;
+import java.io.DataInputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+/**
+ * The initial-copy wire format: frames of (u64 offset, u32 length, data), big-endian, until the end
+ * of the stream. All-zero chunks are skipped by the sender: the replica starts sparse.
+ */
+public final class RangeStream {
+  static final int CHUNK = 1 << 20;
+  private static final byte[] ZERO_CHUNK = new byte[CHUNK];
+
+  private RangeStream() {}
+
+  /** Streams a range of a disk as frames, counting what it reads and what it sends. */
+  public static final class Sender extends InputStream {
+    private final VirtualDisk disk;
+    private final long end;
+    private long next;
+    private final ByteBuffer frame = ByteBuffer.allocate(12 + CHUNK).order(ByteOrder.BIG_ENDIAN);
+    private long bytesRead;
+    private long bytesSent;
+
+    public Sender(VirtualDisk disk, long offset, long length) {
+      this.disk = disk;
+      this.next = offset;
+      this.end = Math.min(disk.size(), offset + length);
+      frame.limit(0);
+    }
+
+    private boolean fill() throws IOException {
+      while (!frame.hasRemaining()) {
+        if (next >= end) {
+          return false;
+        }
+        int len = (int) Math.min(CHUNK, end - next);
+        frame.clear();
+        frame.position(12).limit(12 + len);
+        disk.readAt(next, frame);
+        bytesRead += len;
+        boolean zero = java.util.Arrays.mismatch(frame.array(), 12, 12 + len, ZERO_CHUNK, 0, len) < 0;
+        if (zero) {
+          frame.limit(0);
+        } else {
+          frame.putLong(0, next).putInt(8, len);
+          frame.position(0).limit(12 + len);
+          bytesSent += len;
+        }
+        next += len;
+      }
+      return true;
+    }
+
+    @Override
+    public int read() throws IOException {
+      return fill() ? frame.get() & 0xff : -1;
+    }
+
+    @Override
+    public int read(byte[] b, int off, int len) throws IOException {
+      if (!fill()) {
+        return -1;
+      }
+      int n = Math.min(len, frame.remaining());
+      frame.get(b, off, n);
+      return n;
+    }
+
+    public long nextOffset() {
+      return next;
+    }
+
+    public long bytesRead() {
+      return bytesRead;
+    }
+
+    public long bytesSent() {
+      return bytesSent;
+    }
+  }
+
+  /** Writes received frames into the replica disk; returns the bytes written. */
+  public static long receive(InputStream in, VirtualDisk disk) throws IOException {
+    DataInputStream data = new DataInputStream(in);
+    byte[] buffer = new byte[CHUNK];
+    long written = 0;
+    while (true) {
+      long offset;
+      try {
+        offset = data.readLong();
+      } catch (EOFException end) {
+        return written;
+      }
+      int length = data.readInt();
+      if (length < 0 || length > CHUNK || offset < 0 || offset + length > disk.size()) {
+        throw new IOException("frame out of range: offset " + offset + " length " + length);
+      }
+      data.readFully(buffer, 0, length);
+      disk.writeAt(offset, ByteBuffer.wrap(buffer, 0, length));
+      written += length;
+    }
+  }
+}

@@ -1,0 +1,233 @@
+package io.siterecovery.agent.replication;
+
+import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.ErrorCode;
+import io.siterecovery.agent.api.AgentClient;
+import io.siterecovery.agent.api.AgentMessages.ApplyRequest;
+import io.siterecovery.agent.api.AgentMessages.CopyRangeResult;
+import io.siterecovery.agent.api.AgentMessages.ProtectionState;
+import io.siterecovery.agent.api.AgentMessages.ReplicationResult;
+import io.siterecovery.agent.api.AgentMessages.SourceStatus;
+import io.siterecovery.agent.disk.VirtualDisk;
+import io.siterecovery.agent.hrl.ChangeTracker;
+import io.siterecovery.agent.hrl.ChangeTracker.SealedLog;
+import io.siterecovery.agent.hrl.HrlCorruptException;
+import io.siterecovery.agent.hrl.HrlReader;
+import io.siterecovery.agent.vm.Vm;
+import io.siterecovery.agent.vm.VmHost;
+import io.siterecovery.agent.vm.VmRecord;
+import io.siterecovery.agent.vm.VmRecord.SourceProtection;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.TreeSet;
+import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The primary side of replication: tracking, the initial copy pushed to the peer, and delta
+ * cycles (swap all disks, ship sealed logs in order, have the peer apply them, drop them here).
+ */
+public final class ReplicationSource {
+  private static final Logger log = LoggerFactory.getLogger(ReplicationSource.class);
+
+  private final VmHost host;
+  private final Function<String, AgentClient> peers;
+
+  public ReplicationSource(VmHost host, Function<String, AgentClient> peers) {
+    this.host = host;
+    this.peers = peers;
+  }
+
+  /** Creates the relationship; idempotent, so a retried activity finds it as it left it. */
+  public ProtectionState enable(String vmName, String targetSite, String targetUrl)
+      throws IOException {
+    Vm vm = host.get(vmName);
+    vm.operationLock().lock();
+    try {
+      VmRecord r = vm.record();
+      if (r.role() != VmRecord.Role.PRIMARY) {
+        throw new AgentException(ErrorCode.INVALID_STATE,
+            "VM " + vmName + " on " + host.site() + " is a " + r.role() + ", not a primary");
+      }
+      SourceProtection existing = r.protection();
+      if (existing != null && !existing.targetSite().equals(targetSite)) {
+        throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vmName
+            + " is already replicated to " + existing.targetSite());
+      }
+      if (existing == null) {
+        peers.apply(targetUrl).createReplica(vmName, host.site(), r.disks());
+        // Tracking starts before the first byte is copied, so no write can fall between the two.
+        host.attachTrackers(vm);
+        host.update(vm, rec -> rec.withProtection(new SourceProtection(targetSite, targetUrl, false)));
+        log.info("[{}] protection of {} enabled towards {}", host.site(), vmName, targetSite);
+      }
+      return state(vm);
+    } finally {
+      vm.operationLock().unlock();
+    }
+  }
+
+  public ProtectionState state(String vmName) {
+    return state(host.get(vmName));
+  }
+
+  private ProtectionState state(Vm vm) {
+    SourceProtection p = requireProtection(vm);
+    long active = vm.disks().iterator().next().tracker().activeGeneration();
+    return new ProtectionState(vm.name(), p.targetSite(), p.initialComplete(), active);
+  }
+
+  private static SourceProtection requireProtection(Vm vm) {
+    SourceProtection p = vm.record().protection();
+    if (p == null) {
+      throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vm.name() + " is not protected");
+    }
+    return p;
+  }
+
+  /** Pushes one range of a disk to the replica, skipping all-zero chunks. */
+  public CopyRangeResult copyRange(String vmName, String diskName, long offset, long length) {
+    Vm vm = host.get(vmName);
+    SourceProtection p = requireProtection(vm);
+    VirtualDisk disk = vm.disk(diskName);
+    if (offset < 0 || length <= 0 || offset > disk.size()) {
+      throw new AgentException(ErrorCode.BAD_REQUEST, "range " + offset + "+" + length
+          + " outside disk of " + disk.size() + " bytes");
+    }
+    RangeStream.Sender sender = new RangeStream.Sender(disk, offset, length);
+    peers.apply(p.targetUrl()).sendRanges(vmName, diskName, () -> sender);
+    return new CopyRangeResult(offset, sender.nextOffset(), sender.bytesRead(), sender.bytesSent());
+  }
+
+  /** One delta cycle. Safe to repeat: the peer skips generations it has already applied. */
+  public ReplicationResult replicate(String vmName) throws IOException {
+    Vm vm = host.get(vmName);
+    vm.operationLock().lock();
+    try {
+      SourceProtection p = requireProtection(vm);
+      AgentClient peer = peers.apply(p.targetUrl());
+      long sealed = swapAll(vm);
+      TreeSet<Long> generations = new TreeSet<>();
+      for (VirtualDisk d : vm.disks()) {
+        d.tracker().sealedLogs().forEach(l -> generations.add(l.generation()));
+      }
+      int logs = 0;
+      long bytes = 0;
+      VmRecord replica = null;
+      for (long g : generations) {
+        Instant pointTime = null;
+        List<SealedLog> batch = new ArrayList<>();
+        for (VirtualDisk d : vm.disks()) {
+          SealedLog l = d.tracker().sealedLogs().stream().filter(x -> x.generation() == g)
+              .findFirst().orElseThrow(() -> new AgentException(ErrorCode.LOG_CORRUPT,
+                  "log generation " + g + " of " + vmName + "/" + d.name() + " is missing"));
+          verify(vmName, d, l);
+          batch.add(l);
+          Instant sealedAt = Files.getLastModifiedTime(l.path()).toInstant();
+          pointTime = pointTime == null || sealedAt.isAfter(pointTime) ? sealedAt : pointTime;
+        }
+        int i = 0;
+        for (VirtualDisk d : vm.disks()) {
+          SealedLog l = batch.get(i++);
+          peer.sendLog(vmName, d.name(), g, l.path());
+          bytes += l.sizeBytes();
+          logs++;
+        }
+        replica = peer.applyLogs(vmName, new ApplyRequest(g, pointTime));
+        for (VirtualDisk d : vm.disks()) {
+          d.tracker().deleteSealed(g);
+        }
+      }
+      if (replica == null) {
+        replica = peer.getVm(vmName);
+      }
+      return new ReplicationResult(sealed, replica.replica().appliedGeneration(),
+          replica.replica().pointTime(), logs, bytes);
+    } finally {
+      vm.operationLock().unlock();
+    }
+  }
+
+  private static void verify(String vmName, VirtualDisk d, SealedLog l) throws IOException {
+    try {
+      HrlReader.verifySealed(l.path());
+    } catch (HrlCorruptException e) {
+      throw new AgentException(ErrorCode.LOG_CORRUPT, "sealed log of " + vmName + "/" + d.name()
+          + " generation " + l.generation() + " is corrupt (" + e.getMessage()
+          + "); the disk needs a resync", e);
+    }
+  }
+
+  /** Seals every disk's active log at one instant: writes to all disks are held meanwhile. */
+  private static long swapAll(Vm vm) throws IOException {
+    List<VirtualDisk> disks = new ArrayList<>(vm.disks());
+    return holdAndSwap(disks, 0);
+  }
+
+  private static long holdAndSwap(List<VirtualDisk> disks, int index) throws IOException {
+    if (index == disks.size()) {
+      long sealed = -1;
+      for (VirtualDisk d : disks) {
+        sealed = d.tracker().swap();
+      }
+      return sealed;
+    }
+    return disks.get(index).withWritesHeld(() -> holdAndSwap(disks, index + 1));
+  }
+
+  public ProtectionState completeInitial(String vmName) throws IOException {
+    Vm vm = host.get(vmName);
+    vm.operationLock().lock();
+    try {
+      SourceProtection p = requireProtection(vm);
+      peers.apply(p.targetUrl()).completeReplica(vmName);
+      host.update(vm, r -> r.withProtection(new SourceProtection(p.targetSite(), p.targetUrl(), true)));
+      return state(vm);
+    } finally {
+      vm.operationLock().unlock();
+    }
+  }
+
+  public SourceStatus status(String vmName) {
+    Vm vm = host.get(vmName);
+    requireProtection(vm);
+    long pending = 0;
+    int sealedLogs = 0;
+    long active = 0;
+    for (VirtualDisk d : vm.disks()) {
+      ChangeTracker t = d.tracker();
+      pending += t.pendingBytes();
+      sealedLogs += t.sealedLogs().size();
+      active = t.activeGeneration();
+    }
+    return new SourceStatus(vmName, active, sealedLogs, pending);
+  }
+
+  /** Ends the relationship: tracking stops, logs go, the peer drops its replica. */
+  public void disable(String vmName) throws IOException {
+    Vm vm = host.get(vmName);
+    vm.operationLock().lock();
+    try {
+      SourceProtection p = vm.record().protection();
+      if (p == null) {
+        return;
+      }
+      peers.apply(p.targetUrl()).deleteReplica(vmName);
+      for (VirtualDisk d : vm.disks()) {
+        ChangeTracker t = d.tracker();
+        d.setTracker(null);
+        if (t != null) {
+          t.stop();
+        }
+      }
+      host.update(vm, r -> r.withProtection(null));
+      log.info("[{}] protection of {} disabled", host.site(), vmName);
+    } finally {
+      vm.operationLock().unlock();
+    }
+  }
+}
