@@ -43,6 +43,10 @@ public final class HostAgent implements Closeable {
     return "http://" + settings.bindHost() + ":" + http.port();
   }
 
+  public int httpPort() {
+    return http.port();
+  }
+
   public int nbdPort() {
     return nbd.port();
   }

@@ -50,6 +50,16 @@ public final class ChangeTracker {
     }
     long last = generations.get(generations.size() - 1);
     Path lastPath = tracker.pathOf(last);
+    if (Files.size(lastPath) < HrlFormat.HEADER_SIZE) {
+      // A crash while the log was being created (first enable, or a swap after the previous log
+      // was sealed) leaves its header short. Records are appended only after the header is
+      // durable, so this log never held a change: start it again.
+      log.warn("{}: header cut short by a crash during log creation; recreating it",
+          lastPath.getFileName());
+      Files.delete(lastPath);
+      tracker.active = HrlWriter.create(lastPath, tracker.header(last));
+      return tracker;
+    }
     HrlReader.Scan scan = HrlReader.scan(lastPath);
     if (!scan.header().diskId().equals(diskId)) {
       throw new HrlCorruptException(lastPath + " belongs to another disk");

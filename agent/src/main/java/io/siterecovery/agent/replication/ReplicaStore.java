@@ -99,6 +99,9 @@ public final class ReplicaStore {
     try {
       ReplicaState state = vm.record().replica();
       if (generation <= state.appliedGeneration()) {
+        // A cycle repeated after a crash ships an applied generation again: drop that copy, or
+        // it would stay in the incoming folder for good.
+        deleteStaged(vm, generation);
         return vm.record();
       }
       if (generation != state.appliedGeneration() + 1) {
@@ -131,14 +134,19 @@ public final class ReplicaStore {
       }
       host.update(vm, r -> r.withReplica(new ReplicaState(state.sourceSite(),
           state.initialComplete(), generation, pointTime)));
-      for (VirtualDisk d : vm.disks()) {
-        Files.deleteIfExists(incoming.resolve(HrlFormat.fileName(d.name(), generation)));
-      }
+      deleteStaged(vm, generation);
       log.debug("[{}] applied generation {} of {} ({} records)", host.site(), generation, vmName,
           records);
       return vm.record();
     } finally {
       vm.operationLock().unlock();
+    }
+  }
+
+  private static void deleteStaged(Vm vm, long generation) throws IOException {
+    Path incoming = vm.dir().resolve("incoming");
+    for (VirtualDisk d : vm.disks()) {
+      Files.deleteIfExists(incoming.resolve(HrlFormat.fileName(d.name(), generation)));
     }
   }
 

@@ -201,6 +201,25 @@ public final class VmHost implements ExportResolver, Closeable {
         d.setTracker(ChangeTracker.open(vm.dir(), d.name(), d.id(), d.size(), 1));
       }
     }
+    alignGenerations(vm);
+  }
+
+  /**
+   * A swap seals every disk of a VM at one instant, so all disks share one active generation. A
+   * crash after some disks were swapped and before the others leaves the laggards one generation
+   * behind; finishing their swap now restores the invariant (the writes they logged came before
+   * the interrupted swap, which is where their sealed generation ends).
+   */
+  private void alignGenerations(Vm vm) throws IOException {
+    long target = vm.disks().stream().mapToLong(d -> d.tracker().activeGeneration()).max()
+        .orElse(1);
+    for (VirtualDisk d : vm.disks()) {
+      while (d.tracker().activeGeneration() < target) {
+        long sealed = d.withWritesHeld(() -> d.tracker().swap());
+        log.warn("[{}] {}/{}: finished a swap interrupted by a crash (sealed generation {})",
+            site, vm.name(), d.name(), sealed);
+      }
+    }
   }
 
   private static void persist(Path dir, VmRecord record) throws IOException {

@@ -1,0 +1,204 @@
+package io.siterecovery.activities;
+
+import io.siterecovery.activities.AgentActivityRecords.CopyDiskRequest;
+import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
+import io.siterecovery.activities.AgentActivityRecords.DiskCopyResult;
+import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
+import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
+import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.api.AgentClient;
+import io.siterecovery.agent.api.AgentMessages.CopyRangeResult;
+import io.siterecovery.agent.api.AgentMessages.ReplicationResult;
+import io.siterecovery.agent.vm.VmRecord;
+import io.temporal.activity.Activity;
+import io.temporal.activity.ActivityExecutionContext;
+import io.temporal.failure.ApplicationFailure;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** Thin calls to the agents; bytes never pass through here. */
+public class AgentActivitiesImpl implements AgentActivities {
+  private static final Logger log = LoggerFactory.getLogger(AgentActivitiesImpl.class);
+  /** One agent call copies this much; the heartbeat after it is the resume point. */
+  static final long COPY_SLICE = 256L << 20;
+  private static final Duration PROGRESS_EVERY = Duration.ofSeconds(2);
+
+  private final SiteDirectory sites;
+  private final ProgressReporter progress;
+
+  /** Sends copy progress to the workflow that shows it (a signal in production). */
+  @FunctionalInterface
+  public interface ProgressReporter {
+    void report(String workflowId, CopyProgress progress);
+  }
+
+  public AgentActivitiesImpl(SiteDirectory sites, ProgressReporter progress) {
+    this.sites = sites;
+    this.progress = progress;
+  }
+
+  private AgentClient agent(String site) {
+    return sites.agent(site).orElseThrow(() -> ApplicationFailure.newNonRetryableFailure(
+        "no agent configured for site " + site, FailureTypes.UNKNOWN_SITE));
+  }
+
+  @Override
+  public ProtectionPlan planProtection(String vm) {
+    List<String> seen = new ArrayList<>();
+    for (String site : sites.sites()) {
+      VmRecord record = call(() -> agent(site).listVms()).stream()
+          .filter(r -> r.name().equals(vm)).findFirst().orElse(null);
+      if (record == null) {
+        continue;
+      }
+      seen.add(site + " (" + record.role() + ")");
+      if (record.role() == VmRecord.Role.PRIMARY) {
+        String target = sites.partnerOf(site).orElseThrow(() ->
+            ApplicationFailure.newNonRetryableFailure("site " + site
+                + " has no replication partner configured", FailureTypes.UNKNOWN_SITE));
+        agent(target);
+        return toPlan(record, site, target);
+      }
+    }
+    throw ApplicationFailure.newNonRetryableFailure(seen.isEmpty()
+        ? "VM " + vm + " not found on any site (" + String.join(", ", sites.agentUrls().keySet()) + ")"
+        : "VM " + vm + " has no primary copy; found on " + seen, "VM_NOT_FOUND");
+  }
+
+  @Override
+  public ProtectionPlan describeProtection(String vm) {
+    for (String site : sites.sites()) {
+      VmRecord record = call(() -> agent(site).listVms()).stream()
+          .filter(r -> r.name().equals(vm)).findFirst().orElse(null);
+      if (record != null && record.protection() != null) {
+        if (!record.protection().initialComplete()) {
+          throw ApplicationFailure.newNonRetryableFailure("VM " + vm
+              + " has not finished initial replication", FailureTypes.NOT_PROTECTED);
+        }
+        return toPlan(record, site, record.protection().targetSite());
+      }
+    }
+    throw ApplicationFailure.newNonRetryableFailure("VM " + vm + " is not protected on any site",
+        FailureTypes.NOT_PROTECTED);
+  }
+
+  private static ProtectionPlan toPlan(VmRecord r, String source, String target) {
+    return new ProtectionPlan(r.name(), source, target, r.disks().stream()
+        .map(d -> new ProtectionPlan.DiskInfo(d.name(), d.sizeBytes())).toList());
+  }
+
+  @Override
+  public boolean enableReplication(ProtectionPlan plan) {
+    String targetUrl = sites.agentUrls().get(plan.targetSite());
+    return call(() -> agent(plan.sourceSite()).enableProtection(plan.vm(), plan.targetSite(),
+        targetUrl)).initialComplete();
+  }
+
+  @Override
+  public DiskCopyResult copyDisk(CopyDiskRequest request) {
+    ActivityExecutionContext ctx = Activity.getExecutionContext();
+    long resumeFrom = ctx.getHeartbeatDetails(Long.class).orElse(0L);
+    AgentClient source = agent(request.plan().sourceSite());
+    long size = request.sizeBytes();
+    long offset = resumeFrom;
+    long read = 0;
+    long sent = 0;
+    long started = System.nanoTime();
+    long lastReport = 0;
+    if (resumeFrom > 0) {
+      log.info("resuming copy of {}/{} at byte {} (attempt {})", request.plan().vm(),
+          request.disk(), resumeFrom, ctx.getInfo().getAttempt());
+    }
+    while (offset < size) {
+      long at = offset;
+      CopyRangeResult r = call(() -> source.copyRange(request.plan().vm(), request.disk(), at,
+          Math.min(COPY_SLICE, size - at)));
+      offset = r.nextOffset();
+      read += r.bytesRead();
+      sent += r.bytesSent();
+      ctx.heartbeat(offset);
+      long now = System.nanoTime();
+      if (now - lastReport >= PROGRESS_EVERY.toNanos() || offset >= size) {
+        lastReport = now;
+        double seconds = Math.max(1e-3, (now - started) / 1e9);
+        reportProgress(request.progressWorkflowId(), new CopyProgress(request.disk(), offset, size,
+            sent, read / seconds, Instant.now()));
+      }
+    }
+    return new DiskCopyResult(request.disk(), read, sent, resumeFrom,
+        (System.nanoTime() - started) / 1_000_000);
+  }
+
+  private void reportProgress(String workflowId, CopyProgress p) {
+    try {
+      progress.report(workflowId, p);
+    } catch (RuntimeException e) {
+      // Progress is informational: a missed report must never fail the copy.
+      log.debug("progress report to {} failed: {}", workflowId, e.toString());
+    }
+  }
+
+  @Override
+  public ReplicationCycle replicateDelta(ProtectionPlan plan) {
+    ReplicationResult r = call(() -> agent(plan.sourceSite()).replicate(plan.vm()));
+    return new ReplicationCycle(r.lastSealedGeneration(), r.appliedGeneration(), r.pointTime(),
+        r.logsShipped(), r.bytesShipped());
+  }
+
+  @Override
+  public void completeInitialReplication(ProtectionPlan plan) {
+    call(() -> agent(plan.sourceSite()).completeInitialReplication(plan.vm()));
+  }
+
+  @Override
+  public void disableReplication(ProtectionPlan plan) {
+    call(() -> {
+      agent(plan.sourceSite()).disableProtection(plan.vm());
+      return null;
+    });
+  }
+
+  @Override
+  public ReplicaPoint replicaPoint(String site, String vm) {
+    VmRecord r = call(() -> agent(site).getVm(vm));
+    if (r.replica() == null) {
+      throw ApplicationFailure.newNonRetryableFailure("VM " + vm + " on " + site
+          + " is not a replica", FailureTypes.NOT_PROTECTED);
+    }
+    return new ReplicaPoint(r.replica().appliedGeneration(), r.replica().pointTime(),
+        r.replica().initialComplete());
+  }
+
+  @Override
+  public void powerOn(String site, String vm) {
+    call(() -> agent(site).setPower(vm, VmRecord.Power.RUNNING));
+  }
+
+  @Override
+  public void powerOff(String site, String vm) {
+    call(() -> agent(site).setPower(vm, VmRecord.Power.OFF));
+  }
+
+  @Override
+  public void commitFailover(ProtectionPlan plan) {
+    call(() -> agent(plan.targetSite()).setRole(plan.vm(), VmRecord.Role.PRIMARY));
+    call(() -> agent(plan.sourceSite()).setRole(plan.vm(), VmRecord.Role.FAILED_OVER));
+  }
+
+  /** Maps agent errors to failures: the code is the type, non-recoverable ones do not retry. */
+  static <T> T call(Supplier<T> call) {
+    try {
+      return call.get();
+    } catch (AgentException e) {
+      if (e.code().recoverable()) {
+        throw ApplicationFailure.newFailure(e.getMessage(), e.code().name());
+      }
+      throw ApplicationFailure.newNonRetryableFailure(e.getMessage(), e.code().name());
+    }
+  }
+}

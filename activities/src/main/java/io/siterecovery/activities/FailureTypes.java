@@ -1,0 +1,12 @@
+package io.siterecovery.activities;
+
+/** Failure types that workflows branch on, beyond the agent's own error codes. */
+public final class FailureTypes {
+  public static final String INVALID_INPUT = "InvalidInput";
+  public static final String UNKNOWN_POLICY = "UnknownPolicy";
+  public static final String UNKNOWN_SITE = "UnknownSite";
+  public static final String NOT_PROTECTED = "NotProtected";
+  public static final String REPLICA_BEHIND = "ReplicaBehind";
+
+  private FailureTypes() {}
+}

@@ -1,0 +1,75 @@
+package io.siterecovery.agent;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.concurrent.CountDownLatch;
+
+/**
+ * Runs one host agent as its own process:
+ * {@code --site NAME --data DIR [--bind HOST] [--http PORT] [--nbd PORT]}. When both listeners
+ * are up it prints one line {@code READY <httpPort> <nbdPort>} to stdout, then runs until it is
+ * stopped (SIGTERM closes it cleanly; SIGKILL is what the crash tests use).
+ */
+public final class AgentMain {
+  private AgentMain() {}
+
+  public static void main(String[] args) throws IOException, InterruptedException {
+    String site = null;
+    Path data = null;
+    String bind = "127.0.0.1";
+    int http = 0;
+    int nbd = 0;
+    for (int i = 0; i < args.length; i++) {
+      String flag = args[i];
+      if (i + 1 >= args.length) {
+        usage("missing value after " + flag);
+      }
+      String value = args[++i];
+      switch (flag) {
+        case "--site" -> site = value;
+        case "--data" -> data = Path.of(value);
+        case "--bind" -> bind = value;
+        case "--http" -> http = port(flag, value);
+        case "--nbd" -> nbd = port(flag, value);
+        default -> usage("unknown option " + flag);
+      }
+    }
+    if (site == null || data == null) {
+      usage("--site and --data are required");
+    }
+    HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd));
+    CountDownLatch stopped = new CountDownLatch(1);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      try {
+        agent.close();
+      } catch (IOException | RuntimeException e) {
+        System.err.println("agent close failed: " + e);
+      } finally {
+        stopped.countDown();
+      }
+    }, "agent-shutdown"));
+    System.out.println("READY " + agent.httpPort() + " " + agent.nbdPort());
+    System.out.flush();
+    stopped.await();
+  }
+
+  private static int port(String flag, String value) {
+    try {
+      int port = Integer.parseInt(value);
+      if (port < 0 || port > 65535) {
+        usage(flag + " must be a port number (0 picks a free port)");
+      }
+      return port;
+    } catch (NumberFormatException e) {
+      usage(flag + " must be a port number, not '" + value + "'");
+      return -1;
+    }
+  }
+
+  private static void usage(String problem) {
+    System.err.println("agent: " + problem);
+    System.err.println("usage: AgentMain --site NAME --data DIR [--bind HOST] [--http PORT]"
+        + " [--nbd PORT]");
+    System.exit(2);
+  }
+}

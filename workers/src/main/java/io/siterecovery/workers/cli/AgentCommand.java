@@ -1,0 +1,37 @@
+package io.siterecovery.workers.cli;
+
+import io.siterecovery.agent.HostAgent;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "agent", description = "Run one site's host agent (HTTP API and NBD exports).")
+final class AgentCommand implements Callable<Integer> {
+  @Option(names = "--site", required = true, description = "site name, e.g. primary")
+  String site;
+
+  @Option(names = "--data", required = true, description = "data directory of this agent")
+  Path data;
+
+  @Option(names = "--bind", defaultValue = "127.0.0.1", description = "address to listen on (default: ${DEFAULT-VALUE})")
+  String bind;
+
+  @Option(names = "--http", defaultValue = "8701", description = "HTTP API port (default: ${DEFAULT-VALUE})")
+  int http;
+
+  @Option(names = "--nbd", defaultValue = "10809", description = "NBD port (default: ${DEFAULT-VALUE})")
+  int nbd;
+
+  @Override
+  public Integer call() throws Exception {
+    CountDownLatch stop = new CountDownLatch(1);
+    try (HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd))) {
+      Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
+      System.out.printf("agent %s up: API %s, NBD port %d%n", site, agent.url(), agent.nbdPort());
+      stop.await();
+    }
+    return 0;
+  }
+}

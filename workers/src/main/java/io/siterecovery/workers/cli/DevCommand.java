@@ -1,0 +1,39 @@
+package io.siterecovery.workers.cli;
+
+import io.siterecovery.workers.dev.DevStack;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "dev", description = "Run the embedded default: Temporal test server on "
+    + "127.0.0.1:7233, the worker, and agents for sites primary (NBD :10809) and secondary "
+    + "(NBD :10810). Stays up until interrupted.")
+final class DevCommand implements Callable<Integer> {
+  @Option(names = "--data", description = "where disks and agent state live (default: ${DEFAULT-VALUE})",
+      defaultValue = ".site-recovery/dev")
+  Path data;
+
+  @Override
+  public Integer call() throws Exception {
+    CountDownLatch stop = new CountDownLatch(1);
+    try (DevStack stack = new DevStack(data, DevStack.Ports.defaults())) {
+      Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
+      System.out.printf("""
+          site-recovery dev is up (Ctrl-C to stop)
+            Temporal      %s namespace %s, task queue site-recovery
+            agent primary   %s  NBD nbd://127.0.0.1:%d/<vm>/<disk>
+            agent secondary %s  NBD nbd://127.0.0.1:%d/<vm>/<disk>
+            data          %s
+          try:  ./site-recovery vm create web01 --site primary --disk 1G
+                ./site-recovery protect web01
+                ./site-recovery status web01
+          """, stack.config().temporal(), stack.config().namespace(), stack.primary().url(),
+          stack.primary().nbdPort(), stack.secondary().url(), stack.secondary().nbdPort(),
+          data.toAbsolutePath());
+      stop.await();
+    }
+    return 0;
+  }
+}

@@ -1,0 +1,70 @@
+package io.siterecovery.workers.cli;
+
+import io.siterecovery.agent.api.AgentClient;
+import io.siterecovery.agent.vm.VmRecord;
+import io.siterecovery.workers.config.SiteRecoveryConfig;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "vm", description = "Manage VMs on a site's agent.",
+    subcommands = {VmCommand.Create.class, VmCommand.ListVms.class})
+final class VmCommand {
+
+  static AgentClient agent(SiteRecoveryConfig config, String site) {
+    String url = config.sites().get(site);
+    if (url == null) {
+      throw new IllegalArgumentException("unknown site '" + site + "'; configured: "
+          + config.sites().keySet());
+    }
+    return new AgentClient(url);
+  }
+
+  @Command(name = "create", description = "Create a running VM with raw disks, exported over NBD.")
+  static final class Create implements Callable<Integer> {
+    @Parameters(index = "0", description = "VM name")
+    String name;
+
+    @Option(names = "--site", required = true, description = "site to create it on")
+    String site;
+
+    @Option(names = "--disk", required = true, description = "disk size, e.g. 1G; repeat for more disks")
+    List<String> disks;
+
+    @Mixin
+    TemporalOptions options;
+
+    @Override
+    public Integer call() {
+      SiteRecoveryConfig config = options.resolve();
+      VmRecord vm = agent(config, site).createVm(name, disks.stream().map(Sizes::parse).toList());
+      String nbd = site.equals("primary") ? "10809" : "10810";
+      System.out.printf("created %s on %s:%n", vm.name(), site);
+      vm.disks().forEach(d -> System.out.printf("  %s  %s  nbd://127.0.0.1:%s/%s/%s%n", d.name(),
+          Sizes.format(d.sizeBytes()), nbd, vm.name(), d.name()));
+      return 0;
+    }
+  }
+
+  @Command(name = "list", description = "List VMs on every configured site.")
+  static final class ListVms implements Callable<Integer> {
+    @Mixin
+    TemporalOptions options;
+
+    @Override
+    public Integer call() {
+      SiteRecoveryConfig config = options.resolve();
+      for (String site : config.sites().keySet()) {
+        for (VmRecord vm : agent(config, site).listVms()) {
+          System.out.printf("%-10s %-16s %-12s %-8s %d disk(s)%s%n", site, vm.name(), vm.role(),
+              vm.power(), vm.disks().size(), vm.replica() != null
+                  ? "  replica at generation " + vm.replica().appliedGeneration() : "");
+        }
+      }
+      return 0;
+    }
+  }
+}

@@ -1,0 +1,93 @@
+package io.siterecovery.workers.dev;
+
+import io.siterecovery.activities.AgentActivitiesImpl;
+import io.siterecovery.activities.PolicyActivitiesImpl;
+import io.siterecovery.activities.SiteDirectory;
+import io.siterecovery.workflows.Registration;
+import io.siterecovery.workflows.common.SearchAttributeKeys;
+import io.siterecovery.workflows.common.SiteRecoveryDataConverter;
+import io.siterecovery.workers.config.SiteRecoveryConfig;
+import io.temporal.api.enums.v1.IndexedValueType;
+import io.temporal.api.operatorservice.v1.AddSearchAttributesRequest;
+import io.temporal.api.operatorservice.v1.ListSearchAttributesRequest;
+import io.temporal.client.WorkflowClient;
+import io.temporal.client.WorkflowClientOptions;
+import io.temporal.serviceclient.OperatorServiceStubs;
+import io.temporal.serviceclient.OperatorServiceStubsOptions;
+import io.temporal.serviceclient.WorkflowServiceStubs;
+import io.temporal.serviceclient.WorkflowServiceStubsOptions;
+import io.temporal.worker.Worker;
+import io.temporal.worker.WorkerFactory;
+import java.io.Closeable;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** Connects to Temporal and runs the site-recovery worker; stateless, so run as many as needed. */
+public final class WorkerRunner implements Closeable {
+  private static final Logger log = LoggerFactory.getLogger(WorkerRunner.class);
+
+  private final WorkflowServiceStubs service;
+  private final WorkflowClient client;
+  private final WorkerFactory factory;
+
+  public WorkerRunner(SiteRecoveryConfig config) {
+    this.service = connect(config.temporal());
+    this.client = client(service, config.namespace());
+    registerSearchAttributes(service, config.namespace());
+    this.factory = WorkerFactory.newInstance(client);
+    Worker worker = factory.newWorker(Registration.TASK_QUEUE);
+    Registration.registerWorkflows(worker);
+    SiteDirectory sites = new SiteDirectory(config.sites(), config.partners());
+    worker.registerActivitiesImplementations(
+        new AgentActivitiesImpl(sites, (workflowId, progress) ->
+            client.newUntypedWorkflowStub(workflowId).signal("copyProgress", progress)),
+        new PolicyActivitiesImpl(config.policySettings()));
+    factory.start();
+    log.info("worker polling task queue '{}' on {} namespace {}", Registration.TASK_QUEUE,
+        config.temporal(), config.namespace());
+  }
+
+  public static WorkflowServiceStubs connect(String address) {
+    return WorkflowServiceStubs.newServiceStubs(
+        WorkflowServiceStubsOptions.newBuilder().setTarget(address).build());
+  }
+
+  public static WorkflowClient client(WorkflowServiceStubs service, String namespace) {
+    return WorkflowClient.newInstance(service, WorkflowClientOptions.newBuilder()
+        .setNamespace(namespace).setDataConverter(SiteRecoveryDataConverter.create()).build());
+  }
+
+  /** Registers our Keyword search attributes where missing, so any server works out of the box. */
+  static void registerSearchAttributes(WorkflowServiceStubs service, String namespace) {
+    try {
+      OperatorServiceStubs operator = OperatorServiceStubs.newServiceStubs(
+          OperatorServiceStubsOptions.newBuilder().setChannel(service.getRawChannel()).build());
+      Set<String> existing = operator.blockingStub().listSearchAttributes(
+          ListSearchAttributesRequest.newBuilder().setNamespace(namespace).build())
+          .getCustomAttributesMap().keySet();
+      AddSearchAttributesRequest.Builder add = AddSearchAttributesRequest.newBuilder()
+          .setNamespace(namespace);
+      SearchAttributeKeys.ALL.stream().filter(k -> !existing.contains(k.getName()))
+          .forEach(k -> add.putSearchAttributes(k.getName(),
+              IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD));
+      if (add.getSearchAttributesCount() > 0) {
+        operator.blockingStub().addSearchAttributes(add.build());
+        log.info("registered search attributes {}", add.getSearchAttributesMap().keySet());
+      }
+    } catch (RuntimeException e) {
+      log.warn("could not register search attributes ({}); register them as Keyword: {}",
+          e.getMessage(), SearchAttributeKeys.ALL.stream().map(k -> k.getName()).toList());
+    }
+  }
+
+  public WorkflowClient client() {
+    return client;
+  }
+
+  @Override
+  public void close() {
+    factory.shutdownNow();
+    service.shutdownNow();
+  }
+}

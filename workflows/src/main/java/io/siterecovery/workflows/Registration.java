@@ -1,0 +1,20 @@
+package io.siterecovery.workflows;
+
+import io.siterecovery.workflows.common.SiteRecoveryDataConverter;
+import io.siterecovery.workflows.failover.FailoverWorkflowImpl;
+import io.siterecovery.workflows.protection.ProtectVmWorkflowImpl;
+import io.siterecovery.workflows.replication.InitialReplicationWorkflowImpl;
+import io.temporal.worker.Worker;
+
+/** The one place that knows which workflow implementations a worker runs, and how. */
+public final class Registration {
+  public static final String TASK_QUEUE = "site-recovery";
+
+  private Registration() {}
+
+  public static void registerWorkflows(Worker worker) {
+    worker.registerWorkflowImplementationTypes(SiteRecoveryDataConverter.implementationOptions(),
+        ProtectVmWorkflowImpl.class, InitialReplicationWorkflowImpl.class,
+        FailoverWorkflowImpl.class);
+  }
+}

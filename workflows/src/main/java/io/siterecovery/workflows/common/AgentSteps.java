@@ -1,0 +1,47 @@
+package io.siterecovery.workflows.common;
+
+import io.temporal.activity.ActivityOptions;
+import io.temporal.common.RetryOptions;
+import java.time.Duration;
+
+/**
+ * Activity options shared by the runbooks. Recoverable agent errors are retried after 1, 2, 4, 8
+ * and 10 minutes (the seeds' schedule); non-recoverable ones are non-retryable failures already.
+ */
+public final class AgentSteps {
+  private AgentSteps() {}
+
+  public static RetryOptions recoverableRetries() {
+    return RetryOptions.newBuilder()
+        .setInitialInterval(Duration.ofMinutes(1))
+        .setBackoffCoefficient(2.0)
+        .setMaximumInterval(Duration.ofMinutes(10))
+        .setMaximumAttempts(6)
+        .build();
+  }
+
+  /** A short agent call: power, plan, enable, finalize. */
+  public static ActivityOptions shortStep() {
+    return ActivityOptions.newBuilder()
+        .setStartToCloseTimeout(Duration.ofMinutes(2))
+        .setRetryOptions(recoverableRetries())
+        .build();
+  }
+
+  /** A disk copy: long, heartbeating after every slice so a retry resumes where it stopped. */
+  public static ActivityOptions diskCopy() {
+    return ActivityOptions.newBuilder()
+        .setStartToCloseTimeout(Duration.ofHours(24))
+        .setHeartbeatTimeout(Duration.ofMinutes(2))
+        .setRetryOptions(recoverableRetries())
+        .build();
+  }
+
+  /** A delta cycle: one attempt; the replication loop owns the back-off so status can show it. */
+  public static ActivityOptions deltaCycle() {
+    return ActivityOptions.newBuilder()
+        .setStartToCloseTimeout(Duration.ofMinutes(30))
+        .setRetryOptions(RetryOptions.newBuilder().setMaximumAttempts(1).build())
+        .build();
+  }
+}

@@ -1,0 +1,3 @@
+package io.siterecovery.workflows.common;
+
+public enum Health { NORMAL, WARNING, CRITICAL }

@@ -1,0 +1,3 @@
+package io.siterecovery.workflows.failover;
+
+public enum FailoverType { PLANNED, UNPLANNED, TEST }

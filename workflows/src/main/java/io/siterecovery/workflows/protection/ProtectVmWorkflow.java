@@ -1,0 +1,40 @@
+package io.siterecovery.workflows.protection;
+
+import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
+import io.siterecovery.workflows.common.OperatorRequest;
+import io.temporal.workflow.QueryMethod;
+import io.temporal.workflow.SignalMethod;
+import io.temporal.workflow.WorkflowInterface;
+import io.temporal.workflow.WorkflowMethod;
+
+/** Enables protection of one VM and keeps it replicated. Id: {@code protect-<vm>}. */
+@WorkflowInterface
+public interface ProtectVmWorkflow {
+  @WorkflowMethod(name = "ProtectVm")
+  ProtectionStatus protect(ProtectVmInput input);
+
+  /** Stops delta cycles; changes keep being tracked. */
+  @SignalMethod(name = "pause")
+  void pause(OperatorRequest request);
+
+  /** Resumes after pause, or retries now after a non-recoverable (CRITICAL) error. */
+  @SignalMethod(name = "resume")
+  void resume(OperatorRequest request);
+
+  /** Ends protection: tracking stops and the replica is removed. */
+  @SignalMethod(name = "disable")
+  void disable(OperatorRequest request);
+
+  @SignalMethod(name = "copyProgress")
+  void copyProgress(CopyProgress progress);
+
+  @SignalMethod(name = "failover")
+  void failover(FailoverNotice notice);
+
+  @QueryMethod(name = "status")
+  ProtectionStatus status();
+
+  static String workflowId(String vm) {
+    return "protect-" + vm;
+  }
+}

@@ -1,0 +1,11 @@
+package io.siterecovery.workflows.protection;
+
+import io.siterecovery.workflows.common.Health;
+import java.time.Instant;
+import java.util.List;
+
+/** The {@code status} query of ProtectVm. {@code rpoSeconds} is as of the workflow's clock. */
+public record ProtectionStatus(String vm, String policy, ProtectionState state, Health health,
+    List<String> healthReasons, String sourceSite, String targetSite, Long rpoSeconds,
+    RecoveryPoint latestRecoveryPoint, Progress progress, long deltaCycles, long failedCycles,
+    long bytesShipped, Instant lastCycleAt) {}

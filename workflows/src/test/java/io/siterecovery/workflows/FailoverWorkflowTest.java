@@ -1,0 +1,138 @@
+package io.siterecovery.workflows;
+
+import static io.siterecovery.workflows.WorkflowTestSupport.PLAN;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.mockito.ArgumentMatchers.any;
+import static org.mockito.Mockito.inOrder;
+import static org.mockito.Mockito.never;
+import static org.mockito.Mockito.verify;
+import static org.mockito.Mockito.when;
+
+import io.siterecovery.activities.AgentActivities;
+import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
+import io.siterecovery.workflows.common.OperatorRequest;
+import io.siterecovery.workflows.failover.FailoverInput;
+import io.siterecovery.workflows.failover.FailoverState;
+import io.siterecovery.workflows.failover.FailoverStatus;
+import io.siterecovery.workflows.failover.FailoverType;
+import io.siterecovery.workflows.failover.FailoverWorkflow;
+import io.siterecovery.workflows.protection.ProtectVmInput;
+import io.siterecovery.workflows.protection.ProtectVmWorkflow;
+import io.siterecovery.workflows.protection.ProtectionState;
+import io.siterecovery.workflows.protection.ProtectionStatus;
+import io.temporal.client.WorkflowClient;
+import io.temporal.client.WorkflowOptions;
+import io.temporal.client.WorkflowStub;
+import io.temporal.failure.ApplicationFailure;
+import io.temporal.testing.TestWorkflowEnvironment;
+import io.temporal.testing.TestWorkflowExtension;
+import java.time.Instant;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.mockito.InOrder;
+
+class FailoverWorkflowTest {
+  @RegisterExtension
+  static final TestWorkflowExtension testWorkflow = WorkflowTestSupport.extension();
+
+  private static ProtectVmWorkflow protect(TestWorkflowEnvironment env, WorkflowClient client) {
+    ProtectVmWorkflow wf = client.newWorkflowStub(ProtectVmWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(ProtectVmWorkflow.workflowId("web01")).build());
+    WorkflowClient.start(wf::protect, new ProtectVmInput("web01", null));
+    WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == ProtectionState.PROTECTED);
+    return wf;
+  }
+
+  private static FailoverWorkflow failover(TestWorkflowEnvironment env, WorkflowClient client) {
+    FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(FailoverWorkflow.workflowId("web01")).build());
+    WorkflowClient.start(wf::failover, new FailoverInput("web01", FailoverType.PLANNED, "LATEST"));
+    WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == FailoverState.AWAITING_COMMIT);
+    return wf;
+  }
+
+  @Test
+  void plannedFailoverShutsDownSynchronisesStartsReplicaAndCommits(TestWorkflowEnvironment env, WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
+    WorkflowTestSupport.start(env, agents);
+    ProtectVmWorkflow protection = protect(env, client);
+    FailoverWorkflow fo = failover(env, client);
+    assertThat(protection.status().state()).isEqualTo(ProtectionState.FAILED_OVER);
+    verify(agents, never()).commitFailover(any());
+
+    fo.commit(new OperatorRequest("go"));
+    FailoverStatus end = WorkflowStub.fromTyped(fo).getResult(FailoverStatus.class);
+    assertThat(end.state()).isEqualTo(FailoverState.COMMITTED);
+    assertThat(end.recoveryPoint()).isNotNull();
+    InOrder order = inOrder(agents);
+    order.verify(agents).powerOff("primary", "web01");
+    order.verify(agents).replicateDelta(PLAN);
+    order.verify(agents).powerOn("secondary", "web01");
+    order.verify(agents).commitFailover(PLAN);
+    ProtectionStatus protectionEnd =
+        WorkflowStub.fromTyped(protection).getResult(ProtectionStatus.class);
+    assertThat(protectionEnd.state()).isEqualTo(ProtectionState.FAILED_OVER);
+  }
+
+  @Test
+  void cancelRestartsTheSourceAndProtectionResumes(TestWorkflowEnvironment env, WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
+    WorkflowTestSupport.start(env, agents);
+    ProtectVmWorkflow protection = protect(env, client);
+    FailoverWorkflow fo = failover(env, client);
+
+    fo.cancel(new OperatorRequest("drill over"));
+    FailoverStatus end = WorkflowStub.fromTyped(fo).getResult(FailoverStatus.class);
+    assertThat(end.state()).isEqualTo(FailoverState.CANCELLED);
+    verify(agents).powerOff("secondary", "web01");
+    verify(agents).powerOn("primary", "web01");
+    verify(agents, never()).commitFailover(any());
+    WorkflowTestSupport.awaitVirtual(env, () -> protection.status().state() == ProtectionState.PROTECTED);
+    long cycles = protection.status().deltaCycles();
+    env.sleep(java.time.Duration.ofSeconds(61));
+    assertThat(protection.status().deltaCycles()).isGreaterThan(cycles);
+  }
+
+  @Test
+  void replicaBehindTheSourceRollsBackAndFails(TestWorkflowEnvironment env, WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
+    WorkflowTestSupport.start(env, agents);
+    ProtectVmWorkflow protection = protect(env, client);
+    when(agents.replicateDelta(any())).thenReturn(new ReplicationCycle(7, 6, Instant.now(), 1, 1));
+
+    FailoverWorkflow fo = client.newWorkflowStub(FailoverWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(FailoverWorkflow.workflowId("web01")).build());
+    WorkflowClient.start(fo::failover, new FailoverInput("web01", FailoverType.PLANNED, null));
+    Throwable failure = org.assertj.core.api.Assertions.catchThrowable(
+        () -> WorkflowStub.fromTyped(fo).getResult(FailoverStatus.class));
+    assertThat(failure).rootCause()
+        .hasMessageContaining("replica applied generation 6 but the source sealed 7");
+    verify(agents).powerOn("primary", "web01");
+    verify(agents, never()).powerOn("secondary", "web01");
+    WorkflowTestSupport.awaitVirtual(env, () -> protection.status().state() == ProtectionState.PROTECTED);
+  }
+
+  @Test
+  void badFailoverInputFailsAtOnce(TestWorkflowEnvironment env, WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
+    when(agents.describeProtection("db01")).thenThrow(ApplicationFailure.newNonRetryableFailure(
+        "VM db01 is not protected on any site", "NotProtected"));
+    WorkflowTestSupport.start(env, agents);
+
+    assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",
+        Map.of("vm", "web01", "type", "SIDEWAYS"))).contains("SIDEWAYS");
+    assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover", Map.of("vm", "web01")))
+        .contains("field 'type' is required");
+    assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",
+        Map.of("vm", "web01", "type", "PLANNED", "recoveryPoint", "rp-3")))
+        .contains("recoveryPoint");
+    assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",
+        Map.of("vm", "db01", "type", "PLANNED"))).contains("VM db01 is not protected");
+    assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",
+        Map.of("vm", "web01", "type", "PLANNED"))).contains("no running ProtectVm workflow");
+  }
+}
