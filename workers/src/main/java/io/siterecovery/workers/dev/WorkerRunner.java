@@ -18,6 +18,8 @@ import io.temporal.serviceclient.WorkflowServiceStubs;
 import io.temporal.serviceclient.WorkflowServiceStubsOptions;
 import io.temporal.worker.Worker;
 import io.temporal.worker.WorkerFactory;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import java.io.Closeable;
 import java.util.Set;
 import org.slf4j.Logger;
@@ -34,7 +36,7 @@ public final class WorkerRunner implements Closeable {
   public WorkerRunner(SiteRecoveryConfig config) {
     this.service = connect(config.temporal());
     this.client = client(service, config.namespace());
-    registerSearchAttributes(service, config.namespace());
+    registerSearchAttributes(config.temporal(), config.namespace());
     this.factory = WorkerFactory.newInstance(client);
     Worker worker = factory.newWorker(Registration.TASK_QUEUE);
     Registration.registerWorkflows(worker);
@@ -58,26 +60,52 @@ public final class WorkerRunner implements Closeable {
         .setNamespace(namespace).setDataConverter(SiteRecoveryDataConverter.create()).build());
   }
 
-  /** Registers our Keyword search attributes where missing, so any server works out of the box. */
-  static void registerSearchAttributes(WorkflowServiceStubs service, String namespace) {
+  /**
+   * Registers our Keyword search attributes where missing. Workflows upsert them, and a server
+   * without them would fail every such workflow task, so a worker that cannot make sure of them
+   * refuses to start.
+   */
+  static void registerSearchAttributes(String address, String namespace) {
+    OperatorServiceStubs operator = OperatorServiceStubs.newServiceStubs(
+        OperatorServiceStubsOptions.newBuilder().setTarget(address).validateAndBuildWithDefaults());
     try {
-      OperatorServiceStubs operator = OperatorServiceStubs.newServiceStubs(
-          OperatorServiceStubsOptions.newBuilder().setChannel(service.getRawChannel()).build());
-      Set<String> existing = operator.blockingStub().listSearchAttributes(
-          ListSearchAttributesRequest.newBuilder().setNamespace(namespace).build())
-          .getCustomAttributesMap().keySet();
+      Set<String> existing = existingSearchAttributes(operator, namespace);
       AddSearchAttributesRequest.Builder add = AddSearchAttributesRequest.newBuilder()
           .setNamespace(namespace);
       SearchAttributeKeys.ALL.stream().filter(k -> !existing.contains(k.getName()))
           .forEach(k -> add.putSearchAttributes(k.getName(),
               IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD));
       if (add.getSearchAttributesCount() > 0) {
-        operator.blockingStub().addSearchAttributes(add.build());
-        log.info("registered search attributes {}", add.getSearchAttributesMap().keySet());
+        try {
+          operator.blockingStub().addSearchAttributes(add.build());
+          log.info("registered search attributes {}", add.getSearchAttributesMap().keySet());
+        } catch (StatusRuntimeException e) {
+          if (e.getStatus().getCode() != Status.Code.ALREADY_EXISTS) {
+            throw e;
+          }
+        }
       }
     } catch (RuntimeException e) {
-      log.warn("could not register search attributes ({}); register them as Keyword: {}",
-          e.getMessage(), SearchAttributeKeys.ALL.stream().map(k -> k.getName()).toList());
+      throw new IllegalStateException("cannot register the search attributes " + SearchAttributeKeys.ALL
+          .stream().map(k -> k.getName()).toList() + " in namespace " + namespace + " ("
+          + e.getMessage() + "); create them as Keyword, e.g. `temporal operator search-attribute "
+          + "create --name VmName --type Keyword`", e);
+    } finally {
+      operator.shutdownNow();
+    }
+  }
+
+  /** The embedded test server cannot list attributes; there, we just add them all. */
+  private static Set<String> existingSearchAttributes(OperatorServiceStubs operator, String ns) {
+    try {
+      return operator.blockingStub().listSearchAttributes(
+          ListSearchAttributesRequest.newBuilder().setNamespace(ns).build())
+          .getCustomAttributesMap().keySet();
+    } catch (StatusRuntimeException e) {
+      if (e.getStatus().getCode() == Status.Code.UNIMPLEMENTED) {
+        return Set.of();
+      }
+      throw e;
     }
   }
 

@@ -1,0 +1,192 @@
+package io.siterecovery.workers.cli;
+
+import io.siterecovery.workflows.Registration;
+import io.siterecovery.workflows.common.OperatorRequest;
+import io.siterecovery.workflows.failover.FailoverInput;
+import io.siterecovery.workflows.failover.FailoverStatus;
+import io.siterecovery.workflows.failover.FailoverType;
+import io.siterecovery.workflows.failover.FailoverWorkflow;
+import io.siterecovery.workflows.protection.ProtectVmInput;
+import io.siterecovery.workflows.protection.ProtectVmWorkflow;
+import io.siterecovery.workflows.protection.ProtectionStatus;
+import io.siterecovery.workers.config.SiteRecoveryConfig;
+import io.siterecovery.workers.dev.WorkerRunner;
+import io.temporal.client.WorkflowClient;
+import io.temporal.client.WorkflowOptions;
+import io.temporal.client.WorkflowStub;
+import io.temporal.serviceclient.WorkflowServiceStubs;
+import java.util.concurrent.Callable;
+import java.util.function.Function;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** The operator's verbs: each starts, signals or queries a workflow, as the Temporal UI would. */
+final class OperatorCommands {
+  private OperatorCommands() {}
+
+  static <T> T withClient(TemporalOptions options, Function<WorkflowClient, T> action) {
+    SiteRecoveryConfig config = options.resolve();
+    WorkflowServiceStubs service = WorkerRunner.connect(config.temporal());
+    try {
+      return action.apply(WorkerRunner.client(service, config.namespace()));
+    } finally {
+      service.shutdownNow();
+    }
+  }
+
+  static WorkflowOptions options(String workflowId) {
+    return WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(workflowId).build();
+  }
+
+  @Command(name = "protect", description = "Start ProtectVm: enable protection of a VM.")
+  static final class Protect implements Callable<Integer> {
+    @Parameters(index = "0", description = "VM name")
+    String vm;
+
+    @Option(names = "--policy", description = "replication policy (default: default)")
+    String policy;
+
+    @Mixin
+    TemporalOptions options;
+
+    @Override
+    public Integer call() {
+      return withClient(options, client -> {
+        ProtectVmWorkflow wf = client.newWorkflowStub(ProtectVmWorkflow.class,
+            options(ProtectVmWorkflow.workflowId(vm)));
+        WorkflowClient.start(wf::protect, new ProtectVmInput(vm, policy));
+        System.out.printf("started %s; watch it with: ./site-recovery status %s%n",
+            ProtectVmWorkflow.workflowId(vm), vm);
+        return 0;
+      });
+    }
+  }
+
+  @Command(name = "status", description = "Query the status of a VM's protection and failover.")
+  static final class Status implements Callable<Integer> {
+    @Parameters(index = "0", description = "VM name")
+    String vm;
+
+    @Mixin
+    TemporalOptions options;
+
+    @Override
+    public Integer call() {
+      return withClient(options, client -> {
+        boolean any = false;
+        try {
+          ProtectionStatus s = client.newWorkflowStub(ProtectVmWorkflow.class,
+              ProtectVmWorkflow.workflowId(vm)).status();
+          System.out.println(StatusText.of(s));
+          any = true;
+        } catch (RuntimeException e) {
+          System.out.println("protection: none (" + rootMessage(e) + ")");
+        }
+        try {
+          FailoverStatus f = client.newWorkflowStub(FailoverWorkflow.class,
+              FailoverWorkflow.workflowId(vm)).status();
+          System.out.println(StatusText.of(f));
+          any = true;
+        } catch (RuntimeException e) {
+          // no failover has run for this VM: nothing to show
+        }
+        return any ? 0 : 1;
+      });
+    }
+  }
+
+  @Command(name = "failover", description = "Start a Failover of a VM to its replica site.")
+  static final class Failover implements Callable<Integer> {
+    @Parameters(index = "0", description = "VM name")
+    String vm;
+
+    @Option(names = "--type", defaultValue = "PLANNED", description = "PLANNED (default)")
+    FailoverType type;
+
+    @Option(names = "--recovery-point", defaultValue = "LATEST", description = "LATEST (default)")
+    String recoveryPoint;
+
+    @Mixin
+    TemporalOptions options;
+
+    @Override
+    public Integer call() {
+      return withClient(options, client -> {
+        FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class,
+            options(FailoverWorkflow.workflowId(vm)));
+        WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint));
+        System.out.printf("started %s; when it is AWAITING_COMMIT: ./site-recovery commit %s "
+            + "(or cancel)%n", FailoverWorkflow.workflowId(vm), vm);
+        return 0;
+      });
+    }
+  }
+
+  @Command(name = "commit", description = "Signal 'commit' to the VM's failover.")
+  static final class Commit implements Callable<Integer> {
+    @Parameters(index = "0", description = "VM name")
+    String vm;
+
+    @Mixin
+    TemporalOptions options;
+
+    @Override
+    public Integer call() {
+      return signal(options, FailoverWorkflow.workflowId(vm), "commit");
+    }
+  }
+
+  @Command(name = "cancel", description = "Signal 'cancel' to the VM's failover.")
+  static final class Cancel implements Callable<Integer> {
+    @Parameters(index = "0", description = "VM name")
+    String vm;
+
+    @Mixin
+    TemporalOptions options;
+
+    @Override
+    public Integer call() {
+      return signal(options, FailoverWorkflow.workflowId(vm), "cancel");
+    }
+  }
+
+  @Command(name = "signal", description = "Send pause, resume or disable to a VM's ProtectVm.")
+  static final class Signal implements Callable<Integer> {
+    @Parameters(index = "0", description = "VM name")
+    String vm;
+
+    @Parameters(index = "1", description = "pause | resume | disable")
+    String name;
+
+    @Mixin
+    TemporalOptions options;
+
+    @Override
+    public Integer call() {
+      if (!java.util.Set.of("pause", "resume", "disable").contains(name)) {
+        throw new IllegalArgumentException("unknown signal '" + name + "': pause, resume or disable");
+      }
+      return signal(options, ProtectVmWorkflow.workflowId(vm), name);
+    }
+  }
+
+  static int signal(TemporalOptions options, String workflowId, String signal) {
+    return withClient(options, client -> {
+      WorkflowStub stub = client.newUntypedWorkflowStub(workflowId);
+      stub.signal(signal, new OperatorRequest("from site-recovery CLI"));
+      System.out.printf("sent '%s' to %s%n", signal, workflowId);
+      return 0;
+    });
+  }
+
+  static String rootMessage(Throwable e) {
+    Throwable t = e;
+    while (t.getCause() != null) {
+      t = t.getCause();
+    }
+    return t.getMessage();
+  }
+}
