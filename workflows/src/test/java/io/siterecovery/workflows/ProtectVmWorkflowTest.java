@@ -77,6 +77,28 @@ class ProtectVmWorkflowTest {
   }
 
   @Test
+  void copyStillFailingAfterItsRetriesIsStartedAgainEveryThirtyMinutes(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, false);
+    ApplicationFailure down = ApplicationFailure.newFailure("agent unreachable", "PEER_UNREACHABLE");
+    org.mockito.Mockito.doThrow(down, down, down, down, down, down, down)
+        .doReturn(new DiskCopyResult("disk0", 1, 1, 0, 1))
+        .doReturn(new DiskCopyResult("disk1", 1, 1, 0, 1))
+        .when(agents).copyDisk(any());
+    WorkflowTestSupport.start(env, agents);
+    long started = env.currentTimeMillis();
+    ProtectVmWorkflow wf = startProtection(client);
+
+    // Six attempts 1, 2, 4, 8, 10 minutes apart fail (25 min), then 30 minutes pass.
+    env.sleep(Duration.ofMinutes(54));
+    assertThat(wf.status().state()).isEqualTo(ProtectionState.INITIAL_REPLICATION);
+    WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == ProtectionState.PROTECTED);
+    assertThat(env.currentTimeMillis() - started).isGreaterThanOrEqualTo(
+        Duration.ofMinutes(55).toMillis());
+    verify(agents, times(9)).copyDisk(any());
+  }
+
+  @Test
   void failedDeltaCyclesBackOffOneThenTwoMinutesWithWarningHealth(TestWorkflowEnvironment env, WorkflowClient client) {
     AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
     when(agents.replicateDelta(any()))

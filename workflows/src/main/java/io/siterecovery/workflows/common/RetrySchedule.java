@@ -7,12 +7,12 @@ import java.util.List;
 public final class RetrySchedule {
   private static final List<Duration> FIRST = List.of(Duration.ofMinutes(1), Duration.ofMinutes(2),
       Duration.ofMinutes(4), Duration.ofMinutes(8), Duration.ofMinutes(10));
-  private static final Duration THEN = Duration.ofMinutes(30);
+  public static final Duration LONG_TERM = Duration.ofMinutes(30);
 
   private RetrySchedule() {}
 
   /** Delay before the next attempt after {@code failures} consecutive failures (1-based). */
   public static Duration delayAfter(int failures) {
-    return failures <= FIRST.size() ? FIRST.get(failures - 1) : THEN;
+    return failures <= FIRST.size() ? FIRST.get(failures - 1) : LONG_TERM;
   }
 }

@@ -5,6 +5,9 @@ import io.siterecovery.activities.AgentActivityRecords.CopyDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.DiskCopyResult;
 import io.siterecovery.activities.ProtectionPlan.DiskInfo;
 import io.siterecovery.workflows.common.AgentSteps;
+import io.siterecovery.workflows.common.RetrySchedule;
+import io.temporal.failure.ActivityFailure;
+import io.temporal.failure.ApplicationFailure;
 import io.temporal.workflow.Workflow;
 import java.util.ArrayList;
 import java.util.List;
@@ -16,14 +19,36 @@ public class InitialReplicationWorkflowImpl implements InitialReplicationWorkflo
   private final AgentActivities agents =
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.diskCopy());
 
+  /**
+   * The activity retries 1-10 minutes apart; a longer outage must not end protection, so after
+   * those the disk is started again every 30 minutes (the seeds' second stage).
+   */
+  private DiskCopyResult copyWithLongRetries(InitialReplicationInput input, DiskInfo disk) {
+    int rounds = 0;
+    while (true) {
+      try {
+        return agents.copyDisk(new CopyDiskRequest(input.plan(), disk.name(), disk.sizeBytes(),
+            input.progressWorkflowId()));
+      } catch (ActivityFailure f) {
+        if (f.getCause() instanceof ApplicationFailure a && a.isNonRetryable()) {
+          throw f;
+        }
+        rounds++;
+        log.warn("copy of {}/{} still failing after its retries ({}); trying again in {} "
+            + "(round {})", input.plan().vm(), disk.name(), f.getCause().getMessage(),
+            RetrySchedule.LONG_TERM, rounds);
+        Workflow.sleep(RetrySchedule.LONG_TERM);
+      }
+    }
+  }
+
   @Override
   public InitialReplicationResult replicate(InitialReplicationInput input) {
     long started = Workflow.currentTimeMillis();
     List<DiskCopyResult> results = new ArrayList<>();
     // One disk at a time, as the seeds ask: bandwidth stays predictable and progress is per disk.
     for (DiskInfo disk : input.plan().disks()) {
-      DiskCopyResult r = agents.copyDisk(new CopyDiskRequest(input.plan(), disk.name(),
-          disk.sizeBytes(), input.progressWorkflowId()));
+      DiskCopyResult r = copyWithLongRetries(input, disk);
       log.info("copied {}/{}: {} bytes read, {} sent in {} ms", input.plan().vm(), disk.name(),
           r.bytesRead(), r.bytesSent(), r.durationMillis());
       results.add(r);
