@@ -36,6 +36,15 @@ public final class AgentHttpServer implements Closeable {
   private static final Logger log = LoggerFactory.getLogger(AgentHttpServer.class);
   private static final String NAME = "([A-Za-z0-9][A-Za-z0-9_.-]*)";
 
+  static {
+    // The JDK server writes a response's headers and body separately; with Nagle's algorithm on,
+    // the body then waits for the client's delayed ACK, 40 ms on Linux, on every exchange (a
+    // resync step, a delta cycle's calls). Read once, when the first server is created.
+    if (System.getProperty("sun.net.httpserver.nodelay") == null) {
+      System.setProperty("sun.net.httpserver.nodelay", "true");
+    }
+  }
+
   private interface Handler {
     Object handle(Matcher path, HttpExchange exchange) throws IOException;
   }
