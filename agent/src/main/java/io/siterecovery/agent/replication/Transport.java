@@ -1,8 +1,9 @@
 package io.siterecovery.agent.replication;
 
+import com.github.luben.zstd.Zstd;
 import com.github.luben.zstd.ZstdCompressCtx;
-import com.github.luben.zstd.ZstdIOException;
-import com.github.luben.zstd.ZstdInputStreamNoFinalizer;
+import com.github.luben.zstd.ZstdDecompressCtx;
+import com.github.luben.zstd.ZstdException;
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.api.AgentMessages.TransferOptions;
@@ -81,7 +82,7 @@ public final class Transport {
     private final InputStream source;
     private final ZstdCompressCtx ctx = new ZstdCompressCtx().setLevel(LEVEL).setChecksum(true);
     private final byte[] input = new byte[FRAME_INPUT];
-    private final byte[] frame = new byte[(int) com.github.luben.zstd.Zstd.compressBound(FRAME_INPUT)];
+    private final byte[] frame = new byte[(int) Zstd.compressBound(FRAME_INPUT)];
     private int pos;
     private int end;
     private boolean eof;
@@ -137,33 +138,128 @@ public final class Transport {
     }
   }
 
-  /** The receiving side: a damaged compressed stream is a bad transfer, worth a retry. */
-  static final class Unzstd extends FilterInputStream {
-    Unzstd(InputStream wire) throws IOException {
-      super(new ZstdInputStreamNoFinalizer(wire));
+  /**
+   * The receiving side, frame by frame: each zstd frame is buffered whole, its size found from its
+   * block headers, and decompressed with its content checksum checked. A body that ends inside a
+   * frame, a damaged frame or one that is not zstd is a bad transfer (TRANSFER_CORRUPT, worth a
+   * retry). zstd-jni's own ZstdInputStream is not used: it misses a body cut inside a frame whose
+   * start arrived in the same read as the end of the previous one.
+   */
+  static final class Unzstd extends InputStream {
+    /** Frames from other senders may be larger than ours; this bounds the memory one may take. */
+    static final int MAX_FRAME_CONTENT = 16 << 20;
+    private static final int ZSTD_MAGIC = 0xFD2FB528;
+    private static final int SKIPPABLE_MAGIC = 0x184D2A50; // low 4 bits free
+
+    private final InputStream wire;
+    private final ZstdDecompressCtx ctx = new ZstdDecompressCtx();
+    private byte[] in = new byte[(int) Zstd.compressBound(FRAME_INPUT) + 1024];
+    private int inLen;
+    private boolean wireEnded;
+    private byte[] out = new byte[FRAME_INPUT];
+    private int outPos;
+    private int outEnd;
+
+    Unzstd(InputStream wire) {
+      this.wire = wire;
+    }
+
+    private boolean fill() throws IOException {
+      while (outPos == outEnd) {
+        long frame = inLen == 0 ? -1 : completeFrameSize();
+        if (frame > 0) {
+          decode((int) frame);
+          continue;
+        }
+        if (wireEnded) {
+          if (inLen == 0) {
+            return false;
+          }
+          throw corrupt("the body ends inside a zstd frame (" + inLen + " bytes of it)", null);
+        }
+        if (inLen == in.length) {
+          if (in.length >= Zstd.compressBound(MAX_FRAME_CONTENT)) {
+            throw corrupt("a zstd frame larger than " + MAX_FRAME_CONTENT + " bytes", null);
+          }
+          in = java.util.Arrays.copyOf(in, (int) Math.min(2L * in.length,
+              Zstd.compressBound(MAX_FRAME_CONTENT)));
+        }
+        int n = wire.read(in, inLen, in.length - inLen);
+        if (n < 0) {
+          wireEnded = true;
+        } else {
+          inLen += n;
+        }
+      }
+      return true;
+    }
+
+    /** The size of the frame at the start of the buffer once it is all there, else -1. */
+    private long completeFrameSize() {
+      if (inLen >= 4) {
+        int magic = (in[0] & 0xff) | (in[1] & 0xff) << 8 | (in[2] & 0xff) << 16 | in[3] << 24;
+        if (magic != ZSTD_MAGIC && (magic & 0xFFFFFFF0) != SKIPPABLE_MAGIC) {
+          throw corrupt("not a zstd frame", null);
+        }
+      }
+      try {
+        return Zstd.findFrameCompressedSize(in, 0, inLen);
+      } catch (ZstdException incomplete) {
+        return -1; // its blocks have not all arrived
+      }
+    }
+
+    private void decode(int frameSize) {
+      try {
+        long content = Zstd.getFrameContentSize(in, 0, frameSize);
+        if (content < 0 || content > MAX_FRAME_CONTENT) {
+          throw corrupt("a zstd frame must declare its size, at most " + MAX_FRAME_CONTENT
+              + " bytes", null);
+        }
+        if (out.length < content) {
+          out = new byte[(int) content];
+        }
+        outEnd = content == 0 ? 0 : ctx.decompressByteArray(out, 0, (int) content, in, 0,
+            frameSize);
+        outPos = 0;
+      } catch (ZstdException e) {
+        throw corrupt(e.getMessage(), e);
+      }
+      System.arraycopy(in, frameSize, in, 0, inLen - frameSize);
+      inLen -= frameSize;
     }
 
     @Override
     public int read() throws IOException {
-      try {
-        return super.read();
-      } catch (ZstdIOException e) {
-        throw corrupt(e);
-      }
+      return fill() ? out[outPos++] & 0xff : -1;
     }
 
     @Override
     public int read(byte[] b, int off, int len) throws IOException {
+      if (len == 0) {
+        return 0;
+      }
+      if (!fill()) {
+        return -1;
+      }
+      int n = Math.min(len, outEnd - outPos);
+      System.arraycopy(out, outPos, b, off, n);
+      outPos += n;
+      return n;
+    }
+
+    @Override
+    public void close() throws IOException {
       try {
-        return super.read(b, off, len);
-      } catch (ZstdIOException e) {
-        throw corrupt(e);
+        wire.close();
+      } finally {
+        ctx.close();
       }
     }
 
-    private static AgentException corrupt(ZstdIOException e) {
+    private static AgentException corrupt(String problem, Throwable cause) {
       return new AgentException(ErrorCode.TRANSFER_CORRUPT,
-          "compressed body damaged in transit: " + e.getMessage(), e);
+          "compressed body damaged in transit: " + problem, cause);
     }
   }
 
