@@ -244,6 +244,9 @@ public final class ReplicationSource {
         }
       }
       host.update(vm, r -> r.withProtection(null));
+      // A resync under way or required belonged to this relationship: a new one starts afresh
+      // (its generations start again at 1).
+      ResyncLedger.clear(vm.dir());
       log.info("[{}] protection of {} disabled", host.site(), vmName);
     } finally {
       vm.operationLock().unlock();

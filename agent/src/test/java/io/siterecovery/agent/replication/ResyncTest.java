@@ -305,6 +305,15 @@ class ResyncTest {
     agents.p.createVm("plain", List.of(MIB));
     assertThat(catchThrowableOfType(AgentException.class, () -> agents.p.beginResync("plain"))
         .code()).isEqualTo(ErrorCode.INVALID_STATE);
+
+    // disabling protection forgets the resync: a new relationship starts at generation 1
+    agents.p.disableProtection("web01");
+    assertThat(sourceDir("web01").resolve("resync-source.json")).doesNotExist();
+    agents.p.enableProtection("web01", agents.secondary.site(), agents.secondary.url());
+    agents.initialCopy("web01", "disk0", SIZE0, SIZE0, null);
+    agents.initialCopy("web01", "disk1", SIZE1, SIZE1, null);
+    assertThat(agents.p.replicate("web01").appliedGeneration()).isEqualTo(1);
+    assertIdentical("web01");
   }
 
   private static long align(long value, long to) {
