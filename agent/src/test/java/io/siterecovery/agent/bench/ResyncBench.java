@@ -78,21 +78,23 @@ public final class ResyncBench {
       copyInPlace(replica, rsyncCopy);
       long differingBytes = (long) differing * BLOCK;
       // Neither side should pay for the preparation's writes: flush them to disk now (a resync
-      // step makes the replica durable, rsync --inplace does not sync), and warm the JIT up as a
-      // long-running agent is (SHA-256 runs interpreted until it is compiled to SHA-NI code).
+      // step makes the replica durable, rsync --inplace does not sync), and warm the JIT up as in
+      // a long-running agent (SHA-256 runs interpreted until it is compiled to SHA-NI code, and
+      // so do the HTTP client and server).
       for (Path f : List.of(source, replica, rsyncCopy)) {
         try (FileChannel ch = FileChannel.open(f, StandardOpenOption.WRITE)) {
           ch.force(true);
         }
       }
-      io.siterecovery.agent.replication.BlockChecksums.compute(
-          agents.primary.vms().get("bench").disk("disk0"), 0,
-          (int) Math.min(blocks, (256L << 20) / BLOCK), BLOCK);
+      warmUp(agents);
       System.out.printf(Locale.ROOT, "prepared in %.1f s: %d of %d blocks differ (%s)%n",
           seconds(t), differing, blocks, human(differingBytes));
 
       // ours
       wire.reset();
+      com.sun.management.OperatingSystemMXBean os = (com.sun.management.OperatingSystemMXBean)
+          java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+      long cpu = os.getProcessCpuTime();
       t = System.nanoTime();
       long g = agents.p.beginResync("bench").generation();
       List<String> phases = new ArrayList<>();
@@ -118,13 +120,16 @@ public final class ResyncBench {
       agents.p.completeResync("bench");
       phases.add(String.format(Locale.ROOT, "complete %.2f s", seconds(completeStart)));
       double ours = seconds(t);
+      double oursCpu = (os.getProcessCpuTime() - cpu) / 1e9; // both agents: one JVM
       long up = wire.bytesUp();
       long down = wire.bytesDown();
       boolean oursEqual = Files.mismatch(source, replica) == -1;
 
       // rsync, on a copy of the same damaged replica
       t = System.nanoTime();
-      Process rsync = new ProcessBuilder("rsync", "--inplace", "--no-whole-file", "--stats",
+      // bash's "times" reports the CPU of its children: rsync's sender, receiver and generator
+      Process rsync = new ProcessBuilder("bash", "-c",
+          "rsync --inplace --no-whole-file --stats \"$1\" \"$2\" && times", "rsync",
           source.toString(), rsyncCopy.toString()).redirectErrorStream(true).start();
       String stats = new String(rsync.getInputStream().readAllBytes());
       if (!rsync.waitFor(1, TimeUnit.HOURS) || rsync.exitValue() != 0) {
@@ -135,23 +140,58 @@ public final class ResyncBench {
       long literal = number(stats, "Literal data: ([0-9,]+)");
       long rsyncSent = number(stats, "Total bytes sent: ([0-9,]+)");
       long rsyncReceived = number(stats, "Total bytes received: ([0-9,]+)");
+      Matcher times = Pattern.compile("(?m)^(\\d+)m([0-9.]+)s (\\d+)m([0-9.]+)s$").matcher(stats);
+      double theirsCpu = Double.NaN;
+      for (int line = 0; times.find(); line++) {
+        if (line == 1) { // the second line: children
+          theirsCpu = 60 * Long.parseLong(times.group(1)) + Double.parseDouble(times.group(2))
+              + 60 * Long.parseLong(times.group(3)) + Double.parseDouble(times.group(4));
+        }
+      }
 
       System.out.printf(Locale.ROOT, "%nresync (generation %d, %d steps): %.2f s, %.0f MB/s of disk;"
           + " %d blocks found differing; identical after: %s%n", g, steps, ours,
           size / ours / 1e6, found, oursEqual);
       System.out.println("  " + String.join(", ", phases));
+      System.out.printf(Locale.ROOT, "  CPU %.2f s (both agents, user + system)%n", oursCpu);
       System.out.printf(Locale.ROOT, "  data bytes sent %s = %.3f x the difference; on the wire "
           + "%s to the replica (%.3f x) and %s back (checksums)%n", human(sent),
           (double) sent / differingBytes, human(up), (double) up / differingBytes, human(down));
       System.out.printf(Locale.ROOT, "rsync --inplace --no-whole-file: %.2f s, %.0f MB/s of disk;"
-          + " identical after: %s%n", theirs, size / theirs / 1e6, theirsEqual);
+          + " identical after: %s%n  CPU %.2f s (all its processes, user + system)%n", theirs,
+          size / theirs / 1e6, theirsEqual, theirsCpu);
       System.out.printf(Locale.ROOT, "  literal data %s = %.3f x the difference; %s sent, %s"
           + " received between its processes%n", human(literal), (double) literal / differingBytes,
           human(rsyncSent), human(rsyncReceived));
-      System.out.printf(Locale.ROOT, "%nresync is %.2f x faster than rsync (target >= 2); sends"
+      System.out.printf(Locale.ROOT, "%nCPU: resync uses %.2f x what rsync uses; cores here: %d%n",
+          oursCpu / theirsCpu, Runtime.getRuntime().availableProcessors());
+      System.out.printf(Locale.ROOT, "resync is %.2f x faster than rsync (target >= 2); sends"
           + " %.3f x the difference in data, %.3f x counting everything on the wire"
           + " (target <= 1.2)%n", theirs / ours, (double) sent / differingBytes,
           (double) (up + down) / differingBytes);
+    }
+  }
+
+  /** Resyncs a small VM a few times, so that hashing, HTTP and JSON code are compiled. */
+  private static void warmUp(AgentPair agents) throws IOException {
+    long size = 128L << 20;
+    agents.p.createVm("warm", List.of(size));
+    agents.p.enableProtection("warm", agents.secondary.site(), agents.secondary.url());
+    fillRandom(agents.primary.diskImage("warm", "disk0"), size, 3);
+    copyInPlace(agents.primary.diskImage("warm", "disk0"),
+        agents.secondary.diskImage("warm", "disk0"));
+    agents.p.replicate("warm");
+    agents.p.completeInitialReplication("warm");
+    for (int round = 0; round < 5; round++) {
+      overwriteBlocks(agents.secondary.diskImage("warm", "disk0"),
+          new TreeSet<>(List.of(3L, 700L, 1500L)), new SplittableRandom(round));
+      agents.p.beginResync("warm");
+      long cursor = 0;
+      while (cursor < size / BLOCK) {
+        cursor = agents.p.resyncStep("warm", "disk0",
+            new ResyncStepRequest(cursor, 512, BLOCK, null)).nextBlock();
+      }
+      agents.p.completeResync("warm");
     }
   }
 
