@@ -138,8 +138,7 @@ public final class ReplicationSource {
         List<SealedLog> batch = new ArrayList<>();
         for (VirtualDisk d : vm.disks()) {
           SealedLog l = d.tracker().sealedLogs().stream().filter(x -> x.generation() == g)
-              .findFirst().orElseThrow(() -> new AgentException(ErrorCode.LOG_CORRUPT,
-                  "log generation " + g + " of " + vmName + "/" + d.name() + " is missing"));
+              .findFirst().orElseThrow(() -> missing(vm, d, g));
           verify(vm, d, l);
           batch.add(l);
           Instant sealedAt = Files.getLastModifiedTime(l.path()).toInstant();
@@ -165,6 +164,14 @@ public final class ReplicationSource {
     } finally {
       vm.operationLock().unlock();
     }
+  }
+
+  /** A sealed log that vanished took changes with it: only a resync can bring them over. */
+  private static AgentException missing(Vm vm, VirtualDisk d, long generation) {
+    String reason = "log generation " + generation + " of " + vm.name() + "/" + d.name()
+        + " is missing";
+    ResyncLedger.markRequired(vm, ErrorCode.LOG_CORRUPT + ": " + reason);
+    return new AgentException(ErrorCode.LOG_CORRUPT, reason);
   }
 
   private static void verify(Vm vm, VirtualDisk d, SealedLog l) throws IOException {

@@ -278,6 +278,20 @@ class ResyncTest {
   }
 
   @Test
+  void aSealedLogThatVanishedRequiresAResyncToo() throws IOException {
+    protectedAndReplicated("web01");
+    for (VirtualDisk d : agents.primary.vms().get("web01").disks()) {
+      d.withWritesHeld(() -> d.tracker().swap());
+    }
+    VirtualDisk disk1 = agents.primary.vms().get("web01").disk("disk1");
+    Files.delete(disk1.tracker().sealedLogs().get(0).path());
+    assertThat(catchThrowableOfType(AgentException.class, () -> agents.p.replicate("web01"))
+        .code()).isEqualTo(ErrorCode.LOG_CORRUPT);
+    assertThat(agents.p.sourceStatus("web01").resyncRequiredReason())
+        .contains("generation 2 of web01/disk1 is missing");
+  }
+
+  @Test
   void badResyncRequestsAreRefusedWithTheirCode() throws IOException {
     protectedAndReplicated("web01");
     assertThat(catchThrowableOfType(AgentException.class, () -> agents.p.resyncStep("web01",
