@@ -21,6 +21,8 @@ public final class CountingProxy implements AutoCloseable {
   private final InetSocketAddress target;
   private final AtomicLong upstream = new AtomicLong();
   private final AtomicLong downstream = new AtomicLong();
+  private final AtomicLong firstUp = new AtomicLong(Long.MAX_VALUE);
+  private final AtomicLong lastUp = new AtomicLong(Long.MIN_VALUE);
   private final List<Socket> sockets = new CopyOnWriteArrayList<>();
 
   private CountingProxy(ServerSocket server, InetSocketAddress target) {
@@ -51,9 +53,16 @@ public final class CountingProxy implements AutoCloseable {
     return downstream.get();
   }
 
+  /** Seconds between the first and the last bytes relayed towards the target since the reset. */
+  public double upSeconds() {
+    return (lastUp.get() - firstUp.get()) / 1e9;
+  }
+
   public void reset() {
     upstream.set(0);
     downstream.set(0);
+    firstUp.set(Long.MAX_VALUE);
+    lastUp.set(Long.MIN_VALUE);
   }
 
   private void acceptLoop() {
@@ -63,15 +72,15 @@ public final class CountingProxy implements AutoCloseable {
         Socket backend = new Socket(target.getAddress(), target.getPort());
         sockets.add(client);
         sockets.add(backend);
-        pump(client, backend, upstream);
-        pump(backend, client, downstream);
+        pump(client, backend, upstream, true);
+        pump(backend, client, downstream, false);
       } catch (IOException e) {
         return; // closed
       }
     }
   }
 
-  private static void pump(Socket from, Socket to, AtomicLong counter) {
+  private void pump(Socket from, Socket to, AtomicLong counter, boolean up) {
     Thread t = new Thread(() -> {
       byte[] buffer = new byte[64 << 10];
       try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
@@ -79,6 +88,11 @@ public final class CountingProxy implements AutoCloseable {
         while ((n = in.read(buffer)) >= 0) {
           out.write(buffer, 0, n);
           counter.addAndGet(n);
+          if (up) {
+            long now = System.nanoTime();
+            firstUp.accumulateAndGet(now, Math::min);
+            lastUp.accumulateAndGet(now, Math::max);
+          }
         }
       } catch (IOException e) {
         // one side went away: close both
