@@ -9,6 +9,8 @@ public enum ErrorCode {
   VM_NOT_FOUND(404, false),
   VM_EXISTS(409, false),
   INVALID_STATE(409, false),
+  /** A resync is under way: delta cycles wait for it (retried with back-off meanwhile). */
+  RESYNC_IN_PROGRESS(409, true),
   LOG_CORRUPT(422, false),
   TRANSFER_CORRUPT(422, true),
   PEER_UNREACHABLE(502, true),

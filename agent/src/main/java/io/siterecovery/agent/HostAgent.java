@@ -4,7 +4,10 @@ import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.api.AgentHttpServer;
 import io.siterecovery.agent.nbd.NbdServer;
 import io.siterecovery.agent.replication.ReplicaStore;
+import io.siterecovery.agent.replication.OfflineChanges;
 import io.siterecovery.agent.replication.ReplicationSource;
+import io.siterecovery.agent.replication.ResyncSource;
+import io.siterecovery.agent.replication.ResyncTarget;
 import io.siterecovery.agent.vm.VmHost;
 import java.io.Closeable;
 import java.io.IOException;
@@ -25,14 +28,17 @@ public final class HostAgent implements Closeable {
 
   public HostAgent(Settings settings) throws IOException {
     this.settings = settings;
+    // Before the VMs are loaded and their trackers opened: were images written while we were down?
+    OfflineChanges.detect(settings.site(), settings.dataDir());
     this.host = new VmHost(settings.site(), settings.dataDir());
     this.nbd = new NbdServer(host, new InetSocketAddress(settings.bindHost(), settings.nbdPort()));
     host.onPowerOff(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
     Map<String, AgentClient> peers = new ConcurrentHashMap<>();
     ReplicationSource source = new ReplicationSource(host,
         url -> peers.computeIfAbsent(url, AgentClient::new));
-    this.http = new AgentHttpServer(host, source, new ReplicaStore(host),
-        new InetSocketAddress(settings.bindHost(), settings.httpPort()));
+    ResyncSource resync = new ResyncSource(host, url -> peers.computeIfAbsent(url, AgentClient::new));
+    this.http = new AgentHttpServer(host, source, new ReplicaStore(host), resync,
+        new ResyncTarget(host), new InetSocketAddress(settings.bindHost(), settings.httpPort()));
   }
 
   public String site() {
@@ -68,5 +74,7 @@ public final class HostAgent implements Closeable {
     http.close();
     nbd.close();
     host.close();
+    // Only now, with no write possible, do the images' stamps describe the state we leave.
+    OfflineChanges.recordCleanShutdown(settings.dataDir(), host.list());
   }
 }

@@ -6,6 +6,7 @@ import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.Json;
 import io.siterecovery.agent.api.AgentMessages.*;
+import io.siterecovery.agent.replication.Transport;
 import io.siterecovery.agent.vm.VmRecord;
 import java.io.IOException;
 import java.io.InputStream;
@@ -78,12 +79,69 @@ public final class AgentClient {
   }
 
   public CopyRangeResult copyRange(String vm, String disk, long offset, long length) {
+    return copyRange(vm, disk, offset, length, null);
+  }
+
+  /** Copies a range to the replica with the given transfer options (null: defaults). */
+  public CopyRangeResult copyRange(String vm, String disk, long offset, long length,
+      TransferOptions transfer) {
     return call("POST", "v1/vms/" + vm + "/disks/" + disk + "/copy",
-        new CopyRangeRequest(offset, length), CopyRangeResult.class);
+        new CopyRangeRequest(offset, length, transfer), CopyRangeResult.class);
   }
 
   public ReplicationResult replicate(String vm) {
     return call("POST", "v1/vms/" + vm + "/replicate", null, ReplicationResult.class);
+  }
+
+  /** One delta cycle whose logs travel with the given transfer options (null: defaults). */
+  public ReplicationResult replicate(String vm, TransferOptions transfer) {
+    return call("POST", "v1/vms/" + vm + "/replicate",
+        transfer == null ? null : new ReplicateRequest(transfer), ReplicationResult.class);
+  }
+
+  /**
+   * Starts (or finds) the resync of a protected VM: every disk's log is sealed at one instant and
+   * the unshipped logs up to that generation are discarded. Calling it again while the resync is
+   * under way returns the same generation.
+   */
+  public ResyncBegin beginResync(String vm) {
+    return call("POST", "v1/vms/" + vm + "/resync/begin", null, ResyncBegin.class);
+  }
+
+  /** Compares one run of blocks of a disk with the replica and sends the differing ones. */
+  public ResyncStepResult resyncStep(String vm, String disk, ResyncStepRequest request) {
+    return call("POST", "v1/vms/" + vm + "/disks/" + disk + "/resync", request,
+        ResyncStepResult.class);
+  }
+
+  /** Ends a resync once every disk was compared to its end; returns the replica's record. */
+  public VmRecord completeResync(String vm) {
+    return call("POST", "v1/vms/" + vm + "/resync/complete", null, VmRecord.class);
+  }
+
+  /** Replica side: records that the replica is being resynchronised to {@code generation}. */
+  public ResyncBegin beginReplicaResync(String vm, long generation) {
+    return call("POST", "v1/replicas/" + vm + "/resync/begin", new ResyncBegin(generation),
+        ResyncBegin.class);
+  }
+
+  /** Replica side: 32-byte SHA-256 digests of the requested blocks, in block order. */
+  public byte[] replicaChecksums(String vm, String disk, ChecksumRequest request) {
+    try {
+      HttpRequest http = HttpRequest.newBuilder(base.resolve("v1/replicas/" + vm + "/disks/" + disk
+              + "/checksums"))
+          .header("Content-Type", "application/json")
+          .POST(BodyPublishers.ofByteArray(Json.MAPPER.writeValueAsBytes(request))).build();
+      return exchange(http, null);
+    } catch (IOException e) {
+      throw unreachable(e);
+    }
+  }
+
+  /** Replica side: the replica's applied generation becomes the resync's generation. */
+  public VmRecord completeReplicaResync(String vm, long generation) {
+    return call("POST", "v1/replicas/" + vm + "/resync/complete", new ResyncBegin(generation),
+        VmRecord.class);
   }
 
   public SourceStatus sourceStatus(String vm) {
@@ -100,8 +158,16 @@ public final class AgentClient {
   }
 
   public long sendRanges(String vm, String disk, Supplier<InputStream> frames) {
+    return sendRanges(vm, disk, frames, null);
+  }
+
+  /** Sends range frames, compressed and paced as {@code transfer} says (null: defaults). */
+  public long sendRanges(String vm, String disk, Supplier<InputStream> frames,
+      TransferOptions transfer) {
+    TransferOptions t = Transport.validate(transfer);
     java.util.Map<?, ?> result = call("PUT", "v1/replicas/" + vm + "/disks/" + disk + "/ranges",
-        BodyPublishers.ofInputStream(frames), java.util.Map.class);
+        BodyPublishers.ofInputStream(() -> Transport.encode(frames.get(), t)),
+        Transport.contentEncoding(t), JSON.constructType(java.util.Map.class));
     return ((Number) result.get("bytesWritten")).longValue();
   }
 
@@ -112,6 +178,26 @@ public final class AgentClient {
     } catch (java.io.FileNotFoundException e) {
       throw new AgentException(ErrorCode.LOG_CORRUPT, "log " + log + " vanished before shipping");
     }
+  }
+
+  /** Ships a sealed log, compressed and paced as {@code transfer} says (null: as above). */
+  public void sendLog(String vm, String disk, long generation, Path log, TransferOptions transfer) {
+    TransferOptions t = Transport.validate(transfer);
+    if (t.equals(TransferOptions.DEFAULT)) {
+      sendLog(vm, disk, generation, log);
+      return;
+    }
+    if (!java.nio.file.Files.isRegularFile(log)) {
+      throw new AgentException(ErrorCode.LOG_CORRUPT, "log " + log + " vanished before shipping");
+    }
+    call("PUT", "v1/replicas/" + vm + "/disks/" + disk + "/logs/" + generation,
+        BodyPublishers.ofInputStream(() -> {
+          try {
+            return Transport.encode(java.nio.file.Files.newInputStream(log), t);
+          } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          }
+        }), Transport.contentEncoding(t), JSON.constructType(java.util.Map.class));
   }
 
   public VmRecord applyLogs(String vm, ApplyRequest request) {
@@ -131,6 +217,14 @@ public final class AgentClient {
   }
 
   private <T> T call(String method, String path, Object body, JavaType type) {
+    return call(method, path, body, null, type);
+  }
+
+  private static final com.fasterxml.jackson.databind.type.TypeFactory JSON =
+      Json.MAPPER.getTypeFactory();
+
+  private <T> T call(String method, String path, Object body, String contentEncoding,
+      JavaType type) {
     try {
       BodyPublisher publisher;
       if (body instanceof BodyPublisher p) {
@@ -140,24 +234,42 @@ public final class AgentClient {
       } else {
         publisher = BodyPublishers.noBody();
       }
-      HttpRequest request = HttpRequest.newBuilder(base.resolve(path))
+      HttpRequest.Builder request = HttpRequest.newBuilder(base.resolve(path))
           .header("Content-Type", body instanceof BodyPublisher
               ? "application/octet-stream" : "application/json")
-          .method(method, publisher).build();
+          .method(method, publisher);
+      if (contentEncoding != null) {
+        request.header(Transport.CONTENT_ENCODING, contentEncoding);
+      }
+      return exchange(request.build(), type);
+    } catch (IOException e) {
+      throw unreachable(e);
+    }
+  }
+
+  /** Sends a request; a JSON answer is read as {@code type}, or returned raw when type is null. */
+  @SuppressWarnings("unchecked")
+  private <T> T exchange(HttpRequest request, JavaType type) {
+    try {
       HttpResponse<InputStream> response = http.send(request, HttpResponse.BodyHandlers.ofInputStream());
       try (InputStream in = response.body()) {
         if (response.statusCode() >= 300) {
           ErrorBody error = Json.MAPPER.readValue(in, ErrorBody.class);
           throw new AgentException(ErrorCode.valueOf(error.code()), error.message());
         }
-        return Json.MAPPER.readValue(in, type);
+        return type == null ? (T) in.readAllBytes() : Json.MAPPER.readValue(in, type);
       }
     } catch (IOException e) {
-      throw new AgentException(ErrorCode.PEER_UNREACHABLE,
-          "agent " + base + " unreachable: " + e, e);
+      throw unreachable(e);
+    } catch (java.io.UncheckedIOException e) {
+      throw unreachable(e.getCause());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new AgentException(ErrorCode.PEER_UNREACHABLE, "interrupted calling " + base, e);
     }
+  }
+
+  private AgentException unreachable(IOException e) {
+    return new AgentException(ErrorCode.PEER_UNREACHABLE, "agent " + base + " unreachable: " + e, e);
   }
 }

@@ -8,6 +8,9 @@ import io.siterecovery.agent.Json;
 import io.siterecovery.agent.api.AgentMessages.*;
 import io.siterecovery.agent.replication.ReplicaStore;
 import io.siterecovery.agent.replication.ReplicationSource;
+import io.siterecovery.agent.replication.ResyncSource;
+import io.siterecovery.agent.replication.ResyncTarget;
+import io.siterecovery.agent.replication.Transport;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
 import java.io.Closeable;
@@ -33,6 +36,15 @@ public final class AgentHttpServer implements Closeable {
   private static final Logger log = LoggerFactory.getLogger(AgentHttpServer.class);
   private static final String NAME = "([A-Za-z0-9][A-Za-z0-9_.-]*)";
 
+  static {
+    // The JDK server writes a response's headers and body separately; with Nagle's algorithm on,
+    // the body then waits for the client's delayed ACK, 40 ms on Linux, on every exchange (a
+    // resync step, a delta cycle's calls). Read once, when the first server is created.
+    if (System.getProperty("sun.net.httpserver.nodelay") == null) {
+      System.setProperty("sun.net.httpserver.nodelay", "true");
+    }
+  }
+
   private interface Handler {
     Object handle(Matcher path, HttpExchange exchange) throws IOException;
   }
@@ -42,15 +54,26 @@ public final class AgentHttpServer implements Closeable {
   private final VmHost host;
   private final ReplicationSource source;
   private final ReplicaStore replicas;
+  private final ResyncSource resyncSource;
+  private final ResyncTarget resyncTarget;
   private final HttpServer server;
   private final ExecutorService executor;
   private final List<Route> routes = new ArrayList<>();
 
   public AgentHttpServer(VmHost host, ReplicationSource source, ReplicaStore replicas,
       InetSocketAddress bind) throws IOException {
+    this(host, source, replicas, new ResyncSource(host, AgentClient::new), new ResyncTarget(host),
+        bind);
+  }
+
+  public AgentHttpServer(VmHost host, ReplicationSource source, ReplicaStore replicas,
+      ResyncSource resyncSource, ResyncTarget resyncTarget, InetSocketAddress bind)
+      throws IOException {
     this.host = host;
     this.source = source;
     this.replicas = replicas;
+    this.resyncSource = resyncSource;
+    this.resyncTarget = resyncTarget;
     this.server = HttpServer.create(bind, 64);
     this.executor = Executors.newCachedThreadPool(r -> {
       Thread t = new Thread(r, "agent-http-" + host.site());
@@ -107,9 +130,19 @@ public final class AgentHttpServer implements Closeable {
         (m, x) -> source.completeInitial(m.group(1)));
     route("POST", "/v1/vms/" + NAME + "/disks/" + NAME + "/copy", (m, x) -> {
       CopyRangeRequest r = body(x, CopyRangeRequest.class);
-      return source.copyRange(m.group(1), m.group(2), r.offset(), r.length());
+      return source.copyRange(m.group(1), m.group(2), r.offset(), r.length(), r.transfer());
     });
-    route("POST", "/v1/vms/" + NAME + "/replicate", (m, x) -> source.replicate(m.group(1)));
+    route("POST", "/v1/vms/" + NAME + "/replicate", (m, x) -> {
+      ReplicateRequest r = optionalBody(x, ReplicateRequest.class);
+      return source.replicate(m.group(1), r == null ? null : r.transfer());
+    });
+    route("POST", "/v1/vms/" + NAME + "/resync/begin", (m, x) -> resyncSource.begin(m.group(1)));
+    route("POST", "/v1/vms/" + NAME + "/disks/" + NAME + "/resync", (m, x) -> {
+      ResyncStepRequest r = body(x, ResyncStepRequest.class);
+      return resyncSource.step(m.group(1), m.group(2), r);
+    });
+    route("POST", "/v1/vms/" + NAME + "/resync/complete",
+        (m, x) -> resyncSource.complete(m.group(1)));
     route("GET", "/v1/vms/" + NAME + "/replication", (m, x) -> source.status(m.group(1)));
     route("POST", "/v1/replicas", (m, x) -> {
       CreateReplicaRequest r = body(x, CreateReplicaRequest.class);
@@ -120,12 +153,12 @@ public final class AgentHttpServer implements Closeable {
       return Map.of("deleted", m.group(1));
     });
     route("PUT", "/v1/replicas/" + NAME + "/disks/" + NAME + "/ranges", (m, x) -> {
-      try (InputStream in = x.getRequestBody()) {
+      try (InputStream in = decodedBody(x)) {
         return Map.of("bytesWritten", replicas.receiveRanges(m.group(1), m.group(2), in));
       }
     });
     route("PUT", "/v1/replicas/" + NAME + "/disks/" + NAME + "/logs/([0-9]+)", (m, x) -> {
-      try (InputStream in = x.getRequestBody()) {
+      try (InputStream in = decodedBody(x)) {
         replicas.stageLog(m.group(1), m.group(2), Long.parseLong(m.group(3)), in);
         return Map.of("staged", Long.parseLong(m.group(3)));
       }
@@ -136,6 +169,37 @@ public final class AgentHttpServer implements Closeable {
     });
     route("POST", "/v1/replicas/" + NAME + "/initial-complete",
         (m, x) -> replicas.completeInitial(m.group(1)));
+    route("POST", "/v1/replicas/" + NAME + "/resync/begin", (m, x) -> {
+      ResyncBegin r = body(x, ResyncBegin.class);
+      return resyncTarget.begin(m.group(1), r.generation());
+    });
+    route("POST", "/v1/replicas/" + NAME + "/disks/" + NAME + "/checksums", (m, x) -> {
+      ChecksumRequest r = body(x, ChecksumRequest.class);
+      return resyncTarget.checksums(m.group(1), m.group(2), r);
+    });
+    route("POST", "/v1/replicas/" + NAME + "/resync/complete", (m, x) -> {
+      ResyncBegin r = body(x, ResyncBegin.class);
+      return resyncTarget.complete(m.group(1), r.generation());
+    });
+  }
+
+  /** A binary request body as the sender meant it (see {@link Transport}). */
+  private static InputStream decodedBody(HttpExchange x) throws IOException {
+    return Transport.decode(x.getRequestBody(),
+        x.getRequestHeaders().getFirst(Transport.CONTENT_ENCODING));
+  }
+
+  /** A JSON body that may be left out entirely (null then). */
+  private static <T> T optionalBody(HttpExchange x, Class<T> type) throws IOException {
+    try (InputStream in = x.getRequestBody()) {
+      byte[] bytes = in.readAllBytes();
+      if (bytes.length == 0) {
+        return null;
+      }
+      return Json.MAPPER.readValue(bytes, type);
+    } catch (com.fasterxml.jackson.core.JacksonException e) {
+      throw new AgentException(ErrorCode.BAD_REQUEST, "bad request body: " + e.getOriginalMessage());
+    }
   }
 
   private static void require(boolean condition, String message) {
@@ -184,8 +248,10 @@ public final class AgentHttpServer implements Closeable {
   }
 
   private static void send(HttpExchange x, int status, Object body) throws IOException {
-    byte[] bytes = Json.MAPPER.writeValueAsBytes(body);
-    x.getResponseHeaders().set("Content-Type", "application/json");
+    boolean binary = body instanceof byte[];
+    byte[] bytes = binary ? (byte[]) body : Json.MAPPER.writeValueAsBytes(body);
+    x.getResponseHeaders().set("Content-Type", binary ? "application/octet-stream"
+        : "application/json");
     x.sendResponseHeaders(status, bytes.length);
     try (OutputStream out = x.getResponseBody()) {
       out.write(bytes);

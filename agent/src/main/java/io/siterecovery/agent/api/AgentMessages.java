@@ -19,7 +19,26 @@ public final class AgentMessages {
   public record ProtectionState(String vm, String targetSite, boolean initialComplete,
       long activeGeneration) {}
 
-  public record CopyRangeRequest(long offset, long length) {}
+  /**
+   * How bytes travel from agent to agent. {@code compress}: zstd-compress the body
+   * ({@code Content-Encoding: zstd}). {@code bandwidthMBps}: cap on the bytes put on the wire, in
+   * megabytes (10^6 bytes) per second, per transfer (one request body); null means no cap. A null
+   * {@code TransferOptions} means the defaults: no compression, no cap.
+   */
+  public record TransferOptions(boolean compress, Double bandwidthMBps) {
+    public static final TransferOptions DEFAULT = new TransferOptions(false, null);
+
+    public static TransferOptions orDefault(TransferOptions t) {
+      return t == null ? DEFAULT : t;
+    }
+  }
+
+  /** {@code transfer} may be absent (null): the defaults. */
+  public record CopyRangeRequest(long offset, long length, TransferOptions transfer) {
+    public CopyRangeRequest(long offset, long length) {
+      this(offset, length, null);
+    }
+  }
 
   public record CopyRangeResult(long offset, long nextOffset, long bytesRead, long bytesSent) {}
 
@@ -27,7 +46,34 @@ public final class AgentMessages {
   public record ReplicationResult(long lastSealedGeneration, long appliedGeneration,
       Instant pointTime, int logsShipped, long bytesShipped) {}
 
-  public record SourceStatus(String vm, long activeGeneration, int sealedLogs, long pendingBytes) {}
+  /**
+   * {@code diskBytes}: the sum of the VM's disk sizes (so callers can compare pending log bytes
+   * with it). {@code resyncRequiredReason}: why the replica can no longer be trusted to follow the
+   * logs (a disk image changed while the agent was down, a sealed log failed verification); null
+   * when none. It is cleared when a resync completes.
+   */
+  public record SourceStatus(String vm, long activeGeneration, int sealedLogs, long pendingBytes,
+      long diskBytes, String resyncRequiredReason) {}
+
+  /** Optional body of {@code POST /v1/vms/{vm}/replicate}. */
+  public record ReplicateRequest(TransferOptions transfer) {}
+
+  /** The generation a resync brings the replica to: every log up to it was discarded. */
+  public record ResyncBegin(long generation) {}
+
+  /**
+   * One step of a disk's resync: blocks {@code [fromBlock, fromBlock + maxBlocks)} of
+   * {@code blockSize} bytes (0: the default, 64 KiB) are compared and the differing ones sent.
+   */
+  public record ResyncStepRequest(long fromBlock, int maxBlocks, int blockSize,
+      TransferOptions transfer) {}
+
+  /** {@code nextBlock} is the cursor to heartbeat and resume from; {@code bytesSent} is data bytes. */
+  public record ResyncStepResult(long nextBlock, long totalBlocks, long blocksCompared,
+      long blocksDiffering, long bytesSent) {}
+
+  /** Asks a replica for the checksums of {@code count} blocks starting at {@code fromBlock}. */
+  public record ChecksumRequest(long fromBlock, int count, int blockSize) {}
 
   public record CreateReplicaRequest(String vm, String sourceSite, List<VmRecord.DiskSpec> disks) {}
 

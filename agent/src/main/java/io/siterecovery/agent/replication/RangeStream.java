@@ -85,6 +85,70 @@ public final class RangeStream {
     }
   }
 
+  /**
+   * Streams chosen extents of a disk as frames (at most {@link #CHUNK} bytes each), zero data
+   * included: a resync sends blocks because they differ, and a block of zeroes can differ too.
+   * Each extent is read when its turn comes, so it carries the disk's latest data.
+   */
+  public static final class ExtentSender extends InputStream {
+    private final VirtualDisk disk;
+    private final java.util.Iterator<long[]> extents;
+    private final ByteBuffer frame = ByteBuffer.allocate(12 + CHUNK).order(ByteOrder.BIG_ENDIAN);
+    private long next;
+    private long end;
+    private long bytesSent;
+
+    /** {@code extents}: {offset, length} pairs in any order, each inside the disk. */
+    public ExtentSender(VirtualDisk disk, java.util.List<long[]> extents) {
+      this.disk = disk;
+      this.extents = extents.iterator();
+      frame.limit(0);
+    }
+
+    private boolean fill() throws IOException {
+      while (!frame.hasRemaining()) {
+        if (next >= end) {
+          if (!extents.hasNext()) {
+            return false;
+          }
+          long[] e = extents.next();
+          next = e[0];
+          end = Math.min(disk.size(), e[0] + e[1]);
+          continue;
+        }
+        int len = (int) Math.min(CHUNK, end - next);
+        frame.clear();
+        frame.position(12).limit(12 + len);
+        disk.readAt(next, frame);
+        frame.putLong(0, next).putInt(8, len);
+        frame.position(0).limit(12 + len);
+        bytesSent += len;
+        next += len;
+      }
+      return true;
+    }
+
+    @Override
+    public int read() throws IOException {
+      return fill() ? frame.get() & 0xff : -1;
+    }
+
+    @Override
+    public int read(byte[] b, int off, int len) throws IOException {
+      if (!fill()) {
+        return -1;
+      }
+      int n = Math.min(len, frame.remaining());
+      frame.get(b, off, n);
+      return n;
+    }
+
+    /** Data bytes framed so far (frame headers not counted). */
+    public long bytesSent() {
+      return bytesSent;
+    }
+  }
+
   /** Writes received frames into the replica disk; returns the bytes written. */
   public static long receive(InputStream in, VirtualDisk disk) throws IOException {
     DataInputStream data = new DataInputStream(in);

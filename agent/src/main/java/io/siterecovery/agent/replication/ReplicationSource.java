@@ -8,6 +8,7 @@ import io.siterecovery.agent.api.AgentMessages.CopyRangeResult;
 import io.siterecovery.agent.api.AgentMessages.ProtectionState;
 import io.siterecovery.agent.api.AgentMessages.ReplicationResult;
 import io.siterecovery.agent.api.AgentMessages.SourceStatus;
+import io.siterecovery.agent.api.AgentMessages.TransferOptions;
 import io.siterecovery.agent.disk.VirtualDisk;
 import io.siterecovery.agent.hrl.ChangeTracker;
 import io.siterecovery.agent.hrl.ChangeTracker.SealedLog;
@@ -91,6 +92,13 @@ public final class ReplicationSource {
 
   /** Pushes one range of a disk to the replica, skipping all-zero chunks. */
   public CopyRangeResult copyRange(String vmName, String diskName, long offset, long length) {
+    return copyRange(vmName, diskName, offset, length, null);
+  }
+
+  /** As above, compressed and paced as {@code transfer} says (null: defaults). */
+  public CopyRangeResult copyRange(String vmName, String diskName, long offset, long length,
+      TransferOptions transfer) {
+    TransferOptions t = Transport.validate(transfer);
     Vm vm = host.get(vmName);
     SourceProtection p = requireProtection(vm);
     VirtualDisk disk = vm.disk(diskName);
@@ -99,16 +107,23 @@ public final class ReplicationSource {
           + " outside disk of " + disk.size() + " bytes");
     }
     RangeStream.Sender sender = new RangeStream.Sender(disk, offset, length);
-    peers.apply(p.targetUrl()).sendRanges(vmName, diskName, () -> sender);
+    peers.apply(p.targetUrl()).sendRanges(vmName, diskName, () -> sender, t);
     return new CopyRangeResult(offset, sender.nextOffset(), sender.bytesRead(), sender.bytesSent());
   }
 
   /** One delta cycle. Safe to repeat: the peer skips generations it has already applied. */
   public ReplicationResult replicate(String vmName) throws IOException {
+    return replicate(vmName, null);
+  }
+
+  /** One delta cycle whose logs travel as {@code transfer} says (null: defaults). */
+  public ReplicationResult replicate(String vmName, TransferOptions transfer) throws IOException {
+    TransferOptions t = Transport.validate(transfer);
     Vm vm = host.get(vmName);
     vm.operationLock().lock();
     try {
       SourceProtection p = requireProtection(vm);
+      ResyncLedger.requireNoResyncUnderWay(vm);
       AgentClient peer = peers.apply(p.targetUrl());
       long sealed = swapAll(vm);
       TreeSet<Long> generations = new TreeSet<>();
@@ -123,9 +138,8 @@ public final class ReplicationSource {
         List<SealedLog> batch = new ArrayList<>();
         for (VirtualDisk d : vm.disks()) {
           SealedLog l = d.tracker().sealedLogs().stream().filter(x -> x.generation() == g)
-              .findFirst().orElseThrow(() -> new AgentException(ErrorCode.LOG_CORRUPT,
-                  "log generation " + g + " of " + vmName + "/" + d.name() + " is missing"));
-          verify(vmName, d, l);
+              .findFirst().orElseThrow(() -> missing(vm, d, g));
+          verify(vm, d, l);
           batch.add(l);
           Instant sealedAt = Files.getLastModifiedTime(l.path()).toInstant();
           pointTime = pointTime == null || sealedAt.isAfter(pointTime) ? sealedAt : pointTime;
@@ -133,7 +147,7 @@ public final class ReplicationSource {
         int i = 0;
         for (VirtualDisk d : vm.disks()) {
           SealedLog l = batch.get(i++);
-          peer.sendLog(vmName, d.name(), g, l.path());
+          peer.sendLog(vmName, d.name(), g, l.path(), t);
           bytes += l.sizeBytes();
           logs++;
         }
@@ -152,18 +166,27 @@ public final class ReplicationSource {
     }
   }
 
-  private static void verify(String vmName, VirtualDisk d, SealedLog l) throws IOException {
+  /** A sealed log that vanished took changes with it: only a resync can bring them over. */
+  private static AgentException missing(Vm vm, VirtualDisk d, long generation) {
+    String reason = "log generation " + generation + " of " + vm.name() + "/" + d.name()
+        + " is missing";
+    ResyncLedger.markRequired(vm, ErrorCode.LOG_CORRUPT + ": " + reason);
+    return new AgentException(ErrorCode.LOG_CORRUPT, reason);
+  }
+
+  private static void verify(Vm vm, VirtualDisk d, SealedLog l) throws IOException {
     try {
       HrlReader.verifySealed(l.path());
     } catch (HrlCorruptException e) {
-      throw new AgentException(ErrorCode.LOG_CORRUPT, "sealed log of " + vmName + "/" + d.name()
-          + " generation " + l.generation() + " is corrupt (" + e.getMessage()
-          + "); the disk needs a resync", e);
+      String reason = "sealed log of " + vm.name() + "/" + d.name() + " generation "
+          + l.generation() + " is corrupt (" + e.getMessage() + ")";
+      ResyncLedger.markRequired(vm, ErrorCode.LOG_CORRUPT + ": " + reason);
+      throw new AgentException(ErrorCode.LOG_CORRUPT, reason + "; the disk needs a resync", e);
     }
   }
 
   /** Seals every disk's active log at one instant: writes to all disks are held meanwhile. */
-  private static long swapAll(Vm vm) throws IOException {
+  static long swapAll(Vm vm) throws IOException {
     List<VirtualDisk> disks = new ArrayList<>(vm.disks());
     return holdAndSwap(disks, 0);
   }
@@ -198,13 +221,16 @@ public final class ReplicationSource {
     long pending = 0;
     int sealedLogs = 0;
     long active = 0;
+    long diskBytes = 0;
     for (VirtualDisk d : vm.disks()) {
       ChangeTracker t = d.tracker();
       pending += t.pendingBytes();
       sealedLogs += t.sealedLogs().size();
       active = t.activeGeneration();
+      diskBytes += d.size();
     }
-    return new SourceStatus(vmName, active, sealedLogs, pending);
+    return new SourceStatus(vmName, active, sealedLogs, pending, diskBytes,
+        ResyncLedger.load(vm).requiredReason());
   }
 
   /** Ends the relationship: tracking stops, logs go, the peer drops its replica. */
@@ -225,6 +251,9 @@ public final class ReplicationSource {
         }
       }
       host.update(vm, r -> r.withProtection(null));
+      // A resync under way or required belonged to this relationship: a new one starts afresh
+      // (its generations start again at 1).
+      ResyncLedger.clear(vm.dir());
       log.info("[{}] protection of {} disabled", host.site(), vmName);
     } finally {
       vm.operationLock().unlock();

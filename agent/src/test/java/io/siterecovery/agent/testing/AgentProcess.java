@@ -77,6 +77,14 @@ public final class AgentProcess implements AutoCloseable {
     }
   }
 
+  /** SIGTERM: the agent closes cleanly (its shutdown hook); returns once the process is gone. */
+  public void stop() throws InterruptedException {
+    process.destroy();
+    if (!process.waitFor(60, TimeUnit.SECONDS)) {
+      throw new AssertionError("agent " + process.pid() + " did not stop on SIGTERM");
+    }
+  }
+
   public Process process() {
     return process;
   }
