@@ -31,7 +31,9 @@ public final class HostAgent implements Closeable {
     Map<String, AgentClient> peers = new ConcurrentHashMap<>();
     ReplicationSource source = new ReplicationSource(host,
         url -> peers.computeIfAbsent(url, AgentClient::new));
-    this.http = new AgentHttpServer(host, source, new ReplicaStore(host),
+    ReplicaStore replicas = new ReplicaStore(host);
+    replicas.recover(); // a crash may have interrupted an apply or a rollback
+    this.http = new AgentHttpServer(host, source, replicas,
         new InetSocketAddress(settings.bindHost(), settings.httpPort()));
   }
 

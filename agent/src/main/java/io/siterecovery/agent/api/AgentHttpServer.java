@@ -10,6 +10,7 @@ import io.siterecovery.agent.replication.ReplicaStore;
 import io.siterecovery.agent.replication.ReplicationSource;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
+import io.siterecovery.agent.vm.VmRecord;
 import java.io.Closeable;
 import java.io.IOException;
 import java.io.InputStream;
@@ -109,7 +110,29 @@ public final class AgentHttpServer implements Closeable {
       CopyRangeRequest r = body(x, CopyRangeRequest.class);
       return source.copyRange(m.group(1), m.group(2), r.offset(), r.length());
     });
-    route("POST", "/v1/vms/" + NAME + "/replicate", (m, x) -> source.replicate(m.group(1)));
+    route("POST", "/v1/vms/" + NAME + "/replicate", (m, x) -> {
+      ReplicateRequest r = optionalBody(x, ReplicateRequest.class);
+      if (r == null) {
+        return source.replicate(m.group(1));
+      }
+      require(r.retentionSeconds() == null || r.retentionSeconds() >= 0,
+          "retentionSeconds must not be negative");
+      return source.replicate(m.group(1), r);
+    });
+    route("PUT", "/v1/vms/" + NAME + "/quiesce-hook", (m, x) -> {
+      VmRecord.QuiesceHook hook = body(x, VmRecord.QuiesceHook.class);
+      require(hook.command() != null && !hook.command().isEmpty()
+          && !hook.command().get(0).isBlank(), "command is required (program and arguments)");
+      require(hook.timeoutSeconds() > 0, "timeoutSeconds must be positive");
+      Vm vm = host.get(m.group(1));
+      host.update(vm, rec -> rec.withQuiesce(hook));
+      return vm.record();
+    });
+    route("DELETE", "/v1/vms/" + NAME + "/quiesce-hook", (m, x) -> {
+      Vm vm = host.get(m.group(1));
+      host.update(vm, rec -> rec.withQuiesce(null));
+      return vm.record();
+    });
     route("GET", "/v1/vms/" + NAME + "/replication", (m, x) -> source.status(m.group(1)));
     route("POST", "/v1/replicas", (m, x) -> {
       CreateReplicaRequest r = body(x, CreateReplicaRequest.class);
@@ -132,7 +155,12 @@ public final class AgentHttpServer implements Closeable {
     });
     route("POST", "/v1/replicas/" + NAME + "/apply", (m, x) -> {
       ApplyRequest r = body(x, ApplyRequest.class);
-      return replicas.apply(m.group(1), r.generation(), r.pointTime());
+      return replicas.apply(m.group(1), r);
+    });
+    route("POST", "/v1/replicas/" + NAME + "/rollback", (m, x) -> {
+      RollbackRequest r = body(x, RollbackRequest.class);
+      require(r.generation() != null, "generation is required");
+      return replicas.rollback(m.group(1), r.generation());
     });
     route("POST", "/v1/replicas/" + NAME + "/initial-complete",
         (m, x) -> replicas.completeInitial(m.group(1)));
@@ -145,10 +173,19 @@ public final class AgentHttpServer implements Closeable {
   }
 
   private static <T> T body(HttpExchange x, Class<T> type) throws IOException {
+    T value = optionalBody(x, type);
+    if (value == null) {
+      throw new AgentException(ErrorCode.BAD_REQUEST, "request body required");
+    }
+    return value;
+  }
+
+  /** The JSON body, or null when there is none. */
+  private static <T> T optionalBody(HttpExchange x, Class<T> type) throws IOException {
     try (InputStream in = x.getRequestBody()) {
       byte[] bytes = in.readAllBytes();
       if (bytes.length == 0) {
-        throw new AgentException(ErrorCode.BAD_REQUEST, "request body required");
+        return null;
       }
       return Json.MAPPER.readValue(bytes, type);
     } catch (com.fasterxml.jackson.core.JacksonException e) {
