@@ -85,6 +85,7 @@ final class RecoveryPoints {
         disks.add(d);
         HrlReader.applySealed(e.getValue(), rec -> w.save(rec.offset(), rec.length()));
         w.seal();
+        FaultInjection.reached("undo-file-sealed");
       }
       long bytes = 0;
       for (int i = 0; i < writers.size(); i++) {
@@ -197,7 +198,7 @@ final class RecoveryPoints {
     }
     pending.sort((a, b) -> Long.compare(b, a));
     for (long g : pending) {
-      restore(vm, g, false, null);
+      restore(vm, g, false, "recover-entry");
       deleteUndo(vm, g);
       log.warn("[{}] {}: generation {} was not recorded as applied; restored generation {} "
           + "from its undo data", host.site(), vm.name(), g, g - 1);
