@@ -152,6 +152,7 @@ public final class ReplicaStore {
       // Before the initial copy is complete the replica holds no point to go back to.
       boolean keepUndo = state.initialComplete() && state.appliedGeneration() > 0;
       long undoBytes = 0;
+      long started = System.nanoTime();
       if (keepUndo) {
         try {
           undoBytes = points.capture(vm, generation, logs);
@@ -160,6 +161,7 @@ public final class ReplicaStore {
         }
       }
       FaultInjection.reached("undo-sealed");
+      long undone = System.nanoTime();
       long records = 0;
       try {
         for (Map.Entry<VirtualDisk, Path> e : logs.entrySet()) {
@@ -193,8 +195,9 @@ public final class ReplicaStore {
       FaultInjection.reached("apply-recorded");
       deleteStaged(vm, generation);
       points.prune(vm, request.retentionSeconds());
-      log.debug("[{}] applied generation {} of {} ({} records, {} bytes of undo data)",
-          host.site(), generation, vmName, records, undoBytes);
+      log.debug("[{}] applied generation {} of {} ({} records; undo data: {} bytes in {} ms; "
+          + "apply and record: {} ms)", host.site(), generation, vmName, records, undoBytes,
+          (undone - started) / 1_000_000, (System.nanoTime() - undone) / 1_000_000);
       return vm.record();
     } finally {
       vm.operationLock().unlock();

@@ -27,6 +27,7 @@ public final class UndoWriter implements Closeable {
   private final CRC32C fileCrc = new CRC32C();
   private final RangeSet saved = new RangeSet();
   private final byte[] buffer = new byte[UndoFormat.MAX_ENTRY_LENGTH];
+  private final ByteBuffer out = ByteBuffer.allocate(UndoFormat.MAX_ENTRY_LENGTH);
   private long position;
   private long entries;
   private long dataBytes;
@@ -130,10 +131,29 @@ public final class UndoWriter implements Closeable {
     FaultInjection.reached("undo-entry");
   }
 
+  /** Appends through a buffer: small entries (4 KiB guest writes) would cost a syscall each. */
   private void write(ByteBuffer b) throws IOException {
     fileCrc.update(b.duplicate());
+    position += b.remaining();
+    if (b.remaining() > out.remaining()) {
+      drain();
+      if (b.remaining() > out.remaining()) {
+        writeFully(b);
+        return;
+      }
+    }
+    out.put(b);
+  }
+
+  private void drain() throws IOException {
+    out.flip();
+    writeFully(out);
+    out.clear();
+  }
+
+  private void writeFully(ByteBuffer b) throws IOException {
     while (b.hasRemaining()) {
-      position += channel.write(b);
+      channel.write(b);
     }
   }
 
@@ -147,9 +167,9 @@ public final class UndoWriter implements Closeable {
     t.putInt((int) fileCrc.getValue());
     t.putInt(UndoFormat.crc(t, 0, 28));
     t.flip();
-    while (t.hasRemaining()) {
-      position += channel.write(t);
-    }
+    position += t.remaining();
+    drain();
+    writeFully(t);
     channel.force(true);
     channel.close();
     sealed = true;
