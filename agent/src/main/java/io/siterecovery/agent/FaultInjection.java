@@ -7,7 +7,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@code STEP:N}, the agent prints {@code CRASH AT STEP N} and halts the JVM (no shutdown hooks,
  * exit status {@link #EXIT_STATUS}) the N-th time (default: the first) it reaches that step, so a
  * test can stop it at an exact point of an apply or rollback. Without the property every call is
- * a no-op.
+ * a no-op. The steps are listed in docs/undo-journal.md ("Testing it").
  */
 public final class FaultInjection {
   public static final String PROPERTY = "siterecovery.test.crashAt";
