@@ -125,6 +125,13 @@ class QuiesceHookTest {
 
   @Test
   void aHookThatHangsIsKilledAtItsTimeoutWithWhatItStarted() throws Exception {
+    agents.p.setQuiesceHook(VM, new QuiesceHook(List.of("sleep", "30"), 1));
+    long begin = System.nanoTime();
+    ReplicationResult plain = agents.p.replicate(VM, QUIESCE);
+    assertThat(Duration.ofNanos(System.nanoTime() - begin)).isLessThan(Duration.ofSeconds(15));
+    assertThat(plain.appConsistent()).isFalse();
+    assertThat(plain.quiesceMessage()).contains("[sleep, 30] timed out after 1 s and was killed");
+
     Path pids = tmp.resolve("pids");
     // a child of the hook that would outlive it if only the hook itself were killed
     String script = "sleep 30 & echo $$ $! > '" + pids + "'; wait";
@@ -135,7 +142,7 @@ class QuiesceHookTest {
     assertThat(took).isLessThan(Duration.ofSeconds(15));
     assertThat(r.appConsistent()).isFalse();
     assertThat(r.quiesceMessage()).contains("timed out after 1 s");
-    assertThat(r.appliedGeneration()).isEqualTo(2);
+    assertThat(r.appliedGeneration()).isEqualTo(3);
     for (String pid : Files.readString(pids).trim().split("\\s+")) {
       assertDies(Long.parseLong(pid));
     }
