@@ -37,7 +37,9 @@ public final class HostAgent implements Closeable {
     ReplicationSource source = new ReplicationSource(host,
         url -> peers.computeIfAbsent(url, AgentClient::new));
     ResyncSource resync = new ResyncSource(host, url -> peers.computeIfAbsent(url, AgentClient::new));
-    this.http = new AgentHttpServer(host, source, new ReplicaStore(host), resync,
+    ReplicaStore replicas = new ReplicaStore(host);
+    replicas.recover(); // a crash may have interrupted an apply or a rollback
+    this.http = new AgentHttpServer(host, source, replicas, resync,
         new ResyncTarget(host), new InetSocketAddress(settings.bindHost(), settings.httpPort()));
   }
 

@@ -89,14 +89,27 @@ public final class AgentClient {
         new CopyRangeRequest(offset, length, transfer), CopyRangeResult.class);
   }
 
+  /** One delta cycle without quiesce, keeping every recovery point. */
   public ReplicationResult replicate(String vm) {
     return call("POST", "v1/vms/" + vm + "/replicate", null, ReplicationResult.class);
   }
 
+  /** One delta cycle, optionally app-consistent and pruning points older than a retention. */
+  public ReplicationResult replicate(String vm, ReplicateRequest request) {
+    return call("POST", "v1/vms/" + vm + "/replicate", request, ReplicationResult.class);
+  }
+
+  /** Sets the command the source runs before an app-consistent swap; null removes it. */
+  public VmRecord setQuiesceHook(String vm, VmRecord.QuiesceHook hook) {
+    if (hook == null) {
+      return call("DELETE", "v1/vms/" + vm + "/quiesce-hook", null, VmRecord.class);
+    }
+    return call("PUT", "v1/vms/" + vm + "/quiesce-hook", hook, VmRecord.class);
+  }
+
   /** One delta cycle whose logs travel with the given transfer options (null: defaults). */
   public ReplicationResult replicate(String vm, TransferOptions transfer) {
-    return call("POST", "v1/vms/" + vm + "/replicate",
-        transfer == null ? null : new ReplicateRequest(transfer), ReplicationResult.class);
+    return replicate(vm, new ReplicateRequest(null, false, transfer));
   }
 
   /**
@@ -202,6 +215,12 @@ public final class AgentClient {
 
   public VmRecord applyLogs(String vm, ApplyRequest request) {
     return call("POST", "v1/replicas/" + vm + "/apply", request, VmRecord.class);
+  }
+
+  /** Rolls a powered-off replica back to one of its retained recovery points. */
+  public VmRecord rollbackReplica(String vm, long generation) {
+    return call("POST", "v1/replicas/" + vm + "/rollback", new RollbackRequest(generation),
+        VmRecord.class);
   }
 
   public VmRecord completeReplica(String vm) {

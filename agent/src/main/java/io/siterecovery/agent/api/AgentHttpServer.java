@@ -13,6 +13,7 @@ import io.siterecovery.agent.replication.ResyncTarget;
 import io.siterecovery.agent.replication.Transport;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
+import io.siterecovery.agent.vm.VmRecord;
 import java.io.Closeable;
 import java.io.IOException;
 import java.io.InputStream;
@@ -134,7 +135,12 @@ public final class AgentHttpServer implements Closeable {
     });
     route("POST", "/v1/vms/" + NAME + "/replicate", (m, x) -> {
       ReplicateRequest r = optionalBody(x, ReplicateRequest.class);
-      return source.replicate(m.group(1), r == null ? null : r.transfer());
+      if (r == null) {
+        return source.replicate(m.group(1));
+      }
+      require(r.retentionSeconds() == null || r.retentionSeconds() >= 0,
+          "retentionSeconds must not be negative");
+      return source.replicate(m.group(1), r);
     });
     route("POST", "/v1/vms/" + NAME + "/resync/begin", (m, x) -> resyncSource.begin(m.group(1)));
     route("POST", "/v1/vms/" + NAME + "/disks/" + NAME + "/resync", (m, x) -> {
@@ -143,6 +149,20 @@ public final class AgentHttpServer implements Closeable {
     });
     route("POST", "/v1/vms/" + NAME + "/resync/complete",
         (m, x) -> resyncSource.complete(m.group(1)));
+    route("PUT", "/v1/vms/" + NAME + "/quiesce-hook", (m, x) -> {
+      VmRecord.QuiesceHook hook = body(x, VmRecord.QuiesceHook.class);
+      require(hook.command() != null && !hook.command().isEmpty()
+          && !hook.command().get(0).isBlank(), "command is required (program and arguments)");
+      require(hook.timeoutSeconds() > 0, "timeoutSeconds must be positive");
+      Vm vm = host.get(m.group(1));
+      host.update(vm, rec -> rec.withQuiesce(hook));
+      return vm.record();
+    });
+    route("DELETE", "/v1/vms/" + NAME + "/quiesce-hook", (m, x) -> {
+      Vm vm = host.get(m.group(1));
+      host.update(vm, rec -> rec.withQuiesce(null));
+      return vm.record();
+    });
     route("GET", "/v1/vms/" + NAME + "/replication", (m, x) -> source.status(m.group(1)));
     route("POST", "/v1/replicas", (m, x) -> {
       CreateReplicaRequest r = body(x, CreateReplicaRequest.class);
@@ -165,7 +185,12 @@ public final class AgentHttpServer implements Closeable {
     });
     route("POST", "/v1/replicas/" + NAME + "/apply", (m, x) -> {
       ApplyRequest r = body(x, ApplyRequest.class);
-      return replicas.apply(m.group(1), r.generation(), r.pointTime());
+      return replicas.apply(m.group(1), r);
+    });
+    route("POST", "/v1/replicas/" + NAME + "/rollback", (m, x) -> {
+      RollbackRequest r = body(x, RollbackRequest.class);
+      require(r.generation() != null, "generation is required");
+      return replicas.rollback(m.group(1), r.generation());
     });
     route("POST", "/v1/replicas/" + NAME + "/initial-complete",
         (m, x) -> replicas.completeInitial(m.group(1)));
@@ -209,15 +234,11 @@ public final class AgentHttpServer implements Closeable {
   }
 
   private static <T> T body(HttpExchange x, Class<T> type) throws IOException {
-    try (InputStream in = x.getRequestBody()) {
-      byte[] bytes = in.readAllBytes();
-      if (bytes.length == 0) {
-        throw new AgentException(ErrorCode.BAD_REQUEST, "request body required");
-      }
-      return Json.MAPPER.readValue(bytes, type);
-    } catch (com.fasterxml.jackson.core.JacksonException e) {
-      throw new AgentException(ErrorCode.BAD_REQUEST, "bad request body: " + e.getOriginalMessage());
+    T value = optionalBody(x, type);
+    if (value == null) {
+      throw new AgentException(ErrorCode.BAD_REQUEST, "request body required");
     }
+    return value;
   }
 
   private void dispatch(HttpExchange x) throws IOException {

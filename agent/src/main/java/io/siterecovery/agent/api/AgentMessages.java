@@ -42,9 +42,26 @@ public final class AgentMessages {
 
   public record CopyRangeResult(long offset, long nextOffset, long bytesRead, long bytesSent) {}
 
-  /** Outcome of one swap-ship-apply cycle; the applied generation is the latest recovery point. */
+  /**
+   * Asks for one delta cycle. {@code retentionSeconds}: after applying, the replica drops recovery
+   * points older than this relative to the new point (null keeps them all). {@code quiesce}: run
+   * the VM's quiesce hook before the swap, to seal an app-consistent point.
+   */
+  /**
+   * One delta cycle's options: prune points older than {@code retentionSeconds} (null keeps
+   * all), run the quiesce hook first, and how logs travel ({@code transfer} null: defaults).
+   */
+  public record ReplicateRequest(Long retentionSeconds, boolean quiesce, TransferOptions transfer) {}
+
+  /**
+   * Outcome of one swap-ship-apply cycle; the applied generation is the latest recovery point.
+   * {@code appConsistent} and {@code quiesceMessage} describe the generation sealed by this call;
+   * the message says why it is only crash-consistent when a quiesce was asked for and did not
+   * succeed (null when it succeeded or was not asked for).
+   */
   public record ReplicationResult(long lastSealedGeneration, long appliedGeneration,
-      Instant pointTime, int logsShipped, long bytesShipped) {}
+      Instant pointTime, int logsShipped, long bytesShipped, boolean appConsistent,
+      String quiesceMessage) {}
 
   /**
    * {@code diskBytes}: the sum of the VM's disk sizes (so callers can compare pending log bytes
@@ -55,8 +72,6 @@ public final class AgentMessages {
   public record SourceStatus(String vm, long activeGeneration, int sealedLogs, long pendingBytes,
       long diskBytes, String resyncRequiredReason) {}
 
-  /** Optional body of {@code POST /v1/vms/{vm}/replicate}. */
-  public record ReplicateRequest(TransferOptions transfer) {}
 
   /** The generation a resync brings the replica to: every log up to it was discarded. */
   public record ResyncBegin(long generation) {}
@@ -77,7 +92,16 @@ public final class AgentMessages {
 
   public record CreateReplicaRequest(String vm, String sourceSite, List<VmRecord.DiskSpec> disks) {}
 
-  public record ApplyRequest(long generation, Instant pointTime) {}
+  /**
+   * Applies a staged generation on the replica; the point is recorded with its seal time and
+   * whether the source quiesced before sealing it. {@code retentionSeconds}: then drop points
+   * older than this relative to {@code pointTime} (null keeps them all; the newest always stays).
+   */
+  public record ApplyRequest(long generation, Instant pointTime, boolean appConsistent,
+      Long retentionSeconds) {}
+
+  /** Rolls a powered-off replica back to a retained recovery point. */
+  public record RollbackRequest(Long generation) {}
 
   public record ErrorBody(String code, String message) {}
 }

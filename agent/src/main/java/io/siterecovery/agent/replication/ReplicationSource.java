@@ -6,6 +6,7 @@ import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.api.AgentMessages.ApplyRequest;
 import io.siterecovery.agent.api.AgentMessages.CopyRangeResult;
 import io.siterecovery.agent.api.AgentMessages.ProtectionState;
+import io.siterecovery.agent.api.AgentMessages.ReplicateRequest;
 import io.siterecovery.agent.api.AgentMessages.ReplicationResult;
 import io.siterecovery.agent.api.AgentMessages.SourceStatus;
 import io.siterecovery.agent.api.AgentMessages.TransferOptions;
@@ -20,6 +21,7 @@ import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.agent.vm.VmRecord.SourceProtection;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -34,6 +36,8 @@ import org.slf4j.LoggerFactory;
  */
 public final class ReplicationSource {
   private static final Logger log = LoggerFactory.getLogger(ReplicationSource.class);
+
+  private static final String APP_CONSISTENT_DIR = "app-consistent";
 
   private final VmHost host;
   private final Function<String, AgentClient> peers;
@@ -111,21 +115,31 @@ public final class ReplicationSource {
     return new CopyRangeResult(offset, sender.nextOffset(), sender.bytesRead(), sender.bytesSent());
   }
 
-  /** One delta cycle. Safe to repeat: the peer skips generations it has already applied. */
+  /** One delta cycle without quiesce, keeping every recovery point on the replica. */
   public ReplicationResult replicate(String vmName) throws IOException {
-    return replicate(vmName, null);
+    return replicate(vmName, new ReplicateRequest(null, false, null));
   }
 
-  /** One delta cycle whose logs travel as {@code transfer} says (null: defaults). */
-  public ReplicationResult replicate(String vmName, TransferOptions transfer) throws IOException {
-    TransferOptions t = Transport.validate(transfer);
+  /**
+   * One delta cycle. Safe to repeat: the peer skips generations it has already applied. With
+   * {@code quiesce}, the VM's quiesce hook runs first (before the disks' writes are held, so the
+   * hook can still write); if it succeeds the generation sealed now is app-consistent. Logs
+   * travel compressed and paced as {@code request.transfer()} says (null: defaults).
+   */
+  public ReplicationResult replicate(String vmName, ReplicateRequest request) throws IOException {
+    TransferOptions t = Transport.validate(request.transfer());
     Vm vm = host.get(vmName);
     vm.operationLock().lock();
     try {
       SourceProtection p = requireProtection(vm);
       ResyncLedger.requireNoResyncUnderWay(vm);
       AgentClient peer = peers.apply(p.targetUrl());
+      QuiesceRunner.Outcome quiesce = request.quiesce() ? quiesce(vm) : null;
       long sealed = swapAll(vm);
+      boolean appConsistent = quiesce != null && quiesce.ok();
+      if (appConsistent) {
+        markAppConsistent(vm, sealed);
+      }
       TreeSet<Long> generations = new TreeSet<>();
       for (VirtualDisk d : vm.disks()) {
         d.tracker().sealedLogs().forEach(l -> generations.add(l.generation()));
@@ -151,16 +165,19 @@ public final class ReplicationSource {
           bytes += l.sizeBytes();
           logs++;
         }
-        replica = peer.applyLogs(vmName, new ApplyRequest(g, pointTime));
+        replica = peer.applyLogs(vmName, new ApplyRequest(g, pointTime,
+            isMarkedAppConsistent(vm, g), request.retentionSeconds()));
         for (VirtualDisk d : vm.disks()) {
           d.tracker().deleteSealed(g);
         }
+        Files.deleteIfExists(appConsistentMarker(vm, g));
       }
       if (replica == null) {
         replica = peer.getVm(vmName);
       }
       return new ReplicationResult(sealed, replica.replica().appliedGeneration(),
-          replica.replica().pointTime(), logs, bytes);
+          replica.replica().pointTime(), logs, bytes, appConsistent,
+          quiesce == null ? null : quiesce.message());
     } finally {
       vm.operationLock().unlock();
     }
@@ -172,6 +189,41 @@ public final class ReplicationSource {
         + " is missing";
     ResyncLedger.markRequired(vm, ErrorCode.LOG_CORRUPT + ": " + reason);
     return new AgentException(ErrorCode.LOG_CORRUPT, reason);
+  }
+
+  private QuiesceRunner.Outcome quiesce(Vm vm) {
+    VmRecord.QuiesceHook hook = vm.record().quiesce();
+    if (hook == null) {
+      return new QuiesceRunner.Outcome(false, "VM " + vm.name()
+          + " has no quiesce hook; the point is crash-consistent");
+    }
+    QuiesceRunner.Outcome outcome = QuiesceRunner.run(vm.name(), hook);
+    if (outcome.ok()) {
+      log.debug("[{}] quiesce hook of {} succeeded", host.site(), vm.name());
+    } else {
+      log.warn("[{}] {}; the point is crash-consistent", host.site(), outcome.message());
+    }
+    return outcome;
+  }
+
+  /**
+   * Remembers, until the generation is applied, that it was sealed right after a successful
+   * quiesce, so a cycle that ships it later (after a failed one) still reports it so.
+   */
+  private static void markAppConsistent(Vm vm, long generation) throws IOException {
+    Path marker = appConsistentMarker(vm, generation);
+    Files.createDirectories(marker.getParent());
+    if (!Files.exists(marker)) {
+      Files.createFile(marker);
+    }
+  }
+
+  private static boolean isMarkedAppConsistent(Vm vm, long generation) {
+    return Files.exists(appConsistentMarker(vm, generation));
+  }
+
+  private static Path appConsistentMarker(Vm vm, long generation) {
+    return vm.dir().resolve(APP_CONSISTENT_DIR).resolve(String.format("%012d", generation));
   }
 
   private static void verify(Vm vm, VirtualDisk d, SealedLog l) throws IOException {
@@ -248,6 +300,14 @@ public final class ReplicationSource {
         d.setTracker(null);
         if (t != null) {
           t.stop();
+        }
+      }
+      Path markers = vm.dir().resolve(APP_CONSISTENT_DIR);
+      if (Files.isDirectory(markers)) {
+        try (var files = Files.list(markers)) {
+          for (Path m : files.toList()) {
+            Files.deleteIfExists(m);
+          }
         }
       }
       host.update(vm, r -> r.withProtection(null));

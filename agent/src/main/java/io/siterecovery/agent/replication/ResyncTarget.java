@@ -142,9 +142,10 @@ public final class ResyncTarget {
       for (var d : vm.disks()) {
         d.forceImage();
       }
-      // No point time: the disks hold a mix of data from g and later until g+1 is applied.
+      // No point time and no points: the disks hold a mix of data from g and later until g+1 is
+      // applied, and the older points' undo data does not cover the resync's writes.
       host.update(vm, r -> r.withReplica(new ReplicaState(s.sourceSite(), s.initialComplete(),
-          generation, null)));
+          generation, null, java.util.List.of())));
       Files.deleteIfExists(vm.dir().resolve(FILE));
       log.info("[{}] replica {} resynchronised to generation {}", host.site(), vmName, generation);
       return vm.record();

@@ -97,7 +97,7 @@ public final class VmHost implements ExportResolver, Closeable {
       }
       disks.add(new DiskSpec("disk" + i, size, UUID.randomUUID()));
     }
-    return createWith(new VmRecord(name, Role.PRIMARY, Power.RUNNING, disks, null, null));
+    return createWith(new VmRecord(name, Role.PRIMARY, Power.RUNNING, disks, null, null, null));
   }
 
   /** Creates the replica side of a VM; disks keep the source's identities so logs can be matched. */
@@ -113,8 +113,9 @@ public final class VmHost implements ExportResolver, Closeable {
           + " that is not a replica of these disks");
     }
     disks.forEach(d -> Names.requireValid("disk", d.name()));
-    VmRecord.ReplicaState state = new VmRecord.ReplicaState(sourceSite, false, 0, null);
-    return createWith(new VmRecord(name, Role.REPLICA, Power.OFF, disks, null, state));
+    VmRecord.ReplicaState state = new VmRecord.ReplicaState(sourceSite, false, 0, null,
+        List.of());
+    return createWith(new VmRecord(name, Role.REPLICA, Power.OFF, disks, null, state, null));
   }
 
   private Vm createWith(VmRecord record) throws IOException {

@@ -6,7 +6,7 @@ import java.util.UUID;
 
 /** A VM as persisted in {@code vms/<name>/vm.json}. */
 public record VmRecord(String name, Role role, Power power, List<DiskSpec> disks,
-    SourceProtection protection, ReplicaState replica) {
+    SourceProtection protection, ReplicaState replica, QuiesceHook quiesce) {
 
   public enum Role { PRIMARY, REPLICA, FAILED_OVER }
 
@@ -17,23 +17,54 @@ public record VmRecord(String name, Role role, Power power, List<DiskSpec> disks
   /** Present on the source while the VM is replicated. */
   public record SourceProtection(String targetSite, String targetUrl, boolean initialComplete) {}
 
-  /** Present on a replica: how far it has applied the source's logs. */
+  /**
+   * Present on a replica: how far it has applied the source's logs, and the recovery points it can
+   * still return to. {@code points} lists the retained points oldest first; the last one is the
+   * applied generation. A {@code vm.json} written before points existed reads as an empty list.
+   */
   public record ReplicaState(String sourceSite, boolean initialComplete, long appliedGeneration,
-      Instant pointTime) {}
+      Instant pointTime, List<RecoveryPointInfo> points) {
+    public ReplicaState {
+      points = points == null ? List.of() : List.copyOf(points);
+    }
+  }
+
+  /**
+   * One recovery point of a replica: the state after applying {@code generation}, sealed on the
+   * source at {@code pointTime}. {@code undoBytes} is the size of the undo data kept to go from
+   * this point back to the one before it (0 for the oldest retained point).
+   */
+  public record RecoveryPointInfo(long generation, Instant pointTime, boolean appConsistent,
+      long undoBytes) {}
+
+  /**
+   * A command the source runs before sealing an app-consistent point (no shell; the environment
+   * variable {@code SITE_RECOVERY_VM} names the VM). Exit status 0 within the timeout makes the
+   * point app-consistent.
+   */
+  public record QuiesceHook(List<String> command, int timeoutSeconds) {
+    public QuiesceHook {
+      command = command == null ? null : List.copyOf(command);
+    }
+  }
 
   public VmRecord withRole(Role r) {
-    return new VmRecord(name, r, power, disks, protection, replica);
+    return new VmRecord(name, r, power, disks, protection, replica, quiesce);
   }
 
   public VmRecord withPower(Power p) {
-    return new VmRecord(name, role, p, disks, protection, replica);
+    return new VmRecord(name, role, p, disks, protection, replica, quiesce);
   }
 
   public VmRecord withProtection(SourceProtection p) {
-    return new VmRecord(name, role, power, disks, p, replica);
+    return new VmRecord(name, role, power, disks, p, replica, quiesce);
   }
 
   public VmRecord withReplica(ReplicaState r) {
-    return new VmRecord(name, role, power, disks, protection, r);
+    return new VmRecord(name, role, power, disks, protection, r, quiesce);
+  }
+
+  public VmRecord withQuiesce(QuiesceHook q) {
+    return new VmRecord(name, role, power, disks, protection, replica, q);
   }
 }

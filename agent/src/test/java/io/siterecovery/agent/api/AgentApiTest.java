@@ -142,7 +142,7 @@ class AgentApiTest {
     long sealed = disk.withWritesHeld(() -> disk.tracker().swap());
     Path log = disk.tracker().sealedLogs().get(0).path();
     agents.s.sendLog("web01", "disk0", sealed, log);
-    agents.s.applyLogs("web01", new ApplyRequest(sealed, Instant.now()));
+    agents.s.applyLogs("web01", new ApplyRequest(sealed, Instant.now(), false, null));
 
     // the next cycle ships that generation again; the replica skips it and moves on
     disk.write(4, ByteBuffer.wrap(new byte[] {5, 6}), true);

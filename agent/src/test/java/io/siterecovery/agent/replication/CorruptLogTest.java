@@ -106,13 +106,13 @@ class CorruptLogTest {
 
     // applying a generation that never arrived is refused as well
     AgentException notArrived = catchThrowableOfType(AgentException.class,
-        () -> agents.s.applyLogs("web01", new ApplyRequest(2, Instant.now())));
+        () -> agents.s.applyLogs("web01", new ApplyRequest(2, Instant.now(), false, null)));
     assertThat(notArrived.code()).isEqualTo(ErrorCode.INVALID_STATE);
     assertNothingStagedOrApplied();
 
     // the retry with the good bytes goes through
     agents.s.sendLog("web01", "disk0", 2, sealedLog());
-    agents.s.applyLogs("web01", new ApplyRequest(2, Instant.now()));
+    agents.s.applyLogs("web01", new ApplyRequest(2, Instant.now(), false, null));
     assertThat(Files.readAllBytes(replicaImage)[4096]).isEqualTo((byte) 0xab);
   }
 
@@ -151,7 +151,7 @@ class CorruptLogTest {
     Files.write(staged, bytes);
 
     AgentException refused = catchThrowableOfType(AgentException.class,
-        () -> agents.s.applyLogs("web01", new ApplyRequest(2, Instant.now())));
+        () -> agents.s.applyLogs("web01", new ApplyRequest(2, Instant.now(), false, null)));
     assertThat(refused.code()).isEqualTo(ErrorCode.LOG_CORRUPT);
     assertThat(agents.s.getVm("web01").replica().appliedGeneration()).isEqualTo(1);
     assertThat(Files.mismatch(replicaImage, writeTemp(replicaBefore)))

@@ -5,6 +5,7 @@ import io.siterecovery.agent.api.AgentClient;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -28,13 +29,16 @@ public final class AgentProcess implements AutoCloseable {
 
   /** Starts an agent and waits (with a deadline, not a sleep) for its READY line. */
   public static AgentProcess start(String site, Path dataDir) throws IOException {
-    String java = ProcessHandle.current().info().command()
-        .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    List<String> command = List.of(java, "-Xmx256m", "-XX:TieredStopAtLevel=1",
-        "-cp", System.getProperty("java.class.path"), AgentMain.class.getName(),
-        "--site", site, "--data", dataDir.toString(), "--bind", "127.0.0.1",
-        "--http", "0", "--nbd", "0");
-    Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+    return start(site, dataDir, List.of());
+  }
+
+  /**
+   * Starts an agent with extra JVM options, e.g.
+   * {@code -Dsiterecovery.test.crashAt=apply-record:10} (see {@code FaultInjection}).
+   */
+  public static AgentProcess start(String site, Path dataDir, List<String> jvmOptions)
+      throws IOException {
+    Process process = launch(site, dataDir, jvmOptions);
     ProcessOutput output = ProcessOutput.drain(process);
     try {
       String text = output.await(s -> READY.matcher(s).find(), Duration.ofSeconds(60),
@@ -47,6 +51,45 @@ public final class AgentProcess implements AutoCloseable {
       process.destroyForcibly();
       throw e;
     }
+  }
+
+  private static Process launch(String site, Path dataDir, List<String> jvmOptions)
+      throws IOException {
+    String java = ProcessHandle.current().info().command()
+        .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    List<String> command = new ArrayList<>(List.of(java, "-Xmx256m", "-XX:TieredStopAtLevel=1"));
+    command.addAll(jvmOptions);
+    command.addAll(List.of("-cp", System.getProperty("java.class.path"),
+        AgentMain.class.getName(), "--site", site, "--data", dataDir.toString(),
+        "--bind", "127.0.0.1", "--http", "0", "--nbd", "0"));
+    return new ProcessBuilder(command).redirectErrorStream(true).start();
+  }
+
+  /**
+   * Starts an agent that is expected to exit before it is ready (a crash point during its
+   * recovery at start) and returns its exit status and output once it is gone.
+   */
+  public static Tools.Result runUntilExit(String site, Path dataDir, List<String> jvmOptions)
+      throws IOException, InterruptedException {
+    Process process = launch(site, dataDir, jvmOptions);
+    ProcessOutput output = ProcessOutput.drain(process);
+    if (!process.waitFor(60, TimeUnit.SECONDS) || output.text().contains("READY ")) {
+      process.destroyForcibly().waitFor();
+      throw new AssertionError("the agent did not exit before it was ready\n--- output ---\n"
+          + output.text());
+    }
+    return new Tools.Result(List.of("AgentMain"), process.exitValue(),
+        output.awaitEnd(Duration.ofSeconds(10)));
+  }
+
+  /** Waits, with a deadline, until the process has exited by itself; returns its status. */
+  public int awaitExit(Duration timeout) throws InterruptedException {
+    if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+      throw new AssertionError("agent " + process.pid() + " still running after " + timeout
+          + "\n--- output ---\n" + output.text());
+    }
+    output.awaitEnd(Duration.ofSeconds(10));
+    return process.exitValue();
   }
 
   public String url() {
