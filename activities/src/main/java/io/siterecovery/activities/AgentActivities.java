@@ -1,9 +1,13 @@
 package io.siterecovery.activities;
 
 import io.siterecovery.activities.AgentActivityRecords.CopyDiskRequest;
+import io.siterecovery.activities.AgentActivityRecords.DeltaRequest;
 import io.siterecovery.activities.AgentActivityRecords.DiskCopyResult;
+import io.siterecovery.activities.AgentActivityRecords.DiskResyncResult;
 import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
+import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
+import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
 import io.temporal.activity.ActivityInterface;
 
 /**
@@ -25,18 +29,32 @@ public interface AgentActivities {
   DiskCopyResult copyDisk(CopyDiskRequest request);
 
   /** Swap, ship and apply: one delta cycle. */
-  ReplicationCycle replicateDelta(ProtectionPlan plan);
+  ReplicationCycle replicateDelta(DeltaRequest request);
+
+  SourceHealth sourceHealth(ProtectionPlan plan);
 
   void completeInitialReplication(ProtectionPlan plan);
+
+  /** Starts a resync: seals the logs at one generation and returns it. Idempotent. */
+  long beginResync(ProtectionPlan plan);
+
+  /** Compares one disk block by block and sends differing blocks; resumes by block cursor. */
+  DiskResyncResult resyncDisk(ResyncDiskRequest request);
+
+  /** Ends a resync: the replica is consistent at the resync's generation. */
+  ReplicaPoint completeResync(ProtectionPlan plan);
 
   void disableReplication(ProtectionPlan plan);
 
   ReplicaPoint replicaPoint(String site, String vm);
 
+  /** Rolls the (powered-off) replica back to a retained point. */
+  ReplicaPoint rollbackReplica(String site, String vm, long generation);
+
   void powerOn(String site, String vm);
 
   void powerOff(String site, String vm);
 
-  /** The replica becomes the active VM; the old primary is marked failed over. */
+  /** The replica becomes the active VM; the old primary is marked failed over if reachable. */
   void commitFailover(ProtectionPlan plan);
 }

@@ -2,13 +2,25 @@ package io.siterecovery.activities;
 
 import io.siterecovery.activities.AgentActivityRecords.CopyDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
+import io.siterecovery.activities.AgentActivityRecords.DeltaRequest;
 import io.siterecovery.activities.AgentActivityRecords.DiskCopyResult;
+import io.siterecovery.activities.AgentActivityRecords.DiskResyncResult;
+import io.siterecovery.activities.AgentActivityRecords.PointInfo;
 import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
+import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
+import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
+import io.siterecovery.activities.AgentActivityRecords.TransferSettings;
 import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.api.AgentMessages.CopyRangeResult;
+import io.siterecovery.agent.api.AgentMessages.ReplicateRequest;
 import io.siterecovery.agent.api.AgentMessages.ReplicationResult;
+import io.siterecovery.agent.api.AgentMessages.ResyncStepRequest;
+import io.siterecovery.agent.api.AgentMessages.ResyncStepResult;
+import io.siterecovery.agent.api.AgentMessages.SourceStatus;
+import io.siterecovery.agent.api.AgentMessages.TransferOptions;
 import io.siterecovery.agent.vm.VmRecord;
 import io.temporal.activity.Activity;
 import io.temporal.activity.ActivityExecutionContext;
@@ -26,6 +38,9 @@ public class AgentActivitiesImpl implements AgentActivities {
   private static final Logger log = LoggerFactory.getLogger(AgentActivitiesImpl.class);
   /** One agent call copies this much; the heartbeat after it is the resume point. */
   static final long COPY_SLICE = 256L << 20;
+  /** Resync compares this many blocks per agent call; the heartbeat after it is the cursor. */
+  static final int RESYNC_BLOCK_SIZE = 64 << 10;
+  static final int RESYNC_BLOCKS_PER_STEP = 4096;
   private static final Duration PROGRESS_EVERY = Duration.ofSeconds(2);
 
   private final SiteDirectory sites;
@@ -117,7 +132,7 @@ public class AgentActivitiesImpl implements AgentActivities {
     while (offset < size) {
       long at = offset;
       CopyRangeResult r = call(() -> source.copyRange(request.plan().vm(), request.disk(), at,
-          Math.min(COPY_SLICE, size - at)));
+          Math.min(COPY_SLICE, size - at), options(request.transfer())));
       offset = r.nextOffset();
       read += r.bytesRead();
       sent += r.bytesSent();
@@ -126,8 +141,8 @@ public class AgentActivitiesImpl implements AgentActivities {
       if (now - lastReport >= PROGRESS_EVERY.toNanos() || offset >= size) {
         lastReport = now;
         double seconds = Math.max(1e-3, (now - started) / 1e9);
-        reportProgress(request.progressWorkflowId(), new CopyProgress(request.disk(), offset, size,
-            sent, read / seconds, Instant.now()));
+        reportProgress(request.progressWorkflowId(), new CopyProgress("INITIAL_REPLICATION",
+            request.disk(), offset, size, sent, read / seconds, Instant.now()));
       }
     }
     return new DiskCopyResult(request.disk(), read, sent, resumeFrom,
@@ -143,11 +158,88 @@ public class AgentActivitiesImpl implements AgentActivities {
     }
   }
 
+  private static TransferOptions options(TransferSettings t) {
+    return t == null ? null : new TransferOptions(t.compress(), t.bandwidthMBps());
+  }
+
   @Override
-  public ReplicationCycle replicateDelta(ProtectionPlan plan) {
-    ReplicationResult r = call(() -> agent(plan.sourceSite()).replicate(plan.vm()));
+  public ReplicationCycle replicateDelta(DeltaRequest request) {
+    ProtectionPlan plan = request.plan();
+    AgentClient source = agent(plan.sourceSite());
+    ReplicationResult r = call(() -> source.replicate(plan.vm(), new ReplicateRequest(
+        request.retentionSeconds(), request.quiesce(), options(request.transfer()))));
+    List<PointInfo> points = call(() -> points(agent(plan.targetSite()).getVm(plan.vm())));
     return new ReplicationCycle(r.lastSealedGeneration(), r.appliedGeneration(), r.pointTime(),
-        r.logsShipped(), r.bytesShipped());
+        r.logsShipped(), r.bytesShipped(), r.appConsistent(), r.quiesceMessage(), points,
+        health(call(() -> source.sourceStatus(plan.vm()))));
+  }
+
+  private static SourceHealth health(SourceStatus s) {
+    return new SourceHealth(s.pendingBytes(), s.diskBytes(), s.resyncRequiredReason());
+  }
+
+  private static List<PointInfo> points(VmRecord replica) {
+    if (replica.replica() == null || replica.replica().points() == null) {
+      return List.of();
+    }
+    return replica.replica().points().stream()
+        .map(p -> new PointInfo(p.generation(), p.pointTime(), p.appConsistent())).toList();
+  }
+
+  @Override
+  public SourceHealth sourceHealth(ProtectionPlan plan) {
+    return health(call(() -> agent(plan.sourceSite()).sourceStatus(plan.vm())));
+  }
+
+  @Override
+  public long beginResync(ProtectionPlan plan) {
+    return call(() -> agent(plan.sourceSite()).beginResync(plan.vm())).generation();
+  }
+
+  @Override
+  public DiskResyncResult resyncDisk(ResyncDiskRequest request) {
+    ActivityExecutionContext ctx = Activity.getExecutionContext();
+    long block = ctx.getHeartbeatDetails(Long.class).orElse(0L);
+    AgentClient source = agent(request.plan().sourceSite());
+    long totalBlocks = (request.sizeBytes() + RESYNC_BLOCK_SIZE - 1) / RESYNC_BLOCK_SIZE;
+    long compared = 0;
+    long differing = 0;
+    long sent = 0;
+    long started = System.nanoTime();
+    long lastReport = 0;
+    while (block < totalBlocks) {
+      long from = block;
+      ResyncStepResult r = call(() -> source.resyncStep(request.plan().vm(), request.disk(),
+          new ResyncStepRequest(from, RESYNC_BLOCKS_PER_STEP, RESYNC_BLOCK_SIZE,
+              options(request.transfer()))));
+      block = r.nextBlock();
+      compared += r.blocksCompared();
+      differing += r.blocksDiffering();
+      sent += r.bytesSent();
+      ctx.heartbeat(block);
+      long now = System.nanoTime();
+      if (now - lastReport >= PROGRESS_EVERY.toNanos() || block >= totalBlocks) {
+        lastReport = now;
+        double seconds = Math.max(1e-3, (now - started) / 1e9);
+        long done = Math.min(request.sizeBytes(), block * RESYNC_BLOCK_SIZE);
+        reportProgress(request.progressWorkflowId(), new CopyProgress("RESYNC", request.disk(),
+            done, request.sizeBytes(), sent, compared * RESYNC_BLOCK_SIZE / seconds,
+            Instant.now()));
+      }
+    }
+    return new DiskResyncResult(request.disk(), compared, differing, sent,
+        (System.nanoTime() - started) / 1_000_000);
+  }
+
+  @Override
+  public ReplicaPoint completeResync(ProtectionPlan plan) {
+    return replicaPointOf(call(() -> agent(plan.sourceSite()).completeResync(plan.vm())),
+        plan.targetSite());
+  }
+
+  @Override
+  public ReplicaPoint rollbackReplica(String site, String vm, long generation) {
+    return replicaPointOf(call(() -> agent(site).rollbackReplica(vm, generation)), site);
   }
 
   @Override
@@ -165,13 +257,16 @@ public class AgentActivitiesImpl implements AgentActivities {
 
   @Override
   public ReplicaPoint replicaPoint(String site, String vm) {
-    VmRecord r = call(() -> agent(site).getVm(vm));
+    return replicaPointOf(call(() -> agent(site).getVm(vm)), site);
+  }
+
+  private static ReplicaPoint replicaPointOf(VmRecord r, String site) {
     if (r.replica() == null) {
-      throw ApplicationFailure.newNonRetryableFailure("VM " + vm + " on " + site
+      throw ApplicationFailure.newNonRetryableFailure("VM " + r.name() + " on " + site
           + " is not a replica", FailureTypes.NOT_PROTECTED);
     }
     return new ReplicaPoint(r.replica().appliedGeneration(), r.replica().pointTime(),
-        r.replica().initialComplete());
+        r.replica().initialComplete(), points(r));
   }
 
   @Override
@@ -187,7 +282,16 @@ public class AgentActivitiesImpl implements AgentActivities {
   @Override
   public void commitFailover(ProtectionPlan plan) {
     call(() -> agent(plan.targetSite()).setRole(plan.vm(), VmRecord.Role.PRIMARY));
-    call(() -> agent(plan.sourceSite()).setRole(plan.vm(), VmRecord.Role.FAILED_OVER));
+    try {
+      agent(plan.sourceSite()).setRole(plan.vm(), VmRecord.Role.FAILED_OVER);
+    } catch (AgentException e) {
+      if (e.code() != ErrorCode.PEER_UNREACHABLE) {
+        throw ApplicationFailure.newNonRetryableFailure(e.getMessage(), e.code().name());
+      }
+      // An unplanned failover's source is often gone; the replica is committed regardless.
+      log.warn("source site {} unreachable while committing the failover of {}: {}",
+          plan.sourceSite(), plan.vm(), e.getMessage());
+    }
   }
 
   /** Maps agent errors to failures: the code is the type, non-recoverable ones do not retry. */

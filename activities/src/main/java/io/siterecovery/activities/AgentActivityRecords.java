@@ -1,29 +1,56 @@
 package io.siterecovery.activities;
 
 import java.time.Instant;
+import java.util.List;
 
 /** Inputs and outputs of the agent activities. */
 public final class AgentActivityRecords {
   private AgentActivityRecords() {}
 
+  /** How bytes travel between agents; from the policy. {@code bandwidthMBps} null = no limit. */
+  public record TransferSettings(boolean compress, Double bandwidthMBps) {
+    public static final TransferSettings DEFAULT = new TransferSettings(false, null);
+  }
+
   /** {@code progressWorkflowId} is the workflow whose status shows this copy's progress. */
   public record CopyDiskRequest(ProtectionPlan plan, String disk, long sizeBytes,
-      String progressWorkflowId) {}
+      TransferSettings transfer, String progressWorkflowId) {}
 
   public record DiskCopyResult(String disk, long bytesRead, long bytesSent, long resumedFrom,
       long durationMillis) {}
 
-  /** Progress of a long copy, signalled to the workflow that reports it. */
-  public record CopyProgress(String disk, long bytesDone, long bytesTotal, long bytesSent,
-      double bytesPerSecond, Instant at) {}
+  /** Progress of a long copy or resync, signalled to the workflow that reports it. */
+  public record CopyProgress(String phase, String disk, long bytesDone, long bytesTotal,
+      long bytesSent, double bytesPerSecond, Instant at) {}
 
-  /** One delta cycle; {@code appliedGeneration} and {@code pointTime} name the latest point. */
+  /** One delta cycle's parameters: retention prunes old points, quiesce asks for app-consistency. */
+  public record DeltaRequest(ProtectionPlan plan, Long retentionSeconds, boolean quiesce,
+      TransferSettings transfer) {}
+
+  /** A retained recovery point on the replica. */
+  public record PointInfo(long generation, Instant time, boolean appConsistent) {}
+
+  /**
+   * One delta cycle: the latest point, the retained points, and the source's backlog, which
+   * tells the workflow when a resync would be cheaper than shipping logs.
+   */
   public record ReplicationCycle(long lastSealedGeneration, long appliedGeneration,
-      Instant pointTime, int logsShipped, long bytesShipped) {}
+      Instant pointTime, int logsShipped, long bytesShipped, boolean appConsistent,
+      String quiesceMessage, List<PointInfo> points, SourceHealth source) {}
 
-  public record ReplicaPoint(long appliedGeneration, Instant pointTime, boolean initialComplete) {}
+  /** The source's view: unshipped log bytes, disk bytes, and why a resync is needed (or null). */
+  public record SourceHealth(long pendingBytes, long diskBytes, String resyncRequiredReason) {
+    public boolean logsExceedHalfTheDisks() {
+      return diskBytes > 0 && pendingBytes * 2 >= diskBytes;
+    }
+  }
 
-  /** {@code rpoThreshold}: the RPO above which health turns WARNING. */
-  public record PolicySettings(String name, java.time.Duration copyFrequency,
-      java.time.Duration rpoThreshold) {}
+  public record ReplicaPoint(long appliedGeneration, Instant pointTime, boolean initialComplete,
+      List<PointInfo> points) {}
+
+  public record ResyncDiskRequest(ProtectionPlan plan, String disk, long sizeBytes,
+      TransferSettings transfer, String progressWorkflowId) {}
+
+  public record DiskResyncResult(String disk, long blocksCompared, long blocksDiffering,
+      long bytesSent, long durationMillis) {}
 }

@@ -1,6 +1,5 @@
 package io.siterecovery.activities;
 
-import io.siterecovery.activities.AgentActivityRecords.PolicySettings;
 import io.temporal.activity.ActivityInterface;
 
 /** Replication policies live in the worker's configuration, so workflows ask for them. */

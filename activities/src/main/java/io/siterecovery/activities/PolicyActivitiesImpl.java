@@ -1,22 +1,24 @@
 package io.siterecovery.activities;
 
-import io.siterecovery.activities.AgentActivityRecords.PolicySettings;
 import io.temporal.failure.ApplicationFailure;
 import java.util.Map;
+import java.util.function.Supplier;
 
 public class PolicyActivitiesImpl implements PolicyActivities {
-  private final Map<String, PolicySettings> policies;
+  /** Read at every call, so an edited configuration applies at the next replication cycle. */
+  private final Supplier<Map<String, PolicySettings>> policies;
 
-  public PolicyActivitiesImpl(Map<String, PolicySettings> policies) {
-    this.policies = Map.copyOf(policies);
+  public PolicyActivitiesImpl(Supplier<Map<String, PolicySettings>> policies) {
+    this.policies = policies;
   }
 
   @Override
   public PolicySettings resolvePolicy(String name) {
-    PolicySettings p = policies.get(name);
+    Map<String, PolicySettings> current = policies.get();
+    PolicySettings p = current.get(name);
     if (p == null) {
       throw ApplicationFailure.newNonRetryableFailure("unknown policy '" + name + "'; configured: "
-          + policies.keySet().stream().sorted().toList(), FailureTypes.UNKNOWN_POLICY);
+          + current.keySet().stream().sorted().toList(), FailureTypes.UNKNOWN_POLICY);
     }
     return p;
   }

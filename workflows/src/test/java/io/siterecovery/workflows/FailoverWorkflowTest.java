@@ -69,7 +69,7 @@ class FailoverWorkflowTest {
     assertThat(end.recoveryPoint()).isNotNull();
     InOrder order = inOrder(agents);
     order.verify(agents).powerOff("primary", "web01");
-    order.verify(agents).replicateDelta(PLAN);
+    order.verify(agents).replicateDelta(any());
     order.verify(agents).powerOn("secondary", "web01");
     order.verify(agents).commitFailover(PLAN);
     ProtectionStatus protectionEnd =
@@ -90,7 +90,11 @@ class FailoverWorkflowTest {
     verify(agents).powerOff("secondary", "web01");
     verify(agents).powerOn("primary", "web01");
     verify(agents, never()).commitFailover(any());
-    WorkflowTestSupport.awaitVirtual(env, () -> protection.status().state() == ProtectionState.PROTECTED);
+    // The replica ran, so it no longer continues the source's logs: protection resyncs first.
+    WorkflowTestSupport.awaitVirtual(env, () -> protection.status().state() == ProtectionState.PROTECTED
+        && protection.status().resyncReason() == null);
+    verify(agents).beginResync(any());
+    verify(agents, org.mockito.Mockito.times(2)).resyncDisk(any());
     long cycles = protection.status().deltaCycles();
     env.sleep(java.time.Duration.ofSeconds(61));
     assertThat(protection.status().deltaCycles()).isGreaterThan(cycles);
@@ -101,7 +105,8 @@ class FailoverWorkflowTest {
     AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
     WorkflowTestSupport.start(env, agents);
     ProtectVmWorkflow protection = protect(env, client);
-    when(agents.replicateDelta(any())).thenReturn(new ReplicationCycle(7, 6, Instant.now(), 1, 1));
+    org.mockito.Mockito.doReturn(new ReplicationCycle(7, 6, Instant.now(), 1, 1, false, null,
+        java.util.List.of(), WorkflowTestSupport.HEALTHY_SOURCE)).when(agents).replicateDelta(any());
 
     FailoverWorkflow fo = client.newWorkflowStub(FailoverWorkflow.class, WorkflowOptions
         .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
@@ -117,6 +122,55 @@ class FailoverWorkflowTest {
   }
 
   @Test
+  void unplannedFailoverRollsTheReplicaToTheLatestAppConsistentPointWithoutTouchingTheSource(
+      TestWorkflowEnvironment env, WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
+    WorkflowTestSupport.start(env, agents);
+    WorkflowTestSupport.POLICIES.put("default", new io.siterecovery.activities.PolicySettings(
+        "default", java.time.Duration.ofSeconds(30), java.time.Duration.ofMinutes(2),
+        java.time.Duration.ofHours(24), java.time.Duration.ofMinutes(1), null,
+        WorkflowTestSupport.NIGHTS, false, null));
+    ProtectVmWorkflow protection = protect(env, client);
+    env.sleep(java.time.Duration.ofSeconds(125));
+    assertThat(protection.status().recoveryPoints()).extracting(p -> p.id() + ":" + p.appConsistent())
+        .containsExactly("rp-1:false", "rp-2:true", "rp-3:false", "rp-4:true", "rp-5:false");
+
+    FailoverWorkflow fo = client.newWorkflowStub(FailoverWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(FailoverWorkflow.workflowId("web01")).build());
+    WorkflowClient.start(fo::failover,
+        new FailoverInput("web01", FailoverType.UNPLANNED, "LATEST_APP_CONSISTENT"));
+    WorkflowTestSupport.awaitVirtual(env, () -> fo.status().state() == FailoverState.AWAITING_COMMIT);
+    assertThat(fo.status().recoveryPoint().id()).isEqualTo("rp-4");
+    assertThat(fo.status().recoveryPoint().appConsistent()).isTrue();
+    verify(agents).rollbackReplica("secondary", "web01", 4);
+    verify(agents, never()).powerOff(org.mockito.ArgumentMatchers.eq("primary"), any());
+
+    fo.commit(new OperatorRequest(null));
+    assertThat(WorkflowStub.fromTyped(fo).getResult(FailoverStatus.class).state())
+        .isEqualTo(FailoverState.COMMITTED);
+    verify(agents).commitFailover(PLAN);
+  }
+
+  @Test
+  void aPointThatIsNotRetainedFailsTheFailoverAndProtectionCarriesOn(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
+    WorkflowTestSupport.start(env, agents);
+    ProtectVmWorkflow protection = protect(env, client);
+    FailoverWorkflow fo = client.newWorkflowStub(FailoverWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(FailoverWorkflow.workflowId("web01")).build());
+    WorkflowClient.start(fo::failover, new FailoverInput("web01", FailoverType.UNPLANNED, "rp-99"));
+    Throwable failure = org.assertj.core.api.Assertions.catchThrowable(
+        () -> WorkflowStub.fromTyped(fo).getResult(FailoverStatus.class));
+    assertThat(failure).rootCause().hasMessageContaining("rp-99 is not retained");
+    verify(agents, never()).powerOn(any(), any());
+    WorkflowTestSupport.awaitVirtual(env, () -> protection.status().state() == ProtectionState.PROTECTED);
+    assertThat(protection.status().resyncReason()).isNull();
+  }
+
+  @Test
   void badFailoverInputFailsAtOnce(TestWorkflowEnvironment env, WorkflowClient client) {
     AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
     when(agents.describeProtection("db01")).thenThrow(ApplicationFailure.newNonRetryableFailure(
@@ -128,8 +182,10 @@ class FailoverWorkflowTest {
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover", Map.of("vm", "web01")))
         .contains("field 'type' is required");
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",
-        Map.of("vm", "web01", "type", "PLANNED", "recoveryPoint", "rp-3")))
+        Map.of("vm", "web01", "type", "PLANNED", "recoveryPoint", "yesterday")))
         .contains("recoveryPoint");
+    assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",
+        Map.of("vm", "web01", "type", "TEST"))).contains("TEST is not available yet");
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",
         Map.of("vm", "db01", "type", "PLANNED"))).contains("VM db01 is not protected");
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",

@@ -48,7 +48,7 @@ class ProtectVmWorkflowTest {
 
     WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == ProtectionState.PROTECTED);
     ProtectionStatus afterFinalize = wf.status();
-    assertThat(afterFinalize.latestRecoveryPoint().generation()).isEqualTo(1);
+    assertThat(afterFinalize.latestRecoveryPoint().generation()).isEqualTo(2);
     assertThat(afterFinalize.deltaCycles()).isEqualTo(1);
     verify(agents, times(2)).copyDisk(any());
     verify(agents).completeInitialReplication(PLAN);
@@ -56,7 +56,9 @@ class ProtectVmWorkflowTest {
     env.sleep(Duration.ofSeconds(95));
     ProtectionStatus later = wf.status();
     assertThat(later.deltaCycles()).isEqualTo(4);
-    assertThat(later.latestRecoveryPoint().id()).isEqualTo("rp-4");
+    assertThat(later.latestRecoveryPoint().id()).isEqualTo("rp-5");
+    assertThat(later.recoveryPoints()).extracting(p -> p.id())
+        .containsExactly("rp-1", "rp-2", "rp-3", "rp-4", "rp-5");
     assertThat(later.health()).isEqualTo(Health.NORMAL);
     assertThat(later.rpoSeconds()).isBetween(0L, 30L);
     assertThat(later.sourceSite()).isEqualTo("primary");
@@ -130,7 +132,8 @@ class ProtectVmWorkflowTest {
   void nonRecoverableCycleFailureIsCriticalAndWaitsForTheOperator(TestWorkflowEnvironment env, WorkflowClient client) {
     AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
     when(agents.replicateDelta(any()))
-        .thenThrow(ApplicationFailure.newNonRetryableFailure("log corrupt", "LOG_CORRUPT"))
+        .thenThrow(ApplicationFailure.newNonRetryableFailure("replica in an invalid state",
+            "INVALID_STATE"))
         .thenAnswer(inv -> WorkflowTestSupport.cycle(env, 2));
     WorkflowTestSupport.start(env, agents);
     ProtectVmWorkflow wf = startProtection(client);

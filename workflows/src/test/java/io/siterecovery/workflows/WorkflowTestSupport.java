@@ -1,18 +1,25 @@
 package io.siterecovery.workflows;
 
 import static org.mockito.ArgumentMatchers.any;
+import static org.mockito.ArgumentMatchers.anyLong;
 import static org.mockito.ArgumentMatchers.anyString;
 import static org.mockito.Mockito.mock;
 import static org.mockito.Mockito.when;
 import static org.mockito.Mockito.withSettings;
 
 import io.siterecovery.activities.AgentActivities;
+import io.siterecovery.activities.AgentActivityRecords.CopyDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.DiskCopyResult;
-import io.siterecovery.activities.AgentActivityRecords.PolicySettings;
+import io.siterecovery.activities.AgentActivityRecords.DiskResyncResult;
+import io.siterecovery.activities.AgentActivityRecords.PointInfo;
 import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
+import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
+import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
 import io.siterecovery.activities.PolicyActivitiesImpl;
+import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ProtectionPlan;
+import io.siterecovery.activities.ResyncWindow;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.siterecovery.workflows.common.SiteRecoveryDataConverter;
 import io.temporal.api.enums.v1.IndexedValueType;
@@ -22,8 +29,11 @@ import io.temporal.testing.TestWorkflowExtension;
 import io.temporal.worker.Worker;
 import java.time.Duration;
 import java.time.Instant;
+import java.time.LocalTime;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 
@@ -32,14 +42,31 @@ final class WorkflowTestSupport {
   static final ProtectionPlan PLAN = new ProtectionPlan("web01", "primary", "secondary",
       List.of(new ProtectionPlan.DiskInfo("disk0", 1L << 30),
           new ProtectionPlan.DiskInfo("disk1", 2L << 30)));
+  static final SourceHealth HEALTHY_SOURCE = new SourceHealth(4096, 3L << 30, null);
+  static final ResyncWindow NIGHTS = new ResyncWindow(LocalTime.of(22, 0), LocalTime.of(6, 0), "UTC");
+
+  /** Policies the tests can switch between; tests may replace entries. */
+  static final Map<String, PolicySettings> POLICIES = new ConcurrentHashMap<>();
 
   private WorkflowTestSupport() {}
 
+  static PolicySettings policy(String name, Duration every) {
+    return new PolicySettings(name, every, Duration.ofMinutes(2), Duration.ofHours(24), null, null,
+        NIGHTS, false, null);
+  }
+
   static TestWorkflowExtension extension() {
+    return extension(null);
+  }
+
+  static TestWorkflowExtension extension(Instant initialTime) {
     TestWorkflowExtension.Builder b = TestWorkflowExtension.newBuilder()
         .setWorkflowClientOptions(WorkflowClientOptions.newBuilder()
             .setDataConverter(SiteRecoveryDataConverter.create()).build())
         .setDoNotStart(true);
+    if (initialTime != null) {
+      b.setInitialTime(initialTime);
+    }
     SearchAttributeKeys.ALL.forEach(k ->
         b.registerSearchAttribute(k.getName(), IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD));
     return b.build();
@@ -47,34 +74,69 @@ final class WorkflowTestSupport {
 
   /** Runs our worker on the production task queue, as clients address it. */
   static void start(TestWorkflowEnvironment env, AgentActivities agents) {
+    POLICIES.clear();
+    POLICIES.put("default", policy("default", Duration.ofSeconds(30)));
     Worker worker = env.newWorker(Registration.TASK_QUEUE);
     Registration.registerWorkflows(worker);
-    worker.registerActivitiesImplementations(agents, new PolicyActivitiesImpl(Map.of(
-        "default", new PolicySettings("default", Duration.ofSeconds(30), Duration.ofMinutes(2)))));
+    worker.registerActivitiesImplementations(agents,
+        new PolicyActivitiesImpl(() -> Map.copyOf(POLICIES)));
     env.start();
   }
 
-  /** A healthy agent pair: the VM exists, copies succeed, each cycle applies one generation. */
+  /**
+   * A healthy agent pair: the VM exists, copies succeed, each cycle applies one generation and
+   * the replica retains every point; rollback and resync behave.
+   */
   static AgentActivities healthyAgents(TestWorkflowEnvironment env, boolean seeded) {
     AgentActivities agents = mock(AgentActivities.class, withSettings().withoutAnnotations());
     AtomicLong generation = new AtomicLong(1);
+    List<PointInfo> points = new ArrayList<>(List.of(new PointInfo(1, Instant.ofEpochMilli(
+        env.currentTimeMillis()), false)));
     when(agents.planProtection("web01")).thenReturn(PLAN);
     when(agents.describeProtection("web01")).thenReturn(PLAN);
     when(agents.enableReplication(any())).thenReturn(seeded);
     when(agents.copyDisk(any())).thenAnswer(inv -> {
-      var req = inv.getArgument(0, io.siterecovery.activities.AgentActivityRecords.CopyDiskRequest.class);
-      return new DiskCopyResult(req.disk(), req.sizeBytes(), req.sizeBytes() / 2, 0, 1000);
+      CopyDiskRequest req = inv.getArgument(0, CopyDiskRequest.class);
+      return req == null ? null
+          : new DiskCopyResult(req.disk(), req.sizeBytes(), req.sizeBytes() / 2, 0, 1000);
     });
-    when(agents.replicaPoint(anyString(), anyString()))
-        .thenReturn(new ReplicaPoint(1, Instant.parse("2026-01-01T00:00:00Z"), true));
-    when(agents.replicateDelta(any())).thenAnswer(inv -> cycle(env, generation.getAndIncrement()));
+    when(agents.replicaPoint(anyString(), anyString())).thenAnswer(inv ->
+        new ReplicaPoint(points.get(points.size() - 1).generation(),
+            points.get(points.size() - 1).time(), true, List.copyOf(points)));
+    when(agents.replicateDelta(any())).thenAnswer(inv -> {
+      var req = inv.getArgument(0, io.siterecovery.activities.AgentActivityRecords.DeltaRequest.class);
+      long g = generation.incrementAndGet();
+      boolean app = req != null && req.quiesce();
+      points.add(new PointInfo(g, Instant.ofEpochMilli(env.currentTimeMillis()), app));
+      return new ReplicationCycle(g, g, Instant.ofEpochMilli(env.currentTimeMillis()), 2, 4096,
+          app, null, List.copyOf(points), HEALTHY_SOURCE);
+    });
+    when(agents.sourceHealth(any())).thenReturn(HEALTHY_SOURCE);
+    when(agents.beginResync(any())).thenAnswer(inv -> generation.incrementAndGet());
+    when(agents.resyncDisk(any())).thenAnswer(inv -> {
+      ResyncDiskRequest req = inv.getArgument(0, ResyncDiskRequest.class);
+      return req == null ? null : new DiskResyncResult(req.disk(), 100, 3, 3 * 65536, 10);
+    });
+    when(agents.completeResync(any())).thenAnswer(inv -> {
+      points.clear();
+      points.add(new PointInfo(generation.get(), Instant.ofEpochMilli(env.currentTimeMillis()),
+          false));
+      return new ReplicaPoint(generation.get(), points.get(0).time(), true, List.copyOf(points));
+    });
+    when(agents.rollbackReplica(anyString(), anyString(), anyLong())).thenAnswer(inv -> {
+      long to = inv.getArgument(2, Long.class);
+      points.removeIf(p -> p.generation() > to);
+      PointInfo last = points.get(points.size() - 1);
+      return new ReplicaPoint(last.generation(), last.time(), true, List.copyOf(points));
+    });
     return agents;
   }
 
   /** A cycle whose point is "now" on the test server's (virtual) clock. */
   static ReplicationCycle cycle(TestWorkflowEnvironment env, long generation) {
-    return new ReplicationCycle(generation, generation, Instant.ofEpochMilli(env.currentTimeMillis()),
-        2, 4096);
+    Instant now = Instant.ofEpochMilli(env.currentTimeMillis());
+    return new ReplicationCycle(generation, generation, now, 2, 4096, false, null,
+        List.of(new PointInfo(generation, now, false)), HEALTHY_SOURCE);
   }
 
   /** Advances virtual time in small steps until the condition holds. */

@@ -6,6 +6,7 @@ import io.siterecovery.workflows.failover.FailoverInput;
 import io.siterecovery.workflows.failover.FailoverStatus;
 import io.siterecovery.workflows.failover.FailoverType;
 import io.siterecovery.workflows.failover.FailoverWorkflow;
+import io.siterecovery.workflows.protection.PolicyChange;
 import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.siterecovery.workflows.protection.ProtectionStatus;
@@ -103,10 +104,11 @@ final class OperatorCommands {
     @Parameters(index = "0", description = "VM name")
     String vm;
 
-    @Option(names = "--type", defaultValue = "PLANNED", description = "PLANNED (default)")
+    @Option(names = "--type", defaultValue = "PLANNED", description = "PLANNED (default) or UNPLANNED")
     FailoverType type;
 
-    @Option(names = "--recovery-point", defaultValue = "LATEST", description = "LATEST (default)")
+    @Option(names = "--recovery-point", defaultValue = "LATEST", description = "LATEST (default), "
+        + "LATEST_PROCESSED, LATEST_APP_CONSISTENT or a point id such as rp-7")
     String recoveryPoint;
 
     @Mixin
@@ -153,12 +155,35 @@ final class OperatorCommands {
     }
   }
 
-  @Command(name = "signal", description = "Send pause, resume or disable to a VM's ProtectVm.")
+  @Command(name = "set-policy", description = "Switch a protected VM to another policy; it "
+      + "takes effect at the next replication cycle.")
+  static final class SetPolicy implements Callable<Integer> {
+    @Parameters(index = "0", description = "VM name")
+    String vm;
+
+    @Parameters(index = "1", description = "policy name")
+    String policy;
+
+    @Mixin
+    TemporalOptions options;
+
+    @Override
+    public Integer call() {
+      return withClient(options, client -> {
+        client.newUntypedWorkflowStub(ProtectVmWorkflow.workflowId(vm))
+            .signal("setPolicy", new PolicyChange(policy));
+        System.out.printf("sent setPolicy %s to %s%n", policy, ProtectVmWorkflow.workflowId(vm));
+        return 0;
+      });
+    }
+  }
+
+  @Command(name = "signal", description = "Send pause, resume, resync or disable to a VM's ProtectVm.")
   static final class Signal implements Callable<Integer> {
     @Parameters(index = "0", description = "VM name")
     String vm;
 
-    @Parameters(index = "1", description = "pause | resume | disable")
+    @Parameters(index = "1", description = "pause | resume | resync | disable")
     String name;
 
     @Mixin
@@ -166,8 +191,9 @@ final class OperatorCommands {
 
     @Override
     public Integer call() {
-      if (!java.util.Set.of("pause", "resume", "disable").contains(name)) {
-        throw new IllegalArgumentException("unknown signal '" + name + "': pause, resume or disable");
+      if (!java.util.Set.of("pause", "resume", "resync", "disable").contains(name)) {
+        throw new IllegalArgumentException("unknown signal '" + name
+            + "': pause, resume, resync or disable");
       }
       return signal(options, ProtectVmWorkflow.workflowId(vm), name);
     }

@@ -8,7 +8,8 @@ import picocli.CommandLine.Command;
     subcommands = {DevCommand.class, DemoCommand.class, WorkerCommand.class, AgentCommand.class,
         VmCommand.class, OperatorCommands.Protect.class, OperatorCommands.Status.class,
         OperatorCommands.Failover.class, OperatorCommands.Commit.class,
-        OperatorCommands.Cancel.class, OperatorCommands.Signal.class, BenchCommand.class})
+        OperatorCommands.Cancel.class, OperatorCommands.Signal.class,
+        OperatorCommands.SetPolicy.class, BenchCommand.class})
 public final class SiteRecoveryCli {
   public static void main(String[] args) {
     System.exit(new CommandLine(new SiteRecoveryCli())

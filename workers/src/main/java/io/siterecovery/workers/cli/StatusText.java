@@ -21,6 +21,11 @@ final class StatusText {
           s.latestRecoveryPoint().id(), s.latestRecoveryPoint().time(),
           s.rpoSeconds() == null ? "-" : s.rpoSeconds()));
     }
+    if (!s.recoveryPoints().isEmpty()) {
+      b.append("  recovery points: ").append(s.recoveryPoints().stream()
+          .map(p -> p.id() + (p.appConsistent() ? "(app)" : "")).toList()).append('\n');
+    }
+    s.notes().forEach(n -> b.append("  - ").append(n).append('\n'));
     b.append(String.format("  delta cycles %d (failed %d), shipped %s", s.deltaCycles(),
         s.failedCycles(), Sizes.format(s.bytesShipped())));
     return b.toString();

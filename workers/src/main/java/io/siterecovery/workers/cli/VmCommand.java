@@ -11,7 +11,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 @Command(name = "vm", description = "Manage VMs on a site's agent.",
-    subcommands = {VmCommand.Create.class, VmCommand.ListVms.class})
+    subcommands = {VmCommand.Create.class, VmCommand.ListVms.class, VmCommand.QuiesceHook.class})
 final class VmCommand {
 
   static AgentClient agent(SiteRecoveryConfig config, String site) {
@@ -45,6 +45,37 @@ final class VmCommand {
       System.out.printf("created %s on %s:%n", vm.name(), site);
       vm.disks().forEach(d -> System.out.printf("  %s  %s  nbd://127.0.0.1:%s/%s/%s%n", d.name(),
           Sizes.format(d.sizeBytes()), nbd, vm.name(), d.name()));
+      return 0;
+    }
+  }
+
+  @Command(name = "quiesce-hook", description = "Set the command run before an app-consistent "
+      + "recovery point (e.g. fsfreeze, a database flush); it gets SITE_RECOVERY_VM in its "
+      + "environment. Without a command, removes the hook.")
+  static final class QuiesceHook implements Callable<Integer> {
+    @Parameters(index = "0", description = "VM name")
+    String name;
+
+    @Option(names = "--site", required = true, description = "site the VM runs on")
+    String site;
+
+    @Option(names = "--timeout", defaultValue = "30", description = "seconds (default: ${DEFAULT-VALUE})")
+    int timeoutSeconds;
+
+    @Parameters(index = "1..*", arity = "0..*", description = "command and arguments (after --)")
+    List<String> command;
+
+    @Mixin
+    TemporalOptions options;
+
+    @Override
+    public Integer call() {
+      VmRecord.QuiesceHook hook = command == null || command.isEmpty() ? null
+          : new VmRecord.QuiesceHook(command, timeoutSeconds);
+      agent(options.resolve(), site).setQuiesceHook(name, hook);
+      System.out.println(hook == null ? "quiesce hook of " + name + " removed"
+          : "quiesce hook of " + name + ": " + String.join(" ", command) + " (timeout "
+              + timeoutSeconds + " s)");
       return 0;
     }
   }

@@ -1,5 +1,7 @@
 package io.siterecovery.workers.cli;
 
+import io.siterecovery.workers.config.ConfigFile;
+import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.siterecovery.workers.dev.WorkerRunner;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -15,7 +17,10 @@ final class WorkerCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     CountDownLatch stop = new CountDownLatch(1);
-    try (WorkerRunner runner = new WorkerRunner(options.resolve())) {
+    SiteRecoveryConfig config = options.resolve();
+    ConfigFile file = options.config == null ? null : new ConfigFile(options.config);
+    try (WorkerRunner runner = file == null ? new WorkerRunner(config)
+        : new WorkerRunner(config, file::policies)) {
       Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
       stop.await();
     }

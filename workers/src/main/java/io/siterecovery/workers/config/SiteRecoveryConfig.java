@@ -1,11 +1,14 @@
 package io.siterecovery.workers.config;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
-import io.siterecovery.activities.AgentActivityRecords.PolicySettings;
+import io.siterecovery.activities.PolicySettings;
+import io.siterecovery.activities.ResyncWindow;
 import io.siterecovery.agent.Json;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
+import java.time.LocalTime;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -17,8 +20,21 @@ import java.util.Map;
 public record SiteRecoveryConfig(String temporal, String namespace, Map<String, String> sites,
     Map<String, String> partners, Map<String, Policy> policies) {
 
-  /** A named policy; durations in ISO-8601 form, e.g. "PT30S". */
-  public record Policy(Duration copyFrequency, Duration rpoThreshold) {}
+  /**
+   * A named policy; durations in ISO-8601 form ("PT30S"), times as "22:00". Missing fields take
+   * the defaults of {@link #DEFAULT_POLICY}; {@code initialReplicationStart} is an instant
+   * ("2026-11-24T22:00:00Z") or absent for "now"; {@code appConsistentFrequency} absent = never.
+   */
+  public record Policy(Duration copyFrequency, Duration rpoThreshold, Duration retention,
+      Duration appConsistentFrequency, Instant initialReplicationStart, Window resyncWindow,
+      Boolean compression, Double bandwidthMBps) {}
+
+  /** Daily resync window; an end before the start spans midnight. */
+  public record Window(LocalTime start, LocalTime end, String timeZone) {}
+
+  public static final Policy DEFAULT_POLICY = new Policy(Duration.ofSeconds(30),
+      Duration.ofMinutes(2), Duration.ofHours(24), null, null,
+      new Window(LocalTime.of(22, 0), LocalTime.of(6, 0), "UTC"), false, null);
 
   public static final int DEV_TEMPORAL_PORT = 7233;
   public static final int DEV_PRIMARY_HTTP = 8701;
@@ -36,7 +52,7 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
     sites.put("secondary", "http://127.0.0.1:" + secondaryHttp);
     return new SiteRecoveryConfig("127.0.0.1:" + temporalPort, "default", sites,
         Map.of("primary", "secondary", "secondary", "primary"),
-        Map.of("default", new Policy(Duration.ofSeconds(30), Duration.ofMinutes(2))));
+        Map.of("default", DEFAULT_POLICY));
   }
 
   public static SiteRecoveryConfig load(Path file) throws IOException {
@@ -54,8 +70,21 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
 
   public Map<String, PolicySettings> policySettings() {
     Map<String, PolicySettings> out = new LinkedHashMap<>();
-    policies.forEach((name, p) -> out.put(name, new PolicySettings(name, p.copyFrequency(),
-        p.rpoThreshold())));
+    policies.forEach((name, p) -> out.put(name, settings(name, p)));
     return out;
+  }
+
+  private static PolicySettings settings(String name, Policy p) {
+    Policy d = DEFAULT_POLICY;
+    Window w = p.resyncWindow() != null ? p.resyncWindow() : d.resyncWindow();
+    return new PolicySettings(name,
+        p.copyFrequency() != null ? p.copyFrequency() : d.copyFrequency(),
+        p.rpoThreshold() != null ? p.rpoThreshold() : d.rpoThreshold(),
+        p.retention() != null ? p.retention() : d.retention(),
+        p.appConsistentFrequency(),
+        p.initialReplicationStart(),
+        new ResyncWindow(w.start(), w.end(), w.timeZone() != null ? w.timeZone() : "UTC"),
+        p.compression() != null ? p.compression() : d.compression(),
+        p.bandwidthMBps());
   }
 }

@@ -34,6 +34,12 @@ public final class WorkerRunner implements Closeable {
   private final WorkerFactory factory;
 
   public WorkerRunner(SiteRecoveryConfig config) {
+    this(config, config::policySettings);
+  }
+
+  /** {@code policies} is read at every policy lookup, so an edited config file applies live. */
+  public WorkerRunner(SiteRecoveryConfig config,
+      java.util.function.Supplier<java.util.Map<String, io.siterecovery.activities.PolicySettings>> policies) {
     this.service = connect(config.temporal());
     this.client = client(service, config.namespace());
     registerSearchAttributes(config.temporal(), config.namespace());
@@ -44,7 +50,7 @@ public final class WorkerRunner implements Closeable {
     worker.registerActivitiesImplementations(
         new AgentActivitiesImpl(sites, (workflowId, progress) ->
             client.newUntypedWorkflowStub(workflowId).signal("copyProgress", progress)),
-        new PolicyActivitiesImpl(config.policySettings()));
+        new PolicyActivitiesImpl(policies));
     factory.start();
     log.info("worker polling task queue '{}' on {} namespace {}", Registration.TASK_QUEUE,
         config.temporal(), config.namespace());
@@ -116,6 +122,7 @@ public final class WorkerRunner implements Closeable {
   @Override
   public void close() {
     factory.shutdownNow();
+    factory.awaitTermination(5, java.util.concurrent.TimeUnit.SECONDS);
     service.shutdownNow();
   }
 }

@@ -1,7 +1,10 @@
 package io.siterecovery.workflows.failover;
 
 import io.siterecovery.activities.AgentActivities;
+import io.siterecovery.activities.AgentActivityRecords.DeltaRequest;
+import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
+import io.siterecovery.activities.AgentActivityRecords.TransferSettings;
 import io.siterecovery.activities.FailureTypes;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.AgentSteps;
@@ -11,26 +14,30 @@ import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.siterecovery.workflows.protection.FailoverNotice;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.siterecovery.workflows.protection.RecoveryPoint;
+import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.failure.TemporalFailure;
-import io.temporal.workflow.CancellationScope;
 import io.temporal.workflow.SignalExternalWorkflowException;
 import io.temporal.workflow.Workflow;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 import org.slf4j.Logger;
 
+/**
+ * Planned: shut the source down, ship and apply its last logs, then start the replica, so no data
+ * is lost. Unplanned: the source is lost; start the replica at the chosen point, after one
+ * attempt to ship what the source still has when LATEST is asked for.
+ */
 public class FailoverWorkflowImpl implements FailoverWorkflow {
   private static final Logger log = Workflow.getLogger(FailoverWorkflowImpl.class);
-  /** Planned failover always lands on the final synchronised point, which is both of these. */
-  private static final Set<String> PLANNED_POINTS = Set.of("LATEST", "LATEST_PROCESSED");
 
   private enum Decision { COMMIT, CANCEL }
 
   private final AgentActivities agents =
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.shortStep());
+  private final AgentActivities oneAttempt =
+      Workflow.newActivityStub(AgentActivities.class, AgentSteps.deltaCycle());
 
   private String vm;
   private FailoverType type;
@@ -42,6 +49,11 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   private Instant startedAt;
   private Decision decision;
 
+  private boolean sourceStopped;
+  private boolean replicaStarted;
+  /** Rolled back or started: either way it no longer continues the source's log sequence. */
+  private boolean replicaChanged;
+
   @Override
   public FailoverStatus failover(FailoverInput input) {
     startedAt = Instant.ofEpochMilli(Workflow.currentTimeMillis());
@@ -51,22 +63,18 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     if (type == null) {
       throw Inputs.invalid("field 'type' is required: PLANNED, UNPLANNED or TEST");
     }
-    if (type != FailoverType.PLANNED) {
-      throw Inputs.invalid("failover type " + type + " is not available yet; use PLANNED");
+    if (type == FailoverType.TEST) {
+      throw Inputs.invalid("failover type TEST is not available yet; use PLANNED or UNPLANNED");
     }
-    String requestedPoint = input.recoveryPoint() == null ? "LATEST" : input.recoveryPoint();
-    if (!PLANNED_POINTS.contains(requestedPoint)) {
-      throw Inputs.invalid("field 'recoveryPoint': a planned failover uses the final synchronised "
-          + "point, so only LATEST or LATEST_PROCESSED are accepted, not '" + requestedPoint + "'");
-    }
+    String choice = RecoveryPointChoice.validate(input.recoveryPoint());
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.VM_NAME.valueSet(vm));
     plan = agents.describeProtection(vm);
-    step("VM " + vm + " is protected from " + plan.sourceSite() + " to " + plan.targetSite());
+    step(type + " failover of " + vm + " from " + plan.sourceSite() + " to "
+        + plan.targetSite() + " at recovery point " + choice);
     ProtectVmWorkflow protection = Workflow.newExternalWorkflowStub(ProtectVmWorkflow.class,
         ProtectVmWorkflow.workflowId(vm));
     try {
-      protection.failover(new FailoverNotice(Workflow.getInfo().getWorkflowId(),
-          FailoverNotice.Stage.STARTED));
+      protection.failover(notice(FailoverNotice.Stage.STARTED));
     } catch (SignalExternalWorkflowException | ApplicationFailure e) {
       // The SDK reports a missing target as either, depending on when the server answers.
       throw ApplicationFailure.newNonRetryableFailure("no running ProtectVm workflow "
@@ -74,30 +82,17 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     }
     step("replication cycles of " + ProtectVmWorkflow.workflowId(vm) + " stopped");
 
-    boolean replicaStarted = false;
     try {
-      setState(FailoverState.SHUTTING_DOWN_SOURCE);
-      agents.powerOff(plan.sourceSite(), vm);
-      step("source VM shut down on " + plan.sourceSite() + " (flushed, clients dropped)");
-      setState(FailoverState.SYNCHRONIZING);
-      ReplicationCycle last = agents.replicateDelta(plan);
-      if (last.appliedGeneration() != last.lastSealedGeneration()) {
-        throw ApplicationFailure.newNonRetryableFailure("replica applied generation "
-            + last.appliedGeneration() + " but the source sealed " + last.lastSealedGeneration(),
-            FailureTypes.REPLICA_BEHIND);
+      if (type == FailoverType.PLANNED) {
+        shutDownAndSynchronise();
+      } else if (choice.equals("LATEST")) {
+        tryFinalShipFromLostSource();
       }
-      point = RecoveryPoint.of(last.appliedGeneration(), last.pointTime());
-      step("final logs shipped and applied: replica at " + point.id() + " = source's last write ("
-          + last.logsShipped() + " logs, " + last.bytesShipped() + " bytes)");
-      setState(FailoverState.STARTING_REPLICA);
-      agents.powerOn(plan.targetSite(), vm);
-      replicaStarted = true;
-      step("replica VM started on " + plan.targetSite() + "; its disks are exported");
+      startReplicaAt(choice);
     } catch (TemporalFailure e) {
       error = e.getCause() != null ? e.getCause().getMessage() : e.getMessage();
-      boolean started = replicaStarted;
       // Put the source back in service even if this workflow is being cancelled.
-      Workflow.newDetachedCancellationScope(() -> rollBack(protection, started)).run();
+      Workflow.newDetachedCancellationScope(() -> rollBack(protection)).run();
       setState(FailoverState.FAILED);
       throw e;
     }
@@ -108,26 +103,88 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     if (decision == Decision.COMMIT) {
       setState(FailoverState.COMMITTING);
       agents.commitFailover(plan);
-      protection.failover(new FailoverNotice(Workflow.getInfo().getWorkflowId(),
-          FailoverNotice.Stage.COMMITTED));
-      step("committed: " + vm + " now runs on " + plan.targetSite());
+      protection.failover(notice(FailoverNotice.Stage.COMMITTED));
+      step("committed: " + vm + " now runs on " + plan.targetSite()
+          + (type == FailoverType.UNPLANNED ? "; it is not protected until reprotected" : ""));
       setState(FailoverState.COMMITTED);
     } else {
       setState(FailoverState.CANCELLING);
-      rollBack(protection, true);
-      step("cancelled: " + vm + " runs on " + plan.sourceSite() + " again, protection resumed");
+      rollBack(protection);
+      step("cancelled: " + vm + (sourceStopped ? " runs on " + plan.sourceSite() + " again; "
+          : " was not stopped on " + plan.sourceSite() + "; ")
+          + "protection resumes with a resync, as the replica ran");
       setState(FailoverState.CANCELLED);
     }
     return status();
   }
 
-  private void rollBack(ProtectVmWorkflow protection, boolean replicaStarted) {
+  private void shutDownAndSynchronise() {
+    setState(FailoverState.SHUTTING_DOWN_SOURCE);
+    agents.powerOff(plan.sourceSite(), vm);
+    sourceStopped = true;
+    step("source VM shut down on " + plan.sourceSite() + " (flushed, clients dropped)");
+    setState(FailoverState.SYNCHRONIZING);
+    ReplicationCycle last = agents.replicateDelta(finalDelta());
+    if (last.appliedGeneration() != last.lastSealedGeneration()) {
+      throw ApplicationFailure.newNonRetryableFailure("replica applied generation "
+          + last.appliedGeneration() + " but the source sealed " + last.lastSealedGeneration(),
+          FailureTypes.REPLICA_BEHIND);
+    }
+    step("final logs shipped and applied: replica at " + RecoveryPoint.idOf(
+        last.appliedGeneration()) + " = source's last write (" + last.logsShipped() + " logs, "
+        + last.bytesShipped() + " bytes)");
+  }
+
+  /** One attempt only: the source is presumed lost, and waiting for it is what we fail over from. */
+  private void tryFinalShipFromLostSource() {
+    setState(FailoverState.SYNCHRONIZING);
+    try {
+      ReplicationCycle last = oneAttempt.replicateDelta(finalDelta());
+      step("the source still answered: its last logs were applied (" + last.logsShipped()
+          + " logs)");
+    } catch (ActivityFailure f) {
+      step("the source did not answer (" + f.getCause().getMessage()
+          + "); failing over to the latest processed point");
+    }
+  }
+
+  private DeltaRequest finalDelta() {
+    return new DeltaRequest(plan, null, false, TransferSettings.DEFAULT);
+  }
+
+  private void startReplicaAt(String choice) {
+    ReplicaPoint replica = agents.replicaPoint(plan.targetSite(), vm);
+    long generation = RecoveryPointChoice.resolve(choice, replica);
+    if (generation != replica.appliedGeneration()) {
+      setState(FailoverState.ROLLING_BACK);
+      replicaChanged = true;
+      replica = agents.rollbackReplica(plan.targetSite(), vm, generation);
+      step("replica rolled back from " + RecoveryPoint.idOf(replica.appliedGeneration())
+          + " to " + RecoveryPoint.idOf(generation));
+    }
+    point = replica.points().stream().filter(p -> p.generation() == generation).findFirst()
+        .map(RecoveryPoint::of)
+        .orElse(RecoveryPoint.of(generation, replica.pointTime(), false));
+    setState(FailoverState.STARTING_REPLICA);
+    agents.powerOn(plan.targetSite(), vm);
+    replicaStarted = true;
+    replicaChanged = true;
+    step("replica VM started on " + plan.targetSite() + " at " + point.id() + " ("
+        + point.time() + (point.appConsistent() ? ", app-consistent" : "") + ")");
+  }
+
+  private void rollBack(ProtectVmWorkflow protection) {
     if (replicaStarted) {
       agents.powerOff(plan.targetSite(), vm);
     }
-    agents.powerOn(plan.sourceSite(), vm);
-    protection.failover(new FailoverNotice(Workflow.getInfo().getWorkflowId(),
-        FailoverNotice.Stage.CANCELLED));
+    if (sourceStopped) {
+      agents.powerOn(plan.sourceSite(), vm);
+    }
+    protection.failover(notice(FailoverNotice.Stage.CANCELLED));
+  }
+
+  private FailoverNotice notice(FailoverNotice.Stage stage) {
+    return new FailoverNotice(Workflow.getInfo().getWorkflowId(), stage, replicaChanged);
   }
 
   private void setState(FailoverState next) {

@@ -25,6 +25,14 @@ public interface ProtectVmWorkflow {
   @SignalMethod(name = "disable")
   void disable(OperatorRequest request);
 
+  /** Resynchronise now, whatever the policy's window says. */
+  @SignalMethod(name = "resync")
+  void resync(OperatorRequest request);
+
+  /** Switch to another named policy; it takes effect at the next cycle. */
+  @SignalMethod(name = "setPolicy")
+  void setPolicy(PolicyChange change);
+
   @SignalMethod(name = "copyProgress")
   void copyProgress(CopyProgress progress);
 

@@ -2,17 +2,20 @@ package io.siterecovery.workflows.protection;
 
 import io.siterecovery.activities.AgentActivities;
 import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
-import io.siterecovery.activities.AgentActivityRecords.PolicySettings;
-import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
+import io.siterecovery.activities.AgentActivityRecords.DeltaRequest;
+import io.siterecovery.activities.AgentActivityRecords.DiskResyncResult;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
+import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
+import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
 import io.siterecovery.activities.PolicyActivities;
+import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ProtectionPlan;
+import io.siterecovery.activities.ProtectionPlan.DiskInfo;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Health;
 import io.siterecovery.workflows.common.Inputs;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.common.RetrySchedule;
-import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.siterecovery.workflows.replication.InitialReplicationInput;
 import io.siterecovery.workflows.replication.InitialReplicationResult;
 import io.siterecovery.workflows.replication.InitialReplicationWorkflow;
@@ -24,10 +27,7 @@ import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Workflow;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import org.slf4j.Logger;
 
 public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
@@ -35,6 +35,7 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
   static final String DEFAULT_POLICY = "default";
   /** Cycles per run before continue-as-new keeps the history small (~10 events a cycle). */
   static final int CYCLES_PER_RUN = 200;
+  private static final String LOG_CORRUPT = "LOG_CORRUPT";
 
   private final PolicyActivities policies = Workflow.newLocalActivityStub(PolicyActivities.class,
       LocalActivityOptions.newBuilder().setStartToCloseTimeout(Duration.ofSeconds(10))
@@ -43,25 +44,21 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.shortStep());
   private final AgentActivities deltaAgents =
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.deltaCycle());
+  private final AgentActivities longAgents =
+      Workflow.newActivityStub(AgentActivities.class, AgentSteps.diskCopy());
 
+  private final ProtectionView view = new ProtectionView();
   private String vm;
   private String policyName;
+  private PolicySettings policy;
   private ProtectionPlan plan;
-  private ProtectionState state = ProtectionState.ENABLING;
-  private Health health = Health.NORMAL;
-  private final List<String> healthReasons = new ArrayList<>();
-  private RecoveryPoint latestPoint;
-  private Progress progress;
-  private final Map<String, CopyProgress> copyProgress = new LinkedHashMap<>();
-  private long deltaCycles;
-  private long failedCycles;
-  private long bytesShipped;
-  private Instant lastCycleAt;
-  private Duration rpoThreshold;
+  private Instant lastAppConsistentAt;
 
   private boolean pauseRequested;
   private boolean resumeRequested;
   private boolean disableRequested;
+  private boolean resyncRequested;
+  private String requestedPolicy;
   private FailoverNotice failover;
 
   @Override
@@ -69,141 +66,256 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
     Inputs.requireInput(input, "{\"vm\":\"web01\",\"policy\":\"default\"}");
     vm = Inputs.requireName("vm", input.vm());
     policyName = input.policy() == null ? DEFAULT_POLICY : Inputs.requireName("policy", input.policy());
-    PolicySettings policy = policies.resolvePolicy(policyName);
-    rpoThreshold = policy.rpoThreshold();
+    policy = policies.resolvePolicy(policyName);
+    view.identify(vm, policyName, policy.rpoThreshold());
     plan = agents.planProtection(vm);
-    Workflow.upsertTypedSearchAttributes(
-        SearchAttributeKeys.VM_NAME.valueSet(vm),
-        SearchAttributeKeys.SOURCE_SITE.valueSet(plan.sourceSite()),
-        SearchAttributeKeys.TARGET_SITE.valueSet(plan.targetSite()));
-    setState(ProtectionState.ENABLING);
+    view.plan(plan);
+    view.state(ProtectionState.ENABLING);
     boolean seeded = agents.enableReplication(plan);
     if (seeded) {
-      ReplicaPoint point = agents.replicaPoint(plan.targetSite(), vm);
-      latestPoint = RecoveryPoint.of(point.appliedGeneration(), point.pointTime());
+      view.recordPoints(agents.replicaPoint(plan.targetSite(), vm));
     } else {
+      if (!awaitInitialReplicationStart()) {
+        return disableProtection();
+      }
       initialReplication();
     }
-    setState(ProtectionState.PROTECTED);
-    return replicate(input, policy);
+    view.state(ProtectionState.PROTECTED);
+    return replicate();
+  }
+
+  /** Waits for the policy's start time; false when protection was disabled meanwhile. */
+  private boolean awaitInitialReplicationStart() {
+    Instant start = policy.initialReplicationStart();
+    Instant now = now();
+    if (start == null || !start.isAfter(now)) {
+      return true;
+    }
+    view.note("initial replication scheduled for " + start + " by policy " + policyName);
+    Workflow.await(Duration.between(now, start), () -> disableRequested || resyncRequested);
+    resyncRequested = false;
+    return !disableRequested;
   }
 
   private void initialReplication() {
-    setState(ProtectionState.INITIAL_REPLICATION);
-    progress = new Progress("INITIAL_REPLICATION", null, 0, plan.totalBytes(), 0, null);
+    view.state(ProtectionState.INITIAL_REPLICATION);
+    view.phase("INITIAL_REPLICATION");
     InitialReplicationWorkflow child = Workflow.newChildWorkflowStub(
         InitialReplicationWorkflow.class,
         ChildWorkflowOptions.newBuilder()
             .setWorkflowId(InitialReplicationWorkflow.workflowId(vm)).build());
-    InitialReplicationResult copied =
-        child.replicate(new InitialReplicationInput(plan, Workflow.getInfo().getWorkflowId()));
-    log.info("initial copy of {} done: {} bytes read, {} sent in {} ms", vm, copied.bytesRead(),
-        copied.bytesSent(), copied.durationMillis());
+    InitialReplicationResult copied = child.replicate(new InitialReplicationInput(plan,
+        policy.transfer(), Workflow.getInfo().getWorkflowId()));
+    view.note("initial copy done: " + copied.bytesRead() + " bytes read, " + copied.bytesSent()
+        + " sent in " + copied.durationMillis() + " ms");
     // Finalize: merge the changes tracked during the copy, then mark the replica consistent.
-    progress = new Progress("FINALIZING", null, plan.totalBytes(), plan.totalBytes(), 0, 0L);
-    ReplicationCycle merged = agents.replicateDelta(plan);
-    recordCycle(merged);
+    view.phase("FINALIZING");
+    view.recordCycle(agents.replicateDelta(deltaRequest(false)));
     agents.completeInitialReplication(plan);
-    progress = null;
   }
 
-  private ProtectionStatus replicate(ProtectVmInput input, PolicySettings policy) {
+  private ProtectionStatus replicate() {
     int cyclesThisRun = 0;
     int consecutiveFailures = 0;
     while (true) {
+      if (view.resyncPending() && !disableRequested && failover == null) {
+        if (awaitResyncDue()) {
+          try {
+            runResync();
+            consecutiveFailures = 0;
+          } catch (ActivityFailure f) {
+            Instant retry = now().plus(RetrySchedule.LONG_TERM);
+            view.health(Health.WARNING, List.of("resync failed: " + f.getCause().getMessage()
+                + "; trying again at " + retry));
+            view.resyncPending(view.resyncReason(), retry);
+          }
+        }
+        continue;
+      }
       Duration wait = consecutiveFailures == 0
           ? policy.copyFrequency() : RetrySchedule.delayAfter(consecutiveFailures);
-      Workflow.await(wait, () -> pauseRequested || disableRequested || failover != null);
+      Workflow.await(wait,
+          () -> pauseRequested || disableRequested || failover != null || resyncRequested);
       if (disableRequested) {
         return disableProtection();
       }
       if (failover != null) {
         if (!sitOutFailover()) {
-          return status();
+          return view.status();
         }
         continue;
       }
       if (pauseRequested) {
-        setState(ProtectionState.PAUSED);
+        view.state(ProtectionState.PAUSED);
         Workflow.await(() -> !pauseRequested || disableRequested || failover != null);
-        setState(ProtectionState.PROTECTED);
+        view.state(ProtectionState.PROTECTED);
         continue;
       }
+      if (resyncRequested) {
+        view.resyncPending("requested by the operator", now());
+        continue;
+      }
+      refreshPolicy();
+      boolean quiesce = appConsistentPointDue();
       try {
-        recordCycle(deltaAgents.replicateDelta(plan));
+        ReplicationCycle cycle = deltaAgents.replicateDelta(deltaRequest(quiesce));
         consecutiveFailures = 0;
-        setHealth(Health.NORMAL, List.of());
+        view.recordCycle(cycle);
+        if (cycle.appConsistent()) {
+          lastAppConsistentAt = now();
+        }
+        view.health(Health.NORMAL, quiesce && !cycle.appConsistent()
+            ? List.of("app-consistent point failed, " + RecoveryPoint.idOf(
+                cycle.lastSealedGeneration()) + " is crash-consistent: " + cycle.quiesceMessage())
+            : List.of());
+        checkSource(cycle.source());
       } catch (ActivityFailure f) {
-        failedCycles++;
+        view.cycleFailed();
         ApplicationFailure cause = f.getCause() instanceof ApplicationFailure a ? a : null;
         String message = cause != null ? cause.getOriginalMessage() : f.getCause().getMessage();
+        if (cause != null && LOG_CORRUPT.equals(cause.getType())) {
+          markResync("a log failed verification: " + message);
+          continue;
+        }
         if (cause != null && cause.isNonRetryable()) {
-          setHealth(Health.CRITICAL, List.of("delta replication stopped: " + message
+          view.health(Health.CRITICAL, List.of("delta replication stopped: " + message
               + " (" + cause.getType() + "); send 'resume' after fixing it, or 'disable'"));
           resumeRequested = false;
-          Workflow.await(() -> resumeRequested || disableRequested || failover != null);
-          consecutiveFailures = 0;
+          Workflow.await(() -> resumeRequested || disableRequested || failover != null
+              || resyncRequested);
           continue;
         }
         consecutiveFailures++;
         Duration next = RetrySchedule.delayAfter(consecutiveFailures);
-        setHealth(Health.WARNING, List.of("delta replication failed " + consecutiveFailures
+        view.health(Health.WARNING, List.of("delta replication failed " + consecutiveFailures
             + " time(s) in a row: " + message + "; retrying in " + next.toMinutes() + " min"));
+        checkSourceAfterFailure();
       }
       cyclesThisRun++;
-      if (consecutiveFailures == 0 && (cyclesThisRun >= CYCLES_PER_RUN
+      if (consecutiveFailures == 0 && !view.resyncPending() && (cyclesThisRun >= CYCLES_PER_RUN
           || Workflow.getInfo().isContinueAsNewSuggested())) {
-        Workflow.continueAsNew(input);
+        Workflow.continueAsNew(new ProtectVmInput(vm, policyName));
       }
     }
   }
 
+  private DeltaRequest deltaRequest(boolean quiesce) {
+    return new DeltaRequest(plan,
+        policy.retention() == null ? null : policy.retention().toSeconds(), quiesce,
+        policy.transfer());
+  }
+
+  private boolean appConsistentPointDue() {
+    Duration every = policy.appConsistentFrequency();
+    return every != null && (lastAppConsistentAt == null
+        || !now().isBefore(lastAppConsistentAt.plus(every)));
+  }
+
+  /** Picks up a policy switch or an edited policy; the new settings apply from this cycle. */
+  private void refreshPolicy() {
+    if (requestedPolicy != null) {
+      String next = requestedPolicy;
+      requestedPolicy = null;
+      try {
+        policy = policies.resolvePolicy(next);
+        view.note("policy changed from " + policyName + " to " + next);
+        policyName = next;
+      } catch (ActivityFailure f) {
+        view.note("policy change to '" + next + "' refused: " + f.getCause().getMessage());
+      }
+    } else {
+      policy = policies.resolvePolicy(policyName);
+    }
+    view.policy(policyName, policy.rpoThreshold());
+  }
+
+  /** The seeds' trigger: a resync is cheaper once unshipped logs reach half the disks' size. */
+  private void checkSource(SourceHealth source) {
+    if (source == null) {
+      return;
+    }
+    if (source.resyncRequiredReason() != null) {
+      markResync(source.resyncRequiredReason());
+    } else if (source.logsExceedHalfTheDisks()) {
+      markResync("unshipped logs (" + source.pendingBytes() + " bytes) reached 50 % of the "
+          + "disks' size (" + source.diskBytes() + " bytes)");
+    }
+  }
+
+  private void checkSourceAfterFailure() {
+    try {
+      checkSource(agents.sourceHealth(plan));
+    } catch (ActivityFailure unreachable) {
+      // The source itself is what fails; the next cycle tries again.
+    }
+  }
+
+  private void markResync(String reason) {
+    Instant due = policy.resyncWindow() == null ? now() : policy.resyncWindow().nextOpening(now());
+    view.resyncPending(reason, due);
+    view.note("resync needed (" + reason + "); pending until " + due);
+  }
+
+  /** Waits for the resync window or an operator's resync; false if something else came first. */
+  private boolean awaitResyncDue() {
+    Duration wait = Duration.between(now(), view.resyncPendingUntil());
+    if (!wait.isNegative() && !wait.isZero()) {
+      Workflow.await(wait, () -> resyncRequested || disableRequested || failover != null);
+    }
+    return !disableRequested && failover == null;
+  }
+
+  private void runResync() {
+    resyncRequested = false;
+    view.state(ProtectionState.RESYNCING);
+    view.phase("RESYNC");
+    long generation = agents.beginResync(plan);
+    long compared = 0;
+    long differing = 0;
+    long sent = 0;
+    for (DiskInfo disk : plan.disks()) {
+      DiskResyncResult r = longAgents.resyncDisk(new ResyncDiskRequest(plan, disk.name(),
+          disk.sizeBytes(), policy.transfer(), Workflow.getInfo().getWorkflowId()));
+      compared += r.blocksCompared();
+      differing += r.blocksDiffering();
+      sent += r.bytesSent();
+    }
+    view.recordPoints(agents.completeResync(plan));
+    view.note("resync at generation " + generation + " done (" + view.resyncReason() + "): "
+        + differing + " of " + compared + " blocks differed, " + sent
+        + " bytes sent; recovery points older than the resync were dropped");
+    view.resyncDone();
+    view.health(Health.NORMAL, List.of());
+    view.state(ProtectionState.PROTECTED);
+  }
+
   /** Waits while a Failover runs; returns false when it committed and protection is over. */
   private boolean sitOutFailover() {
-    setState(ProtectionState.FAILED_OVER);
+    view.state(ProtectionState.FAILED_OVER);
     Workflow.await(() -> failover.stage() != FailoverNotice.Stage.STARTED);
     if (failover.stage() == FailoverNotice.Stage.COMMITTED) {
-      log.info("failover of {} committed; protection in this direction ends", vm);
+      view.note("failover committed; protection in this direction ends");
       return false;
     }
-    log.info("failover of {} cancelled; protection resumes", vm);
+    boolean resync = failover.resyncRequired();
     failover = null;
-    setState(ProtectionState.PROTECTED);
+    view.state(ProtectionState.PROTECTED);
+    view.note("failover cancelled; protection resumes");
+    if (resync) {
+      view.resyncPending("the replica was rolled back or changed during the failover", now());
+    }
     return true;
   }
 
   private ProtectionStatus disableProtection() {
     agents.disableReplication(plan);
-    setState(ProtectionState.DISABLED);
-    latestPoint = null;
-    return status();
+    view.state(ProtectionState.DISABLED);
+    view.clearPoints();
+    return view.status();
   }
 
-  private void recordCycle(ReplicationCycle cycle) {
-    deltaCycles++;
-    bytesShipped += cycle.bytesShipped();
-    lastCycleAt = Instant.ofEpochMilli(Workflow.currentTimeMillis());
-    if (cycle.pointTime() != null) {
-      latestPoint = RecoveryPoint.of(cycle.appliedGeneration(), cycle.pointTime());
-    }
-  }
-
-  private void setState(ProtectionState next) {
-    state = next;
-    Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.PROTECTION_STATE.valueSet(next.name()),
-        SearchAttributeKeys.REPLICATION_HEALTH.valueSet(health.name()));
-  }
-
-  private void setHealth(Health next, List<String> reasons) {
-    boolean changed = next != health;
-    health = next;
-    healthReasons.clear();
-    healthReasons.addAll(reasons);
-    if (changed) {
-      Workflow.upsertTypedSearchAttributes(
-          SearchAttributeKeys.REPLICATION_HEALTH.valueSet(next.name()));
-      reasons.forEach(r -> log.warn("{}: {} {}", vm, next, r));
-    }
+  private static Instant now() {
+    return Instant.ofEpochMilli(Workflow.currentTimeMillis());
   }
 
   @Override
@@ -223,15 +335,23 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
   }
 
   @Override
-  public void copyProgress(CopyProgress p) {
-    if (state != ProtectionState.INITIAL_REPLICATION) {
-      return;
+  public void resync(OperatorRequest request) {
+    resyncRequested = true;
+  }
+
+  @Override
+  public void setPolicy(PolicyChange change) {
+    if (change != null && change.policy() != null) {
+      requestedPolicy = change.policy();
     }
-    copyProgress.put(p.disk(), p);
-    long done = copyProgress.values().stream().mapToLong(CopyProgress::bytesDone).sum();
-    long total = plan.totalBytes();
-    Long eta = p.bytesPerSecond() > 0 ? (long) Math.ceil((total - done) / p.bytesPerSecond()) : null;
-    progress = new Progress("INITIAL_REPLICATION", p.disk(), done, total, p.bytesPerSecond(), eta);
+  }
+
+  @Override
+  public void copyProgress(CopyProgress p) {
+    if (view.state() == ProtectionState.INITIAL_REPLICATION
+        || view.state() == ProtectionState.RESYNCING) {
+      view.copyProgress(p);
+    }
   }
 
   @Override
@@ -241,18 +361,6 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
 
   @Override
   public ProtectionStatus status() {
-    Long rpo = null;
-    List<String> reasons = new ArrayList<>(healthReasons);
-    Health reported = health;
-    if (latestPoint != null && latestPoint.time() != null && state == ProtectionState.PROTECTED) {
-      rpo = Math.max(0, (Workflow.currentTimeMillis() - latestPoint.time().toEpochMilli()) / 1000);
-      if (rpoThreshold != null && rpo > rpoThreshold.toSeconds() && reported == Health.NORMAL) {
-        reported = Health.WARNING;
-        reasons.add("RPO " + rpo + " s exceeds the policy's " + rpoThreshold.toSeconds() + " s");
-      }
-    }
-    return new ProtectionStatus(vm, policyName, state, reported, reasons,
-        plan == null ? null : plan.sourceSite(), plan == null ? null : plan.targetSite(), rpo,
-        latestPoint, progress, deltaCycles, failedCycles, bytesShipped, lastCycleAt);
+    return view.status();
   }
 }

@@ -4,8 +4,12 @@ import io.siterecovery.workflows.common.Health;
 import java.time.Instant;
 import java.util.List;
 
-/** The {@code status} query of ProtectVm. {@code rpoSeconds} is as of the workflow's clock. */
+/**
+ * The {@code status} query of ProtectVm. {@code rpoSeconds} is as of the workflow's clock;
+ * {@code recoveryPoints} are the retained points, oldest first.
+ */
 public record ProtectionStatus(String vm, String policy, ProtectionState state, Health health,
     List<String> healthReasons, String sourceSite, String targetSite, Long rpoSeconds,
-    RecoveryPoint latestRecoveryPoint, Progress progress, long deltaCycles, long failedCycles,
-    long bytesShipped, Instant lastCycleAt) {}
+    RecoveryPoint latestRecoveryPoint, List<RecoveryPoint> recoveryPoints, Progress progress,
+    Instant resyncPendingUntil, String resyncReason, List<String> notes, long deltaCycles,
+    long failedCycles, long bytesShipped, Instant lastCycleAt) {}

@@ -28,7 +28,7 @@ public class InitialReplicationWorkflowImpl implements InitialReplicationWorkflo
     while (true) {
       try {
         return agents.copyDisk(new CopyDiskRequest(input.plan(), disk.name(), disk.sizeBytes(),
-            input.progressWorkflowId()));
+            input.transfer(), input.progressWorkflowId()));
       } catch (ActivityFailure f) {
         if (f.getCause() instanceof ApplicationFailure a && a.isNonRetryable()) {
           throw f;
