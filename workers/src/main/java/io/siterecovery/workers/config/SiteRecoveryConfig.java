@@ -63,6 +63,12 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
         c.partners != null ? c.partners : d.partners, c.policies != null ? c.policies : d.policies);
   }
 
+  public SiteRecoveryConfig withPolicies(Map<String, Policy> more) {
+    Map<String, Policy> all = new LinkedHashMap<>(policies);
+    all.putAll(more);
+    return new SiteRecoveryConfig(temporal, namespace, sites, partners, all);
+  }
+
   public SiteRecoveryConfig withTemporal(String address, String ns) {
     return new SiteRecoveryConfig(address != null ? address : temporal,
         ns != null ? ns : namespace, sites, partners, policies);

@@ -8,6 +8,7 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.net.BindException;
 import java.nio.file.Path;
+import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -35,6 +36,12 @@ public final class DevStack implements Closeable {
   private final SiteRecoveryConfig config;
 
   public DevStack(Path dataDir, Ports ports) throws IOException {
+    this(dataDir, ports, Map.of());
+  }
+
+  /** {@code policies}: added to (or replacing) the dev configuration's policies. */
+  public DevStack(Path dataDir, Ports ports, Map<String, SiteRecoveryConfig.Policy> policies)
+      throws IOException {
     int temporalPort = ports.temporal() == 0 ? freePort() : ports.temporal();
     try {
       // lockTimeSkipping=true: the dev server runs in real time, timers are not skipped.
@@ -52,7 +59,8 @@ public final class DevStack implements Closeable {
       temporal.close();
       throw new IOException("an agent port is taken (another 'dev' running?): " + e.getMessage(), e);
     }
-    this.config = SiteRecoveryConfig.dev(temporalPort, port(primary), port(secondary));
+    this.config = SiteRecoveryConfig.dev(temporalPort, port(primary), port(secondary))
+        .withPolicies(policies);
     this.worker = new WorkerRunner(config);
     log.info("dev stack up: Temporal 127.0.0.1:{}, agents primary {} (NBD :{}), secondary {} "
         + "(NBD :{}), data in {}", temporalPort, primary.url(), primary.nbdPort(),
