@@ -171,6 +171,26 @@ class FailoverWorkflowTest {
   }
 
   @Test
+  void plannedFailoverRefusesAReplicaThatNeedsAResync(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
+    WorkflowTestSupport.start(env, agents);
+    ProtectVmWorkflow protection = protect(env, client);
+    org.mockito.Mockito.doReturn(new io.siterecovery.activities.AgentActivityRecords.SourceHealth(
+        0, 1L << 30, "disk0 image changed while the agent was down"))
+        .when(agents).sourceHealth(any());
+    FailoverWorkflow fo = client.newWorkflowStub(FailoverWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(FailoverWorkflow.workflowId("web01")).build());
+    WorkflowClient.start(fo::failover, new FailoverInput("web01", FailoverType.PLANNED, null));
+    Throwable failure = org.assertj.core.api.Assertions.catchThrowable(
+        () -> WorkflowStub.fromTyped(fo).getResult(FailoverStatus.class));
+    assertThat(failure).rootCause().hasMessageContaining("needs a resync");
+    verify(agents, never()).powerOff(any(), any());
+    WorkflowTestSupport.awaitVirtual(env, () -> protection.status().state() == ProtectionState.PROTECTED);
+  }
+
+  @Test
   void badFailoverInputFailsAtOnce(TestWorkflowEnvironment env, WorkflowClient client) {
     AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
     when(agents.describeProtection("db01")).thenThrow(ApplicationFailure.newNonRetryableFailure(

@@ -115,7 +115,9 @@ class ResyncAndPolicyWorkflowTest {
     WorkflowTestSupport.awaitVirtual(env, () -> wf.status().notes().stream()
         .anyMatch(n -> n.contains("resync at generation")));
     assertThat(wf.status().state()).isEqualTo(ProtectionState.PROTECTED);
-    assertThat(wf.status().recoveryPoints()).hasSize(1);
+    // The resync's own generation is no point; the cycle right after it is the first one.
+    assertThat(wf.status().recoveryPoints()).hasSize(2);
+    assertThat(wf.status().rpoSeconds()).isLessThan(5);
     assertThat(wf.status().notes()).anyMatch(n -> n.contains("6 of 200 blocks differed")
         && n.contains("recovery points older than the resync were dropped"));
     verify(agents, times(2)).resyncDisk(any());

@@ -84,6 +84,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
 
     try {
       if (type == FailoverType.PLANNED) {
+        requireNoResyncNeeded();
         shutDownAndSynchronise();
       } else if (choice.equals("LATEST")) {
         tryFinalShipFromLostSource();
@@ -116,6 +117,17 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       setState(FailoverState.CANCELLED);
     }
     return status();
+  }
+
+  /** A replica known to differ from the source cannot become it without loss: resync first. */
+  private void requireNoResyncNeeded() {
+    String reason = agents.sourceHealth(plan).resyncRequiredReason();
+    if (reason != null) {
+      throw ApplicationFailure.newNonRetryableFailure("the replica of " + vm + " needs a resync "
+          + "before a planned failover (" + reason + "); send 'resync' to "
+          + ProtectVmWorkflow.workflowId(vm) + ", or fail over UNPLANNED to a recovery point",
+          FailureTypes.REPLICA_BEHIND);
+    }
   }
 
   private void shutDownAndSynchronise() {

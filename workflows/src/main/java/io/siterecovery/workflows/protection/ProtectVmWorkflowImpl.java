@@ -281,6 +281,8 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
       sent += r.bytesSent();
     }
     view.recordPoints(agents.completeResync(plan));
+    // The replica holds no point until the generation after the resync is applied: ship it now.
+    view.recordCycle(agents.replicateDelta(deltaRequest(false)));
     view.note("resync at generation " + generation + " done (" + view.resyncReason() + "): "
         + differing + " of " + compared + " blocks differed, " + sent
         + " bytes sent; recovery points older than the resync were dropped");
