@@ -179,7 +179,7 @@ public final class AgentClient {
       TransferOptions transfer) {
     TransferOptions t = Transport.validate(transfer);
     java.util.Map<?, ?> result = call("PUT", "v1/replicas/" + vm + "/disks/" + disk + "/ranges",
-        BodyPublishers.ofInputStream(() -> Transport.encode(frames.get(), t)),
+        new LargeChunkPublisher(() -> Transport.encode(frames.get(), t), 1 << 20),
         Transport.contentEncoding(t), JSON.constructType(java.util.Map.class));
     return ((Number) result.get("bytesWritten")).longValue();
   }
