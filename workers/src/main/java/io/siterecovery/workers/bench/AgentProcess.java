@@ -1,0 +1,116 @@
+package io.siterecovery.workers.bench;
+
+import io.siterecovery.agent.AgentMain;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A host agent in a JVM of its own ({@link AgentMain}), started from the classpath this process
+ * runs on: the classpath itself, or the runnable jar through Spring Boot's
+ * {@code PropertiesLauncher} when this process was started with {@code java -jar}. Its log goes
+ * to a file; {@link #peakRssBytes()} reads the kernel's peak resident set size of the process.
+ */
+final class AgentProcess implements AutoCloseable {
+  private final Process process;
+  private final Path log;
+  final int httpPort;
+  final int nbdPort;
+
+  private AgentProcess(Process process, Path log, int httpPort, int nbdPort) {
+    this.process = process;
+    this.log = log;
+    this.httpPort = httpPort;
+    this.nbdPort = nbdPort;
+  }
+
+  static AgentProcess start(String site, Path data, Path log, List<String> jvmOptions)
+      throws IOException, InterruptedException {
+    List<String> command = new ArrayList<>();
+    command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    command.addAll(jvmOptions);
+    command.add("-cp");
+    command.add(System.getProperty("java.class.path"));
+    if (AgentMain.class.getClassLoader() == ClassLoader.getSystemClassLoader()) {
+      command.add(AgentMain.class.getName());
+    } else { // nested in the Spring Boot jar: let its launcher build the class path
+      command.add("-Dloader.main=" + AgentMain.class.getName());
+      command.add("org.springframework.boot.loader.launch.PropertiesLauncher");
+    }
+    command.addAll(List.of("--site", site, "--data", data.toString(), "--http", "0",
+        "--nbd", "0"));
+    Process p = new ProcessBuilder(command).redirectError(log.toFile()).start();
+    CompletableFuture<String> ready = new CompletableFuture<>();
+    Thread reader = new Thread(() -> {
+      try (BufferedReader out = new BufferedReader(
+          new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+        for (String line; (line = out.readLine()) != null; ) {
+          if (line.startsWith("READY ")) {
+            ready.complete(line);
+          }
+        }
+      } catch (IOException e) {
+        ready.completeExceptionally(e);
+      }
+      ready.completeExceptionally(new IOException("agent exited before READY"));
+    }, "agent-stdout");
+    reader.setDaemon(true);
+    reader.start();
+    try {
+      String[] words = ready.get(60, TimeUnit.SECONDS).split(" ");
+      return new AgentProcess(p, log, Integer.parseInt(words[1]), Integer.parseInt(words[2]));
+    } catch (Exception e) {
+      p.destroyForcibly().waitFor();
+      throw new IOException("agent " + String.join(" ", command) + " did not start: " + e
+          + "\n" + Files.readString(log), e);
+    }
+  }
+
+  String url() {
+    return "http://127.0.0.1:" + httpPort;
+  }
+
+  long pid() {
+    return process.pid();
+  }
+
+  /** VmHWM from /proc/PID/status: the highest resident set size the process ever had. */
+  long peakRssBytes() throws IOException {
+    return statusKib("VmHWM:") << 10;
+  }
+
+  long rssBytes() throws IOException {
+    return statusKib("VmRSS:") << 10;
+  }
+
+  private long statusKib(String field) throws IOException {
+    for (String line : Files.readAllLines(Path.of("/proc", String.valueOf(process.pid()),
+        "status"))) {
+      if (line.startsWith(field)) {
+        return Long.parseLong(line.substring(field.length()).trim().split("\\s+")[0]);
+      }
+    }
+    throw new IOException(field + " not in /proc/" + process.pid() + "/status (log: " + log + ")");
+  }
+
+  /** SIGTERM (the agent closes cleanly), then SIGKILL if it has not exited after 30 s. */
+  @Override
+  public void close() throws IOException {
+    process.destroy();
+    try {
+      if (!process.waitFor(30, TimeUnit.SECONDS)) {
+        process.destroyForcibly().waitFor();
+      }
+    } catch (InterruptedException e) {
+      process.destroyForcibly();
+      Thread.currentThread().interrupt();
+    }
+  }
+}

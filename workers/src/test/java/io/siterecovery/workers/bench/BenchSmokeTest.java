@@ -1,0 +1,64 @@
+package io.siterecovery.workers.bench;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.siterecovery.agent.api.AgentClient;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The benchmarks run end to end at small sizes and produce their rows; nothing here is about
+ * time (the ratios are whatever they are), only that a benchmark does not break.
+ */
+class BenchSmokeTest {
+  private static final long MIB = 1L << 20;
+
+  @TempDir Path dir;
+
+  private final ByteArrayOutputStream printed = new ByteArrayOutputStream();
+  private final PrintStream out = new PrintStream(printed, true);
+
+  @Test
+  void logApplyComparesWithDdAndTheReplicaMatches() throws Exception {
+    List<Measured> rows = new LogApplyBench(dir, out).run(64 * MIB);
+    assertThat(rows).hasSize(1);
+    assertThat(rows.get(0).ratio()).isPositive();
+    assertThat(rows.get(0).ours()).doesNotContain("NOT identical");
+  }
+
+  @Test
+  void resyncComparesWithRsyncAndSendsOnlyTheDifference() throws Exception {
+    assumeTrue(ExternalTool.installed("rsync"), "rsync not installed");
+    List<Measured> rows = new ResyncBench(dir, out).run(64 * MIB);
+    assertThat(rows).hasSize(2);
+    assertThat(rows.get(0).ours()).doesNotContain("NOT identical");
+    assertThat(rows.get(1).ratio()).isEqualTo(1.0); // exactly the damaged blocks, by construction
+  }
+
+  @Test
+  void agentProcessStartsFromThisClasspathAndReportsItsPeakRss() throws Exception {
+    try (AgentProcess agent = AgentProcess.start("primary", dir.resolve("primary"),
+        dir.resolve("agent.log"), List.of("-Xmx64m"))) {
+      assertThat(new AgentClient(agent.url()).health()).isEqualTo("primary");
+      assertThat(agent.nbdPort).isPositive();
+      long rss = agent.rssBytes(); // read first: the agent may still be growing
+      assertThat(rss).isPositive();
+      assertThat(agent.peakRssBytes()).isGreaterThanOrEqualTo(rss);
+    }
+  }
+
+  @Test
+  void rowsAndMedians() {
+    assertThat(Measured.median(List.of(3.0, 1.0, 2.0))).isEqualTo(2.0);
+    assertThat(Measured.median(List.of(4.0, 1.0))).isEqualTo(2.5);
+    assertThat(new Measured("w", "1 s", "2 s", 2, "≥ 2×", true).row())
+        .isEqualTo("| w | 1 s | 2 s | 2.00× | ≥ 2× | met |");
+    assertThat(Measured.notRun("w", "rsync not installed").row())
+        .isEqualTo("| w | rsync not installed | — | — | — | not run |");
+  }
+}
