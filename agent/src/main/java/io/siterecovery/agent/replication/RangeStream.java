@@ -1,5 +1,6 @@
 package io.siterecovery.agent.replication;
 
+import io.siterecovery.agent.disk.DataExtents;
 import io.siterecovery.agent.disk.VirtualDisk;
 import java.io.DataInputStream;
 import java.io.EOFException;
@@ -27,10 +28,14 @@ public final class RangeStream {
     private long bytesRead;
     private long bytesSent;
 
+    private final DataExtents extents;
+    private boolean closed;
+
     public Sender(VirtualDisk disk, long offset, long length) {
       this.disk = disk;
       this.next = offset;
       this.end = Math.min(disk.size(), offset + length);
+      this.extents = DataExtents.of(disk.image(), disk.size());
       frame.limit(0);
     }
 
@@ -38,6 +43,13 @@ public final class RangeStream {
       while (!frame.hasRemaining()) {
         if (next >= end) {
           return false;
+        }
+        // Holes need not be read: they are zeroes, and the replica starts as one big hole.
+        long data = Math.min(end, extents.nextData(next));
+        if (data > next) {
+          bytesRead += data - next;
+          next = data;
+          continue;
         }
         int len = (int) Math.min(CHUNK, end - next);
         frame.clear();
@@ -70,6 +82,14 @@ public final class RangeStream {
       int n = Math.min(len, frame.remaining());
       frame.get(b, off, n);
       return n;
+    }
+
+    @Override
+    public void close() {
+      if (!closed) {
+        closed = true;
+        extents.close();
+      }
     }
 
     public long nextOffset() {

@@ -110,9 +110,11 @@ public final class ReplicationSource {
       throw new AgentException(ErrorCode.BAD_REQUEST, "range " + offset + "+" + length
           + " outside disk of " + disk.size() + " bytes");
     }
-    RangeStream.Sender sender = new RangeStream.Sender(disk, offset, length);
-    peers.apply(p.targetUrl()).sendRanges(vmName, diskName, () -> sender, t);
-    return new CopyRangeResult(offset, sender.nextOffset(), sender.bytesRead(), sender.bytesSent());
+    try (RangeStream.Sender sender = new RangeStream.Sender(disk, offset, length)) {
+      peers.apply(p.targetUrl()).sendRanges(vmName, diskName, () -> sender, t);
+      return new CopyRangeResult(offset, sender.nextOffset(), sender.bytesRead(),
+          sender.bytesSent());
+    }
   }
 
   /** One delta cycle without quiesce, keeping every recovery point on the replica. */
