@@ -19,12 +19,38 @@ public final class RangeStream {
 
   private RangeStream() {}
 
+  /** A stream of frames produced one at a time by {@link #fill()} into {@link #frame}. */
+  private abstract static class FrameSource extends InputStream {
+    protected final ByteBuffer frame = ByteBuffer.allocate(12 + CHUNK).order(ByteOrder.BIG_ENDIAN);
+
+    FrameSource() {
+      frame.limit(0);
+    }
+
+    /** Makes the next bytes available in {@code frame}; false at the end of the stream. */
+    protected abstract boolean fill() throws IOException;
+
+    @Override
+    public int read() throws IOException {
+      return fill() ? frame.get() & 0xff : -1;
+    }
+
+    @Override
+    public int read(byte[] b, int off, int len) throws IOException {
+      if (!fill()) {
+        return -1;
+      }
+      int n = Math.min(len, frame.remaining());
+      frame.get(b, off, n);
+      return n;
+    }
+  }
+
   /** Streams a range of a disk as frames, counting what it reads and what it sends. */
-  public static final class Sender extends InputStream {
+  public static final class Sender extends FrameSource {
     private final VirtualDisk disk;
     private final long end;
     private long next;
-    private final ByteBuffer frame = ByteBuffer.allocate(12 + CHUNK).order(ByteOrder.BIG_ENDIAN);
     private long bytesRead;
     private long bytesSent;
 
@@ -36,10 +62,10 @@ public final class RangeStream {
       this.next = offset;
       this.end = Math.min(disk.size(), offset + length);
       this.extents = DataExtents.of(disk.image(), disk.size());
-      frame.limit(0);
     }
 
-    private boolean fill() throws IOException {
+    @Override
+    protected boolean fill() throws IOException {
       while (!frame.hasRemaining()) {
         if (next >= end) {
           return false;
@@ -70,21 +96,6 @@ public final class RangeStream {
     }
 
     @Override
-    public int read() throws IOException {
-      return fill() ? frame.get() & 0xff : -1;
-    }
-
-    @Override
-    public int read(byte[] b, int off, int len) throws IOException {
-      if (!fill()) {
-        return -1;
-      }
-      int n = Math.min(len, frame.remaining());
-      frame.get(b, off, n);
-      return n;
-    }
-
-    @Override
     public void close() {
       if (!closed) {
         closed = true;
@@ -110,10 +121,9 @@ public final class RangeStream {
    * included: a resync sends blocks because they differ, and a block of zeroes can differ too.
    * Each extent is read when its turn comes, so it carries the disk's latest data.
    */
-  public static final class ExtentSender extends InputStream {
+  public static final class ExtentSender extends FrameSource {
     private final VirtualDisk disk;
     private final java.util.Iterator<long[]> extents;
-    private final ByteBuffer frame = ByteBuffer.allocate(12 + CHUNK).order(ByteOrder.BIG_ENDIAN);
     private long next;
     private long end;
     private long bytesSent;
@@ -122,10 +132,10 @@ public final class RangeStream {
     public ExtentSender(VirtualDisk disk, java.util.List<long[]> extents) {
       this.disk = disk;
       this.extents = extents.iterator();
-      frame.limit(0);
     }
 
-    private boolean fill() throws IOException {
+    @Override
+    protected boolean fill() throws IOException {
       while (!frame.hasRemaining()) {
         if (next >= end) {
           if (!extents.hasNext()) {
@@ -146,21 +156,6 @@ public final class RangeStream {
         next += len;
       }
       return true;
-    }
-
-    @Override
-    public int read() throws IOException {
-      return fill() ? frame.get() & 0xff : -1;
-    }
-
-    @Override
-    public int read(byte[] b, int off, int len) throws IOException {
-      if (!fill()) {
-        return -1;
-      }
-      int n = Math.min(len, frame.remaining());
-      frame.get(b, off, n);
-      return n;
     }
 
     /** Data bytes framed so far (frame headers not counted). */
