@@ -185,32 +185,23 @@ public final class AgentClient {
   }
 
   public void sendLog(String vm, String disk, long generation, Path log) {
-    try {
-      call("PUT", "v1/replicas/" + vm + "/disks/" + disk + "/logs/" + generation,
-          BodyPublishers.ofFile(log), java.util.Map.class);
-    } catch (java.io.FileNotFoundException e) {
-      throw new AgentException(ErrorCode.LOG_CORRUPT, "log " + log + " vanished before shipping");
-    }
+    sendLog(vm, disk, generation, log, null);
   }
 
-  /** Ships a sealed log, compressed and paced as {@code transfer} says (null: as above). */
+  /** Ships a sealed log, compressed and paced as {@code transfer} says (null: defaults). */
   public void sendLog(String vm, String disk, long generation, Path log, TransferOptions transfer) {
     TransferOptions t = Transport.validate(transfer);
-    if (t.equals(TransferOptions.DEFAULT)) {
-      sendLog(vm, disk, generation, log);
-      return;
-    }
     if (!java.nio.file.Files.isRegularFile(log)) {
       throw new AgentException(ErrorCode.LOG_CORRUPT, "log " + log + " vanished before shipping");
     }
     call("PUT", "v1/replicas/" + vm + "/disks/" + disk + "/logs/" + generation,
-        BodyPublishers.ofInputStream(() -> {
+        new LargeChunkPublisher(() -> {
           try {
             return Transport.encode(java.nio.file.Files.newInputStream(log), t);
           } catch (IOException e) {
             throw new java.io.UncheckedIOException(e);
           }
-        }), Transport.contentEncoding(t), JSON.constructType(java.util.Map.class));
+        }, 1 << 20), Transport.contentEncoding(t), JSON.constructType(java.util.Map.class));
   }
 
   public VmRecord applyLogs(String vm, ApplyRequest request) {

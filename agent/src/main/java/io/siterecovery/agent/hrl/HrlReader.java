@@ -37,6 +37,15 @@ public final class HrlReader {
     return read(path, visitor, true);
   }
 
+  /**
+   * Visits the records of a sealed log while verifying it, in one read: records before a bad one
+   * are visited before the call fails, so the visitor's work must be worthless until it returns
+   * (e.g. undo data that is only kept once complete). Half the reading of {@link #applySealed}.
+   */
+  public static Scan visitVerifying(Path path, RecordVisitor visitor) throws IOException {
+    return read(path, visitor, true);
+  }
+
   private static Scan read(Path path, RecordVisitor visitor, boolean requireSealed)
       throws IOException {
     try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
@@ -53,7 +62,8 @@ public final class HrlReader {
       long records = 0;
       long dataBytes = 0;
       ByteBuffer head = HrlFormat.allocate(HrlFormat.RECORD_HEADER_SIZE);
-      ByteBuffer data = ByteBuffer.allocate(1 << 20);
+      // direct: a heap buffer would be copied through a temporary direct one by every read
+      ByteBuffer data = ByteBuffer.allocateDirect(1 << 20);
       String torn = null;
       boolean sealed = false;
       while (true) {
@@ -77,24 +87,19 @@ public final class HrlReader {
           }
           break;
         }
-        if (magic != HrlFormat.RECORD_MAGIC || head.getInt(24) != HrlFormat.crc(head, 0, 24)) {
-          torn = "bad record header at " + pos;
+        String problem = recordHeaderProblem(head, header);
+        if (problem != null) {
+          torn = problem + " at " + pos;
           break;
         }
         short type = head.getShort(4);
         long offset = head.getLong(8);
         int length = head.getInt(16);
         int dataCrc = head.getInt(20);
-        if (length < 0 || offset < 0 || offset + length > header.diskSize()
-            || (type != HrlFormat.TYPE_WRITE && type != HrlFormat.TYPE_ZERO)
-            || (type == HrlFormat.TYPE_WRITE && length > HrlFormat.MAX_RECORD_LENGTH)) {
-          torn = "record out of range at " + pos;
-          break;
-        }
         ByteBuffer payload = null;
         if (type == HrlFormat.TYPE_WRITE) {
           if (data.capacity() < length) {
-            data = ByteBuffer.allocate(length);
+            data = ByteBuffer.allocateDirect(length);
           }
           data.clear().limit(length);
           if (readFully(ch, data, pos + HrlFormat.RECORD_HEADER_SIZE) < length) {
@@ -131,7 +136,23 @@ public final class HrlReader {
     }
   }
 
-  private static String checkTrailer(ByteBuffer t, long records, long dataBytes, CRC32C fileCrc) {
+  /** Why a record header (not a trailer) is invalid for a log of this header, or null. */
+  static String recordHeaderProblem(ByteBuffer head, HrlHeader header) {
+    if (head.getInt(0) != HrlFormat.RECORD_MAGIC || head.getInt(24) != HrlFormat.crc(head, 0, 24)) {
+      return "bad record header";
+    }
+    short type = head.getShort(4);
+    long offset = head.getLong(8);
+    int length = head.getInt(16);
+    if (length < 0 || offset < 0 || offset + length > header.diskSize()
+        || (type != HrlFormat.TYPE_WRITE && type != HrlFormat.TYPE_ZERO)
+        || (type == HrlFormat.TYPE_WRITE && length > HrlFormat.MAX_RECORD_LENGTH)) {
+      return "record out of range";
+    }
+    return null;
+  }
+
+  static String checkTrailer(ByteBuffer t, long records, long dataBytes, CRC32C fileCrc) {
     if (t.getInt(28) != HrlFormat.crc(t, 0, 28)) {
       return "trailer checksum mismatch";
     }

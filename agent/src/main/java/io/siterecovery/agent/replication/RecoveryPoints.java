@@ -68,7 +68,9 @@ final class RecoveryPoints {
 
   /**
    * Saves, for every disk, the contents each record of its log will overwrite, then seals and
-   * fsyncs the undo files and only then gives them their final names. Until every disk's file has
+   * fsyncs the undo files and only then gives them their final names. Each log is verified while
+   * it is read; a corrupt one throws {@link io.siterecovery.agent.hrl.HrlCorruptException}
+   * before anything is kept. Until every disk's file has
    * its final name, nothing of the generation has been applied. Returns the files' total size.
    */
   long capture(Vm vm, long generation, Map<VirtualDisk, Path> logs) throws IOException {
@@ -83,7 +85,7 @@ final class RecoveryPoints {
         UndoWriter w = UndoWriter.create(part, d, generation);
         writers.add(w);
         disks.add(d);
-        HrlReader.applySealed(e.getValue(), rec -> w.save(rec.offset(), rec.length()));
+        HrlReader.visitVerifying(e.getValue(), rec -> w.save(rec.offset(), rec.length()));
         w.seal();
         FaultInjection.reached("undo-file-sealed");
       }

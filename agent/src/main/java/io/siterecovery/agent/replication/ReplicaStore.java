@@ -7,7 +7,9 @@ import io.siterecovery.agent.api.AgentMessages.ApplyRequest;
 import io.siterecovery.agent.disk.VirtualDisk;
 import io.siterecovery.agent.hrl.HrlCorruptException;
 import io.siterecovery.agent.hrl.HrlFormat;
+import io.siterecovery.agent.hrl.HrlHeader;
 import io.siterecovery.agent.hrl.HrlReader;
+import io.siterecovery.agent.hrl.HrlReceiver;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
 import io.siterecovery.agent.vm.VmRecord;
@@ -15,7 +17,7 @@ import io.siterecovery.agent.vm.VmRecord.RecoveryPointInfo;
 import io.siterecovery.agent.vm.VmRecord.ReplicaState;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -77,30 +79,35 @@ public final class ReplicaStore {
     return written;
   }
 
-  /** Stores a log in the incoming folder only once it verifies; a bad transfer is retried. */
+  /**
+   * Stores a log in the incoming folder only once it verifies (checked as it arrives); a bad
+   * transfer is refused and retried. The log is not forced: until its generation is applied the
+   * source keeps its own copy, and a staged log torn by a power loss fails the verification of
+   * {@link #apply} and is shipped again.
+   */
   public void stageLog(String vmName, String diskName, long generation, InputStream body)
       throws IOException {
     Vm vm = replica(vmName);
     VirtualDisk disk = vm.disk(diskName);
     Path incoming = Files.createDirectories(vm.dir().resolve("incoming"));
     Path part = incoming.resolve(HrlFormat.fileName(diskName, generation) + ".part");
-    try (OutputStream out = Files.newOutputStream(part, StandardOpenOption.CREATE,
-        StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
-      body.transferTo(out);
-    }
     try {
-      HrlReader.Scan scan = HrlReader.verifySealed(part);
-      if (!scan.header().diskId().equals(disk.id()) || scan.header().generation() != generation) {
-        throw new HrlCorruptException("log is for disk " + scan.header().diskId()
-            + " generation " + scan.header().generation());
+      HrlHeader header;
+      try (FileChannel out = FileChannel.open(part, StandardOpenOption.CREATE,
+          StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
+        header = HrlReceiver.receive(body, out);
+      }
+      if (!header.diskId().equals(disk.id()) || header.generation() != generation) {
+        throw new HrlCorruptException("log is for disk " + header.diskId() + " generation "
+            + header.generation());
       }
     } catch (HrlCorruptException e) {
       Files.deleteIfExists(part);
       throw new AgentException(ErrorCode.TRANSFER_CORRUPT, "log " + vmName + "/" + diskName
           + " generation " + generation + " failed verification on arrival: " + e.getMessage());
-    }
-    try (var ch = java.nio.channels.FileChannel.open(part, StandardOpenOption.WRITE)) {
-      ch.force(true);
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(part);
+      throw e;
     }
     Files.move(part, incoming.resolve(HrlFormat.fileName(diskName, generation)),
         StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
@@ -155,12 +162,20 @@ public final class ReplicaStore {
           && state.pointTime() != null;
       long undoBytes = 0;
       long started = System.nanoTime();
-      if (keepUndo) {
-        try {
-          undoBytes = points.capture(vm, generation, logs);
-        } catch (HrlCorruptException e) {
-          throw corrupt(vmName, e);
+      try {
+        if (keepUndo) {
+          undoBytes = points.capture(vm, generation, logs); // verifies every log as it reads
+        } else {
+          for (Path logFile : logs.values()) {
+            HrlReader.verifySealed(logFile);
+          }
         }
+      } catch (HrlCorruptException e) {
+        // Nothing is applied yet and the source still has its logs: ship them again.
+        deleteStaged(vm, generation);
+        throw new AgentException(ErrorCode.TRANSFER_CORRUPT, "a staged log of generation "
+            + generation + " of " + vmName + " is damaged (" + e.getMessage()
+            + "); it was dropped and will be shipped again", e);
       }
       FaultInjection.reached("undo-sealed");
       long undone = System.nanoTime();
@@ -168,7 +183,8 @@ public final class ReplicaStore {
       try {
         for (Map.Entry<VirtualDisk, Path> e : logs.entrySet()) {
           VirtualDisk d = e.getKey();
-          records += HrlReader.applySealed(e.getValue(), rec -> {
+          // verified just above: one read, which checks the checksums again on the way
+          records += HrlReader.visitVerifying(e.getValue(), rec -> {
             if (rec.isZero()) {
               d.zeroAt(rec.offset(), rec.length());
             } else {

@@ -155,7 +155,6 @@ public final class ReplicationSource {
         for (VirtualDisk d : vm.disks()) {
           SealedLog l = d.tracker().sealedLogs().stream().filter(x -> x.generation() == g)
               .findFirst().orElseThrow(() -> missing(vm, d, g));
-          verify(vm, d, l);
           batch.add(l);
           Instant sealedAt = Files.getLastModifiedTime(l.path()).toInstant();
           pointTime = pointTime == null || sealedAt.isAfter(pointTime) ? sealedAt : pointTime;
@@ -163,7 +162,16 @@ public final class ReplicationSource {
         int i = 0;
         for (VirtualDisk d : vm.disks()) {
           SealedLog l = batch.get(i++);
-          peer.sendLog(vmName, d.name(), g, l.path(), t);
+          try {
+            peer.sendLog(vmName, d.name(), g, l.path(), t);
+          } catch (AgentException e) {
+            // The replica checks every checksum on arrival, so a log is read here only when it
+            // was refused: damaged at this end needs a resync, damaged on the way a retry.
+            if (e.code() == ErrorCode.TRANSFER_CORRUPT) {
+              verify(vm, d, l);
+            }
+            throw e;
+          }
           bytes += l.sizeBytes();
           logs++;
         }

@@ -51,7 +51,7 @@ public final class UndoReader {
       long dataBytes = 0;
       long pos = UndoFormat.HEADER_SIZE;
       ByteBuffer head = UndoFormat.allocate(UndoFormat.ENTRY_HEADER_SIZE);
-      ByteBuffer data = ByteBuffer.allocate(UndoFormat.MAX_ENTRY_LENGTH);
+      ByteBuffer data = ByteBuffer.allocateDirect(UndoFormat.MAX_ENTRY_LENGTH);
       while (true) {
         head.clear();
         if (readFully(ch, head, pos) < UndoFormat.ENTRY_HEADER_SIZE) {
@@ -111,7 +111,7 @@ public final class UndoReader {
     }
     try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
       ByteBuffer head = UndoFormat.allocate(UndoFormat.ENTRY_HEADER_SIZE);
-      ByteBuffer data = ByteBuffer.allocate(UndoFormat.MAX_ENTRY_LENGTH);
+      ByteBuffer data = ByteBuffer.allocateDirect(UndoFormat.MAX_ENTRY_LENGTH);
       for (int i = v.entryPositions().length - 1; i >= 0; i--) {
         long pos = v.entryPositions()[i];
         head.clear();

@@ -8,7 +8,6 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.Arrays;
 import java.util.UUID;
 import java.util.zip.CRC32C;
 
@@ -19,15 +18,17 @@ import java.util.zip.CRC32C;
  * rollback must restore), so the file never holds more than the disk's size.
  */
 public final class UndoWriter implements Closeable {
-  private static final byte[] ZEROES = new byte[UndoFormat.ZERO_BLOCK];
+  private static final ByteBuffer ZEROES =
+      ByteBuffer.allocateDirect(UndoFormat.ZERO_BLOCK).asReadOnlyBuffer();
 
   private final Path path;
   private final VirtualDisk disk;
   private final FileChannel channel;
   private final CRC32C fileCrc = new CRC32C();
   private final RangeSet saved = new RangeSet();
-  private final byte[] buffer = new byte[UndoFormat.MAX_ENTRY_LENGTH];
-  private final ByteBuffer out = ByteBuffer.allocate(UndoFormat.MAX_ENTRY_LENGTH);
+  // Direct buffers: the JDK copies a heap buffer through a temporary direct one on every I/O.
+  private final ByteBuffer buffer = ByteBuffer.allocateDirect(UndoFormat.MAX_ENTRY_LENGTH);
+  private final ByteBuffer out = ByteBuffer.allocateDirect(UndoFormat.MAX_ENTRY_LENGTH);
   private long position;
   private long entries;
   private long dataBytes;
@@ -77,9 +78,8 @@ public final class UndoWriter implements Closeable {
     for (long[] gap : saved.add(offset, offset + length)) {
       long at = gap[0];
       while (at < gap[1]) {
-        int n = (int) Math.min(gap[1] - at, buffer.length);
-        ByteBuffer dst = ByteBuffer.wrap(buffer, 0, n);
-        disk.readAt(at, dst);
+        int n = (int) Math.min(gap[1] - at, buffer.capacity());
+        disk.readAt(at, buffer.clear().limit(n));
         emitRuns(at, n);
         at += n;
       }
@@ -92,7 +92,7 @@ public final class UndoWriter implements Closeable {
     boolean runZero = false;
     for (int pos = 0; pos < length; pos += UndoFormat.ZERO_BLOCK) {
       int end = Math.min(length, pos + UndoFormat.ZERO_BLOCK);
-      boolean zero = Arrays.mismatch(buffer, pos, end, ZEROES, 0, end - pos) < 0;
+      boolean zero = buffer.slice(pos, end - pos).mismatch(ZEROES.slice(0, end - pos)) < 0;
       if (pos == 0) {
         runZero = zero;
       } else if (zero != runZero) {
@@ -106,7 +106,7 @@ public final class UndoWriter implements Closeable {
 
   private void entry(boolean zero, long chunkOffset, int from, int length) throws IOException {
     ByteBuffer head = UndoFormat.allocate(UndoFormat.ENTRY_HEADER_SIZE);
-    ByteBuffer data = zero ? null : ByteBuffer.wrap(buffer, from, length);
+    ByteBuffer data = zero ? null : buffer.slice(from, length);
     int dataCrc = 0;
     if (data != null) {
       CRC32C crc = new CRC32C();
@@ -135,12 +135,13 @@ public final class UndoWriter implements Closeable {
   private void write(ByteBuffer b) throws IOException {
     fileCrc.update(b.duplicate());
     position += b.remaining();
+    if (b.remaining() >= out.capacity() / 4) {
+      drain(); // large data goes straight to the file rather than through another copy
+      writeFully(b);
+      return;
+    }
     if (b.remaining() > out.remaining()) {
       drain();
-      if (b.remaining() > out.remaining()) {
-        writeFully(b);
-        return;
-      }
     }
     out.put(b);
   }

@@ -152,7 +152,9 @@ class CorruptLogTest {
 
     AgentException refused = catchThrowableOfType(AgentException.class,
         () -> agents.s.applyLogs("web01", new ApplyRequest(2, Instant.now(), false, null)));
-    assertThat(refused.code()).isEqualTo(ErrorCode.LOG_CORRUPT);
+    // recoverable: the source still holds its sound copy until the generation is applied
+    assertThat(refused.code()).isEqualTo(ErrorCode.TRANSFER_CORRUPT);
+    assertThat(staged).as("the damaged copy is dropped").doesNotExist();
     assertThat(agents.s.getVm("web01").replica().appliedGeneration()).isEqualTo(1);
     assertThat(Files.mismatch(replicaImage, writeTemp(replicaBefore)))
         .as("not even the records before the damage were applied").isEqualTo(-1L);
