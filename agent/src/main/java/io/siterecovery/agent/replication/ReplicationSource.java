@@ -137,7 +137,10 @@ public final class ReplicationSource {
       ResyncLedger.requireNoResyncUnderWay(vm);
       AgentClient peer = peers.apply(p.targetUrl());
       QuiesceRunner.Outcome quiesce = request.quiesce() ? quiesce(vm) : null;
+      long started = System.nanoTime();
       long sealed = swapAll(vm);
+      long swapped = System.nanoTime();
+      long shipNanos = 0;
       boolean appConsistent = quiesce != null && quiesce.ok();
       if (appConsistent) {
         markAppConsistent(vm, sealed);
@@ -159,6 +162,7 @@ public final class ReplicationSource {
           Instant sealedAt = Files.getLastModifiedTime(l.path()).toInstant();
           pointTime = pointTime == null || sealedAt.isAfter(pointTime) ? sealedAt : pointTime;
         }
+        long shipping = System.nanoTime();
         int i = 0;
         for (VirtualDisk d : vm.disks()) {
           SealedLog l = batch.get(i++);
@@ -175,6 +179,8 @@ public final class ReplicationSource {
           bytes += l.sizeBytes();
           logs++;
         }
+        long applying = System.nanoTime();
+        shipNanos += applying - shipping;
         replica = peer.applyLogs(vmName, new ApplyRequest(g, pointTime,
             isMarkedAppConsistent(vm, g), request.retentionSeconds()));
         for (VirtualDisk d : vm.disks()) {
@@ -185,6 +191,9 @@ public final class ReplicationSource {
       if (replica == null) {
         replica = peer.getVm(vmName);
       }
+      log.debug("[{}] cycle of {}: sealed generation {} in {} ms; shipped {} logs ({} bytes) in {}"
+          + " ms; whole cycle {} ms", host.site(), vmName, sealed, (swapped - started) / 1_000_000,
+          logs, bytes, shipNanos / 1_000_000, (System.nanoTime() - started) / 1_000_000);
       return new ReplicationResult(sealed, replica.replica().appliedGeneration(),
           replica.replica().pointTime(), logs, bytes, appConsistent,
           quiesce == null ? null : quiesce.message());
