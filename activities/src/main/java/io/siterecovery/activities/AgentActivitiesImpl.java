@@ -211,7 +211,7 @@ public class AgentActivitiesImpl implements AgentActivities {
       long from = block;
       ResyncStepResult r = call(() -> source.resyncStep(request.plan().vm(), request.disk(),
           new ResyncStepRequest(from, RESYNC_BLOCKS_PER_STEP, RESYNC_BLOCK_SIZE,
-              options(request.transfer()))));
+              options(request.transfer()), null)));
       block = r.nextBlock();
       compared += r.blocksCompared();
       differing += r.blocksDiffering();

@@ -138,7 +138,7 @@ public final class AgentClient {
         ResyncBegin.class);
   }
 
-  /** Replica side: 32-byte SHA-256 digests of the requested blocks, in block order. */
+  /** Replica side: the requested blocks' digests ({@code digest.bytes()} each), in block order. */
   public byte[] replicaChecksums(String vm, String disk, ChecksumRequest request) {
     try {
       HttpRequest http = HttpRequest.newBuilder(base.resolve("v1/replicas/" + vm + "/disks/" + disk

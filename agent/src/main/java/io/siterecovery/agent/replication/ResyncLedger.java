@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.security.SecureRandom;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -25,14 +26,18 @@ import java.util.TreeMap;
 public final class ResyncLedger {
   static final String FILE = "resync-source.json";
   private static final int MAX_REASON = 2000;
+  private static final SecureRandom SEEDS = new SecureRandom();
 
   /**
-   * {@code generation}: the resync under way (null: none). {@code resyncedBytes}: per disk, the
-   * prefix of the disk compared and repaired by steps taken in order since the resync began.
+   * {@code generation}: the resync under way (null: none). {@code seed}: the secret key of its
+   * block digests, drawn at begin (null in a ledger written before digests were keyed: the next
+   * step draws one). {@code resyncedBytes}: per disk, the prefix of the disk compared and repaired
+   * by steps taken in order since the resync began.
    */
   @JsonInclude(JsonInclude.Include.NON_NULL)
-  public record State(Long generation, String requiredReason, Map<String, Long> resyncedBytes) {
-    static final State EMPTY = new State(null, null, Map.of());
+  public record State(Long generation, Long seed, String requiredReason,
+      Map<String, Long> resyncedBytes) {
+    static final State EMPTY = new State(null, null, null, Map.of());
 
     public State {
       resyncedBytes = resyncedBytes == null ? Map.of() : Map.copyOf(resyncedBytes);
@@ -91,14 +96,35 @@ public final class ResyncLedger {
     } else if (!reasons.contains(reason) && reasons.length() < MAX_REASON) {
       reasons = reasons + "; " + reason;
     }
-    save(vmDir, new State(s.generation(), reasons, s.underWay() ? Map.of() : s.resyncedBytes()));
+    save(vmDir, new State(s.generation(), s.seed(), reasons,
+        s.underWay() ? Map.of() : s.resyncedBytes()));
   }
 
+  /** Records a resync begun at {@code generation}, with a new random seed for its digests. */
   static synchronized State begin(Path vmDir, long generation) {
     State s = load(vmDir);
-    State next = new State(generation, s.requiredReason(), Map.of());
+    State next = new State(generation, SEEDS.nextLong(), s.requiredReason(), Map.of());
     save(vmDir, next);
     return next;
+  }
+
+  /**
+   * The seed of the resync under way at {@code generation}; a ledger from before digests were
+   * keyed has none, and gets one now. Each step compares digests that both sides take with the
+   * same seed within that step, so a resync whose first steps went unkeyed loses nothing.
+   */
+  static synchronized long seed(Path vmDir, long generation) {
+    State s = load(vmDir);
+    if (s.generation() == null || s.generation() != generation) {
+      throw new AgentException(ErrorCode.INVALID_STATE, "the resync to generation " + generation
+          + " was completed or replaced meanwhile");
+    }
+    if (s.seed() != null) {
+      return s.seed();
+    }
+    long seed = SEEDS.nextLong();
+    save(vmDir, new State(s.generation(), seed, s.requiredReason(), s.resyncedBytes()));
+    return seed;
   }
 
   /**
@@ -114,7 +140,7 @@ public final class ResyncLedger {
     if (from <= done && to > done) {
       Map<String, Long> next = new TreeMap<>(s.resyncedBytes());
       next.put(disk, to);
-      save(vmDir, new State(s.generation(), s.requiredReason(), next));
+      save(vmDir, new State(s.generation(), s.seed(), s.requiredReason(), next));
     }
   }
 

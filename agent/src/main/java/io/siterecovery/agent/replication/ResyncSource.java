@@ -3,6 +3,7 @@ package io.siterecovery.agent.replication;
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.api.AgentClient;
+import io.siterecovery.agent.api.AgentMessages.BlockDigest;
 import io.siterecovery.agent.api.AgentMessages.ChecksumRequest;
 import io.siterecovery.agent.api.AgentMessages.ResyncBegin;
 import io.siterecovery.agent.api.AgentMessages.ResyncStepRequest;
@@ -34,8 +35,9 @@ import org.slf4j.LoggerFactory;
  *       replica records that it is being resynchronised to g. Writes go on being tracked in
  *       g+1 onwards.</li>
  *   <li>{@link #step}, repeated per disk by the caller with a block cursor: this agent and the
- *       replica compute SHA-256 digests of the same run of blocks at the same time, and the blocks
- *       whose digests differ are read again and sent with the ranges transfer.</li>
+ *       replica compute digests of the same run of blocks at the same time (XXH3-128 keyed with the
+ *       resync's secret seed, or SHA-256; see {@link BlockChecksums}), and the blocks whose
+ *       digests differ are read again and sent with the ranges transfer.</li>
  *   <li>{@link #complete}: once every disk was compared to its end, the replica's applied
  *       generation becomes g. The next delta cycle ships g+1 (every write made since begin), and
  *       when it is applied the replica equals the source at g+1's seal: the first recovery point
@@ -130,6 +132,7 @@ public final class ResyncSource {
     VirtualDisk disk = vm.disk(diskName);
     int blockSize = blockSize(request.blockSize());
     TransferOptions transfer = Transport.validate(request.transfer());
+    BlockDigest digest = request.digest() == null ? BlockDigest.DEFAULT : request.digest();
     long total = BlockChecksums.blockCount(disk.size(), blockSize);
     long from = request.fromBlock();
     if (from < 0 || from > total) {
@@ -144,15 +147,17 @@ public final class ResyncSource {
       return new ResyncStepResult(total, total, 0, 0, 0);
     }
     AgentClient peer = peers.apply(p.targetUrl());
+    long seed = state.seed() != null ? state.seed()
+        : ResyncLedger.seed(vm.dir(), state.generation());
+    ChecksumRequest asked = new ChecksumRequest(from, count, blockSize, digest, seed);
 
     // Both sides hash the same blocks at the same time: the replica on its own disks, this agent
     // here, each overlapping its reads with its hashing.
     CompletableFuture<byte[]> remote = CompletableFuture.supplyAsync(() ->
-        peer.replicaChecksums(vmName, diskName, new ChecksumRequest(from, count, blockSize)),
-        BlockChecksums.READERS);
+        peer.replicaChecksums(vmName, diskName, asked), BlockChecksums.READERS);
     byte[] ours;
     try {
-      ours = BlockChecksums.compute(disk, from, count, blockSize);
+      ours = BlockChecksums.compute(disk, from, count, blockSize, digest, seed);
     } catch (IOException | RuntimeException e) {
       remote.cancel(true);
       throw e;
@@ -165,7 +170,7 @@ public final class ResyncSource {
 
     List<long[]> extents = new ArrayList<>();
     long differing = 0;
-    int d = BlockChecksums.DIGEST_BYTES;
+    int d = digest.bytes();
     for (int i = 0; i < count; i++) {
       if (Arrays.mismatch(ours, i * d, (i + 1) * d, theirs, i * d, (i + 1) * d) < 0) {
         continue;

@@ -3,6 +3,7 @@ package io.siterecovery.agent.replication;
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.Json;
+import io.siterecovery.agent.api.AgentMessages.BlockDigest;
 import io.siterecovery.agent.api.AgentMessages.ChecksumRequest;
 import io.siterecovery.agent.api.AgentMessages.ResyncBegin;
 import io.siterecovery.agent.hrl.HrlFormat;
@@ -105,7 +106,11 @@ public final class ResyncTarget {
     }
   }
 
-  /** SHA-256 of each requested block of the replica disk, 32 bytes each, in order. */
+  /**
+   * The digest of each requested block of the replica disk, in order: XXH3-128 keyed with the
+   * request's seed (16 bytes each) or SHA-256 (32 bytes each). No digest named: SHA-256, which is
+   * what a source agent from before keyed digests expects.
+   */
   public byte[] checksums(String vmName, String diskName, ChecksumRequest request)
       throws IOException {
     Vm vm = replica(vmName);
@@ -114,8 +119,9 @@ public final class ResyncTarget {
       throw new AgentException(ErrorCode.BAD_REQUEST, "count must be between 0 and "
           + ResyncSource.MAX_BLOCKS_PER_STEP);
     }
+    BlockDigest digest = request.digest() == null ? BlockDigest.SHA_256 : request.digest();
     return BlockChecksums.compute(vm.disk(diskName), request.fromBlock(), request.count(),
-        blockSize);
+        blockSize, digest, request.seed());
   }
 
   /**

@@ -96,6 +96,9 @@ class ResyncCrashTest {
             .assertOk());
     long cursor = before.cursor();
     assertThat(cursor).isEqualTo(96);
+    Path vmDir = data.resolve("vms/web01");
+    Long seed = ResyncLedger.load(vmDir).seed();
+    assertThat(seed).as("drawn at begin").isNotNull();
 
     source.kill();
     assertThat(secondary.diskImage("web01", "disk0").resolveSibling("resync.json")).exists();
@@ -103,6 +106,7 @@ class ResyncCrashTest {
     p = source.client();
 
     assertThat(p.beginResync("web01").generation()).as("the same resync").isEqualTo(g);
+    assertThat(ResyncLedger.load(vmDir).seed()).as("the same digest key").isEqualTo(seed);
     assertThat(p.sourceStatus("web01").resyncRequiredReason())
         .as("a crash of the agent is no change behind its back").isNull();
     qemuIo(source.nbdUri("web01", "disk0"), "write -P 0x61 0 4k").assertOk(); // behind, again
@@ -112,6 +116,7 @@ class ResyncCrashTest {
         .as("the damaged blocks, and those written ahead of the cursor")
         .isGreaterThanOrEqualTo(damaged.size());
 
+    assertThat(ResyncLedger.load(vmDir).seed()).as("the steps kept the key").isEqualTo(seed);
     assertThat(p.completeResync("web01").replica().appliedGeneration()).isEqualTo(g);
     assertThat(p.replicate("web01").appliedGeneration()).isEqualTo(g + 1);
     compareRaw(sourceImage(), replicaImage()).assertOk();

@@ -8,6 +8,8 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
+import io.siterecovery.agent.api.AgentMessages.BlockDigest;
+import io.siterecovery.agent.api.AgentMessages.ChecksumRequest;
 import io.siterecovery.agent.api.AgentMessages.ResyncBegin;
 import io.siterecovery.agent.api.AgentMessages.ResyncStepRequest;
 import io.siterecovery.agent.api.AgentMessages.SourceStatus;
@@ -93,10 +95,10 @@ class ResyncTest {
     return agents.primary.diskImage(vm, "disk0").getParent();
   }
 
-  @ParameterizedTest(name = "block size {0}, compress {1}")
-  @CsvSource({"0, false", "4096, true"})
-  void aDamagedReplicaIsRepairedBySendingOnlyTheDifferingBlocks(int blockSize, boolean compress)
-      throws IOException {
+  @ParameterizedTest(name = "block size {0}, compress {1}, digest {2}")
+  @CsvSource({"0, false,", "4096, true,", "0, false, SHA_256"})
+  void aDamagedReplicaIsRepairedBySendingOnlyTheDifferingBlocks(int blockSize, boolean compress,
+      BlockDigest digest) throws IOException {
     protectedAndReplicated("web01");
     int bs = blockSize == 0 ? BLOCK : blockSize;
     Random rnd = new Random(11);
@@ -114,9 +116,9 @@ class ResyncTest {
     assertThat(replicaDir("web01").resolve("resync.json")).exists();
     TransferOptions transfer = new TransferOptions(compress, null);
     ResyncRun.Totals t0 = ResyncRun.disk(agents.p, "web01", "disk0", 0, 37, blockSize, transfer,
-        null);
+        digest, null);
     ResyncRun.Totals t1 = ResyncRun.disk(agents.p, "web01", "disk1", 0, 1000, blockSize, transfer,
-        null);
+        digest, null);
 
     assertThat(t0.totalBlocks()).isEqualTo(SIZE0 / bs);
     assertThat(t0.blocksCompared()).isEqualTo(SIZE0 / bs);
@@ -208,7 +210,10 @@ class ResyncTest {
 
     long g = agents.p.beginResync("web01").generation();
     assertThat(g).isEqualTo(3);
+    Long seed = ResyncLedger.load(sourceDir("web01")).seed();
     assertThat(agents.p.beginResync("web01").generation()).as("again: the same").isEqualTo(3);
+    assertThat(ResyncLedger.load(sourceDir("web01")).seed()).as("and the same key")
+        .isNotNull().isEqualTo(seed);
     SourceStatus status = agents.p.sourceStatus("web01");
     assertThat(status.sealedLogs()).as("logs up to g discarded at the source").isZero();
     assertThat(status.activeGeneration()).isEqualTo(4);
@@ -237,6 +242,25 @@ class ResyncTest {
 
     assertThat(agents.p.replicate("web01").appliedGeneration()).isEqualTo(4);
     assertIdentical("web01");
+  }
+
+  @Test
+  void theReplicaDigestsItsBlocksAsTheSourceDoes() throws IOException {
+    protectedAndReplicated("web01");
+    agents.p.beginResync("web01");
+    long seed = ResyncLedger.load(sourceDir("web01")).seed();
+    VirtualDisk source = agents.primary.vms().get("web01").disk("disk0");
+    int count = (int) (SIZE0 / BLOCK);
+    for (BlockDigest digest : BlockDigest.values()) {
+      assertThat(agents.s.replicaChecksums("web01", "disk0",
+          new ChecksumRequest(0, count, 0, digest, seed)))
+          .as("%s over data and holes", digest)
+          .hasSize(count * digest.bytes())
+          .isEqualTo(BlockChecksums.compute(source, 0, count, BLOCK, digest, seed));
+    }
+    assertThat(agents.s.replicaChecksums("web01", "disk0", new ChecksumRequest(0, count, 0, null,
+        0))).as("no digest named: SHA-256, as a source agent from before keyed digests expects")
+        .isEqualTo(BlockChecksums.compute(source, 0, count, BLOCK, BlockDigest.SHA_256, 0));
   }
 
   @Test
@@ -295,16 +319,16 @@ class ResyncTest {
   void badResyncRequestsAreRefusedWithTheirCode() throws IOException {
     protectedAndReplicated("web01");
     assertThat(catchThrowableOfType(AgentException.class, () -> agents.p.resyncStep("web01",
-        "disk0", new ResyncStepRequest(0, 10, 0, null))).code())
+        "disk0", new ResyncStepRequest(0, 10, 0, null, null))).code())
         .as("no resync begun").isEqualTo(ErrorCode.INVALID_STATE);
     agents.p.beginResync("web01");
     for (ResyncStepRequest bad : List.of(
-        new ResyncStepRequest(0, 10, 1000, null), // not a multiple of 512
-        new ResyncStepRequest(0, 10, 32 << 20, null), // too large
-        new ResyncStepRequest(0, 0, 0, null), // no blocks
-        new ResyncStepRequest(-1, 10, 0, null),
-        new ResyncStepRequest(SIZE0 / BLOCK + 1, 10, 0, null), // past the end
-        new ResyncStepRequest(0, 10, 0, new TransferOptions(false, -4.0)))) {
+        new ResyncStepRequest(0, 10, 1000, null, null), // not a multiple of 512
+        new ResyncStepRequest(0, 10, 32 << 20, null, null), // too large
+        new ResyncStepRequest(0, 0, 0, null, null), // no blocks
+        new ResyncStepRequest(-1, 10, 0, null, null),
+        new ResyncStepRequest(SIZE0 / BLOCK + 1, 10, 0, null, null), // past the end
+        new ResyncStepRequest(0, 10, 0, new TransferOptions(false, -4.0), null))) {
       AgentException e = catchThrowableOfType(AgentException.class,
           () -> agents.p.resyncStep("web01", "disk0", bad));
       assertThat(e).as("%s", bad).isNotNull();
@@ -312,7 +336,7 @@ class ResyncTest {
     }
     // at the end of the disk a step is an empty, harmless answer
     var end = agents.p.resyncStep("web01", "disk0", new ResyncStepRequest(SIZE0 / BLOCK, 10, 0,
-        null));
+        null, null));
     assertThat(end.nextBlock()).isEqualTo(SIZE0 / BLOCK);
     assertThat(end.blocksCompared()).isZero();
 

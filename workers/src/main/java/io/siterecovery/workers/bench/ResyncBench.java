@@ -129,7 +129,7 @@ final class ResyncBench {
     long found = 0;
     while (true) {
       ResyncStepResult r = sites.source.resyncStep("resync", "disk0",
-          new ResyncStepRequest(cursor, BLOCKS_PER_STEP, BLOCK, null));
+          new ResyncStepRequest(cursor, BLOCKS_PER_STEP, BLOCK, null, null));
       sent += r.bytesSent();
       found += r.blocksDiffering();
       cursor = r.nextBlock();
@@ -158,7 +158,7 @@ final class ResyncBench {
       sites.source.beginResync("warm");
       for (long cursor = 0; cursor < size / BLOCK; ) {
         cursor = sites.source.resyncStep("warm", "disk0",
-            new ResyncStepRequest(cursor, 512, BLOCK, null)).nextBlock();
+            new ResyncStepRequest(cursor, 512, BLOCK, null, null)).nextBlock();
       }
       sites.source.completeResync("warm");
     }
