@@ -1,6 +1,7 @@
 package io.siterecovery.agent.replication;
 
 import io.siterecovery.agent.disk.DataExtents;
+import io.siterecovery.agent.disk.DirectWriter;
 import io.siterecovery.agent.disk.VirtualDisk;
 import java.io.DataInputStream;
 import java.io.EOFException;
@@ -164,8 +165,19 @@ public final class RangeStream {
     }
   }
 
-  /** Writes received frames into the replica disk; returns the bytes written. */
+  /**
+   * Writes received frames into the replica disk, bypassing the page cache where it can (see
+   * {@link DirectWriter}); returns the bytes written. The caller's fsync of the image covers them:
+   * fsync is per file, not per descriptor.
+   */
   public static long receive(InputStream in, VirtualDisk disk) throws IOException {
+    try (DirectWriter writer = DirectWriter.open(disk, CHUNK)) {
+      return receive(in, disk, writer);
+    }
+  }
+
+  private static long receive(InputStream in, VirtualDisk disk, DirectWriter writer)
+      throws IOException {
     DataInputStream data = new DataInputStream(in);
     byte[] buffer = new byte[CHUNK];
     long written = 0;
@@ -181,7 +193,7 @@ public final class RangeStream {
         throw new IOException("frame out of range: offset " + offset + " length " + length);
       }
       data.readFully(buffer, 0, length);
-      disk.writeAt(offset, ByteBuffer.wrap(buffer, 0, length));
+      writer.write(offset, buffer, length);
       written += length;
     }
   }
