@@ -165,21 +165,25 @@ public final class RangeStream {
     }
   }
 
+  /** Frames read from the network ahead of the disk: one being written, two being read. */
+  private static final int BUFFERS = 3;
+
   /**
    * Writes received frames into the replica disk, bypassing the page cache where it can (see
-   * {@link DirectWriter}); returns the bytes written. The caller's fsync of the image covers them:
-   * fsync is per file, not per descriptor.
+   * {@link DirectWriter}) and on a thread of its own (see {@link WriteBehind}); returns the bytes
+   * written once all are written. The caller's fsync of the image covers them: fsync is per file,
+   * not per descriptor.
    */
   public static long receive(InputStream in, VirtualDisk disk) throws IOException {
-    try (DirectWriter writer = DirectWriter.open(disk, CHUNK)) {
-      return receive(in, disk, writer);
+    try (DirectWriter writer = DirectWriter.open(disk, CHUNK);
+        WriteBehind behind = new WriteBehind(writer, CHUNK, BUFFERS)) {
+      return receive(in, disk, behind);
     }
   }
 
-  private static long receive(InputStream in, VirtualDisk disk, DirectWriter writer)
+  private static long receive(InputStream in, VirtualDisk disk, WriteBehind behind)
       throws IOException {
     DataInputStream data = new DataInputStream(in);
-    byte[] buffer = new byte[CHUNK];
     long written = 0;
     while (true) {
       long offset;
@@ -192,8 +196,9 @@ public final class RangeStream {
       if (length < 0 || length > CHUNK || offset < 0 || offset + length > disk.size()) {
         throw new IOException("frame out of range: offset " + offset + " length " + length);
       }
+      byte[] buffer = behind.buffer();
       data.readFully(buffer, 0, length);
-      writer.write(offset, buffer, length);
+      behind.write(offset, buffer, length);
       written += length;
     }
   }
