@@ -1,6 +1,7 @@
 package io.siterecovery.agent.replication;
 
 import io.siterecovery.agent.disk.DataExtents;
+import io.siterecovery.agent.disk.DirectWriter;
 import io.siterecovery.agent.disk.VirtualDisk;
 import java.io.DataInputStream;
 import java.io.EOFException;
@@ -164,10 +165,25 @@ public final class RangeStream {
     }
   }
 
-  /** Writes received frames into the replica disk; returns the bytes written. */
+  /** Frames read from the network ahead of the disk: one being written, two being read. */
+  private static final int BUFFERS = 3;
+
+  /**
+   * Writes received frames into the replica disk, bypassing the page cache where it can (see
+   * {@link DirectWriter}) and on a thread of its own (see {@link WriteBehind}); returns the bytes
+   * written once all are written. The caller's fsync of the image covers them: fsync is per file,
+   * not per descriptor.
+   */
   public static long receive(InputStream in, VirtualDisk disk) throws IOException {
+    try (DirectWriter writer = DirectWriter.open(disk, CHUNK);
+        WriteBehind behind = new WriteBehind(writer, CHUNK, BUFFERS)) {
+      return receive(in, disk, behind);
+    }
+  }
+
+  private static long receive(InputStream in, VirtualDisk disk, WriteBehind behind)
+      throws IOException {
     DataInputStream data = new DataInputStream(in);
-    byte[] buffer = new byte[CHUNK];
     long written = 0;
     while (true) {
       long offset;
@@ -180,8 +196,9 @@ public final class RangeStream {
       if (length < 0 || length > CHUNK || offset < 0 || offset + length > disk.size()) {
         throw new IOException("frame out of range: offset " + offset + " length " + length);
       }
+      byte[] buffer = behind.buffer();
       data.readFully(buffer, 0, length);
-      disk.writeAt(offset, ByteBuffer.wrap(buffer, 0, length));
+      behind.write(offset, buffer, length);
       written += length;
     }
   }
