@@ -39,8 +39,18 @@ public final class HrlWriter implements Closeable {
     ByteBuffer encoded = header.encode();
     CRC32C crc = new CRC32C();
     crc.update(encoded.duplicate());
-    writeFully(channel, encoded, 0);
-    channel.force(true);
+    try {
+      writeFully(channel, encoded, 0);
+      channel.force(true);
+      // the directory entry too: a power loss must not lose a log whose writes were acknowledged
+      try (FileChannel dir = FileChannel.open(path.toAbsolutePath().getParent(),
+          StandardOpenOption.READ)) {
+        dir.force(true);
+      }
+    } catch (IOException | RuntimeException e) {
+      channel.close();
+      throw e;
+    }
     return new HrlWriter(path, header, channel, crc, HrlFormat.HEADER_SIZE, 0, 0);
   }
 
