@@ -1,12 +1,15 @@
 package io.siterecovery.agent;
 
+import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.security.TlsCredentials;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.concurrent.CountDownLatch;
 
 /**
- * Runs one host agent as its own process:
- * {@code --site NAME --data DIR [--bind HOST] [--http PORT] [--nbd PORT]}. When both listeners
+ * Runs one host agent as its own process: {@code --site NAME --data DIR --certs DIR
+ * [--peer SITE=URL]... [--bind HOST] [--http PORT] [--nbd PORT]}; {@code --certs} holds
+ * {@code ca.pem} and this site's {@code site-<name>.pem} with its key. When both listeners
  * are up it prints one line {@code READY <httpPort> <nbdPort>} to stdout, then runs until it is
  * stopped (SIGTERM closes it cleanly; SIGKILL is what the crash tests use).
  */
@@ -19,6 +22,8 @@ public final class AgentMain {
     String bind = "127.0.0.1";
     int http = 0;
     int nbd = 0;
+    Path certs = null;
+    java.util.Map<String, String> peers = new java.util.LinkedHashMap<>();
     for (int i = 0; i < args.length; i++) {
       String flag = args[i];
       if (i + 1 >= args.length) {
@@ -31,13 +36,22 @@ public final class AgentMain {
         case "--bind" -> bind = value;
         case "--http" -> http = port(flag, value);
         case "--nbd" -> nbd = port(flag, value);
+        case "--certs" -> certs = Path.of(value);
+        case "--peer" -> {
+          int eq = value.indexOf('=');
+          if (eq <= 0) {
+            usage("--peer takes SITE=URL, e.g. secondary=https://10.1.0.5:8701");
+          }
+          peers.put(value.substring(0, eq), value.substring(eq + 1));
+        }
         default -> usage("unknown option " + flag);
       }
     }
-    if (site == null || data == null) {
-      usage("--site and --data are required");
+    if (site == null || data == null || certs == null) {
+      usage("--site, --data and --certs are required");
     }
-    HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd));
+    HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd,
+        TlsCredentials.load(certs, Identity.site(site)), peers));
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       try {
@@ -68,8 +82,8 @@ public final class AgentMain {
 
   private static void usage(String problem) {
     System.err.println("agent: " + problem);
-    System.err.println("usage: AgentMain --site NAME --data DIR [--bind HOST] [--http PORT]"
-        + " [--nbd PORT]");
+    System.err.println("usage: AgentMain --site NAME --data DIR --certs DIR [--peer SITE=URL]..."
+        + " [--bind HOST] [--http PORT] [--nbd PORT]");
     System.exit(2);
   }
 }

@@ -6,6 +6,10 @@ package io.siterecovery.agent;
  */
 public enum ErrorCode {
   BAD_REQUEST(400, false),
+  /** The caller's identity may not do this (a peer calling an operator endpoint, say). */
+  FORBIDDEN(403, false),
+  /** A request body over its bound. */
+  TOO_LARGE(413, false),
   VM_NOT_FOUND(404, false),
   VM_EXISTS(409, false),
   INVALID_STATE(409, false),

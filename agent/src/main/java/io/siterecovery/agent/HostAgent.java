@@ -1,7 +1,8 @@
 package io.siterecovery.agent;
 
-import io.siterecovery.agent.api.AgentClient;
-import io.siterecovery.agent.api.AgentHttpServer;
+import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.security.TlsCredentials;
+import io.siterecovery.agent.server.AgentHttpServer;
 import io.siterecovery.agent.nbd.NbdServer;
 import io.siterecovery.agent.replication.ReplicaStore;
 import io.siterecovery.agent.replication.OfflineChanges;
@@ -14,17 +15,30 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 
 /** One site's host agent: its VMs and disks, the NBD front-end and the HTTP API. */
 public final class HostAgent implements Closeable {
-  /** Where an agent listens; port 0 picks a free port (tests). */
-  public record Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort) {}
+  /**
+   * Where an agent listens (port 0 picks a free port, for tests), the certificates it proves its
+   * site with, and the peer sites it may replicate to (site name to https URL; more can be added
+   * with {@link #addPeer}).
+   */
+  public record Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
+      TlsCredentials credentials, Map<String, String> peers) {
+    public Settings {
+      if (!credentials.identity().equals(Identity.site(site))) {
+        throw new IllegalArgumentException("the agent of site " + site + " needs the certificate"
+            + " of " + Identity.site(site) + ", not of " + credentials.identity());
+      }
+      peers = Map.copyOf(peers);
+    }
+  }
 
   private final Settings settings;
   private final VmHost host;
   private final NbdServer nbd;
   private final AgentHttpServer http;
+  private final Peers peers;
 
   public HostAgent(Settings settings) throws IOException {
     this.settings = settings;
@@ -33,14 +47,14 @@ public final class HostAgent implements Closeable {
     this.host = new VmHost(settings.site(), settings.dataDir());
     this.nbd = new NbdServer(host, new InetSocketAddress(settings.bindHost(), settings.nbdPort()));
     host.onPowerOff(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
-    Map<String, AgentClient> peers = new ConcurrentHashMap<>();
-    ReplicationSource source = new ReplicationSource(host,
-        url -> peers.computeIfAbsent(url, AgentClient::new));
-    ResyncSource resync = new ResyncSource(host, url -> peers.computeIfAbsent(url, AgentClient::new));
+    this.peers = new Peers(settings.credentials(), settings.peers());
+    ReplicationSource source = new ReplicationSource(host, peers::client);
+    ResyncSource resync = new ResyncSource(host, peers::client);
     ReplicaStore replicas = new ReplicaStore(host);
     replicas.recover(); // a crash may have interrupted an apply or a rollback
-    this.http = new AgentHttpServer(host, source, replicas, resync,
-        new ResyncTarget(host), new InetSocketAddress(settings.bindHost(), settings.httpPort()));
+    this.http = new AgentHttpServer(host, source, replicas, resync, new ResyncTarget(host),
+        new InetSocketAddress(settings.bindHost(), settings.httpPort()), settings.credentials(),
+        AgentHttpServer.Limits.defaults());
   }
 
   public String site() {
@@ -48,7 +62,12 @@ public final class HostAgent implements Closeable {
   }
 
   public String url() {
-    return "http://" + settings.bindHost() + ":" + http.port();
+    return "https://" + settings.bindHost() + ":" + http.port();
+  }
+
+  /** Lets this agent replicate to {@code site} at {@code url} (https). */
+  public void addPeer(String site, String url) {
+    peers.put(site, url);
   }
 
   public int httpPort() {

@@ -48,7 +48,8 @@ class AgentCrashTest {
     assumeInstalled("qemu-io", "qemu-img");
     secondary = AgentPair.start("secondary", tmp.resolve("secondary"));
     data = tmp.resolve("primary");
-    agent = AgentProcess.start("primary", data);
+    agent = AgentProcess.start("primary", data, List.of(),
+        java.util.Map.of("secondary", secondary.url()));
   }
 
   @AfterEach
@@ -70,14 +71,15 @@ class AgentCrashTest {
 
   private UUID protect(AgentClient client) {
     client.createVm("web01", List.of(SIZE));
-    client.enableProtection("web01", "secondary", secondary.url());
+    client.enableProtection("web01", "secondary");
     assertThat(activeLog()).exists();
     return client.getVm("web01").disks().get(0).id();
   }
 
   /** Restarts the killed agent on the same data directory (on new ports). */
   private AgentClient restart() throws IOException {
-    agent = AgentProcess.start("primary", data);
+    agent = AgentProcess.start("primary", data, List.of(),
+        java.util.Map.of("secondary", secondary.url()));
     return agent.client();
   }
 

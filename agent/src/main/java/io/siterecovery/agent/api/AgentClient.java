@@ -20,19 +20,52 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.function.Supplier;
+import javax.net.ssl.SSLParameters;
+import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.security.TlsCredentials;
 
 /**
- * Client of an agent's HTTP API, used by activities, the CLI and by one agent to reach its peer.
- * Transport failures become {@link ErrorCode#PEER_UNREACHABLE}, which is recoverable.
+ * Client of an agent's HTTPS API, used by activities, the CLI and by one agent to reach its peer.
+ * It presents its own certificate and accepts only the agent whose certificate names the expected
+ * site ({@code site:<name>}), wherever that agent listens. Every call has a deadline: short for
+ * control calls, long for the ones that move a slice of a disk. Transport failures, deadlines
+ * included, become {@link ErrorCode#PEER_UNREACHABLE}, which is recoverable.
  */
 public final class AgentClient {
+  /** Deadline of a control call (power, role, status, planning). */
+  public static final Duration CONTROL_TIMEOUT = Duration.ofMinutes(2);
+  /**
+   * Deadline of a call that copies, compares or applies up to a slice of a disk; a stream whose
+   * receiver stops reading fails sooner (see {@link LargeChunkPublisher#STALL_TIMEOUT}).
+   */
+  public static final Duration BULK_TIMEOUT = Duration.ofHours(1);
+
+  /** Calls whose work grows with a disk: copies, deltas, resync steps, applies, roll-backs. */
+  private static final java.util.regex.Pattern BULK_CALLS = java.util.regex.Pattern.compile(
+      ".*/(copy|replicate|resync|resync/complete|ranges|logs/[0-9]+|checksums|apply|rollback)");
+
   private final URI base;
   private final HttpClient http;
+  private final Identity peer;
 
-  public AgentClient(String baseUrl) {
+  /** A client of the agent at {@code baseUrl} (https), which must prove to be {@code peer}. */
+  public AgentClient(String baseUrl, TlsCredentials credentials, Identity peer) {
     this.base = URI.create(baseUrl.endsWith("/") ? baseUrl : baseUrl + "/");
+    if (!"https".equals(base.getScheme())) {
+      throw new IllegalArgumentException("agent URL " + baseUrl + " must be https://: agents"
+          + " accept TLS with client certificates only");
+    }
+    this.peer = peer;
+    SSLParameters tls = new SSLParameters();
+    tls.setProtocols(new String[] {TlsCredentials.PROTOCOL});
     this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+        .sslContext(credentials.clientContext(peer)).sslParameters(tls)
         .connectTimeout(Duration.ofSeconds(10)).build();
+  }
+
+  /** The identity this client requires at the other end. */
+  public Identity peer() {
+    return peer;
   }
 
   public String baseUrl() {
@@ -64,9 +97,10 @@ public final class AgentClient {
     return call("POST", "v1/vms/" + vm + "/role", new RoleRequest(role), VmRecord.class);
   }
 
-  public ProtectionState enableProtection(String vm, String targetSite, String targetUrl) {
+  /** The agent replicates to {@code targetSite} at the address its own configuration gives. */
+  public ProtectionState enableProtection(String vm, String targetSite) {
     return call("POST", "v1/vms/" + vm + "/protection",
-        new EnableProtectionRequest(targetSite, targetUrl), ProtectionState.class);
+        new EnableProtectionRequest(targetSite), ProtectionState.class);
   }
 
   public void disableProtection(String vm) {
@@ -97,14 +131,6 @@ public final class AgentClient {
   /** One delta cycle, optionally app-consistent and pruning points older than a retention. */
   public ReplicationResult replicate(String vm, ReplicateRequest request) {
     return call("POST", "v1/vms/" + vm + "/replicate", request, ReplicationResult.class);
-  }
-
-  /** Sets the command the source runs before an app-consistent swap; null removes it. */
-  public VmRecord setQuiesceHook(String vm, VmRecord.QuiesceHook hook) {
-    if (hook == null) {
-      return call("DELETE", "v1/vms/" + vm + "/quiesce-hook", null, VmRecord.class);
-    }
-    return call("PUT", "v1/vms/" + vm + "/quiesce-hook", hook, VmRecord.class);
   }
 
   /** One delta cycle whose logs travel with the given transfer options (null: defaults). */
@@ -144,6 +170,7 @@ public final class AgentClient {
       HttpRequest http = HttpRequest.newBuilder(base.resolve("v1/replicas/" + vm + "/disks/" + disk
               + "/checksums"))
           .header("Content-Type", "application/json")
+          .timeout(BULK_TIMEOUT)
           .POST(BodyPublishers.ofByteArray(Json.MAPPER.writeValueAsBytes(request))).build();
       return exchange(http, null);
     } catch (IOException e) {
@@ -245,6 +272,7 @@ public final class AgentClient {
         publisher = BodyPublishers.noBody();
       }
       HttpRequest.Builder request = HttpRequest.newBuilder(base.resolve(path))
+          .timeout(BULK_CALLS.matcher(path).matches() ? BULK_TIMEOUT : CONTROL_TIMEOUT)
           .header("Content-Type", body instanceof BodyPublisher
               ? "application/octet-stream" : "application/json")
           .method(method, publisher);
@@ -280,6 +308,10 @@ public final class AgentClient {
   }
 
   private AgentException unreachable(IOException e) {
+    if (e instanceof javax.net.ssl.SSLHandshakeException) {
+      return new AgentException(ErrorCode.PEER_UNREACHABLE, "TLS handshake with " + peer + " at "
+          + base + " failed: " + e.getMessage(), e);
+    }
     return new AgentException(ErrorCode.PEER_UNREACHABLE, "agent " + base + " unreachable: " + e, e);
   }
 }

@@ -14,7 +14,11 @@ public final class AgentMessages {
 
   public record RoleRequest(VmRecord.Role role) {}
 
-  public record EnableProtectionRequest(String targetSite, String targetUrl) {}
+  /**
+   * Protect towards {@code targetSite}; the source agent reaches that site at the address in its
+   * own configuration, never at one named in a request.
+   */
+  public record EnableProtectionRequest(String targetSite) {}
 
   public record ProtectionState(String vm, String targetSite, boolean initialComplete,
       long activeGeneration) {}

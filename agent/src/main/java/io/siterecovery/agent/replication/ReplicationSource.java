@@ -17,6 +17,7 @@ import io.siterecovery.agent.hrl.HrlCorruptException;
 import io.siterecovery.agent.hrl.HrlReader;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
+import io.siterecovery.agent.vm.QuiesceHooks;
 import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.agent.vm.VmRecord.SourceProtection;
 import java.io.IOException;
@@ -48,7 +49,7 @@ public final class ReplicationSource {
   }
 
   /** Creates the relationship; idempotent, so a retried activity finds it as it left it. */
-  public ProtectionState enable(String vmName, String targetSite, String targetUrl)
+  public ProtectionState enable(String vmName, String targetSite)
       throws IOException {
     Vm vm = host.get(vmName);
     vm.operationLock().lock();
@@ -64,10 +65,10 @@ public final class ReplicationSource {
             + " is already replicated to " + existing.targetSite());
       }
       if (existing == null) {
-        peers.apply(targetUrl).createReplica(vmName, host.site(), r.disks());
+        peers.apply(targetSite).createReplica(vmName, host.site(), r.disks());
         // Tracking starts before the first byte is copied, so no write can fall between the two.
         host.attachTrackers(vm);
-        host.update(vm, rec -> rec.withProtection(new SourceProtection(targetSite, targetUrl, false)));
+        host.update(vm, rec -> rec.withProtection(new SourceProtection(targetSite, false)));
         log.info("[{}] protection of {} enabled towards {}", host.site(), vmName, targetSite);
       }
       return state(vm);
@@ -111,7 +112,7 @@ public final class ReplicationSource {
           + " outside disk of " + disk.size() + " bytes");
     }
     try (RangeStream.Sender sender = new RangeStream.Sender(disk, offset, length)) {
-      peers.apply(p.targetUrl()).sendRanges(vmName, diskName, () -> sender, t);
+      peers.apply(p.targetSite()).sendRanges(vmName, diskName, () -> sender, t);
       return new CopyRangeResult(offset, sender.nextOffset(), sender.bytesRead(),
           sender.bytesSent());
     }
@@ -135,7 +136,7 @@ public final class ReplicationSource {
     try {
       SourceProtection p = requireProtection(vm);
       ResyncLedger.requireNoResyncUnderWay(vm);
-      AgentClient peer = peers.apply(p.targetUrl());
+      AgentClient peer = peers.apply(p.targetSite());
       QuiesceRunner.Outcome quiesce = request.quiesce() ? quiesce(vm) : null;
       long started = System.nanoTime();
       long sealed = swapAll(vm);
@@ -211,7 +212,15 @@ public final class ReplicationSource {
   }
 
   private QuiesceRunner.Outcome quiesce(Vm vm) {
-    VmRecord.QuiesceHook hook = vm.record().quiesce();
+    QuiesceHooks.Hook hook;
+    try {
+      hook = QuiesceHooks.read(host.dataDir(), vm.name()).orElse(null);
+    } catch (IOException e) {
+      log.warn("[{}] quiesce hook of {} not run: {}", host.site(), vm.name(), e.getMessage());
+      return new QuiesceRunner.Outcome(false, "the quiesce hook of " + vm.name() + " on site "
+          + host.site() + " is misconfigured (see the agent's log); the point is"
+          + " crash-consistent");
+    }
     if (hook == null) {
       return new QuiesceRunner.Outcome(false, "VM " + vm.name()
           + " has no quiesce hook; the point is crash-consistent");
@@ -278,8 +287,8 @@ public final class ReplicationSource {
     vm.operationLock().lock();
     try {
       SourceProtection p = requireProtection(vm);
-      peers.apply(p.targetUrl()).completeReplica(vmName);
-      host.update(vm, r -> r.withProtection(new SourceProtection(p.targetSite(), p.targetUrl(), true)));
+      peers.apply(p.targetSite()).completeReplica(vmName);
+      host.update(vm, r -> r.withProtection(new SourceProtection(p.targetSite(), true)));
       return state(vm);
     } finally {
       vm.operationLock().unlock();
@@ -313,7 +322,7 @@ public final class ReplicationSource {
       if (p == null) {
         return;
       }
-      peers.apply(p.targetUrl()).deleteReplica(vmName);
+      peers.apply(p.targetSite()).deleteReplica(vmName);
       for (VirtualDisk d : vm.disks()) {
         ChangeTracker t = d.tracker();
         d.setTracker(null);

@@ -93,7 +93,7 @@ public final class ResyncSource {
         log.info("[{}] resync of {} begins at generation {}", host.site(), vmName, generation);
       }
       // Repeated on a resumed begin: each of these is idempotent.
-      peers.apply(p.targetUrl()).beginReplicaResync(vmName, generation);
+      peers.apply(p.targetSite()).beginReplicaResync(vmName, generation);
       for (VirtualDisk d : vm.disks()) {
         for (SealedLog l : d.tracker().sealedLogs()) {
           if (l.generation() <= generation) {
@@ -146,7 +146,7 @@ public final class ResyncSource {
     if (count == 0) {
       return new ResyncStepResult(total, total, 0, 0, 0);
     }
-    AgentClient peer = peers.apply(p.targetUrl());
+    AgentClient peer = peers.apply(p.targetSite());
     long seed = state.seed() != null ? state.seed()
         : ResyncLedger.seed(vm.dir(), state.generation());
     ChecksumRequest asked = new ChecksumRequest(from, count, blockSize, digest, seed);
@@ -229,7 +229,7 @@ public final class ResyncSource {
               + " step through the disk to its end (from block 0 if progress was reset)");
         }
       }
-      VmRecord replica = peers.apply(p.targetUrl())
+      VmRecord replica = peers.apply(p.targetSite())
           .completeReplicaResync(vmName, state.generation());
       ResyncLedger.clear(vm.dir());
       log.info("[{}] resync of {} complete at generation {}", host.site(), vmName,

@@ -41,12 +41,14 @@ public final class VmHost implements ExportResolver, Closeable {
   private static final String RECORD_FILE = "vm.json";
 
   private final String site;
+  private final Path dataDir;
   private final Path vmsDir;
   private final Map<String, Vm> vms = new ConcurrentHashMap<>();
   private volatile Consumer<String> disconnectClients = vm -> { };
 
   public VmHost(String site, Path dataDir) throws IOException {
     this.site = site;
+    this.dataDir = dataDir;
     this.vmsDir = dataDir.resolve("vms");
     Files.createDirectories(vmsDir);
     try (Stream<Path> dirs = Files.list(vmsDir)) {
@@ -65,6 +67,11 @@ public final class VmHost implements ExportResolver, Closeable {
 
   public String site() {
     return site;
+  }
+
+  /** The agent's data directory: VMs, and local configuration such as quiesce hooks. */
+  public Path dataDir() {
+    return dataDir;
   }
 
   /** Lets power-off drop the VM's NBD clients. */
@@ -97,7 +104,7 @@ public final class VmHost implements ExportResolver, Closeable {
       }
       disks.add(new DiskSpec("disk" + i, size, UUID.randomUUID()));
     }
-    return createWith(new VmRecord(name, Role.PRIMARY, Power.RUNNING, disks, null, null, null));
+    return createWith(new VmRecord(name, Role.PRIMARY, Power.RUNNING, disks, null, null));
   }
 
   /** Creates the replica side of a VM; disks keep the source's identities so logs can be matched. */
@@ -115,7 +122,7 @@ public final class VmHost implements ExportResolver, Closeable {
     disks.forEach(d -> Names.requireValid("disk", d.name()));
     VmRecord.ReplicaState state = new VmRecord.ReplicaState(sourceSite, false, 0, null,
         List.of());
-    return createWith(new VmRecord(name, Role.REPLICA, Power.OFF, disks, null, state, null));
+    return createWith(new VmRecord(name, Role.REPLICA, Power.OFF, disks, null, state));
   }
 
   private Vm createWith(VmRecord record) throws IOException {

@@ -1,12 +1,18 @@
 package io.siterecovery.agent.vm;
 
+import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
 import java.time.Instant;
 import java.util.List;
 import java.util.UUID;
 
-/** A VM as persisted in {@code vms/<name>/vm.json}. */
+/**
+ * A VM as persisted in {@code vms/<name>/vm.json}. A {@code quiesce} command that an earlier
+ * version kept here (set over the API) is ignored: hooks are local configuration now
+ * ({@link QuiesceHooks}).
+ */
+@JsonIgnoreProperties({"quiesce"})
 public record VmRecord(String name, Role role, Power power, List<DiskSpec> disks,
-    SourceProtection protection, ReplicaState replica, QuiesceHook quiesce) {
+    SourceProtection protection, ReplicaState replica) {
 
   public enum Role { PRIMARY, REPLICA, FAILED_OVER }
 
@@ -14,8 +20,13 @@ public record VmRecord(String name, Role role, Power power, List<DiskSpec> disks
 
   public record DiskSpec(String name, long sizeBytes, UUID id) {}
 
-  /** Present on the source while the VM is replicated. */
-  public record SourceProtection(String targetSite, String targetUrl, boolean initialComplete) {}
+  /**
+   * Present on the source while the VM is replicated. The target's address is not kept: it comes
+   * from the agent's own peer configuration each time ({@code targetUrl} of older records is
+   * ignored).
+   */
+  @JsonIgnoreProperties({"targetUrl"})
+  public record SourceProtection(String targetSite, boolean initialComplete) {}
 
   /**
    * Present on a replica: how far it has applied the source's logs, and the recovery points it can
@@ -37,34 +48,19 @@ public record VmRecord(String name, Role role, Power power, List<DiskSpec> disks
   public record RecoveryPointInfo(long generation, Instant pointTime, boolean appConsistent,
       long undoBytes) {}
 
-  /**
-   * A command the source runs before sealing an app-consistent point (no shell; the environment
-   * variable {@code SITE_RECOVERY_VM} names the VM). Exit status 0 within the timeout makes the
-   * point app-consistent.
-   */
-  public record QuiesceHook(List<String> command, int timeoutSeconds) {
-    public QuiesceHook {
-      command = command == null ? null : List.copyOf(command);
-    }
-  }
-
   public VmRecord withRole(Role r) {
-    return new VmRecord(name, r, power, disks, protection, replica, quiesce);
+    return new VmRecord(name, r, power, disks, protection, replica);
   }
 
   public VmRecord withPower(Power p) {
-    return new VmRecord(name, role, p, disks, protection, replica, quiesce);
+    return new VmRecord(name, role, p, disks, protection, replica);
   }
 
   public VmRecord withProtection(SourceProtection p) {
-    return new VmRecord(name, role, power, disks, p, replica, quiesce);
+    return new VmRecord(name, role, power, disks, p, replica);
   }
 
   public VmRecord withReplica(ReplicaState r) {
-    return new VmRecord(name, role, power, disks, protection, r, quiesce);
-  }
-
-  public VmRecord withQuiesce(QuiesceHook q) {
-    return new VmRecord(name, role, power, disks, protection, replica, q);
+    return new VmRecord(name, role, power, disks, protection, r);
   }
 }

@@ -3,6 +3,7 @@ package io.siterecovery.agent.api;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
+import io.siterecovery.agent.testing.TestCerts;
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.HostAgent;
@@ -88,7 +89,7 @@ class AgentApiTest {
   void enableProtectionIsIdempotentAndCreatesTheReplica() {
     agents.createProtected("web01", SIZE);
     AgentMessages.ProtectionState again =
-        agents.p.enableProtection("web01", "secondary", agents.secondary.url());
+        agents.p.enableProtection("web01", "secondary");
     assertThat(again.initialComplete()).isFalse();
     assertThat(again.activeGeneration()).isEqualTo(1);
 
@@ -96,9 +97,9 @@ class AgentApiTest {
     assertThat(replica.role()).isEqualTo(Role.REPLICA);
     assertThat(replica.power()).isEqualTo(Power.OFF);
     assertThat(replica.disks()).isEqualTo(agents.p.getVm("web01").disks());
-    assertThat(codeOf(() -> agents.p.enableProtection("web01", "elsewhere", agents.secondary.url())))
+    assertThat(codeOf(() -> agents.p.enableProtection("web01", "elsewhere")))
         .isEqualTo(ErrorCode.INVALID_STATE);
-    assertThat(codeOf(() -> agents.s.enableProtection("web01", "primary", agents.primary.url())))
+    assertThat(codeOf(() -> agents.s.enableProtection("web01", "primary")))
         .as("a replica is not a source").isEqualTo(ErrorCode.INVALID_STATE);
   }
 
@@ -109,13 +110,13 @@ class AgentApiTest {
     try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
       closedPort = s.getLocalPort();
     }
-    ErrorCode code = codeOf(() -> agents.p.enableProtection("web01", "secondary",
-        "http://127.0.0.1:" + closedPort));
+    agents.primary.addPeer("secondary", "https://127.0.0.1:" + closedPort);
+    ErrorCode code = codeOf(() -> agents.p.enableProtection("web01", "secondary"));
     assertThat(code).isEqualTo(ErrorCode.PEER_UNREACHABLE);
     assertThat(code.recoverable()).isTrue();
     assertThat(agents.p.getVm("web01").protection()).isNull();
 
-    AgentClient nowhere = new AgentClient("http://127.0.0.1:" + closedPort);
+    AgentClient nowhere = TestCerts.operatorClient("https://127.0.0.1:" + closedPort, "primary");
     assertThat(codeOf(nowhere::listVms)).isEqualTo(ErrorCode.PEER_UNREACHABLE);
   }
 
@@ -123,7 +124,7 @@ class AgentApiTest {
   void aCopyToAReplicaThatIsGoneReportsTheRealCause() {
     agents.createProtected("web01", SIZE);
     agents.p.copyRange("web01", "disk0", 0, SIZE);
-    agents.s.deleteReplica("web01");
+    agents.feed.deleteReplica("web01");
     ErrorCode code = codeOf(() -> agents.p.copyRange("web01", "disk0", 0, SIZE));
     assertThat(code).as("not a transport error that would be retried forever")
         .isEqualTo(ErrorCode.VM_NOT_FOUND);
@@ -141,8 +142,8 @@ class AgentApiTest {
     disk.write(0, ByteBuffer.wrap(new byte[] {1, 2, 3, 4}), true);
     long sealed = disk.withWritesHeld(() -> disk.tracker().swap());
     Path log = disk.tracker().sealedLogs().get(0).path();
-    agents.s.sendLog("web01", "disk0", sealed, log);
-    agents.s.applyLogs("web01", new ApplyRequest(sealed, Instant.now(), false, null));
+    agents.feed.sendLog("web01", "disk0", sealed, log);
+    agents.feed.applyLogs("web01", new ApplyRequest(sealed, Instant.now(), false, null));
 
     // the next cycle ships that generation again; the replica skips it and moves on
     disk.write(4, ByteBuffer.wrap(new byte[] {5, 6}), true);
@@ -168,8 +169,8 @@ class AgentApiTest {
 
     try (HostAgent primary = AgentPair.start("primary", tmp.resolve("primary"));
         HostAgent secondary = AgentPair.start("secondary", tmp.resolve("secondary"))) {
-      AgentClient p = new AgentClient(primary.url());
-      AgentClient s = new AgentClient(secondary.url());
+      AgentClient p = TestCerts.operatorClient(primary);
+      AgentClient s = TestCerts.operatorClient(secondary);
       VmRecord source = p.getVm("web01");
       assertThat(source.power()).isEqualTo(Power.OFF);
       assertThat(source.protection().initialComplete()).isTrue();

@@ -5,6 +5,7 @@ import static io.siterecovery.agent.testing.Tools.qemuIo;
 import static io.siterecovery.agent.testing.Tools.run;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.siterecovery.agent.testing.TestCerts;
 import io.siterecovery.agent.HostAgent;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.testing.AgentPair;
@@ -43,7 +44,7 @@ class NbdConformanceTest {
   @BeforeEach
   void start() throws IOException {
     agent = AgentPair.start("primary", tmp.resolve("agent"));
-    client = new AgentClient(agent.url());
+    client = TestCerts.operatorClient(agent);
     client.createVm("web01", List.of(SIZE, 4L << 20));
     uri = agent.nbdUri("web01", "disk0");
   }

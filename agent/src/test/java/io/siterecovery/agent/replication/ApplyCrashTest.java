@@ -3,6 +3,8 @@ package io.siterecovery.agent.replication;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
+import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.testing.TestCerts;
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.FaultInjection;
@@ -65,9 +67,10 @@ class ApplyCrashTest {
     replicaData = tmp.resolve("secondary");
     replica = AgentProcess.start("secondary", replicaData);
     primary = AgentPair.start("primary", tmp.resolve("primary"));
-    AgentClient p = new AgentClient(primary.url());
+    primary.addPeer("secondary", replica.url());
+    AgentClient p = TestCerts.operatorClient(primary);
     p.createVm(VM, List.of(SIZES.get("disk0"), SIZES.get("disk1")));
-    p.enableProtection(VM, "secondary", replica.url());
+    p.enableProtection(VM, "secondary");
     // random contents everywhere, so that undo data holds real old bytes, not just zeroes
     for (VirtualDisk d : vm().disks()) {
       for (long at = 0; at < d.size(); at += MIB) {
@@ -116,8 +119,8 @@ class ApplyCrashTest {
       restartReplica(step.getKey());
       assertReplicaAt(applied);
       AgentClient s = replica.client();
-      ship(s, g);
-      expectCrash(() -> s.applyLogs(VM, request(g)), step.getKey());
+      ship(feed(), g);
+      expectCrash(() -> feed().applyLogs(VM, request(g)), step.getKey());
       assertThat(leftOnDisk(g)).as("images left by the crash at " + step.getKey())
           .isEqualTo(step.getValue());
       if (step.getKey().equals("apply-recorded")) {
@@ -131,8 +134,8 @@ class ApplyCrashTest {
     // and a crash while the restart itself rolls a half-applied generation back
     long next = writeAndSeal();
     restartReplica("apply-forced");
-    ship(replica.client(), next);
-    expectCrash(() -> replica.client().applyLogs(VM, request(next)), "apply-forced");
+    ship(feed(), next);
+    expectCrash(() -> feed().applyLogs(VM, request(next)), "apply-forced");
     Tools.Result recovering = AgentProcess.runUntilExit("secondary", replicaData,
         List.of(crashAt("recover-entry:3")));
     assertThat(recovering.exitCode()).as(recovering.output())
@@ -143,8 +146,8 @@ class ApplyCrashTest {
 
     // the half-applied generation, shipped again, applies cleanly
     AgentClient s = replica.client();
-    ship(s, next);
-    assertThat(s.applyLogs(VM, request(next)).replica().appliedGeneration()).isEqualTo(next);
+    ship(feed(), next);
+    assertThat(feed().applyLogs(VM, request(next)).replica().appliedGeneration()).isEqualTo(next);
     assertReplicaAt(next);
     assertThat(s.getVm(VM).replica().points()).extracting(RecoveryPointInfo::generation)
         .containsExactly(1L, g, next);
@@ -157,8 +160,8 @@ class ApplyCrashTest {
     long last = 1;
     for (int i = 0; i < 4; i++) {
       last = writeAndSeal();
-      ship(s, last);
-      s.applyLogs(VM, request(last));
+      ship(feed(), last);
+      feed().applyLogs(VM, request(last));
     }
     assertReplicaAt(last); // 5, with points 1..5
     assertThat(last).isEqualTo(5);
@@ -195,9 +198,9 @@ class ApplyCrashTest {
   void aSigkillAtArbitraryMomentsOfAnApplyLeavesThePreviousOrTheNewPoint() throws Exception {
     // how long one apply takes here, to spread the kills over it
     long g = writeAndSeal();
-    ship(replica.client(), g);
+    ship(feed(), g);
     long start = System.nanoTime();
-    replica.client().applyLogs(VM, request(g));
+    feed().applyLogs(VM, request(g));
     long applyNanos = System.nanoTime() - start;
     assertReplicaAt(g);
 
@@ -206,9 +209,9 @@ class ApplyCrashTest {
     for (int i = 0; i < kills; i++) {
       long next = writeAndSeal();
       AgentClient s = replica.client();
-      ship(s, next);
+      ship(feed(), next);
       CompletableFuture<VmRecord> call = CompletableFuture.supplyAsync(
-          () -> s.applyLogs(VM, request(next)));
+          () -> feed().applyLogs(VM, request(next)));
       // kill -9 somewhere between the request and a little after a normal apply would end
       LockSupport.parkNanos(applyNanos * i / (kills - 2));
       replica.kill();
@@ -219,8 +222,8 @@ class ApplyCrashTest {
       assertReplicaAt(at);
       outcomes.add(at == next ? "new" : "previous");
       if (at != next) {
-        ship(replica.client(), next);
-        replica.client().applyLogs(VM, request(next));
+        ship(feed(), next);
+        feed().applyLogs(VM, request(next));
         assertReplicaAt(next);
       }
     }
@@ -281,12 +284,17 @@ class ApplyCrashTest {
 
   private void ship(AgentClient s, long generation) {
     for (String disk : DISKS) {
-      s.sendLog(VM, disk, generation, sourceLog(generation, disk));
+      feed().sendLog(VM, disk, generation, sourceLog(generation, disk));
     }
   }
 
   private static ApplyRequest request(long generation) {
     return new ApplyRequest(generation, Instant.now(), false, null);
+  }
+
+  /** The replica agent as the source site reaches it. */
+  private AgentClient feed() {
+    return replica.clientAs(Identity.site("primary"));
   }
 
   private static String crashAt(String spec) {
@@ -298,6 +306,7 @@ class ApplyCrashTest {
     replica.close();
     replica = AgentProcess.start("secondary", replicaData,
         crashSpec == null ? List.of() : List.of(crashAt(crashSpec)));
+    primary.addPeer("secondary", replica.url()); // its new port
   }
 
   /** The call must fail because the agent halted at the crash point (not for another reason). */

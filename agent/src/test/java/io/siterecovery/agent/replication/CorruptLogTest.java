@@ -99,20 +99,20 @@ class CorruptLogTest {
     Path damaged = damagedCopy(position);
 
     AgentException refused = catchThrowableOfType(AgentException.class,
-        () -> agents.s.sendLog("web01", "disk0", 2, damaged));
+        () -> agents.feed.sendLog("web01", "disk0", 2, damaged));
     assertThat(refused).isNotNull();
     assertThat(refused.code()).isEqualTo(ErrorCode.TRANSFER_CORRUPT);
     assertThat(refused.code().recoverable()).as("a bad transfer is worth retrying").isTrue();
 
     // applying a generation that never arrived is refused as well
     AgentException notArrived = catchThrowableOfType(AgentException.class,
-        () -> agents.s.applyLogs("web01", new ApplyRequest(2, Instant.now(), false, null)));
+        () -> agents.feed.applyLogs("web01", new ApplyRequest(2, Instant.now(), false, null)));
     assertThat(notArrived.code()).isEqualTo(ErrorCode.INVALID_STATE);
     assertNothingStagedOrApplied();
 
     // the retry with the good bytes goes through
-    agents.s.sendLog("web01", "disk0", 2, sealedLog());
-    agents.s.applyLogs("web01", new ApplyRequest(2, Instant.now(), false, null));
+    agents.feed.sendLog("web01", "disk0", 2, sealedLog());
+    agents.feed.applyLogs("web01", new ApplyRequest(2, Instant.now(), false, null));
     assertThat(Files.readAllBytes(replicaImage)[4096]).isEqualTo((byte) 0xab);
   }
 
@@ -122,7 +122,7 @@ class CorruptLogTest {
     Path truncated = Files.write(tmp.resolve("truncated.hrl"),
         Arrays.copyOf(bytes, bytes.length - HrlFormat.TRAILER_SIZE));
     AgentException refused = catchThrowableOfType(AgentException.class,
-        () -> agents.s.sendLog("web01", "disk0", 2, truncated));
+        () -> agents.feed.sendLog("web01", "disk0", 2, truncated));
     assertThat(refused.code()).isEqualTo(ErrorCode.TRANSFER_CORRUPT);
     assertNothingStagedOrApplied();
   }
@@ -130,20 +130,20 @@ class CorruptLogTest {
   @Test
   void aSoundLogUnderTheWrongGenerationOrDiskIsRefused() throws IOException {
     AgentException wrongGeneration = catchThrowableOfType(AgentException.class,
-        () -> agents.s.sendLog("web01", "disk0", 3, sealedLog()));
+        () -> agents.feed.sendLog("web01", "disk0", 3, sealedLog()));
     assertThat(wrongGeneration.code()).isEqualTo(ErrorCode.TRANSFER_CORRUPT);
 
     agents.p.createVm("other", java.util.List.of(SIZE));
-    agents.p.enableProtection("other", "secondary", agents.secondary.url());
+    agents.p.enableProtection("other", "secondary");
     AgentException wrongDisk = catchThrowableOfType(AgentException.class,
-        () -> agents.s.sendLog("other", "disk0", 2, sealedLog()));
+        () -> agents.feed.sendLog("other", "disk0", 2, sealedLog()));
     assertThat(wrongDisk.code()).isEqualTo(ErrorCode.TRANSFER_CORRUPT);
     assertNothingStagedOrApplied();
   }
 
   @Test
   void aStagedLogDamagedAtRestIsNotApplied() throws IOException {
-    agents.s.sendLog("web01", "disk0", 2, sealedLog());
+    agents.feed.sendLog("web01", "disk0", 2, sealedLog());
     Path staged = incoming.resolve(HrlFormat.fileName("disk0", 2));
     assertThat(staged).exists();
     byte[] bytes = Files.readAllBytes(staged);
@@ -151,7 +151,7 @@ class CorruptLogTest {
     Files.write(staged, bytes);
 
     AgentException refused = catchThrowableOfType(AgentException.class,
-        () -> agents.s.applyLogs("web01", new ApplyRequest(2, Instant.now(), false, null)));
+        () -> agents.feed.applyLogs("web01", new ApplyRequest(2, Instant.now(), false, null)));
     // recoverable: the source still holds its sound copy until the generation is applied
     assertThat(refused.code()).isEqualTo(ErrorCode.TRANSFER_CORRUPT);
     assertThat(staged).as("the damaged copy is dropped").doesNotExist();

@@ -5,6 +5,7 @@ import static io.siterecovery.agent.testing.Tools.compareRaw;
 import static io.siterecovery.agent.testing.Tools.qemuIo;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.siterecovery.agent.testing.TestCerts;
 import io.siterecovery.agent.HostAgent;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.testing.AgentPair;
@@ -54,9 +55,9 @@ class OfflineChangeTest {
     return data.resolve("vms/web01/disk0.img");
   }
 
-  private static void protectAndReplicate(AgentClient p, String secondaryUrl, String nbd) {
+  private static void protectAndReplicate(AgentClient p, String nbd) {
     p.createVm("web01", List.of(SIZE));
-    p.enableProtection("web01", "secondary", secondaryUrl);
+    p.enableProtection("web01", "secondary");
     qemuIo(nbd, "write -P 0x11 0 1M", "write -P 0x12 5M 64k").assertOk();
     p.copyRange("web01", "disk0", 0, SIZE);
     p.replicate("web01");
@@ -102,14 +103,16 @@ class OfflineChangeTest {
 
   @Test
   void afterAKill9OnlyAWriteBehindTheAgentsBackIsReported() throws Exception {
-    AgentProcess agent = AgentProcess.start("primary", data);
+    AgentProcess agent = AgentProcess.start("primary", data, List.of(),
+        java.util.Map.of("secondary", secondary.url()));
     try {
       AgentClient p = agent.client();
-      protectAndReplicate(p, secondary.url(), agent.nbdUri("web01", "disk0"));
+      protectAndReplicate(p, agent.nbdUri("web01", "disk0"));
       qemuIo(agent.nbdUri("web01", "disk0"), "write -P 0x13 2M 4k").assertOk();
       agent.kill(); // the agent's last write was moments ago
 
-      agent = AgentProcess.start("primary", data);
+      agent = AgentProcess.start("primary", data, List.of(),
+        java.util.Map.of("secondary", secondary.url()));
       p = agent.client();
       assertThat(p.sourceStatus("web01").resyncRequiredReason())
           .as("a crash of the agent itself is no false positive").isNull();
@@ -117,7 +120,8 @@ class OfflineChangeTest {
       agent.kill();
       waitPastTheCrashSlack();
       writeBehindTheAgentsBack("write -P 0x66 3M 4k");
-      agent = AgentProcess.start("primary", data);
+      agent = AgentProcess.start("primary", data, List.of(),
+        java.util.Map.of("secondary", secondary.url()));
       p = agent.client();
       String reason = p.sourceStatus("web01").resyncRequiredReason();
       assertThat(reason).contains("modified while the agent was down").contains("disk0")
@@ -142,13 +146,15 @@ class OfflineChangeTest {
   void afterACleanStopAnyChangeToTheImageIsReported() throws Exception {
     HostAgent primary = AgentPair.start("primary", data);
     try {
-      AgentClient p = new AgentClient(primary.url());
-      protectAndReplicate(p, secondary.url(), primary.nbdUri("web01", "disk0"));
+      primary.addPeer("secondary", secondary.url());
+      AgentClient p = TestCerts.operatorClient(primary);
+      protectAndReplicate(p, primary.nbdUri("web01", "disk0"));
       primary.close();
       assertThat(image().resolveSibling("clean-shutdown.json")).exists();
 
       primary = AgentPair.start("primary", data);
-      p = new AgentClient(primary.url());
+      primary.addPeer("secondary", secondary.url());
+      p = TestCerts.operatorClient(primary);
       assertThat(p.sourceStatus("web01").resyncRequiredReason()).as("nothing changed").isNull();
       assertThat(image().resolveSibling("clean-shutdown.json"))
           .as("used once, so it never describes an older run").doesNotExist();
@@ -160,7 +166,8 @@ class OfflineChangeTest {
       writeBehindTheAgentsBack("write -P 0x67 6M 4k");
       Files.setLastModifiedTime(image(), mtime);
       primary = AgentPair.start("primary", data);
-      p = new AgentClient(primary.url());
+      primary.addPeer("secondary", secondary.url());
+      p = TestCerts.operatorClient(primary);
       String reason = p.sourceStatus("web01").resyncRequiredReason();
       assertThat(reason).contains("modified while the agent was down")
           .contains("disk0 changed since the agent stopped cleanly").contains("changed ");

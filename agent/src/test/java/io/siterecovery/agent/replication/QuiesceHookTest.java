@@ -2,6 +2,7 @@ package io.siterecovery.agent.replication;
 
 import static io.siterecovery.agent.testing.Tools.assumeInstalled;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import io.siterecovery.agent.AgentException;
@@ -10,9 +11,13 @@ import io.siterecovery.agent.HostAgent;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.api.AgentMessages.ReplicateRequest;
 import io.siterecovery.agent.api.AgentMessages.ReplicationResult;
+import io.siterecovery.agent.Json;
+import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.testing.AgentPair;
+import io.siterecovery.agent.testing.RawHttp;
 import io.siterecovery.agent.vm.VmRecord;
-import io.siterecovery.agent.vm.VmRecord.QuiesceHook;
+import io.siterecovery.agent.vm.QuiesceHooks;
+import io.siterecovery.agent.vm.QuiesceHooks.Hook;
 import io.siterecovery.agent.vm.VmRecord.RecoveryPointInfo;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -65,7 +70,7 @@ class QuiesceHookTest {
 
   @Test
   void aHookThatSucceedsMakesTheSealedPointAppConsistent() throws IOException {
-    agents.p.setQuiesceHook(VM, new QuiesceHook(List.of("true"), 10));
+    setHook(new Hook(List.of("true"), 10));
     write(1);
     ReplicationResult r = agents.p.replicate(VM, QUIESCE);
     assertThat(r.appConsistent()).isTrue();
@@ -89,7 +94,7 @@ class QuiesceHookTest {
     // which would hang until the timeout if the agent held the disk's writes meanwhile
     String script = "echo \"$SITE_RECOVERY_VM\" > '" + marker + "' && qemu-io -f raw"
         + " -c 'write -P 0x5a 1M 64k' -c flush " + agents.primary.nbdUri(VM, "disk0");
-    agents.p.setQuiesceHook(VM, new QuiesceHook(List.of("sh", "-c", script), 30));
+    setHook(new Hook(List.of("sh", "-c", script), 30));
 
     ReplicationResult r = agents.p.replicate(VM, QUIESCE);
     assertThat(r.quiesceMessage()).isNull();
@@ -104,7 +109,7 @@ class QuiesceHookTest {
 
   @Test
   void aFailingHookLeavesACrashConsistentPointAndSaysWhy() throws IOException {
-    agents.p.setQuiesceHook(VM, new QuiesceHook(List.of("sh", "-c", "echo frozen fs busy; exit 3"),
+    setHook(new Hook(List.of("sh", "-c", "echo frozen fs busy; exit 3"),
         10));
     write(2);
     ReplicationResult r = agents.p.replicate(VM, QUIESCE);
@@ -113,10 +118,10 @@ class QuiesceHookTest {
     assertThat(r.appliedGeneration()).as("the cycle still replicates").isEqualTo(2);
     assertThat(latestPoint().appConsistent()).isFalse();
 
-    agents.p.setQuiesceHook(VM, new QuiesceHook(List.of("false"), 10));
+    setHook(new Hook(List.of("false"), 10));
     assertThat(agents.p.replicate(VM, QUIESCE).quiesceMessage()).contains("status 1");
 
-    agents.p.setQuiesceHook(VM, new QuiesceHook(List.of(tmp.resolve("no-such-hook").toString()),
+    setHook(new Hook(List.of(tmp.resolve("no-such-hook").toString()),
         10));
     ReplicationResult missing = agents.p.replicate(VM, QUIESCE);
     assertThat(missing.appConsistent()).isFalse();
@@ -125,17 +130,19 @@ class QuiesceHookTest {
 
   @Test
   void aHookThatHangsIsKilledAtItsTimeoutWithWhatItStarted() throws Exception {
-    agents.p.setQuiesceHook(VM, new QuiesceHook(List.of("sleep", "30"), 1));
+    setHook(new Hook(List.of("sleep", "30"), 1));
     long begin = System.nanoTime();
     ReplicationResult plain = agents.p.replicate(VM, QUIESCE);
     assertThat(Duration.ofNanos(System.nanoTime() - begin)).isLessThan(Duration.ofSeconds(15));
     assertThat(plain.appConsistent()).isFalse();
-    assertThat(plain.quiesceMessage()).contains("[sleep, 30] timed out after 1 s and was killed");
+    assertThat(plain.quiesceMessage()).contains("quiesce hook of " + VM + " timed out after 1 s and was killed")
+        .as("the command is configuration of the host, not part of answers")
+        .doesNotContain("sleep");
 
     Path pids = tmp.resolve("pids");
     // a child of the hook that would outlive it if only the hook itself were killed
     String script = "sleep 30 & echo $$ $! > '" + pids + "'; wait";
-    agents.p.setQuiesceHook(VM, new QuiesceHook(List.of("sh", "-c", script), 1));
+    setHook(new Hook(List.of("sh", "-c", script), 1));
     long start = System.nanoTime();
     ReplicationResult r = agents.p.replicate(VM, QUIESCE);
     Duration took = Duration.ofNanos(System.nanoTime() - start);
@@ -155,7 +162,7 @@ class QuiesceHookTest {
     assertThat(none.quiesceMessage()).contains("no quiesce hook");
 
     Path marker = tmp.resolve("ran");
-    agents.p.setQuiesceHook(VM, new QuiesceHook(List.of("touch", marker.toString()), 10));
+    setHook(new Hook(List.of("touch", marker.toString()), 10));
     ReplicationResult notAsked = agents.p.replicate(VM, new ReplicateRequest(null, false, null));
     assertThat(notAsked.appConsistent()).isFalse();
     assertThat(notAsked.quiesceMessage()).isNull();
@@ -166,7 +173,7 @@ class QuiesceHookTest {
 
   @Test
   void anAppConsistentGenerationShippedByALaterCycleStaysAppConsistent() throws IOException {
-    agents.p.setQuiesceHook(VM, new QuiesceHook(List.of("true"), 10));
+    setHook(new Hook(List.of("true"), 10));
     // the replica refuses logs for a while: the quiesced generation is sealed, not shipped
     agents.s.setRole(VM, VmRecord.Role.PRIMARY);
     write(3);
@@ -187,27 +194,49 @@ class QuiesceHookTest {
   }
 
   @Test
-  void theHookIsValidatedAndKeptAcrossRestarts() throws IOException {
-    assertThat(codeOf(() -> agents.p.setQuiesceHook(VM, new QuiesceHook(List.of(), 10))))
-        .isEqualTo(ErrorCode.BAD_REQUEST);
-    assertThat(codeOf(() -> agents.p.setQuiesceHook(VM, new QuiesceHook(null, 10))))
-        .isEqualTo(ErrorCode.BAD_REQUEST);
-    assertThat(codeOf(() -> agents.p.setQuiesceHook(VM, new QuiesceHook(List.of("true"), 0))))
-        .isEqualTo(ErrorCode.BAD_REQUEST);
-    assertThat(codeOf(() -> agents.p.setQuiesceHook("nope", new QuiesceHook(List.of("true"), 5))))
-        .isEqualTo(ErrorCode.VM_NOT_FOUND);
+  void theHookIsLocalConfigurationValidatedAndNeverShownOrSetOverTheApi() throws Exception {
+    assertThatThrownBy(() -> new Hook(List.of(), 10)).hasMessageContaining("needs a command");
+    assertThatThrownBy(() -> new Hook(null, 10)).hasMessageContaining("needs a command");
+    assertThatThrownBy(() -> new Hook(List.of("true"), 0)).hasMessageContaining("timeout");
+    assertThatThrownBy(() -> QuiesceHooks.set(dataDir(), "../etc", new Hook(List.of("true"), 5)))
+        .hasMessageContaining("invalid VM name");
 
-    QuiesceHook hook = new QuiesceHook(List.of("/usr/sbin/fsfreeze-hook", "--vm", "x y"), 20);
-    VmRecord set = agents.p.setQuiesceHook(VM, hook);
-    assertThat(set.quiesce()).isEqualTo(hook);
-    assertThat(set.protection()).as("the rest of the record is kept").isNotNull();
-    agents.close();
-    try (HostAgent primary = AgentPair.start("primary", tmp.resolve("primary"))) {
-      AgentClient p = new AgentClient(primary.url());
-      assertThat(p.getVm(VM).quiesce()).isEqualTo(hook);
-      assertThat(p.setQuiesceHook(VM, null).quiesce()).isNull();
-      assertThat(p.getVm(VM).quiesce()).isNull();
+    Hook hook = new Hook(List.of("/usr/sbin/fsfreeze-hook", "--vm", "x y"), 20);
+    setHook(hook);
+    assertThat(QuiesceHooks.read(dataDir(), VM)).contains(hook);
+    Path file = QuiesceHooks.file(dataDir(), VM);
+    assertThat(Files.getPosixFilePermissions(file))
+        .isEqualTo(java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+    String answers = new String(Json.MAPPER.writeValueAsBytes(agents.p.getVm(VM)))
+        + new String(Json.MAPPER.writeValueAsBytes(agents.p.listVms()));
+    assertThat(answers).as("the API shows no command").doesNotContain("fsfreeze");
+
+    // the endpoints that once set a hook from the network are gone
+    for (String method : List.of("PUT", "DELETE")) {
+      java.net.http.HttpResponse<String> r = RawHttp.send(agents.primary, Identity.operator(),
+          method, "/v1/vms/" + VM + "/quiesce-hook",
+          "{\"command\":[\"sh\",\"-c\",\"id > /tmp/x\"],\"timeoutSeconds\":5}");
+      assertThat(r.statusCode()).as(method).isEqualTo(404);
     }
+    assertThat(QuiesceHooks.read(dataDir(), VM)).contains(hook);
+
+    // a hook file others may write is refused, and the point says so without the command
+    Files.setPosixFilePermissions(file,
+        java.nio.file.attribute.PosixFilePermissions.fromString("rw-rw-rw-"));
+    ReplicationResult r = agents.p.replicate(VM, QUIESCE);
+    assertThat(r.appConsistent()).isFalse();
+    assertThat(r.quiesceMessage()).contains("misconfigured").doesNotContain("fsfreeze");
+
+    QuiesceHooks.set(dataDir(), VM, null);
+    assertThat(QuiesceHooks.read(dataDir(), VM)).isEmpty();
+  }
+
+  private Path dataDir() {
+    return tmp.resolve("primary");
+  }
+
+  private void setHook(Hook hook) throws IOException {
+    QuiesceHooks.set(dataDir(), VM, hook);
   }
 
   private static ErrorCode codeOf(Runnable call) {

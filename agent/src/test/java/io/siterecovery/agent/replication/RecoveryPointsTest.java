@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.siterecovery.agent.testing.TestCerts;
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.HostAgent;
@@ -145,7 +146,7 @@ class RecoveryPointsTest {
       long sealed = swapAndShip();
       assertThat(sealed).isEqualTo(g);
       // points 10 s apart; keep 25 s: the points at 40, 50 and 60 s stay
-      agents.s.applyLogs(VM, new ApplyRequest(g, t0.plusSeconds(10 * g), g % 2 == 0,
+      agents.feed.applyLogs(VM, new ApplyRequest(g, t0.plusSeconds(10 * g), g % 2 == 0,
           g < 6 ? null : 25L));
       deleteSourceLogs(g);
     }
@@ -166,7 +167,7 @@ class RecoveryPointsTest {
     assertThat(undoFiles()).isEmpty();
 
     // a negative retention is a bad request
-    assertThat(codeOf(() -> agents.s.applyLogs(VM, new ApplyRequest(5, t0, false, -1L))))
+    assertThat(codeOf(() -> agents.feed.applyLogs(VM, new ApplyRequest(5, t0, false, -1L))))
         .isEqualTo(ErrorCode.BAD_REQUEST);
     assertThat(codeOf(() -> agents.p.replicate(VM, new ReplicateRequest(-1L, false, null))))
         .isEqualTo(ErrorCode.BAD_REQUEST);
@@ -210,7 +211,7 @@ class RecoveryPointsTest {
     Files.write(undo.resolve("disk0-000000000005.undo.part"), new byte[100]);
 
     try (HostAgent secondary = AgentPair.start("secondary", tmp.resolve("secondary"))) {
-      AgentClient s = new AgentClient(secondary.url());
+      AgentClient s = TestCerts.operatorClient(secondary);
       VmRecord r = s.getVm(VM);
       assertThat(r.replica().appliedGeneration()).isEqualTo(4);
       assertThat(r.replica().points()).extracting(RecoveryPointInfo::generation)
@@ -244,22 +245,27 @@ class RecoveryPointsTest {
   void aReplicaPersistedBeforePointsExistedKeepsWorking() throws IOException {
     protectAndCopy();
     agents.close();
-    // vm.json as the previous version wrote it: no "points", no "quiesce"
+    // vm.json as an earlier version wrote it: no "points", and a "quiesce" hook set over the
+    // API (ignored now: hooks are local configuration); the source with its target's "targetUrl"
     Path record = agents.secondary.diskImage(VM, "disk0").resolveSibling("vm.json");
     ObjectNode json = (ObjectNode) Json.MAPPER.readTree(record.toFile());
-    json.remove("quiesce");
+    json.putObject("quiesce").put("timeoutSeconds", 5).putArray("command").add("true");
     ((ObjectNode) json.get("replica")).remove("points");
     Json.MAPPER.writeValue(record.toFile(), json);
+    Path source = agents.primary.diskImage(VM, "disk0").resolveSibling("vm.json");
+    ObjectNode sourceJson = (ObjectNode) Json.MAPPER.readTree(source.toFile());
+    ((ObjectNode) sourceJson.get("protection")).put("targetUrl", "http://127.0.0.1:1");
+    Json.MAPPER.writeValue(source.toFile(), sourceJson);
 
     try (AgentPair again = AgentPair.start(tmp)) {
       agents = again;
       VmRecord r = again.s.getVm(VM);
       assertThat(r.replica().points()).isEmpty();
-      assertThat(r.quiesce()).isNull();
+      assertThat(again.p.getVm(VM).protection().targetSite()).isEqualTo("secondary");
       // the source still knows the replica's old port: ship and apply by hand
       writeRandom(new Random(11));
       long g = swapAndShip();
-      again.s.applyLogs(VM, new ApplyRequest(g, Instant.now(), false, null));
+      again.feed.applyLogs(VM, new ApplyRequest(g, Instant.now(), false, null));
       assertThat(again.s.getVm(VM).replica().points()).extracting(RecoveryPointInfo::generation)
           .containsExactly(1L, 2L);
       again.s.rollbackReplica(VM, 1);
@@ -321,7 +327,7 @@ class RecoveryPointsTest {
     }
     capture(sealed);
     for (String disk : DISKS) {
-      agents.s.sendLog(VM, disk, sealed, agents.primary.diskImage(VM, disk)
+      agents.feed.sendLog(VM, disk, sealed, agents.primary.diskImage(VM, disk)
           .resolveSibling(HrlFormat.fileName(disk, sealed)));
     }
     return sealed;

@@ -43,7 +43,8 @@ class ResyncCrashTest {
     assumeInstalled("qemu-io", "qemu-img");
     secondary = AgentPair.start("secondary", tmp.resolve("secondary"));
     data = tmp.resolve("primary");
-    source = AgentProcess.start("primary", data);
+    source = AgentProcess.start("primary", data, List.of(),
+        java.util.Map.of("secondary", secondary.url()));
   }
 
   @AfterEach
@@ -71,7 +72,7 @@ class ResyncCrashTest {
   void aResyncKilledBetweenStepsResumesFromTheBlockCursor() throws Exception {
     AgentClient p = source.client();
     p.createVm("web01", List.of(SIZE));
-    p.enableProtection("web01", "secondary", secondary.url());
+    p.enableProtection("web01", "secondary");
     byte[] random = new byte[(int) SIZE];
     new Random(21).nextBytes(random);
     Path file = Files.write(tmp.resolve("random.bin"), random);
@@ -102,7 +103,8 @@ class ResyncCrashTest {
 
     source.kill();
     assertThat(secondary.diskImage("web01", "disk0").resolveSibling("resync.json")).exists();
-    source = AgentProcess.start("primary", data);
+    source = AgentProcess.start("primary", data, List.of(),
+        java.util.Map.of("secondary", secondary.url()));
     p = source.client();
 
     assertThat(p.beginResync("web01").generation()).as("the same resync").isEqualTo(g);

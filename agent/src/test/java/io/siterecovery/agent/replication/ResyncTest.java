@@ -203,7 +203,7 @@ class ResyncTest {
       return g;
     });
     assertThat(sealed).isEqualTo(2);
-    agents.s.sendLog("web01", "disk0", 2, source.tracker().sealedLogs().get(0).path());
+    agents.feed.sendLog("web01", "disk0", 2, source.tracker().sealedLogs().get(0).path());
     Path incoming = replicaDir("web01").resolve("incoming");
     assertThat(incoming.resolve(HrlFormat.fileName("disk0", 2))).exists();
     assertThat(agents.p.sourceStatus("web01").sealedLogs()).isEqualTo(2);
@@ -252,13 +252,13 @@ class ResyncTest {
     VirtualDisk source = agents.primary.vms().get("web01").disk("disk0");
     int count = (int) (SIZE0 / BLOCK);
     for (BlockDigest digest : BlockDigest.values()) {
-      assertThat(agents.s.replicaChecksums("web01", "disk0",
+      assertThat(agents.feed.replicaChecksums("web01", "disk0",
           new ChecksumRequest(0, count, 0, digest, seed)))
           .as("%s over data and holes", digest)
           .hasSize(count * digest.bytes())
           .isEqualTo(BlockChecksums.compute(source, 0, count, BLOCK, digest, seed));
     }
-    assertThat(agents.s.replicaChecksums("web01", "disk0", new ChecksumRequest(0, count, 0, null,
+    assertThat(agents.feed.replicaChecksums("web01", "disk0", new ChecksumRequest(0, count, 0, null,
         0))).as("no digest named: SHA-256, as a source agent from before keyed digests expects")
         .isEqualTo(BlockChecksums.compute(source, 0, count, BLOCK, BlockDigest.SHA_256, 0));
   }
@@ -347,7 +347,7 @@ class ResyncTest {
     // disabling protection forgets the resync: a new relationship starts at generation 1
     agents.p.disableProtection("web01");
     assertThat(sourceDir("web01").resolve("resync-source.json")).doesNotExist();
-    agents.p.enableProtection("web01", agents.secondary.site(), agents.secondary.url());
+    agents.p.enableProtection("web01", agents.secondary.site());
     agents.initialCopy("web01", "disk0", SIZE0, SIZE0, null);
     agents.initialCopy("web01", "disk1", SIZE1, SIZE1, null);
     assertThat(agents.p.replicate("web01").appliedGeneration()).isEqualTo(1);

@@ -2,6 +2,7 @@ package io.siterecovery.agent.replication;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.siterecovery.agent.testing.TestCerts;
 import io.siterecovery.agent.HostAgent;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.api.AgentMessages.ReplicationResult;
@@ -37,9 +38,10 @@ class SwapCrashTest {
     Path primaryDir = tmp.resolve("primary");
     try (HostAgent secondary = AgentPair.start("secondary", tmp.resolve("secondary"))) {
       try (HostAgent primary = AgentPair.start("primary", primaryDir)) {
-        AgentClient p = new AgentClient(primary.url());
+        primary.addPeer("secondary", secondary.url());
+        AgentClient p = TestCerts.operatorClient(primary);
         p.createVm("web01", java.util.List.of(SIZE, SIZE));
-        p.enableProtection("web01", "secondary", secondary.url());
+        p.enableProtection("web01", "secondary");
         p.copyRange("web01", "disk0", 0, SIZE);
         p.copyRange("web01", "disk1", 0, SIZE);
         p.replicate("web01");
@@ -57,7 +59,8 @@ class SwapCrashTest {
       }
 
       try (HostAgent primary = AgentPair.start("primary", primaryDir)) {
-        AgentClient p = new AgentClient(primary.url());
+        primary.addPeer("secondary", secondary.url());
+        AgentClient p = TestCerts.operatorClient(primary);
         Vm vm = primary.vms().get("web01");
         assertThat(vm.disks()).extracting(d -> d.tracker().activeGeneration())
             .as("disks back on one generation").containsOnly(3L);

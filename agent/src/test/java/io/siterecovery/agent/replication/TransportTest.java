@@ -73,7 +73,8 @@ class TransportTest {
     agents.p.createVm(vm, List.of(size));
     qemuIo(agents.primary.nbdUri(vm, "disk0"), "write -s " + content + " 0 " + size).assertOk();
     if (protect) {
-      agents.p.enableProtection(vm, agents.secondary.site(), proxy.url());
+      agents.primary.addPeer(agents.secondary.site(), proxy.url());
+      agents.p.enableProtection(vm, agents.secondary.site());
     }
   }
 

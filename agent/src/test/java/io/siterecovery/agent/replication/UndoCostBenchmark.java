@@ -38,7 +38,7 @@ class UndoCostBenchmark {
       for (String vm : List.of("plain", "undo")) {
         agents.p.createVm(vm, List.of(size));
         fill(agents.primary.vms().get(vm).disk("disk0"), new Random(1)); // before tracking
-        agents.p.enableProtection(vm, "secondary", agents.secondary.url());
+        agents.p.enableProtection(vm, "secondary");
         for (long at = 0; at < size; at += 64 * MIB) {
           agents.p.copyRange(vm, "disk0", at, 64 * MIB);
         }
@@ -61,9 +61,9 @@ class UndoCostBenchmark {
             long g = d.withWritesHeld(() -> d.tracker().swap());
             Path log = d.image().resolveSibling(HrlFormat.fileName("disk0", g));
             long dataBytes = HrlReader.verifySealed(log).dataBytes();
-            agents.s.sendLog(vm, "disk0", g, log);
+            agents.feed.sendLog(vm, "disk0", g, log);
             long start = System.nanoTime();
-            var r = agents.s.applyLogs(vm, new ApplyRequest(g, Instant.now(), false, null));
+            var r = agents.feed.applyLogs(vm, new ApplyRequest(g, Instant.now(), false, null));
             double seconds = (System.nanoTime() - start) / 1e9;
             d.tracker().deleteSealed(g);
             List<RecoveryPointInfo> points = r.replica().points();

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.siterecovery.agent.HostAgent;
 import io.siterecovery.agent.api.AgentClient;
+import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.api.AgentMessages.CopyRangeResult;
 import io.siterecovery.agent.vm.VmRecord;
 import java.io.IOException;
@@ -16,12 +17,17 @@ public final class AgentPair implements AutoCloseable {
   public final HostAgent secondary;
   public final AgentClient p;
   public final AgentClient s;
+  /** The secondary as the primary's agent reaches it: feeding its replicas as site:primary. */
+  public final AgentClient feed;
 
   private AgentPair(HostAgent primary, HostAgent secondary) {
     this.primary = primary;
     this.secondary = secondary;
-    this.p = new AgentClient(primary.url());
-    this.s = new AgentClient(secondary.url());
+    this.p = TestCerts.operatorClient(primary);
+    this.s = TestCerts.operatorClient(secondary);
+    this.feed = TestCerts.clientAs(Identity.site(primary.site()), secondary);
+    primary.addPeer(secondary.site(), secondary.url());
+    secondary.addPeer(primary.site(), primary.url());
   }
 
   public static AgentPair start(Path root) throws IOException {
@@ -34,15 +40,17 @@ public final class AgentPair implements AutoCloseable {
     }
   }
 
+  /** An agent of {@code site} over TLS with the tests' CA, with no peer yet. */
   public static HostAgent start(String site, Path dataDir) throws IOException {
-    return new HostAgent(new HostAgent.Settings(site, dataDir, "127.0.0.1", 0, 0));
+    return new HostAgent(new HostAgent.Settings(site, dataDir, "127.0.0.1", 0, 0,
+        TestCerts.site(site), java.util.Map.of()));
   }
 
   /** Creates a running VM on the primary and protects it towards the secondary. */
   public VmRecord createProtected(String vm, long... diskSizes) {
     java.util.List<Long> sizes = java.util.Arrays.stream(diskSizes).boxed().toList();
     VmRecord record = p.createVm(vm, sizes);
-    p.enableProtection(vm, secondary.site(), secondary.url());
+    p.enableProtection(vm, secondary.site());
     return record;
   }
 

@@ -15,12 +15,15 @@ import java.util.regex.Pattern;
 public final class AgentProcess implements AutoCloseable {
   private static final Pattern READY = Pattern.compile("(?m)^READY (\\d+) (\\d+)$");
 
+  private final String site;
   private final Process process;
   private final ProcessOutput output;
   private final int httpPort;
   private final int nbdPort;
 
-  private AgentProcess(Process process, ProcessOutput output, int httpPort, int nbdPort) {
+  private AgentProcess(String site, Process process, ProcessOutput output, int httpPort,
+      int nbdPort) {
+    this.site = site;
     this.process = process;
     this.output = output;
     this.httpPort = httpPort;
@@ -38,14 +41,20 @@ public final class AgentProcess implements AutoCloseable {
    */
   public static AgentProcess start(String site, Path dataDir, List<String> jvmOptions)
       throws IOException {
-    Process process = launch(site, dataDir, jvmOptions);
+    return start(site, dataDir, jvmOptions, java.util.Map.of());
+  }
+
+  /** Starts an agent that may replicate to {@code peers} (site name to https URL). */
+  public static AgentProcess start(String site, Path dataDir, List<String> jvmOptions,
+      java.util.Map<String, String> peers) throws IOException {
+    Process process = launch(site, dataDir, jvmOptions, peers);
     ProcessOutput output = ProcessOutput.drain(process);
     try {
       String text = output.await(s -> READY.matcher(s).find(), Duration.ofSeconds(60),
           "the agent printed READY");
       Matcher m = READY.matcher(text);
       m.find();
-      return new AgentProcess(process, output, Integer.parseInt(m.group(1)),
+      return new AgentProcess(site, process, output, Integer.parseInt(m.group(1)),
           Integer.parseInt(m.group(2)));
     } catch (AssertionError | RuntimeException e) {
       process.destroyForcibly();
@@ -53,15 +62,18 @@ public final class AgentProcess implements AutoCloseable {
     }
   }
 
-  private static Process launch(String site, Path dataDir, List<String> jvmOptions)
-      throws IOException {
+  private static Process launch(String site, Path dataDir, List<String> jvmOptions,
+      java.util.Map<String, String> peers) throws IOException {
+    TestCerts.site(site); // issued before the agent looks for it
     String java = ProcessHandle.current().info().command()
         .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     List<String> command = new ArrayList<>(List.of(java, "-Xmx256m", "-XX:TieredStopAtLevel=1"));
     command.addAll(jvmOptions);
     command.addAll(List.of("-cp", System.getProperty("java.class.path"),
         AgentMain.class.getName(), "--site", site, "--data", dataDir.toString(),
-        "--bind", "127.0.0.1", "--http", "0", "--nbd", "0"));
+        "--bind", "127.0.0.1", "--http", "0", "--nbd", "0", "--certs",
+        TestCerts.dir().toString()));
+    peers.forEach((peer, url) -> command.addAll(List.of("--peer", peer + "=" + url)));
     return new ProcessBuilder(command).redirectErrorStream(true).start();
   }
 
@@ -71,7 +83,7 @@ public final class AgentProcess implements AutoCloseable {
    */
   public static Tools.Result runUntilExit(String site, Path dataDir, List<String> jvmOptions)
       throws IOException, InterruptedException {
-    Process process = launch(site, dataDir, jvmOptions);
+    Process process = launch(site, dataDir, jvmOptions, java.util.Map.of());
     ProcessOutput output = ProcessOutput.drain(process);
     if (!process.waitFor(60, TimeUnit.SECONDS) || output.text().contains("READY ")) {
       process.destroyForcibly().waitFor();
@@ -93,11 +105,18 @@ public final class AgentProcess implements AutoCloseable {
   }
 
   public String url() {
-    return "http://127.0.0.1:" + httpPort;
+    return "https://127.0.0.1:" + httpPort;
   }
 
+  /** The operator's client of this agent. */
   public AgentClient client() {
-    return new AgentClient(url());
+    return TestCerts.operatorClient(url(), site);
+  }
+
+  /** A client of this agent acting as {@code identity} (a peer site feeding a replica, say). */
+  public AgentClient clientAs(io.siterecovery.agent.security.Identity identity) {
+    return new AgentClient(url(), TestCerts.credentials(identity),
+        io.siterecovery.agent.security.Identity.site(site));
   }
 
   public int nbdPort() {

@@ -33,7 +33,7 @@ public final class CountingProxy implements AutoCloseable {
     accept.start();
   }
 
-  /** Relays to the host and port of {@code targetUrl} (an http:// URL). */
+  /** Relays to the host and port of {@code targetUrl} (an https:// URL; TLS passes through). */
   public static CountingProxy to(String targetUrl) throws IOException {
     URI uri = URI.create(targetUrl);
     ServerSocket server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
@@ -41,7 +41,7 @@ public final class CountingProxy implements AutoCloseable {
   }
 
   public String url() {
-    return "http://127.0.0.1:" + server.getLocalPort();
+    return "https://127.0.0.1:" + server.getLocalPort();
   }
 
   /** Bytes sent towards the target (request bodies and headers) since the last reset. */

@@ -1,0 +1,50 @@
+package io.siterecovery.agent.server;
+
+import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.ErrorCode;
+import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.vm.VmHost;
+import io.siterecovery.agent.vm.VmRecord;
+import java.util.regex.Matcher;
+
+/**
+ * Who may call a route. The operator (worker, CLI) drives the agent; a peer site only feeds the
+ * replicas whose source it is, and may read nothing else. Checked on every request before the
+ * route runs; a refusal is 403 with the reason, and a log line.
+ */
+@FunctionalInterface
+interface Access {
+  void check(Identity caller, Matcher path);
+
+  /** Any authenticated identity: answers that tell nothing about VMs (health). */
+  Access ANY = (caller, path) -> {};
+
+  Access OPERATOR = (caller, path) -> {
+    if (!caller.isOperator()) {
+      throw forbidden(caller + " may not call this endpoint: it is the operator's");
+    }
+  };
+
+  /**
+   * The peer site that is the replication source of the replica named by the path's first group:
+   * the replica exists on this agent, is a replica, and records the caller's site as its source.
+   */
+  static Access replicaSource(VmHost host) {
+    return (caller, path) -> requireSourceOf(host, caller, path.group(1));
+  }
+
+  static void requireSourceOf(VmHost host, Identity caller, String vm) {
+    String site = caller.siteName().orElseThrow(() ->
+        forbidden(caller + " may not feed replicas: only the replica's source site may"));
+    VmRecord record = host.find(vm).map(v -> v.record()).orElse(null);
+    if (record == null || record.role() != VmRecord.Role.REPLICA || record.replica() == null
+        || !site.equals(record.replica().sourceSite())) {
+      throw forbidden(caller + " is not the replication source of a replica named '" + vm
+          + "' on site " + host.site());
+    }
+  }
+
+  static AgentException forbidden(String reason) {
+    return new AgentException(ErrorCode.FORBIDDEN, reason);
+  }
+}

@@ -1,0 +1,189 @@
+package io.siterecovery.agent.server;
+
+import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.ErrorCode;
+import io.siterecovery.agent.api.AgentMessages.*;
+import io.siterecovery.agent.replication.ReplicaStore;
+import io.siterecovery.agent.replication.ReplicationSource;
+import io.siterecovery.agent.replication.ResyncSource;
+import io.siterecovery.agent.replication.ResyncTarget;
+import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.vm.Vm;
+import io.siterecovery.agent.vm.VmHost;
+import io.siterecovery.agent.vm.VmRecord;
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The agent API's routes: path, method, who may call it, and the role that answers. Control
+ * endpoints ({@code /v1/vms/...}, replica roll-back) are the operator's; the replica-feeding ones
+ * ({@code /v1/replicas/...}) belong to each replica's source site.
+ */
+final class AgentRoutes {
+  private static final String NAME = "([A-Za-z0-9][A-Za-z0-9_.-]*)";
+  /** Slack over a disk's size for a body of frames or a log: headers, records, trailers. */
+  private static final long FRAMING_ALLOWANCE = 256L << 20;
+
+  interface Handler {
+    Object handle(Matcher path, Call call) throws IOException;
+  }
+
+  record Route(String method, Pattern pattern, Access access, Handler handler) {}
+
+  /** A route that matched a request, with the path's groups. */
+  record Match(Route route, Matcher path) {}
+
+  private final List<Route> routes = new ArrayList<>();
+  private final VmHost host;
+
+  AgentRoutes(VmHost host, ReplicationSource source, ReplicaStore replicas,
+      ResyncSource resyncSource, ResyncTarget resyncTarget) {
+    this.host = host;
+    Access replicaSource = Access.replicaSource(host);
+
+    route("GET", "/v1/health", Access.ANY, (m, x) -> Map.of("site", host.site(), "status", "UP"));
+
+    route("GET", "/v1/vms", Access.OPERATOR, (m, x) -> host.list());
+    route("POST", "/v1/vms", Access.OPERATOR, (m, x) -> {
+      CreateVmRequest r = x.json(CreateVmRequest.class);
+      return host.create(r.name(), r.diskSizes()).record();
+    });
+    route("GET", "/v1/vms/" + NAME, Access.OPERATOR, (m, x) -> host.get(m.group(1)).record());
+    route("POST", "/v1/vms/" + NAME + "/power", Access.OPERATOR, (m, x) -> {
+      PowerRequest r = x.json(PowerRequest.class);
+      require(r.state() != null, "state is required (RUNNING or OFF)");
+      Vm vm = host.get(m.group(1));
+      host.setPower(vm, r.state());
+      return vm.record();
+    });
+    route("POST", "/v1/vms/" + NAME + "/role", Access.OPERATOR, (m, x) -> {
+      RoleRequest r = x.json(RoleRequest.class);
+      require(r.role() != null, "role is required");
+      Vm vm = host.get(m.group(1));
+      host.update(vm, rec -> rec.withRole(r.role()));
+      return vm.record();
+    });
+    route("POST", "/v1/vms/" + NAME + "/protection", Access.OPERATOR, (m, x) -> {
+      EnableProtectionRequest r = x.json(EnableProtectionRequest.class);
+      require(r.targetSite() != null, "targetSite is required");
+      return source.enable(m.group(1), r.targetSite());
+    });
+    route("DELETE", "/v1/vms/" + NAME + "/protection", Access.OPERATOR, (m, x) -> {
+      source.disable(m.group(1));
+      return host.get(m.group(1)).record();
+    });
+    route("POST", "/v1/vms/" + NAME + "/protection/initial-complete", Access.OPERATOR,
+        (m, x) -> source.completeInitial(m.group(1)));
+    route("POST", "/v1/vms/" + NAME + "/disks/" + NAME + "/copy", Access.OPERATOR, (m, x) -> {
+      CopyRangeRequest r = x.json(CopyRangeRequest.class);
+      return source.copyRange(m.group(1), m.group(2), r.offset(), r.length(), r.transfer());
+    });
+    route("POST", "/v1/vms/" + NAME + "/replicate", Access.OPERATOR, (m, x) -> {
+      ReplicateRequest r = x.optionalJson(ReplicateRequest.class);
+      if (r == null) {
+        return source.replicate(m.group(1));
+      }
+      require(r.retentionSeconds() == null || r.retentionSeconds() >= 0,
+          "retentionSeconds must not be negative");
+      return source.replicate(m.group(1), r);
+    });
+    route("POST", "/v1/vms/" + NAME + "/resync/begin", Access.OPERATOR,
+        (m, x) -> resyncSource.begin(m.group(1)));
+    route("POST", "/v1/vms/" + NAME + "/disks/" + NAME + "/resync", Access.OPERATOR, (m, x) ->
+        resyncSource.step(m.group(1), m.group(2), x.json(ResyncStepRequest.class)));
+    route("POST", "/v1/vms/" + NAME + "/resync/complete", Access.OPERATOR,
+        (m, x) -> resyncSource.complete(m.group(1)));
+    route("GET", "/v1/vms/" + NAME + "/replication", Access.OPERATOR,
+        (m, x) -> source.status(m.group(1)));
+    // Rolling a replica back is a failover step the operator decides, not its source.
+    route("POST", "/v1/replicas/" + NAME + "/rollback", Access.OPERATOR, (m, x) -> {
+      RollbackRequest r = x.json(RollbackRequest.class);
+      require(r.generation() != null, "generation is required");
+      return replicas.rollback(m.group(1), r.generation());
+    });
+
+    // A replica is created by its source site, for itself only.
+    route("POST", "/v1/replicas", Access.ANY, (m, x) -> {
+      CreateReplicaRequest r = x.json(CreateReplicaRequest.class);
+      String caller = x.caller().siteName().orElseThrow(() -> Access.forbidden(x.caller()
+          + " may not create replicas: a replica is created by its source site"));
+      require(r.sourceSite() != null, "sourceSite is required");
+      if (!caller.equals(r.sourceSite())) {
+        throw Access.forbidden(x.caller() + " may not create a replica whose source is site "
+            + r.sourceSite());
+      }
+      if (host.find(r.vm()).isPresent()) {
+        Access.requireSourceOf(host, x.caller(), r.vm());
+      }
+      return replicas.create(r.vm(), r.sourceSite(), r.disks());
+    });
+    route("DELETE", "/v1/replicas/" + NAME, replicaSource, (m, x) -> {
+      replicas.delete(m.group(1));
+      return Map.of("deleted", m.group(1));
+    });
+    route("PUT", "/v1/replicas/" + NAME + "/disks/" + NAME + "/ranges", replicaSource,
+        (m, x) -> {
+          try (InputStream in = x.binary(bodyLimit(m), "a range stream")) {
+            return Map.of("bytesWritten", replicas.receiveRanges(m.group(1), m.group(2), in));
+          }
+        });
+    route("PUT", "/v1/replicas/" + NAME + "/disks/" + NAME + "/logs/([0-9]{1,18})",
+        replicaSource, (m, x) -> {
+          try (InputStream in = x.binary(bodyLimit(m), "a log")) {
+            replicas.stageLog(m.group(1), m.group(2), Long.parseLong(m.group(3)), in);
+            return Map.of("staged", Long.parseLong(m.group(3)));
+          }
+        });
+    route("POST", "/v1/replicas/" + NAME + "/apply", replicaSource,
+        (m, x) -> replicas.apply(m.group(1), x.json(ApplyRequest.class)));
+    route("POST", "/v1/replicas/" + NAME + "/initial-complete", replicaSource,
+        (m, x) -> replicas.completeInitial(m.group(1)));
+    route("POST", "/v1/replicas/" + NAME + "/resync/begin", replicaSource,
+        (m, x) -> resyncTarget.begin(m.group(1), x.json(ResyncBegin.class).generation()));
+    route("POST", "/v1/replicas/" + NAME + "/disks/" + NAME + "/checksums", replicaSource,
+        (m, x) -> resyncTarget.checksums(m.group(1), m.group(2), x.json(ChecksumRequest.class)));
+    route("POST", "/v1/replicas/" + NAME + "/resync/complete", replicaSource,
+        (m, x) -> resyncTarget.complete(m.group(1), x.json(ResyncBegin.class).generation()));
+  }
+
+  /**
+   * A bound for a body feeding one disk: four times the disk plus framing. A log may hold a block
+   * written many times in one cycle, but unshipped logs over half the disk trigger a resync, so a
+   * legitimate body stays far below this; it stops a runaway sender from filling the replica.
+   */
+  private long bodyLimit(Matcher path) {
+    long size = host.get(path.group(1)).disk(path.group(2)).size();
+    return 4 * size + FRAMING_ALLOWANCE;
+  }
+
+  private void route(String method, String regex, Access access, Handler handler) {
+    routes.add(new Route(method, Pattern.compile(regex), access, handler));
+  }
+
+  Optional<Match> match(String method, String path) {
+    for (Route r : routes) {
+      Matcher m = r.pattern().matcher(path);
+      if (m.matches() && r.method().equals(method)) {
+        return Optional.of(new Match(r, m));
+      }
+    }
+    return Optional.empty();
+  }
+
+  static void require(boolean condition, String message) {
+    if (!condition) {
+      throw new AgentException(ErrorCode.BAD_REQUEST, message);
+    }
+  }
+
+  /** Whether {@code caller} is who this route answers; throws FORBIDDEN with the reason if not. */
+  static void authorize(Match match, Identity caller) {
+    match.route().access().check(caller, match.path());
+  }
+}
