@@ -36,8 +36,11 @@ interface Access {
   static void requireSourceOf(VmHost host, Identity caller, String vm) {
     String site = caller.siteName().orElseThrow(() ->
         forbidden(caller + " may not feed replicas: only the replica's source site may"));
-    VmRecord record = host.find(vm).map(v -> v.record()).orElse(null);
-    if (record == null || record.role() != VmRecord.Role.REPLICA || record.replica() == null
+    // A source whose replica is gone must learn that (it is not retried), so absence is told
+    // to any site; what exists is told only to its source.
+    VmRecord record = host.find(vm).map(v -> v.record()).orElseThrow(() -> new AgentException(
+        ErrorCode.VM_NOT_FOUND, "site " + host.site() + " has no replica named '" + vm + "'"));
+    if (record.role() != VmRecord.Role.REPLICA || record.replica() == null
         || !site.equals(record.replica().sourceSite())) {
       throw forbidden(caller + " is not the replication source of a replica named '" + vm
           + "' on site " + host.site());
