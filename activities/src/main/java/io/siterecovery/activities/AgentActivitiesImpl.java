@@ -109,9 +109,8 @@ public class AgentActivitiesImpl implements AgentActivities {
 
   @Override
   public boolean enableReplication(ProtectionPlan plan) {
-    String targetUrl = sites.agentUrls().get(plan.targetSite());
-    return call(() -> agent(plan.sourceSite()).enableProtection(plan.vm(), plan.targetSite(),
-        targetUrl)).initialComplete();
+    return call(() -> agent(plan.sourceSite()).enableProtection(plan.vm(), plan.targetSite()))
+        .initialComplete();
   }
 
   @Override

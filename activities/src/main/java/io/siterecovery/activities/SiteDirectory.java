@@ -1,6 +1,8 @@
 package io.siterecovery.activities;
 
 import io.siterecovery.agent.api.AgentClient;
+import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.security.TlsCredentials;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
@@ -11,10 +13,13 @@ public final class SiteDirectory {
   private final Map<String, String> partners;
   private final Map<String, AgentClient> clients = new LinkedHashMap<>();
 
-  public SiteDirectory(Map<String, String> agentUrls, Map<String, String> partners) {
+  /** {@code operator}: the worker's certificate; each agent must prove to be its site. */
+  public SiteDirectory(Map<String, String> agentUrls, Map<String, String> partners,
+      TlsCredentials operator) {
     this.agentUrls = Map.copyOf(agentUrls);
     this.partners = Map.copyOf(partners);
-    agentUrls.forEach((site, url) -> clients.put(site, new AgentClient(url)));
+    agentUrls.forEach((site, url) -> clients.put(site,
+        new AgentClient(url, operator, Identity.site(site))));
   }
 
   public Map<String, String> agentUrls() {

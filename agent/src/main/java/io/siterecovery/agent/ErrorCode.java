@@ -6,6 +6,11 @@ package io.siterecovery.agent;
  */
 public enum ErrorCode {
   BAD_REQUEST(400, false),
+  /**
+   * A TLS handshake refused a certificate (ours or the peer's: another CA, expired, the wrong
+   * site). A configuration problem that retrying does not fix.
+   */
+  NOT_AUTHENTICATED(401, false),
   /** The caller's identity may not do this (a peer calling an operator endpoint, say). */
   FORBIDDEN(403, false),
   /** A request body over its bound. */

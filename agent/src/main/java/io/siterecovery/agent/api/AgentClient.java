@@ -309,8 +309,12 @@ public final class AgentClient {
 
   private AgentException unreachable(IOException e) {
     if (e instanceof javax.net.ssl.SSLHandshakeException) {
-      return new AgentException(ErrorCode.PEER_UNREACHABLE, "TLS handshake with " + peer + " at "
-          + base + " failed: " + e.getMessage(), e);
+      // A certificate refused by either side fails the same way every time; a handshake cut by
+      // the network is worth another try.
+      boolean refused = e.getCause() instanceof java.security.cert.CertificateException
+          || String.valueOf(e.getMessage()).contains("fatal alert");
+      return new AgentException(refused ? ErrorCode.NOT_AUTHENTICATED : ErrorCode.PEER_UNREACHABLE,
+          "TLS handshake with " + peer + " at " + base + " failed: " + e.getMessage(), e);
     }
     return new AgentException(ErrorCode.PEER_UNREACHABLE, "agent " + base + " unreachable: " + e, e);
   }

@@ -111,6 +111,23 @@ public final class CertificateAuthority {
     return Files.exists(dir.resolve(CA_KEY)) ? open(dir) : create(dir, deploymentName);
   }
 
+  /**
+   * The CA in {@code dir} with a certificate for each of {@code identities}: whatever is missing
+   * is created, nothing that exists is replaced. What {@code dev}, {@code demo} and the bench do
+   * on first start, so the embedded default is secure with nothing to configure.
+   */
+  public static CertificateAuthority provision(Path dir, String deploymentName,
+      List<Identity> identities) throws IOException {
+    CertificateAuthority ca = openOrCreate(dir, deploymentName);
+    for (Identity identity : identities) {
+      if (!Files.exists(dir.resolve(identity.fileStem() + ".pem"))
+          || !Files.exists(dir.resolve(identity.fileStem() + "-key.pem"))) {
+        ca.issue(identity, List.of());
+      }
+    }
+    return ca;
+  }
+
   public Path dir() {
     return dir;
   }

@@ -179,7 +179,8 @@ class QuiesceHookTest {
     write(3);
     AgentException refused = catchThrowableOfType(AgentException.class,
         () -> agents.p.replicate(VM, QUIESCE));
-    assertThat(refused.code()).isEqualTo(ErrorCode.INVALID_STATE);
+    assertThat(refused.code()).as("a VM that is no replica takes nothing from its old source")
+        .isEqualTo(ErrorCode.FORBIDDEN);
     agents.s.setRole(VM, VmRecord.Role.REPLICA);
 
     ReplicationResult later = agents.p.replicate(VM);

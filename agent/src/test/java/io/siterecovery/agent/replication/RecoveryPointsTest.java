@@ -18,7 +18,9 @@ import io.siterecovery.agent.api.AgentMessages.ReplicateRequest;
 import io.siterecovery.agent.api.AgentMessages.ReplicationResult;
 import io.siterecovery.agent.disk.VirtualDisk;
 import io.siterecovery.agent.hrl.HrlFormat;
+import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.testing.AgentPair;
+import io.siterecovery.agent.testing.RawHttp;
 import io.siterecovery.agent.testing.Tools;
 import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.agent.vm.VmRecord.Power;
@@ -276,10 +278,8 @@ class RecoveryPointsTest {
   @Test
   void aRollbackWithoutAGenerationIsABadRequest() throws Exception {
     protectAndCopy();
-    HttpResponse<String> response = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
-            URI.create(agents.secondary.url() + "/v1/replicas/" + VM + "/rollback"))
-        .POST(HttpRequest.BodyPublishers.ofString("{}")).build(),
-        HttpResponse.BodyHandlers.ofString());
+    HttpResponse<String> response = RawHttp.send(agents.secondary, Identity.operator(), "POST",
+        "/v1/replicas/" + VM + "/rollback", "{}");
     assertThat(response.statusCode()).isEqualTo(400);
     assertThat(response.body()).contains("BAD_REQUEST").contains("generation");
   }

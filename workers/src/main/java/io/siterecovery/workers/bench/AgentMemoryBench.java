@@ -65,8 +65,10 @@ final class AgentMemoryBench {
     ExecutorService pool = Executors.newFixedThreadPool(2 * VMS);
     try (HostAgent secondary = LocalSites.agent("secondary", dir.resolve("secondary"));
         AgentProcess primary = AgentProcess.start("primary", dir.resolve("primary"),
-            dir.resolve("primary-agent.log"), jvmOptions)) {
-      AgentClient agent = new AgentClient(primary.url());
+            dir.resolve("primary-agent.log"), jvmOptions,
+            java.util.Map.of(secondary.site(), secondary.url()))) {
+      secondary.addPeer("primary", primary.url());
+      AgentClient agent = LocalSites.operatorClient(primary.url(), "primary");
       List<String> vms = new ArrayList<>();
       long total = 0;
       for (int i = 0; i < VMS; i++) {
@@ -87,7 +89,7 @@ final class AgentMemoryBench {
       }
       t = System.nanoTime();
       all(pool, vms, vm -> {
-        agent.enableProtection(vm, secondary.site(), secondary.url());
+        agent.enableProtection(vm, secondary.site());
         long size = agent.getVm(vm).disks().get(0).sizeBytes();
         for (long at = 0; at < size; ) {
           at = agent.copyRange(vm, "disk0", at, Math.min(256 * MIB, size - at)).nextOffset();

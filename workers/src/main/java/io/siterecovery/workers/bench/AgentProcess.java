@@ -31,8 +31,8 @@ final class AgentProcess implements AutoCloseable {
     this.nbdPort = nbdPort;
   }
 
-  static AgentProcess start(String site, Path data, Path log, List<String> jvmOptions)
-      throws IOException, InterruptedException {
+  static AgentProcess start(String site, Path data, Path log, List<String> jvmOptions,
+      java.util.Map<String, String> peers) throws IOException, InterruptedException {
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.addAll(jvmOptions);
@@ -45,7 +45,8 @@ final class AgentProcess implements AutoCloseable {
       command.add("org.springframework.boot.loader.launch.PropertiesLauncher");
     }
     command.addAll(List.of("--site", site, "--data", data.toString(), "--http", "0",
-        "--nbd", "0"));
+        "--nbd", "0", "--certs", LocalSites.certs(site).toString()));
+    peers.forEach((peer, url) -> command.addAll(List.of("--peer", peer + "=" + url)));
     Process p = new ProcessBuilder(command).redirectError(log.toFile()).start();
     CompletableFuture<String> ready = new CompletableFuture<>();
     Thread reader = new Thread(() -> {
@@ -74,7 +75,7 @@ final class AgentProcess implements AutoCloseable {
   }
 
   String url() {
-    return "http://127.0.0.1:" + httpPort;
+    return "https://127.0.0.1:" + httpPort;
   }
 
   long pid() {

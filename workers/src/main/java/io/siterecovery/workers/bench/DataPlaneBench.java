@@ -32,11 +32,11 @@ final class DataPlaneBench implements AutoCloseable {
   DataPlaneBench(Path dir, PrintStream out) throws IOException {
     this.dir = dir;
     this.out = out;
-    this.primary = new HostAgent(new HostAgent.Settings("primary", dir.resolve("primary"),
-        "127.0.0.1", 0, 0));
-    this.secondary = new HostAgent(new HostAgent.Settings("secondary", dir.resolve("secondary"),
-        "127.0.0.1", 0, 0));
-    this.source = new AgentClient(primary.url());
+    this.primary = LocalSites.agent("primary", dir.resolve("primary"));
+    this.secondary = LocalSites.agent("secondary", dir.resolve("secondary"));
+    primary.addPeer("secondary", secondary.url());
+    secondary.addPeer("primary", primary.url());
+    this.source = LocalSites.operatorClient(primary.url(), "primary");
   }
 
   /** A new VM on the primary with one disk filled by {@code fill}; tracking off while filling. */
@@ -69,7 +69,7 @@ final class DataPlaneBench implements AutoCloseable {
   /** Initial replication of one disk over HTTP, agent to agent; returns seconds. */
   private double replicate(String vm, long size) {
     long t0 = System.nanoTime();
-    source.enableProtection(vm, "secondary", secondary.url());
+    source.enableProtection(vm, "secondary");
     for (long off = 0; off < size; ) {
       off = source.copyRange(vm, "disk0", off, 256 * MIB).nextOffset();
     }
@@ -145,10 +145,12 @@ final class DataPlaneBench implements AutoCloseable {
         "-b", "127.0.0.1", "-x", "bench", "--cache=writeback", "-t", copy.toString())
         .redirectErrorStream(true).start();
     try (AgentProcess agent = AgentProcess.start("nbd-primary", dir.resolve("nbd-primary"),
-        dir.resolve("nbd-primary.log"), List.of("-Xmx256m"))) {
-      AgentClient client = new AgentClient(agent.url());
+        dir.resolve("nbd-primary.log"), List.of("-Xmx256m"),
+        java.util.Map.of("secondary", secondary.url()))) {
+      secondary.addPeer("nbd-primary", agent.url());
+      AgentClient client = LocalSites.operatorClient(agent.url(), "nbd-primary");
       client.createVm("nbd", List.of(size));
-      client.enableProtection("nbd", "secondary", secondary.url());
+      client.enableProtection("nbd", "secondary");
       awaitPort(port);
       List<String> ours = fioJob("nbd://127.0.0.1:" + agent.nbdPort + "/nbd/disk0", size);
       List<String> ref = fioJob("nbd://127.0.0.1:" + port + "/bench", size);

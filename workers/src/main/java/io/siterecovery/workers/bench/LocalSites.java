@@ -2,8 +2,15 @@ package io.siterecovery.workers.bench;
 
 import io.siterecovery.agent.HostAgent;
 import io.siterecovery.agent.api.AgentClient;
+import io.siterecovery.agent.security.CertificateAuthority;
+import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.security.TlsCredentials;
 import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
 
 /** A primary and a secondary host agent in this process, on 127.0.0.1 with free ports. */
 final class LocalSites implements AutoCloseable {
@@ -21,16 +28,54 @@ final class LocalSites implements AutoCloseable {
       primary.close();
       throw e;
     }
-    source = new AgentClient(primary.url());
+    primary.addPeer(secondary.site(), secondary.url());
+    secondary.addPeer(primary.site(), primary.url());
+    source = operatorClient(primary.url(), primary.site());
+  }
+
+  private static Path certs;
+
+  /**
+   * The bench's own CA (a temp folder), with a certificate for every identity it asked for: the
+   * bench measures the product as it runs, over TLS with client certificates.
+   */
+  static synchronized Path certs(String... sites) {
+    try {
+      if (certs == null) {
+        certs = Files.createTempDirectory("sr-bench-certs-");
+        certs.toFile().deleteOnExit();
+      }
+      List<Identity> identities = new java.util.ArrayList<>(List.of(Identity.operator()));
+      for (String site : sites) {
+        identities.add(Identity.site(site));
+      }
+      CertificateAuthority.provision(certs, "bench", identities);
+      return certs;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  static TlsCredentials credentials(Identity identity) {
+    try {
+      return TlsCredentials.load(certs(identity.siteName().orElse("bench")), identity);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  static AgentClient operatorClient(String url, String site) {
+    return new AgentClient(url, credentials(Identity.operator()), Identity.site(site));
   }
 
   static HostAgent agent(String site, Path dataDir) throws IOException {
-    return new HostAgent(new HostAgent.Settings(site, dataDir, "127.0.0.1", 0, 0));
+    return new HostAgent(new HostAgent.Settings(site, dataDir, "127.0.0.1", 0, 0,
+        credentials(Identity.site(site)), Map.of()));
   }
 
   /** Protects a one-disk VM and runs its initial replication as the workflow would. */
   void protect(String vm, long diskSize) {
-    source.enableProtection(vm, secondary.site(), secondary.url());
+    source.enableProtection(vm, secondary.site());
     for (long at = 0; at < diskSize; ) {
       at = source.copyRange(vm, "disk0", at, Math.min(256 * MIB, diskSize - at)).nextOffset();
     }

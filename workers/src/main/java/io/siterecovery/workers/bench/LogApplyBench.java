@@ -1,6 +1,7 @@
 package io.siterecovery.workers.bench;
 
 import io.siterecovery.agent.api.AgentClient;
+import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.api.AgentMessages.ApplyRequest;
 import io.siterecovery.agent.api.AgentMessages.ReplicationResult;
 import io.siterecovery.agent.hrl.HrlHeader;
@@ -73,12 +74,14 @@ final class LogApplyBench {
         cycle.dd.add(dd(data));
       }
       // From here on the replica runs ahead of its source: these logs are made by the bench.
-      AgentClient target = new AgentClient(sites.secondary.url());
+      AgentClient target = new AgentClient(sites.secondary.url(),
+          LocalSites.credentials(Identity.site("primary")), Identity.site("secondary"));
       UUID diskId = sites.secondary.vms().get("apply").disk("disk0").id();
       Rounds apply = new Rounds();
       for (int round = 0; round < ROUNDS; round++) {
         DiskFiles.fillRandom(data, n, 20 + round);
-        long generation = target.getVm("apply").replica().appliedGeneration() + 1;
+        long generation = sites.secondary.vms().get("apply").record().replica()
+            .appliedGeneration() + 1;
         Path log = sealedLog(diskId, generation, n, data);
         target.sendLog("apply", "disk0", generation, log);
         Files.delete(log);

@@ -43,7 +43,7 @@ final class ResyncBench {
     }
     try (LocalSites sites = new LocalSites(dir)) {
       sites.source.createVm("resync", List.of(size));
-      sites.source.enableProtection("resync", sites.secondary.site(), sites.secondary.url());
+      sites.source.enableProtection("resync", sites.secondary.site());
       Path source = sites.primary.diskImage("resync", "disk0");
       Path replica = sites.secondary.diskImage("resync", "disk0");
       DiskFiles.fillRandom(source, size, 1);
@@ -146,7 +146,7 @@ final class ResyncBench {
   private static void warmUp(LocalSites sites) throws Exception {
     long size = 128L << 20;
     sites.source.createVm("warm", List.of(size));
-    sites.source.enableProtection("warm", sites.secondary.site(), sites.secondary.url());
+    sites.source.enableProtection("warm", sites.secondary.site());
     Path replica = sites.secondary.diskImage("warm", "disk0");
     DiskFiles.fillRandom(sites.primary.diskImage("warm", "disk0"), size, 3);
     DiskFiles.copyInPlace(sites.primary.diskImage("warm", "disk0"), replica);

@@ -1,6 +1,10 @@
 package io.siterecovery.workers.cli;
 
 import io.siterecovery.agent.HostAgent;
+import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.security.TlsCredentials;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -24,12 +28,22 @@ final class AgentCommand implements Callable<Integer> {
   @Option(names = "--nbd", defaultValue = "10809", description = "NBD port (default: ${DEFAULT-VALUE})")
   int nbd;
 
+  @Option(names = "--certs", required = true, description = "folder with ca.pem and this site's "
+      + "site-<name>.pem and site-<name>-key.pem (see 'site-recovery certs')")
+  Path certs;
+
+  @Option(names = "--peer", description = "a site this agent may replicate to, SITE=https://HOST:PORT;"
+      + " repeat for more")
+  Map<String, String> peers = new LinkedHashMap<>();
+
   @Override
   public Integer call() throws Exception {
     CountDownLatch stop = new CountDownLatch(1);
-    try (HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd))) {
+    try (HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd,
+        TlsCredentials.load(certs, Identity.site(site)), peers))) {
       Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
-      System.out.printf("agent %s up: API %s, NBD port %d%n", site, agent.url(), agent.nbdPort());
+      System.out.printf("agent %s up: API %s (TLS, client certificates), NBD port %d, peers %s%n",
+          site, agent.url(), agent.nbdPort(), peers.isEmpty() ? "none" : peers);
       stop.await();
     }
     return 0;

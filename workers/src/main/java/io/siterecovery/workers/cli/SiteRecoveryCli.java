@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
         VmCommand.class, OperatorCommands.Protect.class, OperatorCommands.Status.class,
         OperatorCommands.Failover.class, OperatorCommands.Commit.class,
         OperatorCommands.Cancel.class, OperatorCommands.Signal.class,
-        OperatorCommands.SetPolicy.class, BenchCommand.class})
+        OperatorCommands.SetPolicy.class, BenchCommand.class, CertsCommand.class})
 public final class SiteRecoveryCli {
   public static void main(String[] args) {
     System.exit(new CommandLine(new SiteRecoveryCli())

@@ -17,10 +17,14 @@ final class TemporalOptions {
   @Option(names = "--config", description = "JSON configuration file (sites, partners, policies)")
   Path config;
 
+  @Option(names = "--certs", description = "folder with ca.pem and the operator's certificate "
+      + "(default: the configuration's \"certs\", else .site-recovery/dev/certs)")
+  Path certs;
+
   SiteRecoveryConfig resolve() {
     try {
       SiteRecoveryConfig base = config != null ? SiteRecoveryConfig.load(config) : SiteRecoveryConfig.dev();
-      return base.withTemporal(temporal, namespace);
+      return base.withTemporal(temporal, namespace).withCerts(certs);
     } catch (IOException e) {
       throw new UncheckedIOException("cannot read " + config + ": " + e.getMessage(), e);
     }

@@ -1,6 +1,11 @@
 package io.siterecovery.workers.cli;
 
 import io.siterecovery.agent.api.AgentClient;
+import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.vm.QuiesceHooks;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.workers.config.SiteRecoveryConfig;
 import java.util.List;
@@ -20,7 +25,7 @@ final class VmCommand {
       throw new IllegalArgumentException("unknown site '" + site + "'; configured: "
           + config.sites().keySet());
     }
-    return new AgentClient(url);
+    return new AgentClient(url, config.operatorCredentials(), Identity.site(site));
   }
 
   @Command(name = "create", description = "Create a running VM with raw disks, exported over NBD.")
@@ -49,15 +54,17 @@ final class VmCommand {
     }
   }
 
-  @Command(name = "quiesce-hook", description = "Set the command run before an app-consistent "
-      + "recovery point (e.g. fsfreeze, a database flush); it gets SITE_RECOVERY_VM in its "
-      + "environment. Without a command, removes the hook.")
+  @Command(name = "quiesce-hook", description = "Set the command the agent runs before an "
+      + "app-consistent recovery point (e.g. fsfreeze, a database flush); it gets "
+      + "SITE_RECOVERY_VM in its environment. Local configuration: written into the agent's data "
+      + "directory on this host, never sent over the network. Without a command, removes it.")
   static final class QuiesceHook implements Callable<Integer> {
     @Parameters(index = "0", description = "VM name")
     String name;
 
-    @Option(names = "--site", required = true, description = "site the VM runs on")
-    String site;
+    @Option(names = "--data", required = true,
+        description = "data directory of the agent that runs the VM (on this host)")
+    Path data;
 
     @Option(names = "--timeout", defaultValue = "30", description = "seconds (default: ${DEFAULT-VALUE})")
     int timeoutSeconds;
@@ -65,17 +72,18 @@ final class VmCommand {
     @Parameters(index = "1..*", arity = "0..*", description = "command and arguments (after --)")
     List<String> command;
 
-    @Mixin
-    TemporalOptions options;
-
     @Override
-    public Integer call() {
-      VmRecord.QuiesceHook hook = command == null || command.isEmpty() ? null
-          : new VmRecord.QuiesceHook(command, timeoutSeconds);
-      agent(options.resolve(), site).setQuiesceHook(name, hook);
+    public Integer call() throws IOException {
+      if (!Files.isDirectory(data.resolve("vms").resolve(name))) {
+        throw new IllegalArgumentException("no VM " + name + " in " + data.resolve("vms")
+            + ": --data is the agent's data directory on this host");
+      }
+      QuiesceHooks.Hook hook = command == null || command.isEmpty() ? null
+          : new QuiesceHooks.Hook(command, timeoutSeconds);
+      QuiesceHooks.set(data, name, hook);
       System.out.println(hook == null ? "quiesce hook of " + name + " removed"
           : "quiesce hook of " + name + ": " + String.join(" ", command) + " (timeout "
-              + timeoutSeconds + " s)");
+              + timeoutSeconds + " s), in " + QuiesceHooks.file(data, name));
       return 0;
     }
   }

@@ -4,6 +4,9 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ResyncWindow;
 import io.siterecovery.agent.Json;
+import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.security.TlsCredentials;
+import java.io.UncheckedIOException;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -13,12 +16,18 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Worker and CLI configuration: where Temporal is, each site's agent, which site replicates to
- * which, and the replication policies. {@link #dev()} is the embedded default.
+ * Worker and CLI configuration: where Temporal is, each site's agent (https URL), which site
+ * replicates to which, the replication policies, and {@code certs}: the folder with the
+ * deployment's {@code ca.pem} and the operator's {@code operator.pem}/{@code operator-key.pem}.
+ * {@link #dev()} is the embedded default.
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record SiteRecoveryConfig(String temporal, String namespace, Map<String, String> sites,
-    Map<String, String> partners, Map<String, Policy> policies) {
+    Map<String, String> partners, Map<String, Policy> policies, String certs) {
+
+  /** Where {@code dev} keeps its data, and so its certificates, unless told otherwise. */
+  public static final Path DEV_DATA = Path.of(".site-recovery", "dev");
+  public static final String CERTS_DIR = "certs";
 
   /**
    * A named policy; durations in ISO-8601 form ("PT30S"), times as "22:00". Missing fields take
@@ -47,12 +56,27 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
   }
 
   public static SiteRecoveryConfig dev(int temporalPort, int primaryHttp, int secondaryHttp) {
+    return dev(temporalPort, primaryHttp, secondaryHttp, DEV_DATA.resolve(CERTS_DIR));
+  }
+
+  public static SiteRecoveryConfig dev(int temporalPort, int primaryHttp, int secondaryHttp,
+      Path certs) {
     Map<String, String> sites = new LinkedHashMap<>();
-    sites.put("primary", "http://127.0.0.1:" + primaryHttp);
-    sites.put("secondary", "http://127.0.0.1:" + secondaryHttp);
+    sites.put("primary", "https://127.0.0.1:" + primaryHttp);
+    sites.put("secondary", "https://127.0.0.1:" + secondaryHttp);
     return new SiteRecoveryConfig("127.0.0.1:" + temporalPort, "default", sites,
         Map.of("primary", "secondary", "secondary", "primary"),
-        Map.of("default", DEFAULT_POLICY));
+        Map.of("default", DEFAULT_POLICY), certs.toString());
+  }
+
+  /** The worker's and CLI's TLS identity towards the agents. */
+  public TlsCredentials operatorCredentials() {
+    try {
+      return TlsCredentials.load(Path.of(certs), Identity.operator());
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot load the operator's certificate: " + e.getMessage()
+          + " (set \"certs\" in the configuration or pass --certs DIR)", e);
+    }
   }
 
   public static SiteRecoveryConfig load(Path file) throws IOException {
@@ -60,18 +84,24 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
     SiteRecoveryConfig d = dev();
     return new SiteRecoveryConfig(c.temporal != null ? c.temporal : d.temporal,
         c.namespace != null ? c.namespace : d.namespace, c.sites != null ? c.sites : d.sites,
-        c.partners != null ? c.partners : d.partners, c.policies != null ? c.policies : d.policies);
+        c.partners != null ? c.partners : d.partners, c.policies != null ? c.policies : d.policies,
+        c.certs != null ? c.certs : d.certs);
   }
 
   public SiteRecoveryConfig withPolicies(Map<String, Policy> more) {
     Map<String, Policy> all = new LinkedHashMap<>(policies);
     all.putAll(more);
-    return new SiteRecoveryConfig(temporal, namespace, sites, partners, all);
+    return new SiteRecoveryConfig(temporal, namespace, sites, partners, all, certs);
+  }
+
+  public SiteRecoveryConfig withCerts(Path dir) {
+    return dir == null ? this
+        : new SiteRecoveryConfig(temporal, namespace, sites, partners, policies, dir.toString());
   }
 
   public SiteRecoveryConfig withTemporal(String address, String ns) {
     return new SiteRecoveryConfig(address != null ? address : temporal,
-        ns != null ? ns : namespace, sites, partners, policies);
+        ns != null ? ns : namespace, sites, partners, policies, certs);
   }
 
   public Map<String, PolicySettings> policySettings() {

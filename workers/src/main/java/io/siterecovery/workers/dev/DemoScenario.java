@@ -55,7 +55,7 @@ public final class DemoScenario {
   /** Runs the scenario; returns true when every replica disk matched its source. */
   public boolean run() throws Exception {
     long t0 = System.nanoTime();
-    AgentClient primary = new AgentClient(stack.primary().url());
+    AgentClient primary = stack.operatorClient(stack.primary());
     out.println("== 1. create VMs on site primary ==");
     Map<String, List<Long>> vms = new LinkedHashMap<>();
     vms.put("web01", List.of(512 * MIB));

@@ -1,6 +1,9 @@
 package io.siterecovery.workers.dev;
 
 import io.siterecovery.agent.HostAgent;
+import io.siterecovery.agent.security.CertificateAuthority;
+import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.security.TlsCredentials;
 import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.temporal.client.WorkflowClient;
 import io.temporal.testserver.TestServer;
@@ -8,6 +11,7 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.net.BindException;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -50,16 +54,28 @@ public final class DevStack implements Closeable {
       throw new IOException("cannot start the embedded Temporal server on port " + temporalPort
           + " (is another 'dev' or a Temporal server running?): " + e.getMessage(), e);
     }
+    Path certs = dataDir.resolve(SiteRecoveryConfig.CERTS_DIR);
     try {
+      // Secure by default: a CA and a certificate per identity, made on first start and kept.
+      CertificateAuthority.provision(certs, "dev", List.of(Identity.site("primary"),
+          Identity.site("secondary"), Identity.operator()));
       this.primary = new HostAgent(new HostAgent.Settings("primary", dataDir.resolve("primary"),
-          "127.0.0.1", ports.primaryHttp(), ports.primaryNbd()));
+          "127.0.0.1", ports.primaryHttp(), ports.primaryNbd(),
+          TlsCredentials.load(certs, Identity.site("primary")), Map.of()));
       this.secondary = new HostAgent(new HostAgent.Settings("secondary",
-          dataDir.resolve("secondary"), "127.0.0.1", ports.secondaryHttp(), ports.secondaryNbd()));
-    } catch (BindException e) {
+          dataDir.resolve("secondary"), "127.0.0.1", ports.secondaryHttp(), ports.secondaryNbd(),
+          TlsCredentials.load(certs, Identity.site("secondary")), Map.of()));
+    } catch (IOException e) {
       temporal.close();
-      throw new IOException("an agent port is taken (another 'dev' running?): " + e.getMessage(), e);
+      if (e instanceof BindException) {
+        throw new IOException("an agent port is taken (another 'dev' running?): "
+            + e.getMessage(), e);
+      }
+      throw e;
     }
-    this.config = SiteRecoveryConfig.dev(temporalPort, port(primary), port(secondary))
+    primary.addPeer("secondary", secondary.url());
+    secondary.addPeer("primary", primary.url());
+    this.config = SiteRecoveryConfig.dev(temporalPort, port(primary), port(secondary), certs)
         .withPolicies(policies);
     this.worker = new WorkerRunner(config);
     log.info("dev stack up: Temporal 127.0.0.1:{}, agents primary {} (NBD :{}), secondary {} "
@@ -91,6 +107,12 @@ public final class DevStack implements Closeable {
 
   public HostAgent secondary() {
     return secondary;
+  }
+
+  /** The operator's client of a site's agent, as the CLI and the worker reach it. */
+  public io.siterecovery.agent.api.AgentClient operatorClient(HostAgent agent) {
+    return new io.siterecovery.agent.api.AgentClient(agent.url(), config.operatorCredentials(),
+        Identity.site(agent.site()));
   }
 
   public HostAgent agent(String site) {

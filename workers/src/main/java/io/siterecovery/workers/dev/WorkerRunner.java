@@ -46,7 +46,8 @@ public final class WorkerRunner implements Closeable {
     this.factory = WorkerFactory.newInstance(client);
     Worker worker = factory.newWorker(Registration.TASK_QUEUE);
     Registration.registerWorkflows(worker);
-    SiteDirectory sites = new SiteDirectory(config.sites(), config.partners());
+    SiteDirectory sites = new SiteDirectory(config.sites(), config.partners(),
+        config.operatorCredentials());
     worker.registerActivitiesImplementations(
         new AgentActivitiesImpl(sites, (workflowId, progress) ->
             client.newUntypedWorkflowStub(workflowId).signal("copyProgress", progress)),
