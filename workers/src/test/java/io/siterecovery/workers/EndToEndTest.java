@@ -43,7 +43,7 @@ class EndToEndTest {
   void protectWritePlannedFailoverCommitAndCompare() throws Exception {
     try (DevStack stack = new DevStack(data, new DevStack.Ports(0, 0, 0, 0, 0))) {
       WorkflowClient client = stack.client();
-      AgentClient primary = new AgentClient(stack.primary().url());
+      AgentClient primary = stack.operatorClient(stack.primary());
       primary.createVm("web01", List.of(32 * MIB, 16 * MIB));
       Random random = new Random(1);
       write(stack.primary().nbdPort(), "web01/disk0", random, 40, false);
@@ -68,7 +68,7 @@ class EndToEndTest {
           new FailoverInput("web01", FailoverType.PLANNED, "LATEST"));
       await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
       assertThat(protection.status().state()).isEqualTo(ProtectionState.FAILED_OVER);
-      assertThat(new AgentClient(stack.secondary().url()).getVm("web01").power())
+      assertThat(stack.operatorClient(stack.secondary()).getVm("web01").power())
           .isEqualTo(VmRecord.Power.RUNNING);
 
       for (String disk : List.of("disk0", "disk1")) {
@@ -89,7 +89,7 @@ class EndToEndTest {
       assertThat(done.state()).isEqualTo(FailoverState.COMMITTED);
       ProtectionStatus end = WorkflowStub.fromTyped(protection).getResult(ProtectionStatus.class);
       assertThat(end.state()).isEqualTo(ProtectionState.FAILED_OVER);
-      assertThat(new AgentClient(stack.secondary().url()).getVm("web01").role())
+      assertThat(stack.operatorClient(stack.secondary()).getVm("web01").role())
           .isEqualTo(VmRecord.Role.PRIMARY);
       assertThat(primary.getVm("web01").role()).isEqualTo(VmRecord.Role.FAILED_OVER);
       try (NbdClient nbd = new NbdClient("127.0.0.1", stack.secondary().nbdPort(), "web01/disk0")) {

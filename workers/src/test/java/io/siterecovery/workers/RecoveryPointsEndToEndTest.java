@@ -51,7 +51,7 @@ class RecoveryPointsEndToEndTest {
     try (DevStack stack = new DevStack(data, new DevStack.Ports(0, 0, 0, 0, 0),
         Map.of("fast", FAST))) {
       WorkflowClient client = stack.client();
-      new AgentClient(stack.primary().url()).createVm("web01", List.of(16 * MIB));
+      stack.operatorClient(stack.primary()).createVm("web01", List.of(16 * MIB));
       Path source = stack.primary().diskImage("web01", "disk0");
       Path replica = stack.secondary().diskImage("web01", "disk0");
       Random random = new Random(3);

@@ -45,8 +45,8 @@ class BenchSmokeTest {
   @Test
   void agentProcessStartsFromThisClasspathAndReportsItsPeakRss() throws Exception {
     try (AgentProcess agent = AgentProcess.start("primary", dir.resolve("primary"),
-        dir.resolve("agent.log"), List.of("-Xmx64m"))) {
-      assertThat(new AgentClient(agent.url()).health()).isEqualTo("primary");
+        dir.resolve("agent.log"), List.of("-Xmx64m"), java.util.Map.of())) {
+      assertThat(LocalSites.operatorClient(agent.url(), "primary").health()).isEqualTo("primary");
       assertThat(agent.nbdPort).isPositive();
       long rss = agent.rssBytes(); // read first: the agent may still be growing
       assertThat(rss).isPositive();
