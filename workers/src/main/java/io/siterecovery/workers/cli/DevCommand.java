@@ -26,12 +26,13 @@ final class DevCommand implements Callable<Integer> {
             agent primary   %s  NBD nbd://127.0.0.1:%d/<vm>/<disk>
             agent secondary %s  NBD nbd://127.0.0.1:%d/<vm>/<disk>
             data          %s
+            certificates  %s (CA and every identity; the CLI's --certs)
           try:  ./site-recovery vm create web01 --site primary --disk 1G
                 ./site-recovery protect web01
                 ./site-recovery status web01
           """, stack.config().temporal(), stack.config().namespace(), stack.primary().url(),
           stack.primary().nbdPort(), stack.secondary().url(), stack.secondary().nbdPort(),
-          data.toAbsolutePath());
+          data.toAbsolutePath(), Path.of(stack.config().certs()).toAbsolutePath());
       stop.await();
     }
     return 0;
