@@ -166,10 +166,11 @@ final class NbdConnection implements Runnable {
     return d;
   }
 
+  /** Read-only exports advertise no write features, so clients do not send them. */
   private static int transmissionFlags(BlockDevice d) {
-    int flags = TFLAG_HAS_FLAGS | TFLAG_SEND_FLUSH | TFLAG_SEND_FUA | TFLAG_SEND_TRIM
-        | TFLAG_SEND_WRITE_ZEROES | TFLAG_CAN_MULTI_CONN;
-    return d.readOnly() ? flags | TFLAG_READ_ONLY : flags;
+    int flags = TFLAG_HAS_FLAGS | TFLAG_SEND_FLUSH | TFLAG_CAN_MULTI_CONN;
+    return d.readOnly() ? flags | TFLAG_READ_ONLY
+        : flags | TFLAG_SEND_FUA | TFLAG_SEND_TRIM | TFLAG_SEND_WRITE_ZEROES;
   }
 
   private void reply(int option, int type, byte[] data) throws IOException {
@@ -184,57 +185,76 @@ final class NbdConnection implements Runnable {
   private void transmission(BlockDevice device) throws IOException {
     ByteBuffer buffer = ByteBuffer.allocate(1 << 20);
     while (true) {
-      int magic = in.readInt();
-      if (magic != REQUEST_MAGIC) {
+      if (in.readInt() != REQUEST_MAGIC) {
         throw new IOException("bad request magic");
       }
-      int flags = in.readUnsignedShort();
-      int type = in.readUnsignedShort();
-      long handle = in.readLong();
-      long offset = in.readLong();
-      long length = Integer.toUnsignedLong(in.readInt());
-      boolean fua = (flags & CMD_FLAG_FUA) != 0;
-      boolean inRange = offset >= 0 && offset + length <= device.size();
-      switch (type) {
-        case CMD_READ -> {
-          if (!inRange || length > MAX_PAYLOAD) {
-            simpleReply(handle, EINVAL);
-            break;
-          }
-          ByteBuffer target = ensure(buffer, (int) length);
-          buffer = target;
-          target.clear().limit((int) length);
-          int error = perform(() -> device.read(offset, target));
-          simpleReply(handle, error);
-          if (error == 0) {
-            out.write(target.array(), 0, (int) length);
-          }
-        }
-        case CMD_WRITE -> {
-          if (length > MAX_PAYLOAD) {
-            throw new IOException("write payload too large: " + length);
-          }
-          buffer = ensure(buffer, (int) length);
-          in.readFully(buffer.array(), 0, (int) length);
-          ByteBuffer payload = ByteBuffer.wrap(buffer.array(), 0, (int) length);
-          simpleReply(handle, !inRange ? ENOSPC : perform(() -> device.write(offset, payload, fua)));
-        }
-        case CMD_FLUSH -> simpleReply(handle, perform(device::flush));
-        case CMD_TRIM -> simpleReply(handle, !inRange ? EINVAL
-            : perform(() -> device.trim(offset, length, fua)));
-        case CMD_WRITE_ZEROES -> simpleReply(handle, !inRange ? ENOSPC
-            : perform(() -> device.writeZeroes(offset, length, fua)));
-        case CMD_DISC -> {
-          out.flush();
-          return;
-        }
-        default -> simpleReply(handle, EINVAL);
+      NbdRequest request = new NbdRequest(in.readUnsignedShort(), in.readUnsignedShort(),
+          in.readLong(), in.readLong(), Integer.toUnsignedLong(in.readInt()));
+      if (request.type() == CMD_DISC) {
+        out.flush();
+        return;
+      }
+      int refusal = request.refusal(device.size(), device.readOnly());
+      if (refusal != 0) {
+        refuse(request, refusal);
+      } else {
+        buffer = perform(device, request, buffer);
       }
       // Replies are batched while the client has more requests in flight (iodepth > 1).
       if (in.available() == 0) {
         out.flush();
       }
     }
+  }
+
+  /** Answers with an error without touching the device; a write's payload is read past. */
+  private void refuse(NbdRequest request, int error) throws IOException {
+    log.info("NBD {}: refused {} with error {}", exportName, request, error);
+    if (request.type() == CMD_WRITE) {
+      in.skipNBytes(request.length());
+    }
+    simpleReply(request.handle(), error);
+  }
+
+  /** Performs a checked request; returns the buffer to reuse, grown if this request needed it. */
+  private ByteBuffer perform(BlockDevice device, NbdRequest request, ByteBuffer buffer)
+      throws IOException {
+    long offset = request.offset();
+    boolean fua = request.fua();
+    if (request.length() == 0 && request.type() != CMD_FLUSH) {
+      // The protocol leaves zero-length requests unspecified but asks us not to disconnect;
+      // they change nothing, so the device and its change log never see them.
+      simpleReply(request.handle(), 0);
+      return buffer;
+    }
+    switch (request.type()) {
+      case CMD_READ -> {
+        int length = (int) request.length(); // checked: at most MAX_PAYLOAD
+        ByteBuffer target = ensure(buffer, length);
+        target.clear().limit(length);
+        int error = io(() -> device.read(offset, target));
+        simpleReply(request.handle(), error);
+        if (error == 0) {
+          out.write(target.array(), 0, length);
+        }
+        return target;
+      }
+      case CMD_WRITE -> {
+        int length = (int) request.length(); // checked: at most MAX_PAYLOAD
+        ByteBuffer target = ensure(buffer, length);
+        in.readFully(target.array(), 0, length);
+        ByteBuffer payload = ByteBuffer.wrap(target.array(), 0, length);
+        simpleReply(request.handle(), io(() -> device.write(offset, payload, fua)));
+        return target;
+      }
+      case CMD_FLUSH -> simpleReply(request.handle(), io(device::flush));
+      case CMD_TRIM -> simpleReply(request.handle(),
+          io(() -> device.trim(offset, request.length(), fua)));
+      case CMD_WRITE_ZEROES -> simpleReply(request.handle(),
+          io(() -> device.writeZeroes(offset, request.length(), fua)));
+      default -> throw new IllegalStateException("unchecked command " + request.type());
+    }
+    return buffer;
   }
 
   private static ByteBuffer ensure(ByteBuffer buffer, int length) {
@@ -245,12 +265,16 @@ final class NbdConnection implements Runnable {
     void run() throws IOException;
   }
 
-  private int perform(Io io) {
+  private int io(Io io) {
     try {
       io.run();
       return 0;
     } catch (DeviceUnavailableException e) {
       return ESHUTDOWN;
+    } catch (IllegalArgumentException e) {
+      // The device's own range check caught what ours let through; it touched nothing.
+      log.warn("NBD {}: the device refused a checked request: {}", exportName, e.getMessage());
+      return EINVAL;
     } catch (IOException e) {
       log.warn("I/O error on {}: {}", exportName, e.toString());
       return EIO;

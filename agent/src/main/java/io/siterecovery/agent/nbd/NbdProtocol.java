@@ -44,6 +44,10 @@ final class NbdProtocol {
   static final int CMD_TRIM = 4;
   static final int CMD_WRITE_ZEROES = 6;
   static final int CMD_FLAG_FUA = 1;
+  static final int CMD_FLAG_NO_HOLE = 2;
+  static final int CMD_FLAG_DF = 4;
+  static final int CMD_FLAG_REQ_ONE = 8;
+  static final int CMD_FLAG_FAST_ZERO = 16;
 
   static final int EPERM = 1;
   static final int EIO = 5;
