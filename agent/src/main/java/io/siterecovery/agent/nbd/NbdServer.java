@@ -17,9 +17,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * An NBD server: newstyle fixed handshake, one thread per client connection. It bounds the
- * connections it keeps, the time a handshake may take and the memory that request payloads hold,
- * and survives anything a single connection or a failed accept throws.
+ * An NBD server: newstyle fixed handshake, one thread per client connection. It listens on
+ * loopback only, bounds the connections it keeps, the time a handshake may take and the memory
+ * that request payloads hold, and survives anything a single connection or a failed accept throws.
  */
 public final class NbdServer implements Closeable {
   private static final Logger log = LoggerFactory.getLogger(NbdServer.class);
@@ -62,15 +62,25 @@ public final class NbdServer implements Closeable {
   private final OverCapLog overCap = new OverCapLog();
   private volatile boolean closed;
 
-  /** With default limits. */
+  /** With default limits; {@code bind} must be a loopback address. */
   public NbdServer(ExportResolver exports, InetSocketAddress bind) throws IOException {
     this(exports, bind, Limits.defaults());
   }
 
+  /**
+   * @param bind a loopback address: NBD has no authentication of its own, so anyone who can reach
+   *     the port reads and writes the VMs' disks
+   * @throws IllegalArgumentException for any other address
+   */
   public NbdServer(ExportResolver exports, InetSocketAddress bind, Limits limits)
       throws IOException {
     Objects.requireNonNull(exports, "exports");
     Objects.requireNonNull(limits, "limits");
+    if (bind.getAddress() == null || !bind.getAddress().isLoopbackAddress()) {
+      throw new IllegalArgumentException("NBD on " + bind.getHostString() + " needs TLS: clients "
+          + "other than this host would read and write VM disks unauthenticated; configure "
+          + "certificates or bind to 127.0.0.1");
+    }
     this.limits = limits;
     this.serverSocket = new ServerSocket();
     try {
