@@ -15,6 +15,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
+import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -25,8 +26,8 @@ import org.slf4j.LoggerFactory;
 final class NbdConnection implements Runnable {
   private static final Logger log = LoggerFactory.getLogger(NbdConnection.class);
 
-  /** What all connections of one server share. */
-  record Shared(ExportResolver exports, PayloadBudget payloads,
+  /** What all connections of one server share. {@code tls} null: plain NBD. */
+  record Shared(ExportResolver exports, NbdTls tls, PayloadBudget payloads,
       Duration handshakeTimeout, ScheduledExecutorService deadlines) {}
 
   private final Socket socket;
@@ -52,15 +53,16 @@ final class NbdConnection implements Runnable {
 
   @Override
   public void run() {
-    // The whole handshake has one deadline: a per-read timeout would let a client
+    // The whole handshake, TLS included, has one deadline: a per-read timeout would let a client
     // that trickles a byte at a time hold its slot forever. Transmission has none, since an idle
     // VM is legitimate.
     ScheduledFuture<?> deadline = null;
+    NbdHandshake handshake = null;
     try {
       deadline = shared.deadlines().schedule(this::handshakeExpired,
           shared.handshakeTimeout().toMillis(), TimeUnit.MILLISECONDS);
-      Optional<NbdHandshake.Agreed> agreed =
-          new NbdHandshake(NbdWire.forHandshake(socket), shared.exports()).run();
+      handshake = new NbdHandshake(NbdWire.forHandshake(socket), shared.exports(), shared.tls());
+      Optional<NbdHandshake.Agreed> agreed = handshake.run();
       if (agreed.isPresent()) {
         transmitting = true;
         deadline.cancel(false);
@@ -72,6 +74,12 @@ final class NbdConnection implements Runnable {
       }
     } catch (EOFException e) {
       log.debug("NBD client {} went away", peer);
+    } catch (NbdTls.ClientNotAllowedException e) {
+      log.warn("NBD client {} refused: {}", peer, e.getMessage());
+    } catch (SSLException e) {
+      if (!closedByServer) {
+        log.warn("NBD client {}: TLS failed: {}", peer, e.toString());
+      }
     } catch (IOException e) {
       if (!closedByServer) {
         log.info("NBD connection {} from {} ended: {}", exportName, peer, e.toString());
@@ -81,6 +89,10 @@ final class NbdConnection implements Runnable {
     } finally {
       if (deadline != null) {
         deadline.cancel(false);
+      }
+      if (handshake != null) {
+        // a TLS socket sends close_notify, which the protocol asks for after NBD_CMD_DISC
+        closeQuietly(handshake.wire().socket());
       }
       closeQuietly(socket);
       onClose.accept(this);

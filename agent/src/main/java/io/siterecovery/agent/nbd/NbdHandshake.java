@@ -6,11 +6,18 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.security.cert.X509Certificate;
 import java.util.Optional;
+import javax.net.ssl.SSLSocket;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** Option haggling of the fixed newstyle handshake. */
+/**
+ * Option haggling of the fixed newstyle handshake. With TLS configured the server runs in the
+ * protocol's FORCEDTLS mode: until STARTTLS has succeeded, every option but STARTTLS and ABORT is
+ * answered NBD_REP_ERR_TLS_REQD, and EXPORT_NAME, which cannot be answered with an error, ends
+ * the session.
+ */
 final class NbdHandshake {
   private static final Logger log = LoggerFactory.getLogger(NbdHandshake.class);
   private static final int KNOWN_CLIENT_FLAGS = CLIENT_FLAG_FIXED_NEWSTYLE | CLIENT_FLAG_NO_ZEROES;
@@ -20,18 +27,27 @@ final class NbdHandshake {
   /** What haggling agreed on: the export and the wire that transmission continues on. */
   record Agreed(BlockDevice device, String exportName, NbdWire wire) {}
 
-  private final NbdWire wire;
   private final ExportResolver exports;
+  private final NbdTls tls;
+  private NbdWire wire;
+  private boolean tlsActive;
   private boolean noZeroes;
 
-  NbdHandshake(NbdWire wire, ExportResolver exports) {
+  /** {@code tls} null: plain NBD. */
+  NbdHandshake(NbdWire wire, ExportResolver exports, NbdTls tls) {
     this.wire = wire;
     this.exports = exports;
+    this.tls = tls;
+  }
+
+  /** The wire in use, a TLS one after STARTTLS. */
+  NbdWire wire() {
+    return wire;
   }
 
   /**
    * Runs the handshake to its end. Empty when the client aborted, chose an export that is not
-   * there, or spoke a protocol we do not.
+   * there or that it may not use without TLS, or spoke a protocol we do not.
    */
   Optional<Agreed> run() throws IOException {
     wire.out().writeLong(NBDMAGIC);
@@ -62,6 +78,14 @@ final class NbdHandshake {
       if (data.length < length) {
         throw new EOFException();
       }
+      if (tls != null && !tlsActive && option != OPT_STARTTLS && option != OPT_ABORT) {
+        if (option == OPT_EXPORT_NAME) {
+          log.info("NBD client {} asked for an export before starting TLS; closing", peer());
+          return Optional.empty();
+        }
+        reply(option, REP_ERR_TLS_REQD, "TLS is required: send NBD_OPT_STARTTLS first");
+        continue;
+      }
       switch (option) {
         case OPT_EXPORT_NAME -> {
           return exportName(new String(data, StandardCharsets.UTF_8));
@@ -70,6 +94,7 @@ final class NbdHandshake {
           reply(option, REP_ACK, "");
           return Optional.empty();
         }
+        case OPT_STARTTLS -> startTls(data);
         case OPT_LIST -> list(data);
         case OPT_INFO, OPT_GO -> {
           Optional<Agreed> agreed = infoOrGo(option, ByteBuffer.wrap(data));
@@ -96,6 +121,25 @@ final class NbdHandshake {
     }
     wire.out().flush();
     return Optional.of(new Agreed(device.get(), name, wire));
+  }
+
+  private void startTls(byte[] data) throws IOException {
+    if (tls == null) {
+      reply(OPT_STARTTLS, REP_ERR_POLICY, "TLS is not configured on this server");
+    } else if (tlsActive) {
+      reply(OPT_STARTTLS, REP_ERR_INVALID, "TLS is already active");
+    } else if (data.length != 0) {
+      reply(OPT_STARTTLS, REP_ERR_INVALID, "NBD_OPT_STARTTLS carries no data");
+    } else {
+      reply(OPT_STARTTLS, REP_ACK, "");
+      // From the ACK on, everything travels inside TLS; a failed TLS handshake ends the session.
+      SSLSocket socket = tls.accept(wire.socket());
+      wire = NbdWire.forHandshake(socket);
+      tlsActive = true;
+      log.info("NBD client {} started {} as {}", peer(), socket.getSession().getProtocol(),
+          ((X509Certificate) socket.getSession().getPeerCertificates()[0])
+              .getSubjectX500Principal().getName());
+    }
   }
 
   private void list(byte[] data) throws IOException {

@@ -17,9 +17,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * An NBD server: newstyle fixed handshake, one thread per client connection. It listens on
- * loopback only, bounds the connections it keeps, the time a handshake may take and the memory
- * that request payloads hold, and survives anything a single connection or a failed accept throws.
+ * An NBD server: newstyle fixed handshake, optionally STARTTLS, one thread per client connection.
+ * It listens on loopback unless TLS is configured, bounds the connections it keeps, the time a
+ * handshake may take and the memory that request payloads hold, and survives anything a single
+ * connection or a failed accept throws.
  */
 public final class NbdServer implements Closeable {
   private static final Logger log = LoggerFactory.getLogger(NbdServer.class);
@@ -62,21 +63,21 @@ public final class NbdServer implements Closeable {
   private final OverCapLog overCap = new OverCapLog();
   private volatile boolean closed;
 
-  /** With default limits; {@code bind} must be a loopback address. */
+  /** Plain NBD with default limits; {@code bind} must be a loopback address. */
   public NbdServer(ExportResolver exports, InetSocketAddress bind) throws IOException {
-    this(exports, bind, Limits.defaults());
+    this(exports, bind, Limits.defaults(), null);
   }
 
   /**
-   * @param bind a loopback address: NBD has no authentication of its own, so anyone who can reach
-   *     the port reads and writes the VMs' disks
-   * @throws IllegalArgumentException for any other address
+   * @param tls null for plain NBD, which only a loopback {@code bind} allows: anyone who can reach
+   *     a plain NBD port reads and writes the VMs' disks
+   * @throws IllegalArgumentException for a non-loopback {@code bind} without TLS
    */
-  public NbdServer(ExportResolver exports, InetSocketAddress bind, Limits limits)
+  public NbdServer(ExportResolver exports, InetSocketAddress bind, Limits limits, NbdTls tls)
       throws IOException {
     Objects.requireNonNull(exports, "exports");
     Objects.requireNonNull(limits, "limits");
-    if (bind.getAddress() == null || !bind.getAddress().isLoopbackAddress()) {
+    if (tls == null && (bind.getAddress() == null || !bind.getAddress().isLoopbackAddress())) {
       throw new IllegalArgumentException("NBD on " + bind.getHostString() + " needs TLS: clients "
           + "other than this host would read and write VM disks unauthenticated; configure "
           + "certificates or bind to 127.0.0.1");
@@ -99,12 +100,13 @@ public final class NbdServer implements Closeable {
     });
     timer.setRemoveOnCancelPolicy(true); // most handshakes finish long before their deadline
     this.deadlines = timer;
-    this.shared = new NbdConnection.Shared(exports,
+    this.shared = new NbdConnection.Shared(exports, tls,
         new PayloadBudget((int) limits.payloadBudgetBytes()), limits.handshakeTimeout(), deadlines);
     Thread acceptor = new Thread(this::acceptLoop, "nbd-accept-" + port());
     acceptor.setDaemon(true);
     acceptor.start();
-    log.info("NBD server listening on {}", serverSocket.getLocalSocketAddress());
+    log.info("NBD server listening on {}{}", serverSocket.getLocalSocketAddress(),
+        tls == null ? "" : " (STARTTLS required, client certificates checked)");
   }
 
   public int port() {

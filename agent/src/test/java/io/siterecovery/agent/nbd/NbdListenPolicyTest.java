@@ -29,7 +29,7 @@ class NbdListenPolicyTest {
         .hasMessage("NBD on 0.0.0.0 needs TLS: clients other than this host would read and write "
             + "VM disks unauthenticated; configure certificates or bind to 127.0.0.1");
     assertThatThrownBy(() -> new NbdServer(NO_EXPORTS, new InetSocketAddress("::", 0),
-        NbdServer.Limits.defaults()))
+        NbdServer.Limits.defaults(), null))
         .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("needs TLS");
   }
 

@@ -65,7 +65,7 @@ class NbdServerLimitsTest {
   private NbdServer start(int maxConnections, Duration handshakeTimeout, ExportResolver exports)
       throws IOException {
     server = new NbdServer(exports, new InetSocketAddress("127.0.0.1", 0),
-        new NbdServer.Limits(maxConnections, handshakeTimeout, BUDGET));
+        new NbdServer.Limits(maxConnections, handshakeTimeout, BUDGET), null);
     return server;
   }
 

@@ -17,6 +17,8 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSocket;
 
 /**
  * A client that speaks NBD byte by byte, so tests can send what well-behaved clients never do:
@@ -107,6 +109,19 @@ final class RawNbdClient implements Closeable {
   OptionReply last(int option, byte[] data) throws IOException {
     List<OptionReply> replies = option(option, data);
     return replies.get(replies.size() - 1);
+  }
+
+  /** NBD_OPT_STARTTLS; on ACK, the TLS handshake as a client of {@code context}. */
+  OptionReply startTls(SSLContext context) throws IOException {
+    OptionReply reply = last(OPT_STARTTLS, new byte[0]);
+    if (reply.type() == REP_ACK) {
+      SSLSocket tls = (SSLSocket) context.getSocketFactory()
+          .createSocket(plain, "127.0.0.1", plain.getPort(), true);
+      tls.setUseClientMode(true);
+      tls.startHandshake();
+      use(tls);
+    }
+    return reply;
   }
 
   /** NBD_OPT_GO with no information requests; fails the test unless the server agrees. */
@@ -205,6 +220,8 @@ final class RawNbdClient implements Closeable {
       return true;
     } catch (java.net.SocketTimeoutException e) {
       return false;
+    } catch (javax.net.ssl.SSLException e) {
+      return true;
     }
   }
 
