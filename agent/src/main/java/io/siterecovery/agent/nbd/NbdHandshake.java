@@ -149,7 +149,8 @@ final class NbdHandshake {
     }
     for (String name : exports.exportNames()) {
       byte[] n = name.getBytes(StandardCharsets.UTF_8);
-      reply(OPT_LIST, REP_SERVER, ByteBuffer.allocate(4 + n.length).putInt(n.length).put(n).array());
+      reply(OPT_LIST, REP_SERVER,
+          ByteBuffer.allocate(4 + n.length).putInt(n.length).put(n).array());
     }
     reply(OPT_LIST, REP_ACK, "");
   }

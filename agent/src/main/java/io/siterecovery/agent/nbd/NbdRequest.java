@@ -72,7 +72,7 @@ record NbdRequest(int flags, int type, long handle, long offset, long length) {
     return type == CMD_WRITE_ZEROES ? allowed | CMD_FLAG_NO_HOLE : allowed;
   }
 
-  /** Overflow-safe: {@code offset + length} can exceed Long.MAX_VALUE, {@code size - offset} cannot. */
+  /** Overflow-safe: {@code offset + length} can pass Long.MAX_VALUE, {@code size - offset} not. */
   private boolean inside(long exportSize) {
     return offset >= 0 && length <= exportSize - offset;
   }

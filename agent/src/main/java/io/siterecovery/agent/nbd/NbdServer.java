@@ -41,7 +41,8 @@ public final class NbdServer implements Closeable {
         throw new IllegalArgumentException("maxConnections must be positive: " + maxConnections);
       }
       if (handshakeTimeout.isNegative() || handshakeTimeout.isZero()) {
-        throw new IllegalArgumentException("handshakeTimeout must be positive: " + handshakeTimeout);
+        throw new IllegalArgumentException(
+            "handshakeTimeout must be positive: " + handshakeTimeout);
       }
       if (payloadBudgetBytes < NbdProtocol.MAX_PAYLOAD || payloadBudgetBytes > Integer.MAX_VALUE) {
         throw new IllegalArgumentException("payloadBudgetBytes must hold one largest request ("

@@ -13,7 +13,8 @@ final class PayloadBudget {
   private final Semaphore bytes;
 
   PayloadBudget(int capacity) {
-    this.bytes = new Semaphore(capacity, true); // fair: a large request is not starved by small ones
+    // fair, so that a large request is not starved by a stream of small ones
+    this.bytes = new Semaphore(capacity, true);
   }
 
   /** A buffer of {@code length} bytes, waiting until the budget has room for it. */

@@ -140,8 +140,8 @@ final class RawNbdClient implements Closeable {
 
   static byte[] goData(String export) {
     byte[] name = export.getBytes(StandardCharsets.UTF_8);
-    return ByteBuffer.allocate(4 + name.length + 2).putInt(name.length).put(name).putShort((short) 0)
-        .array();
+    return ByteBuffer.allocate(4 + name.length + 2).putInt(name.length).put(name)
+        .putShort((short) 0).array();
   }
 
   long exportSize() {
