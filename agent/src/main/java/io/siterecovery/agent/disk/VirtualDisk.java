@@ -96,6 +96,7 @@ public final class VirtualDisk implements BlockDevice, AutoCloseable {
 
   @Override
   public void read(long offset, ByteBuffer dst) throws IOException {
+    checkRange(offset, dst.remaining());
     if (!online) {
       throw new DeviceUnavailableException(name + " is offline");
     }
@@ -119,6 +120,7 @@ public final class VirtualDisk implements BlockDevice, AutoCloseable {
 
   @Override
   public void write(long offset, ByteBuffer src, boolean fua) throws IOException {
+    checkRange(offset, src.remaining());
     writeLock.lock();
     try {
       checkOnline();
@@ -137,6 +139,7 @@ public final class VirtualDisk implements BlockDevice, AutoCloseable {
 
   @Override
   public void writeZeroes(long offset, long length, boolean fua) throws IOException {
+    checkRange(offset, length);
     writeLock.lock();
     try {
       checkOnline();
@@ -169,6 +172,18 @@ public final class VirtualDisk implements BlockDevice, AutoCloseable {
       t.force();
     }
     channel.force(false);
+  }
+
+  /**
+   * Refuses a range that is not inside the disk before anything is recorded: the change tracker
+   * logs a write before the image gets it, so a write the image then refuses would stay in the
+   * log and fail every later replication cycle. Overflow-safe for any offset and length.
+   */
+  private void checkRange(long offset, long length) {
+    if (offset < 0 || length < 0 || length > size - offset) {
+      throw new IllegalArgumentException(name + ": range at " + Long.toUnsignedString(offset)
+          + " of " + length + " bytes is outside the disk's " + size + " bytes");
+    }
   }
 
   private void checkOnline() throws DeviceUnavailableException {

@@ -16,6 +16,7 @@ final class NbdProtocol {
   static final int OPT_EXPORT_NAME = 1;
   static final int OPT_ABORT = 2;
   static final int OPT_LIST = 3;
+  static final int OPT_STARTTLS = 5;
   static final int OPT_INFO = 6;
   static final int OPT_GO = 7;
 
@@ -23,7 +24,9 @@ final class NbdProtocol {
   static final int REP_SERVER = 2;
   static final int REP_INFO = 3;
   static final int REP_ERR_UNSUP = 0x80000001;
+  static final int REP_ERR_POLICY = 0x80000002;
   static final int REP_ERR_INVALID = 0x80000003;
+  static final int REP_ERR_TLS_REQD = 0x80000005;
   static final int REP_ERR_UNKNOWN = 0x80000006;
 
   static final int INFO_EXPORT = 0;
@@ -44,6 +47,10 @@ final class NbdProtocol {
   static final int CMD_TRIM = 4;
   static final int CMD_WRITE_ZEROES = 6;
   static final int CMD_FLAG_FUA = 1;
+  static final int CMD_FLAG_NO_HOLE = 2;
+  static final int CMD_FLAG_DF = 4;
+  static final int CMD_FLAG_REQ_ONE = 8;
+  static final int CMD_FLAG_FAST_ZERO = 16;
 
   static final int EPERM = 1;
   static final int EIO = 5;
