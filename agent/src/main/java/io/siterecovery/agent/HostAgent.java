@@ -4,6 +4,7 @@ import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.security.TlsCredentials;
 import io.siterecovery.agent.server.AgentHttpServer;
 import io.siterecovery.agent.nbd.NbdServer;
+import io.siterecovery.agent.nbd.NbdTls;
 import io.siterecovery.agent.replication.ReplicaStore;
 import io.siterecovery.agent.replication.OfflineChanges;
 import io.siterecovery.agent.replication.ReplicationSource;
@@ -21,16 +22,26 @@ public final class HostAgent implements Closeable {
   /**
    * Where an agent listens (port 0 picks a free port, for tests), the certificates it proves its
    * site with, and the peer sites it may replicate to (site name to https URL; more can be added
-   * with {@link #addPeer}).
+   * with {@link #addPeer}). NBD listens on {@code nbdBind}, loopback unless told otherwise; it
+   * speaks TLS ({@code NBD_OPT_STARTTLS}, client certificates of the operator or this site) when
+   * {@code nbdTls} is set, which any other address requires.
    */
   public record Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
-      TlsCredentials credentials, Map<String, String> peers) {
+      TlsCredentials credentials, Map<String, String> peers, String nbdBind, boolean nbdTls) {
+    public static final String LOOPBACK = "127.0.0.1";
+
     public Settings {
       if (!credentials.identity().equals(Identity.site(site))) {
         throw new IllegalArgumentException("the agent of site " + site + " needs the certificate"
             + " of " + Identity.site(site) + ", not of " + credentials.identity());
       }
       peers = Map.copyOf(peers);
+    }
+
+    /** NBD on loopback without TLS: the hypervisor runs on this host. */
+    public Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
+        TlsCredentials credentials, Map<String, String> peers) {
+      this(site, dataDir, bindHost, httpPort, nbdPort, credentials, peers, LOOPBACK, false);
     }
   }
 
@@ -45,7 +56,8 @@ public final class HostAgent implements Closeable {
     // Before the VMs are loaded and their trackers opened: were images written while we were down?
     OfflineChanges.detect(settings.site(), settings.dataDir());
     this.host = new VmHost(settings.site(), settings.dataDir());
-    this.nbd = new NbdServer(host, new InetSocketAddress(settings.bindHost(), settings.nbdPort()));
+    this.nbd = new NbdServer(host, new InetSocketAddress(settings.nbdBind(), settings.nbdPort()),
+        NbdServer.Limits.defaults(), settings.nbdTls() ? nbdTls(settings) : null);
     host.onPowerOff(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
     this.peers = new Peers(settings.credentials(), settings.peers());
     ReplicationSource source = new ReplicationSource(host, peers::client);
@@ -55,6 +67,16 @@ public final class HostAgent implements Closeable {
     this.http = new AgentHttpServer(host, source, replicas, resync, new ResyncTarget(host),
         new InetSocketAddress(settings.bindHost(), settings.httpPort()), settings.credentials(),
         AgentHttpServer.Limits.defaults());
+  }
+
+  /**
+   * NBD clients must hold the operator's certificate or this site's own (a hypervisor on this
+   * site); a peer site may not read or write this site's disks.
+   */
+  private static NbdTls nbdTls(Settings settings) {
+    Identity self = Identity.site(settings.site());
+    return new NbdTls(settings.credentials().serverContext(), cert -> Identity.of(cert)
+        .filter(id -> id.isOperator() || id.equals(self)).isPresent());
   }
 
   public String site() {
@@ -79,7 +101,8 @@ public final class HostAgent implements Closeable {
   }
 
   public String nbdUri(String vm, String disk) {
-    return "nbd://" + settings.bindHost() + ":" + nbd.port() + "/" + vm + "/" + disk;
+    return (settings.nbdTls() ? "nbds://" : "nbd://") + settings.nbdBind() + ":" + nbd.port()
+        + "/" + vm + "/" + disk;
   }
 
   public Path diskImage(String vm, String disk) {

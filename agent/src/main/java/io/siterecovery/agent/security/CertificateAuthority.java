@@ -54,6 +54,8 @@ public final class CertificateAuthority {
   /** Names every agent certificate answers to, so that loopback set-ups work without options. */
   public static final List<String> LOCAL_HOSTS = List.of("localhost", "127.0.0.1", "::1");
   private static final String SIGNATURE = "SHA256withECDSA";
+  private static final java.security.Provider BOUNCY_CASTLE =
+      new org.bouncycastle.jce.provider.BouncyCastleProvider();
 
   private final Path dir;
   private final X509Certificate caCert;
@@ -177,6 +179,26 @@ public final class CertificateAuthority {
     }
   }
 
+  /**
+   * Lays out {@code identity}'s certificate for the x509 clients of GnuTLS, qemu and libnbd
+   * ({@code qemu-img --object tls-creds-x509,dir=OUT,endpoint=client},
+   * {@code nbdinfo 'nbds://...?tls-certificates=OUT'}): {@code ca-cert.pem},
+   * {@code client-cert.pem}, {@code client-key.pem} (0600).
+   */
+  public static void writeX509ClientDir(Path certsDir, Identity identity, Path out)
+      throws IOException {
+    Files.createDirectories(out);
+    Files.copy(certsDir.resolve(CA_CERT), out.resolve("ca-cert.pem"),
+        StandardCopyOption.REPLACE_EXISTING);
+    Files.copy(certsDir.resolve(identity.fileStem() + ".pem"), out.resolve("client-cert.pem"),
+        StandardCopyOption.REPLACE_EXISTING);
+    Path key = out.resolve("client-key.pem");
+    Files.deleteIfExists(key);
+    Files.createFile(key, PosixFilePermissions.asFileAttribute(
+        PosixFilePermissions.fromString("rw-------")));
+    Files.write(key, Files.readAllBytes(certsDir.resolve(identity.fileStem() + "-key.pem")));
+  }
+
   private static List<GeneralName> subjectNames(Identity identity, List<String> hosts) {
     List<GeneralName> names = new ArrayList<>();
     names.add(new GeneralName(GeneralName.uniformResourceIdentifier, identity.sanUri()));
@@ -203,8 +225,13 @@ public final class CertificateAuthority {
     }
   }
 
+  /**
+   * Keys come from BouncyCastle's provider because its EC private keys encode their public key
+   * too (RFC 5915); GnuTLS, and so qemu and nbdinfo, refuse a key file without it, which is what
+   * the JDK's own provider writes.
+   */
   private static KeyPair newKeyPair() throws GeneralSecurityException {
-    KeyPairGenerator generator = KeyPairGenerator.getInstance("EC");
+    KeyPairGenerator generator = KeyPairGenerator.getInstance("EC", BOUNCY_CASTLE);
     generator.initialize(new ECGenParameterSpec("secp256r1"), new SecureRandom());
     return generator.generateKeyPair();
   }

@@ -19,7 +19,7 @@ final class AgentCommand implements Callable<Integer> {
   @Option(names = "--data", required = true, description = "data directory of this agent")
   Path data;
 
-  @Option(names = "--bind", defaultValue = "127.0.0.1", description = "address to listen on (default: ${DEFAULT-VALUE})")
+  @Option(names = "--bind", defaultValue = "127.0.0.1", description = "address the API listens on (default: ${DEFAULT-VALUE})")
   String bind;
 
   @Option(names = "--http", defaultValue = "8701", description = "HTTP API port (default: ${DEFAULT-VALUE})")
@@ -27,6 +27,14 @@ final class AgentCommand implements Callable<Integer> {
 
   @Option(names = "--nbd", defaultValue = "10809", description = "NBD port (default: ${DEFAULT-VALUE})")
   int nbd;
+
+  @Option(names = "--nbd-bind", defaultValue = "127.0.0.1", description = "address NBD listens "
+      + "on (default: ${DEFAULT-VALUE}); any other address needs --nbd-tls")
+  String nbdBind;
+
+  @Option(names = "--nbd-tls", description = "NBD clients must start TLS (NBD_OPT_STARTTLS) with "
+      + "a certificate of the operator or this site, as qemu-nbd --tls-creds does")
+  boolean nbdTls;
 
   @Option(names = "--certs", required = true, description = "folder with ca.pem and this site's "
       + "site-<name>.pem and site-<name>-key.pem (see 'site-recovery certs')")
@@ -40,7 +48,7 @@ final class AgentCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     CountDownLatch stop = new CountDownLatch(1);
     try (HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd,
-        TlsCredentials.load(certs, Identity.site(site)), peers))) {
+        TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls))) {
       Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
       System.out.printf("agent %s up: API %s (TLS, client certificates), NBD port %d, peers %s%n",
           site, agent.url(), agent.nbdPort(), peers.isEmpty() ? "none" : peers);

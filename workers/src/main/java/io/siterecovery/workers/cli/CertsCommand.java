@@ -16,7 +16,8 @@ import picocli.CommandLine.Parameters;
 
 @Command(name = "certs", description = "The deployment's CA and a certificate per identity: "
     + "site:<name> for each site's agent, operator for the worker and the CLI.",
-    subcommands = {CertsCommand.Init.class, CertsCommand.Issue.class})
+    subcommands = {CertsCommand.Init.class, CertsCommand.Issue.class,
+        CertsCommand.NbdClient.class})
 final class CertsCommand {
 
   @Command(name = "init", description = "Create a new CA in DIR with certificates for the "
@@ -81,6 +82,29 @@ final class CertsCommand {
       }
       Instant now = Instant.now();
       print(ca.issue(id, hosts, now.minus(Duration.ofMinutes(5)), now.plus(validity)), id);
+      return 0;
+    }
+  }
+
+  @Command(name = "nbd-client", description = "Lay out an identity's certificate for NBD clients "
+      + "that speak TLS (qemu, nbdinfo, nbdcopy): OUT/ca-cert.pem, client-cert.pem, "
+      + "client-key.pem. Use with an agent started with --nbd-tls.")
+  static final class NbdClient implements Callable<Integer> {
+    @Option(names = "--dir", required = true, description = "folder holding the certificates")
+    Path dir;
+
+    @Option(names = "--out", required = true, description = "folder to write")
+    Path out;
+
+    @Option(names = "--identity", defaultValue = "operator", description = "operator, or the "
+        + "agent's own site:<name> (default: ${DEFAULT-VALUE})")
+    String identity;
+
+    @Override
+    public Integer call() throws Exception {
+      CertificateAuthority.writeX509ClientDir(dir, Identity.parse(identity), out);
+      System.out.printf("wrote %s (ca-cert.pem, client-cert.pem, client-key.pem); e.g.%n"
+          + "  nbdinfo 'nbds://127.0.0.1:10809/web01/disk0?tls-certificates=%s'%n", out, out);
       return 0;
     }
   }
