@@ -6,6 +6,8 @@ package io.siterecovery.agent;
  */
 public enum ErrorCode {
   BAD_REQUEST(400, false),
+  /** No endpoint answers this method and path (an older or newer peer, or a typo). */
+  NO_SUCH_ENDPOINT(404, false),
   /**
    * A TLS handshake refused a certificate (ours or the peer's: another CA, expired, the wrong
    * site). A configuration problem that retrying does not fix.

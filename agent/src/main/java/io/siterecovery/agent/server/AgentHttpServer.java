@@ -134,7 +134,7 @@ public final class AgentHttpServer implements Closeable {
           "the client certificate names no site-recovery identity"));
       Optional<AgentRoutes.Match> match = routes.match(method, path);
       if (match.isEmpty()) {
-        throw new AgentException(ErrorCode.BAD_REQUEST, "no route " + method + " " + path);
+        throw new AgentException(ErrorCode.NO_SUCH_ENDPOINT, "no endpoint " + method + " " + path);
       }
       AgentRoutes.authorize(match.get(), caller);
       // Long steps (a slice copy, a resync step) answer only when done: an idle connection
@@ -144,8 +144,7 @@ public final class AgentHttpServer implements Closeable {
           new Call(request, caller, limits.maxJsonBytes()));
       status = 200;
     } catch (AgentException e) {
-      status = e.code() == ErrorCode.BAD_REQUEST && e.getMessage().startsWith("no route ")
-          ? 404 : e.code().httpStatus();
+      status = e.code().httpStatus();
       body = new ErrorBody(e.code().name(), e.getMessage());
       if (e.code() == ErrorCode.FORBIDDEN) {
         log.warn("[{}] refused {} {} from {} ({}): {}", host.site(), method, path, caller,
@@ -156,6 +155,8 @@ public final class AgentHttpServer implements Closeable {
         log.info("[{}] {} {} refused: {}", host.site(), method, path, e.getMessage());
       }
     } catch (IOException | RuntimeException | OutOfMemoryError e) {
+      // An OutOfMemoryError here is this request's (bodies are bounded, so it is rare): what it
+      // held is released when it returns, and the caller gets an answer instead of Jetty's page.
       long ref = errorRefs.incrementAndGet();
       log.error("[{}] {} {} failed (error ref {})", host.site(), method, path, ref, e);
       status = 500;
