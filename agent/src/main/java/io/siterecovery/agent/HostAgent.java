@@ -21,16 +21,23 @@ public final class HostAgent implements Closeable {
   /**
    * Where an agent listens (port 0 picks a free port, for tests), the certificates it proves its
    * site with, and the peer sites it may replicate to (site name to https URL; more can be added
-   * with {@link #addPeer}).
+   * with {@link #addPeer}), and the API server's bounds.
    */
   public record Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
-      TlsCredentials credentials, Map<String, String> peers) {
+      TlsCredentials credentials, Map<String, String> peers, AgentHttpServer.Limits httpLimits) {
     public Settings {
       if (!credentials.identity().equals(Identity.site(site))) {
         throw new IllegalArgumentException("the agent of site " + site + " needs the certificate"
             + " of " + Identity.site(site) + ", not of " + credentials.identity());
       }
       peers = Map.copyOf(peers);
+      httpLimits = httpLimits == null ? AgentHttpServer.Limits.defaults() : httpLimits;
+    }
+
+    /** With the API server's default bounds. */
+    public Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
+        TlsCredentials credentials, Map<String, String> peers) {
+      this(site, dataDir, bindHost, httpPort, nbdPort, credentials, peers, null);
     }
   }
 
@@ -54,7 +61,7 @@ public final class HostAgent implements Closeable {
     replicas.recover(); // a crash may have interrupted an apply or a rollback
     this.http = new AgentHttpServer(host, source, replicas, resync, new ResyncTarget(host),
         new InetSocketAddress(settings.bindHost(), settings.httpPort()), settings.credentials(),
-        AgentHttpServer.Limits.defaults());
+        settings.httpLimits());
   }
 
   public String site() {
