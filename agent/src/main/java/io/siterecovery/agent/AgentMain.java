@@ -56,7 +56,7 @@ public final class AgentMain {
       usage("--site, --data and --certs are required");
     }
     HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd,
-        TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls));
+        TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls, null));
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       try {

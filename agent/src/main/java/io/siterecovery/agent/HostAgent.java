@@ -22,12 +22,14 @@ public final class HostAgent implements Closeable {
   /**
    * Where an agent listens (port 0 picks a free port, for tests), the certificates it proves its
    * site with, and the peer sites it may replicate to (site name to https URL; more can be added
-   * with {@link #addPeer}). NBD listens on {@code nbdBind}, loopback unless told otherwise; it
-   * speaks TLS ({@code NBD_OPT_STARTTLS}, client certificates of the operator or this site) when
-   * {@code nbdTls} is set, which any other address requires.
+   * with {@link #addPeer}), and the API server's bounds (null: the defaults). NBD listens on
+   * {@code nbdBind}, loopback unless told otherwise; it speaks TLS ({@code NBD_OPT_STARTTLS},
+   * client certificates of the operator or this site) when {@code nbdTls} is set, which any
+   * other address requires.
    */
   public record Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
-      TlsCredentials credentials, Map<String, String> peers, String nbdBind, boolean nbdTls) {
+      TlsCredentials credentials, Map<String, String> peers, String nbdBind, boolean nbdTls,
+      AgentHttpServer.Limits httpLimits) {
     public static final String LOOPBACK = "127.0.0.1";
 
     public Settings {
@@ -36,12 +38,13 @@ public final class HostAgent implements Closeable {
             + " of " + Identity.site(site) + ", not of " + credentials.identity());
       }
       peers = Map.copyOf(peers);
+      httpLimits = httpLimits == null ? AgentHttpServer.Limits.defaults() : httpLimits;
     }
 
-    /** NBD on loopback without TLS: the hypervisor runs on this host. */
+    /** NBD on loopback without TLS (the hypervisor runs on this host), the API's default bounds. */
     public Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
         TlsCredentials credentials, Map<String, String> peers) {
-      this(site, dataDir, bindHost, httpPort, nbdPort, credentials, peers, LOOPBACK, false);
+      this(site, dataDir, bindHost, httpPort, nbdPort, credentials, peers, LOOPBACK, false, null);
     }
   }
 
@@ -66,7 +69,7 @@ public final class HostAgent implements Closeable {
     replicas.recover(); // a crash may have interrupted an apply or a rollback
     this.http = new AgentHttpServer(host, source, replicas, resync, new ResyncTarget(host),
         new InetSocketAddress(settings.bindHost(), settings.httpPort()), settings.credentials(),
-        AgentHttpServer.Limits.defaults());
+        settings.httpLimits());
   }
 
   /**

@@ -24,7 +24,7 @@ class AgentNbdTlsTest {
 
   private HostAgent start(String bind, boolean tls) throws Exception {
     return new HostAgent(new HostAgent.Settings("primary", tmp.resolve("primary"), "127.0.0.1",
-        0, 0, TestCerts.site("primary"), Map.of(), bind, tls));
+        0, 0, TestCerts.site("primary"), Map.of(), bind, tls, null));
   }
 
   private Path clientDir(Identity identity) throws Exception {

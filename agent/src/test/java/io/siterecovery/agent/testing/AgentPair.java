@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.siterecovery.agent.HostAgent;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.server.AgentHttpServer;
 import io.siterecovery.agent.api.AgentMessages.CopyRangeResult;
 import io.siterecovery.agent.vm.VmRecord;
 import java.io.IOException;
@@ -31,9 +32,14 @@ public final class AgentPair implements AutoCloseable {
   }
 
   public static AgentPair start(Path root) throws IOException {
-    HostAgent primary = start("primary", root.resolve("primary"));
+    return start(root, AgentHttpServer.Limits.defaults());
+  }
+
+  /** A pair whose API servers have the given bounds (shorter timeouts, say). */
+  public static AgentPair start(Path root, AgentHttpServer.Limits limits) throws IOException {
+    HostAgent primary = start("primary", root.resolve("primary"), limits);
     try {
-      return new AgentPair(primary, start("secondary", root.resolve("secondary")));
+      return new AgentPair(primary, start("secondary", root.resolve("secondary"), limits));
     } catch (IOException | RuntimeException e) {
       primary.close();
       throw e;
@@ -42,8 +48,14 @@ public final class AgentPair implements AutoCloseable {
 
   /** An agent of {@code site} over TLS with the tests' CA, with no peer yet. */
   public static HostAgent start(String site, Path dataDir) throws IOException {
+    return start(site, dataDir, AgentHttpServer.Limits.defaults());
+  }
+
+  /** An agent as {@link #start(String, Path)} whose API server has the given bounds. */
+  public static HostAgent start(String site, Path dataDir, AgentHttpServer.Limits limits)
+      throws IOException {
     return new HostAgent(new HostAgent.Settings(site, dataDir, "127.0.0.1", 0, 0,
-        TestCerts.site(site), java.util.Map.of()));
+        TestCerts.site(site), java.util.Map.of(), HostAgent.Settings.LOOPBACK, false, limits));
   }
 
   /** Creates a running VM on the primary and protects it towards the secondary. */

@@ -48,7 +48,7 @@ final class AgentCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     CountDownLatch stop = new CountDownLatch(1);
     try (HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd,
-        TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls))) {
+        TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls, null))) {
       Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
       System.out.printf("agent %s up: API %s (TLS, client certificates), NBD port %d, peers %s%n",
           site, agent.url(), agent.nbdPort(), peers.isEmpty() ? "none" : peers);
