@@ -34,6 +34,7 @@ final class NbdConnection implements Runnable {
   private final SocketAddress peer;
   private final Shared shared;
   private final Consumer<NbdConnection> onClose;
+  private final long openedNanos = System.nanoTime();
   private volatile String exportName;
   private volatile boolean transmitting;
   private volatile boolean closedByServer;
@@ -49,6 +50,15 @@ final class NbdConnection implements Runnable {
 
   String exportName() {
     return exportName;
+  }
+
+  /** Still negotiating: no export chosen, nothing a client relies on yet. */
+  boolean handshaking() {
+    return !transmitting;
+  }
+
+  long openedNanos() {
+    return openedNanos;
   }
 
   @Override

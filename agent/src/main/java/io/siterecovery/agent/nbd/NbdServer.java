@@ -157,7 +157,7 @@ public final class NbdServer implements Closeable {
 
   private void admit(Socket socket) throws IOException {
     // Only this thread adds connections, so the count can only fall between check and add.
-    if (connections.size() >= limits.maxConnections()) {
+    if (connections.size() >= limits.maxConnections() && !evictOldestHandshake()) {
       socket.close();
       overCap.refused(socket, limits.maxConnections());
       return;
@@ -178,6 +178,28 @@ public final class NbdServer implements Closeable {
       socket.close();
       throw e;
     }
+  }
+
+  /**
+   * At the cap, a newcomer takes the place of the connection that has been negotiating longest.
+   * A real client finishes its handshake in milliseconds, so whoever sits in it holds a slot it
+   * does not use: without this, a flood of idle connections locks the VM's hypervisor out until
+   * their handshake deadline. Connections that chose an export are never evicted.
+   */
+  private boolean evictOldestHandshake() {
+    NbdConnection oldest = null;
+    for (NbdConnection c : connections) {
+      if (c.handshaking() && (oldest == null || c.openedNanos() < oldest.openedNanos())) {
+        oldest = c;
+      }
+    }
+    if (oldest == null) {
+      return false;
+    }
+    connections.remove(oldest);
+    oldest.close();
+    overCap.evicted();
+    return true;
   }
 
   /** Drops every client connected to an export the predicate selects (VM power-off). */
@@ -205,16 +227,32 @@ public final class NbdServer implements Closeable {
     private static final long INTERVAL_NANOS = Duration.ofSeconds(10).toNanos();
     private long lastLogged = System.nanoTime() - INTERVAL_NANOS;
     private int unlogged;
+    private int evicted;
 
     /** Called from the accept thread only. */
     void refused(Socket socket, int cap) {
       unlogged++;
       long now = System.nanoTime();
       if (now - lastLogged >= INTERVAL_NANOS) {
-        log.warn("NBD connection from {} closed: {} connections is the cap ({} refused since the "
-            + "last report)", socket.getRemoteSocketAddress(), cap, unlogged);
+        log.warn("NBD connection from {} closed: {} connections is the cap ({} refused, {} "
+            + "handshaking ones evicted since the last report)", socket.getRemoteSocketAddress(),
+            cap, unlogged, evicted);
         lastLogged = now;
         unlogged = 0;
+        evicted = 0;
+      }
+    }
+
+    /** Called from the accept thread only. */
+    void evicted() {
+      evicted++;
+      long now = System.nanoTime();
+      if (now - lastLogged >= INTERVAL_NANOS) {
+        log.warn("NBD at its connection cap: closed {} connections still in their handshake to"
+            + " admit new ones ({} refused) since the last report", evicted, unlogged);
+        lastLogged = now;
+        unlogged = 0;
+        evicted = 0;
       }
     }
   }
