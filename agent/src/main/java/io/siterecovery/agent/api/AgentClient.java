@@ -308,14 +308,35 @@ public final class AgentClient {
   }
 
   private AgentException unreachable(IOException e) {
-    if (e instanceof javax.net.ssl.SSLHandshakeException) {
+    javax.net.ssl.SSLHandshakeException handshake = handshakeFailure(e);
+    if (handshake != null) {
       // A certificate refused by either side fails the same way every time; a handshake cut by
       // the network is worth another try.
-      boolean refused = e.getCause() instanceof java.security.cert.CertificateException
-          || String.valueOf(e.getMessage()).contains("fatal alert");
+      boolean refused = causedBy(e, java.security.cert.CertificateException.class)
+          || String.valueOf(handshake.getMessage()).contains("fatal alert");
       return new AgentException(refused ? ErrorCode.NOT_AUTHENTICATED : ErrorCode.PEER_UNREACHABLE,
-          "TLS handshake with " + peer + " at " + base + " failed: " + e.getMessage(), e);
+          "TLS handshake with " + peer + " at " + base + " failed: " + handshake.getMessage(), e);
     }
     return new AgentException(ErrorCode.PEER_UNREACHABLE, "agent " + base + " unreachable: " + e, e);
   }
+
+  /** The handshake failure behind {@code e}: java.net.http wraps it in an IOException of its own. */
+  private static javax.net.ssl.SSLHandshakeException handshakeFailure(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof javax.net.ssl.SSLHandshakeException h) {
+        return h;
+      }
+    }
+    return null;
+  }
+
+  private static boolean causedBy(Throwable e, Class<? extends Throwable> type) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (type.isInstance(t) || java.util.Arrays.stream(t.getSuppressed()).anyMatch(type::isInstance)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
 }

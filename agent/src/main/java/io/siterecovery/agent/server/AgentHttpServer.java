@@ -13,6 +13,7 @@ import io.siterecovery.agent.security.TlsCredentials;
 import io.siterecovery.agent.vm.VmHost;
 import java.io.Closeable;
 import java.io.IOException;
+import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.security.cert.X509Certificate;
@@ -48,6 +49,8 @@ import org.slf4j.LoggerFactory;
 public final class AgentHttpServer implements Closeable {
   private static final Logger log = LoggerFactory.getLogger(AgentHttpServer.class);
   private static final String IDENTITY_KEY = "site-recovery.identity";
+  /** A refused body is read to its end up to this much: a copy slice and its framing. */
+  static final long DRAIN_LIMIT = 320L << 20;
 
   /** The server's bounds; {@link #defaults()} suits one agent per host. */
   public record Limits(int maxThreads, int maxConnections, Duration handshakeTimeout,
@@ -163,7 +166,32 @@ public final class AgentHttpServer implements Closeable {
       body = new ErrorBody(ErrorCode.IO_ERROR.name(), "the agent of site " + host.site()
           + " failed on this request; its log has the details under error ref " + ref);
     }
+    if (status != 200 && status != ErrorCode.TOO_LARGE.httpStatus()) {
+      drainBody(request);
+    }
     respond(response, callback, status, body);
+  }
+
+  /**
+   * Reads what is left of a refused request's body before answering. java.net.http, which every
+   * agent client uses, reads no answer until it has sent its whole body: if the server answered
+   * and closed early, a source would see a broken connection (recoverable, retried for ever)
+   * instead of, say, "no such replica". Bounded: past {@link #DRAIN_LIMIT} the connection is
+   * closed and the answer may be lost; the idle timeout stops a sender that stalls.
+   */
+  private void drainBody(Request request) {
+    if (request.getLength() == 0) {
+      return;
+    }
+    try (InputStream rest = Request.asInputStream(request)) {
+      byte[] sink = new byte[64 << 10];
+      long drained = 0;
+      for (int n; drained <= DRAIN_LIMIT && (n = rest.read(sink)) >= 0; ) {
+        drained += n;
+      }
+    } catch (IOException | RuntimeException e) {
+      log.debug("[{}] body of a refused request not drained: {}", host.site(), e.toString());
+    }
   }
 
   private static void respond(Response response, Callback callback, int status, Object body) {

@@ -8,6 +8,11 @@ import io.siterecovery.agent.security.Identity;
 import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.util.Arrays;
+import java.util.stream.Collectors;
+import com.fasterxml.jackson.databind.exc.InvalidFormatException;
+import com.fasterxml.jackson.databind.exc.MismatchedInputException;
+import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import org.eclipse.jetty.server.Request;
 
 /** One request to the agent API as a route sees it: who asked, and its body within bounds. */
@@ -42,8 +47,7 @@ final class Call {
     try {
       return Json.MAPPER.readValue(bytes, type);
     } catch (com.fasterxml.jackson.core.JacksonException e) {
-      throw new AgentException(ErrorCode.BAD_REQUEST, "bad request body: "
-          + e.getOriginalMessage());
+      throw new AgentException(ErrorCode.BAD_REQUEST, "bad request body: " + describe(e));
     }
   }
 
@@ -61,6 +65,45 @@ final class Call {
     InputStream decoded = Transport.decode(wire,
         request.getHeaders().get(Transport.CONTENT_ENCODING));
     return decoded == wire ? wire : bounded(decoded, limit, what);
+  }
+
+  /**
+   * What is wrong with a body, in the caller's terms (its field names and values), without the
+   * agent's class names that Jackson's own messages carry.
+   */
+  static String describe(com.fasterxml.jackson.core.JacksonException e) {
+    if (e instanceof UnrecognizedPropertyException u) {
+      return "unknown field '" + u.getPropertyName() + "'" + (u.getKnownPropertyIds() == null ? ""
+          : " (fields: " + u.getKnownPropertyIds().stream().map(Object::toString).sorted()
+              .collect(Collectors.joining(", ")) + ")");
+    }
+    if (e instanceof MismatchedInputException m) {
+      String field = m.getPath().isEmpty() ? "the body" : "field '" + path(m) + "'";
+      Class<?> type = m.getTargetType();
+      String expected = type == null ? "another value"
+          : type.isEnum() ? "one of " + Arrays.toString(type.getEnumConstants())
+          : Number.class.isAssignableFrom(type) || (type.isPrimitive() && type != boolean.class)
+              ? "a number"
+          : type == String.class ? "a string"
+          : type == Boolean.class || type == boolean.class ? "true or false"
+          : java.util.Collection.class.isAssignableFrom(type) ? "a list"
+          : "an object";
+      String got = m instanceof InvalidFormatException f && f.getValue() != null
+          ? " (got '" + f.getValue() + "')" : "";
+      return field + " must be " + expected + got;
+    }
+    if (e instanceof com.fasterxml.jackson.core.JsonProcessingException p
+        && p.getLocation() != null) {
+      return "not valid JSON at line " + p.getLocation().getLineNr() + ", column "
+          + p.getLocation().getColumnNr();
+    }
+    return "not valid JSON";
+  }
+
+  private static String path(MismatchedInputException e) {
+    return e.getPath().stream()
+        .map(r -> r.getFieldName() != null ? r.getFieldName() : "[" + r.getIndex() + "]")
+        .collect(Collectors.joining(".")).replace(".[", "[");
   }
 
   private static InputStream bounded(InputStream in, long limit, String what) {
