@@ -32,6 +32,16 @@ import io.siterecovery.agent.security.TlsCredentials;
  * included, become {@link ErrorCode#PEER_UNREACHABLE}, which is recoverable.
  */
 public final class AgentClient {
+  static {
+    // java.net.http keeps idle connections for 20 minutes; an agent closes them after 60 s (its
+    // idle timeout and request deadline). A request sent on a connection the agent is closing
+    // fails as a broken connection, so pooled connections expire first. Read once, when the
+    // first client is built.
+    if (System.getProperty("jdk.httpclient.keepalive.timeout") == null) {
+      System.setProperty("jdk.httpclient.keepalive.timeout", "30");
+    }
+  }
+
   /** Deadline of a control call (power, role, status, planning). */
   public static final Duration CONTROL_TIMEOUT = Duration.ofMinutes(2);
   /**

@@ -54,10 +54,10 @@ public final class AgentHttpServer implements Closeable {
 
   /** The server's bounds; {@link #defaults()} suits one agent per host. */
   public record Limits(int maxThreads, int maxConnections, Duration handshakeTimeout,
-      Duration idleTimeout, int maxJsonBytes, int maxHeaderBytes) {
+      Duration idleTimeout, Duration requestTimeout, int maxJsonBytes, int maxHeaderBytes) {
     public static Limits defaults() {
-      return new Limits(64, 1024, Duration.ofSeconds(10), Duration.ofSeconds(60), 1 << 20,
-          16 << 10);
+      return new Limits(64, 1024, Duration.ofSeconds(10), Duration.ofSeconds(60),
+          Duration.ofSeconds(60), 1 << 20, 16 << 10);
     }
   }
 
@@ -67,6 +67,7 @@ public final class AgentHttpServer implements Closeable {
   private final Server server;
   private final ServerConnector connector;
   private final AtomicLong errorRefs = new AtomicLong();
+  private final RequestDeadline requestDeadline;
 
   public AgentHttpServer(VmHost host, ReplicationSource source, ReplicaStore replicas,
       ResyncSource resyncSource, ResyncTarget resyncTarget, InetSocketAddress bind,
@@ -100,6 +101,8 @@ public final class AgentHttpServer implements Closeable {
     connector.setAcceptedTcpNoDelay(true);
     HandshakeDeadline deadline = new HandshakeDeadline(limits.handshakeTimeout(), host.site());
     connector.addBean(deadline);
+    this.requestDeadline = new RequestDeadline(limits.requestTimeout(), host.site());
+    connector.addBean(requestDeadline);
     server.addBean(new NetworkConnectionLimit(limits.maxConnections(), connector));
     server.addConnector(connector);
     server.setHandler(new Handler.Abstract() {
@@ -127,6 +130,15 @@ public final class AgentHttpServer implements Closeable {
   }
 
   private void dispatch(Request request, Response response, Callback callback) {
+    requestDeadline.started(request);
+    try {
+      answer(request, response, callback);
+    } finally {
+      requestDeadline.ended(request);
+    }
+  }
+
+  private void answer(Request request, Response response, Callback callback) {
     String method = request.getMethod();
     String path = request.getHttpURI().getPath();
     Identity caller = null;

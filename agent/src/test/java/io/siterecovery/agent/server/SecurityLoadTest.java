@@ -245,13 +245,11 @@ class SecurityLoadTest {
   }
 
   /**
-   * Fails today: nothing bounds the time a connection may take to send a request's headers once
-   * its handshake is done. Each byte resets the idle timeout, the handshake deadline is over, and
-   * Jetty 12's minimum request data rate applies to bodies only; a client with any certificate of
-   * the deployment (a peer site will do) can hold up to {@code maxConnections} connections this
-   * way, at one byte a second each, and with them the API.
+   * Each byte resets the idle timeout, the handshake deadline is over, and Jetty 12's minimum
+   * request data rate applies to bodies only: without the request deadline a client with any
+   * certificate of the deployment (a peer site will do) could hold up to {@code maxConnections}
+   * connections this way, at one byte a second each, and with them the API.
    */
-  @org.junit.jupiter.api.Disabled("known gap: no deadline for a request's headers; see javadoc")
   @Test
   void anAuthenticatedClientTricklingItsHeadersIsCutOff() throws Exception {
     start(shortLimits());
@@ -318,11 +316,11 @@ class SecurityLoadTest {
 
   // ---------------------------------------------------------------- helpers
 
-  /** Handshake 2 s, idle 3 s, the rest as deployed. */
+  /** Handshake 2 s, idle 3 s, a request's headers within 5 s, the rest as deployed. */
   private static AgentHttpServer.Limits shortLimits() {
     AgentHttpServer.Limits d = AgentHttpServer.Limits.defaults();
     return new AgentHttpServer.Limits(d.maxThreads(), d.maxConnections(), Duration.ofSeconds(2),
-        Duration.ofSeconds(3), d.maxJsonBytes(), d.maxHeaderBytes());
+        Duration.ofSeconds(3), Duration.ofSeconds(5), d.maxJsonBytes(), d.maxHeaderBytes());
   }
 
   /**
