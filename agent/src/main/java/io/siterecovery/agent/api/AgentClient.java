@@ -68,6 +68,7 @@ public final class AgentClient {
     this.peer = peer;
     SSLParameters tls = new SSLParameters();
     tls.setProtocols(new String[] {TlsCredentials.PROTOCOL});
+    tls.setCipherSuites(TlsCredentials.CIPHER_SUITES);
     this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
         .sslContext(credentials.clientContext(peer)).sslParameters(tls)
         .connectTimeout(Duration.ofSeconds(10)).build();

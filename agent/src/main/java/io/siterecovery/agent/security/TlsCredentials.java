@@ -27,6 +27,12 @@ import javax.net.ssl.X509TrustManager;
  */
 public final class TlsCredentials {
   public static final String PROTOCOL = "TLSv1.3";
+  /**
+   * AES-128-GCM first: with AES-NI it is about a third cheaper per byte than AES-256-GCM, which
+   * the JDK prefers by default, and a disk copy is bound by this CPU on both agents.
+   */
+  public static final String[] CIPHER_SUITES = {"TLS_AES_128_GCM_SHA256",
+      "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"};
 
   private final Identity identity;
   private final X509Certificate[] chain;

@@ -85,6 +85,8 @@ public final class AgentHttpServer implements Closeable {
     tls.setSslContext(credentials.serverContext());
     tls.setNeedClientAuth(true);
     tls.setIncludeProtocols(TlsCredentials.PROTOCOL);
+    tls.setIncludeCipherSuites(TlsCredentials.CIPHER_SUITES);
+    tls.setUseCipherSuitesOrder(true);
     tls.setEndpointIdentificationAlgorithm(null); // clients are trusted for their identity
     HttpConfiguration http = new HttpConfiguration();
     http.setSendServerVersion(false);
