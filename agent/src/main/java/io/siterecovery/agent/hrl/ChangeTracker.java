@@ -92,11 +92,24 @@ public final class ChangeTracker {
   }
 
   public void recordWrite(long offset, ByteBuffer data) throws IOException {
+    requireInsideDisk(offset, data.remaining());
     active.appendWrite(offset, data);
   }
 
   public void recordZero(long offset, long length) throws IOException {
+    requireInsideDisk(offset, length);
     active.appendZero(offset, length);
+  }
+
+  /**
+   * A record outside the disk would make the log unreadable for the replica (it would need a
+   * resync), and the disk writes the image only after the record: refusing here keeps both intact.
+   */
+  private void requireInsideDisk(long offset, long length) throws IOException {
+    if (!HrlFormat.insideDisk(offset, length, diskSize)) {
+      throw new IOException(disk + ": change of " + length + " bytes at " + offset
+          + " is outside the disk of " + diskSize + " bytes");
+    }
   }
 
   public void force() throws IOException {

@@ -23,6 +23,15 @@ public final class HrlFormat {
 
   private HrlFormat() {}
 
+  /**
+   * Whether {@code [offset, offset + length)} lies inside a disk of {@code diskSize} bytes. Written
+   * without the sum: a crafted offset near {@code Long.MAX_VALUE} would overflow it to a negative
+   * number that passes a plain {@code offset + length <= diskSize}.
+   */
+  static boolean insideDisk(long offset, long length, long diskSize) {
+    return offset >= 0 && length >= 0 && offset <= diskSize && length <= diskSize - offset;
+  }
+
   static ByteBuffer allocate(int size) {
     return ByteBuffer.allocate(size).order(ByteOrder.LITTLE_ENDIAN);
   }

@@ -37,7 +37,14 @@ public record HrlHeader(UUID diskId, long generation, long diskSize, long create
     if (b.getInt(8) != HrlFormat.VERSION) {
       throw new HrlCorruptException("unsupported .hrl version " + b.getInt(8));
     }
-    return new HrlHeader(
-        new UUID(b.getLong(16), b.getLong(24)), b.getLong(32), b.getLong(40), b.getLong(48));
+    long generation = b.getLong(32);
+    long diskSize = b.getLong(40);
+    // A right CRC only says these are the bytes the writer wrote; from a peer they are input.
+    if (generation < 1 || diskSize < 0) {
+      throw new HrlCorruptException("header out of range (generation " + generation
+          + ", disk size " + diskSize + ")");
+    }
+    return new HrlHeader(new UUID(b.getLong(16), b.getLong(24)), generation, diskSize,
+        b.getLong(48));
   }
 }

@@ -98,6 +98,12 @@ public final class HrlReader {
         int dataCrc = head.getInt(20);
         ByteBuffer payload = null;
         if (type == HrlFormat.TYPE_WRITE) {
+          // Checked before the buffer grows: a damaged length must not cost 64 MiB of memory
+          // when the file does not even hold that many bytes.
+          if (length > size - pos - HrlFormat.RECORD_HEADER_SIZE) {
+            torn = "partial record data at " + pos;
+            break;
+          }
           if (data.capacity() < length) {
             data = ByteBuffer.allocateDirect(length);
           }
@@ -144,7 +150,7 @@ public final class HrlReader {
     short type = head.getShort(4);
     long offset = head.getLong(8);
     int length = head.getInt(16);
-    if (length < 0 || offset < 0 || offset + length > header.diskSize()
+    if (!HrlFormat.insideDisk(offset, length, header.diskSize())
         || (type != HrlFormat.TYPE_WRITE && type != HrlFormat.TYPE_ZERO)
         || (type == HrlFormat.TYPE_WRITE && length > HrlFormat.MAX_RECORD_LENGTH)) {
       return "record out of range";

@@ -1,10 +1,10 @@
 package io.siterecovery.agent.replication;
 
+import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.disk.DataExtents;
 import io.siterecovery.agent.disk.DirectWriter;
 import io.siterecovery.agent.disk.VirtualDisk;
-import java.io.DataInputStream;
-import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -16,13 +16,16 @@ import java.nio.ByteOrder;
  */
 public final class RangeStream {
   static final int CHUNK = 1 << 20;
+  /** u64 offset, u32 length. */
+  static final int FRAME_HEADER = 12;
   private static final byte[] ZERO_CHUNK = new byte[CHUNK];
 
   private RangeStream() {}
 
   /** A stream of frames produced one at a time by {@link #fill()} into {@link #frame}. */
   private abstract static class FrameSource extends InputStream {
-    protected final ByteBuffer frame = ByteBuffer.allocate(12 + CHUNK).order(ByteOrder.BIG_ENDIAN);
+    protected final ByteBuffer frame =
+        ByteBuffer.allocate(FRAME_HEADER + CHUNK).order(ByteOrder.BIG_ENDIAN);
 
     FrameSource() {
       frame.limit(0);
@@ -58,10 +61,15 @@ public final class RangeStream {
     private final DataExtents extents;
     private boolean closed;
 
+    /** {@code length} may run past the end of the disk, up to {@code Long.MAX_VALUE}: the rest. */
     public Sender(VirtualDisk disk, long offset, long length) {
+      if (offset < 0 || length < 0 || offset > disk.size()) {
+        throw new IllegalArgumentException("range " + offset + "+" + length + " outside disk of "
+            + disk.size() + " bytes");
+      }
       this.disk = disk;
       this.next = offset;
-      this.end = Math.min(disk.size(), offset + length);
+      this.end = offset + Math.min(length, disk.size() - offset); // offset + length may overflow
       this.extents = DataExtents.of(disk.image(), disk.size());
     }
 
@@ -80,15 +88,16 @@ public final class RangeStream {
         }
         int len = (int) Math.min(CHUNK, end - next);
         frame.clear();
-        frame.position(12).limit(12 + len);
+        frame.position(FRAME_HEADER).limit(FRAME_HEADER + len);
         disk.readAt(next, frame);
         bytesRead += len;
-        boolean zero = java.util.Arrays.mismatch(frame.array(), 12, 12 + len, ZERO_CHUNK, 0, len) < 0;
+        boolean zero = java.util.Arrays.mismatch(frame.array(), FRAME_HEADER, FRAME_HEADER + len,
+            ZERO_CHUNK, 0, len) < 0;
         if (zero) {
           frame.limit(0);
         } else {
           frame.putLong(0, next).putInt(8, len);
-          frame.position(0).limit(12 + len);
+          frame.position(0).limit(FRAME_HEADER + len);
           bytesSent += len;
         }
         next += len;
@@ -149,10 +158,10 @@ public final class RangeStream {
         }
         int len = (int) Math.min(CHUNK, end - next);
         frame.clear();
-        frame.position(12).limit(12 + len);
+        frame.position(FRAME_HEADER).limit(FRAME_HEADER + len);
         disk.readAt(next, frame);
         frame.putLong(0, next).putInt(8, len);
-        frame.position(0).limit(12 + len);
+        frame.position(0).limit(FRAME_HEADER + len);
         bytesSent += len;
         next += len;
       }
@@ -183,23 +192,35 @@ public final class RangeStream {
 
   private static long receive(InputStream in, VirtualDisk disk, WriteBehind behind)
       throws IOException {
-    DataInputStream data = new DataInputStream(in);
+    ByteBuffer header = ByteBuffer.allocate(FRAME_HEADER).order(ByteOrder.BIG_ENDIAN);
     long written = 0;
     while (true) {
-      long offset;
-      try {
-        offset = data.readLong();
-      } catch (EOFException end) {
+      int n = in.readNBytes(header.array(), 0, FRAME_HEADER);
+      if (n == 0) {
         return written;
       }
-      int length = data.readInt();
-      if (length < 0 || length > CHUNK || offset < 0 || offset + length > disk.size()) {
-        throw new IOException("frame out of range: offset " + offset + " length " + length);
+      if (n < FRAME_HEADER) {
+        throw corrupt("the stream ended inside a frame header, after " + written + " data bytes");
+      }
+      long offset = header.getLong(0);
+      int length = header.getInt(8);
+      // no offset + length: a crafted offset near Long.MAX_VALUE would overflow past the check
+      if (length < 0 || length > CHUNK || offset < 0 || offset > disk.size()
+          || length > disk.size() - offset) {
+        throw corrupt("frame out of range: offset " + offset + " length " + length
+            + " on a disk of " + disk.size() + " bytes");
       }
       byte[] buffer = behind.buffer();
-      data.readFully(buffer, 0, length);
+      if (in.readNBytes(buffer, 0, length) < length) {
+        throw corrupt("the stream ended inside the data of the frame at offset " + offset);
+      }
       behind.write(offset, buffer, length);
       written += length;
     }
+  }
+
+  /** Recoverable: the source still has the data and sends the range again. */
+  private static AgentException corrupt(String problem) {
+    return new AgentException(ErrorCode.TRANSFER_CORRUPT, "received ranges: " + problem);
   }
 }

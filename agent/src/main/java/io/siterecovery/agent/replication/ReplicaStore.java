@@ -97,9 +97,12 @@ public final class ReplicaStore {
           StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
         header = HrlReceiver.receive(body, out);
       }
-      if (!header.diskId().equals(disk.id()) || header.generation() != generation) {
-        throw new HrlCorruptException("log is for disk " + header.diskId() + " generation "
-            + header.generation());
+      // The records were checked against the header's disk size: it must be this disk's, or
+      // the apply could write past the end of the image.
+      if (!header.diskId().equals(disk.id()) || header.generation() != generation
+          || header.diskSize() != disk.size()) {
+        throw new HrlCorruptException("log is for disk " + header.diskId() + " of "
+            + header.diskSize() + " bytes, generation " + header.generation());
       }
     } catch (HrlCorruptException e) {
       Files.deleteIfExists(part);

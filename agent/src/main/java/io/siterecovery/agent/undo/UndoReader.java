@@ -148,7 +148,8 @@ public final class UndoReader {
     long offset = head.getLong(8);
     int length = head.getInt(16);
     if ((type != UndoFormat.TYPE_DATA && type != UndoFormat.TYPE_ZERO) || offset < 0
-        || length < 0 || length > UndoFormat.MAX_ENTRY_LENGTH || offset + length > diskSize) {
+        || length < 0 || length > UndoFormat.MAX_ENTRY_LENGTH || offset > diskSize
+        || length > diskSize - offset) { // no offset + length: it could overflow past the check
       throw new UndoCorruptException(name + ": entry out of range at " + pos);
     }
     return length;

@@ -72,7 +72,8 @@ public final class UndoWriter implements Closeable {
 
   /** Saves the disk's current contents of {@code [offset, offset + length)} unless already saved. */
   public void save(long offset, long length) throws IOException {
-    if (offset < 0 || length < 0 || offset + length > disk.size()) {
+    // no offset + length before the check: the range comes from a log, and the sum could overflow
+    if (offset < 0 || length < 0 || offset > disk.size() || length > disk.size() - offset) {
       throw new IllegalArgumentException("range " + offset + "+" + length + " outside the disk");
     }
     for (long[] gap : saved.add(offset, offset + length)) {
