@@ -105,7 +105,7 @@ public final class BlockChecksums {
   static byte[] compute(VirtualDisk disk, long fromBlock, int count, int blockSize,
       BlockDigest digest, long seed, int threads) throws IOException {
     long total = blockCount(disk.size(), blockSize);
-    if (fromBlock < 0 || count < 0 || fromBlock + count > total) {
+    if (fromBlock < 0 || count < 0 || fromBlock > total || count > total - fromBlock) {
       throw new AgentException(ErrorCode.BAD_REQUEST, "blocks " + fromBlock + "+" + count
           + " outside disk " + disk.name() + " of " + total + " blocks of " + blockSize + " bytes");
     }

@@ -2,6 +2,8 @@ package io.siterecovery.agent.replication;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.api.AgentMessages.BlockDigest;
 import io.siterecovery.agent.disk.VirtualDisk;
 import java.io.RandomAccessFile;
@@ -115,6 +117,23 @@ class BlockChecksumsTest {
       assertThat(BlockChecksums.compute(disk, 0, count, blockSize, BlockDigest.SHA_256, 1, 1))
           .hasSize(count * 32)
           .isEqualTo(BlockChecksums.compute(disk, 0, count, blockSize, BlockDigest.SHA_256, 2, 1));
+    }
+  }
+
+  @Test
+  void aRunOfBlocksWhoseEndOverflowsIsABadRequest() throws Exception {
+    long size = 4 * MIB;
+    Path image = sparseImage(size);
+    try (VirtualDisk disk = new VirtualDisk("disk0", UUID.randomUUID(), image, size)) {
+      for (long from : new long[] {Long.MAX_VALUE - 10, Long.MAX_VALUE, 65, -1}) {
+        AgentException e = org.assertj.core.api.Assertions.catchThrowableOfType(
+            AgentException.class, () -> BlockChecksums.compute(disk, from, 100, 65536,
+                BlockDigest.XXH3_128, 1L));
+        assertThat(e).as("from block " + from).isNotNull();
+        assertThat(e.code()).isEqualTo(ErrorCode.BAD_REQUEST);
+      }
+      assertThat(BlockChecksums.compute(disk, 60, 4, 65536, BlockDigest.XXH3_128, 1L))
+          .as("the last four blocks").hasSize(4 * 16);
     }
   }
 

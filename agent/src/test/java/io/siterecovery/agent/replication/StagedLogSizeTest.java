@@ -50,7 +50,7 @@ class StagedLogSizeTest {
     }
     Path replicaImage = agents.secondary.diskImage("web01", "disk0");
 
-    assertThatThrownBy(() -> agents.s.sendLog("web01", "disk0", 1, forged))
+    assertThatThrownBy(() -> agents.feed.sendLog("web01", "disk0", 1, forged))
         .isInstanceOf(AgentException.class)
         .hasMessageContaining(2 * SIZE + " bytes")
         .satisfies(e -> assertThat(((AgentException) e).code())
