@@ -36,7 +36,7 @@ class AgentNbdTlsTest {
 
   @Test
   void theOperatorAndTheSiteItselfMayConnectAPeerSiteMayNot() throws Exception {
-    assumeInstalled("nbdinfo", "qemu-io");
+    assumeInstalled("nbdinfo", "qemu-io", "qemu-img");
     try (HostAgent agent = start("127.0.0.1", true)) {
       TestCerts.operatorClient(agent).createVm("web01", List.of(4L << 20));
       String uri = agent.nbdUri("web01", "disk0");
@@ -47,6 +47,10 @@ class AgentNbdTlsTest {
           "--image-opts", "driver=nbd,host=127.0.0.1,port=" + agent.nbdPort()
               + ",export=web01/disk0,tls-creds=tls0",
           "-c", "write -P 0x5a 0 64k", "-c", "read -P 0x5a 0 64k").assertOk();
+      assertThat(run("qemu-img", "info", "--object",
+          "tls-creds-x509,id=tls0,dir=" + operator + ",endpoint=client", "--image-opts",
+          "driver=nbd,host=127.0.0.1,port=" + agent.nbdPort() + ",export=web01/disk0,tls-creds=tls0")
+          .assertOk().output()).contains("virtual size: 4 MiB");
       assertThat(run("nbdinfo", uri + "?tls-certificates=" + clientDir(Identity.site("primary")))
           .assertOk().output()).contains("4194304");
 
