@@ -11,6 +11,7 @@ import static org.mockito.Mockito.when;
 import io.siterecovery.activities.AgentActivities;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.workflows.common.OperatorRequest;
+import io.siterecovery.workflows.failover.CommitPolicy;
 import io.siterecovery.workflows.failover.FailoverInput;
 import io.siterecovery.workflows.failover.FailoverState;
 import io.siterecovery.workflows.failover.FailoverStatus;
@@ -26,6 +27,7 @@ import io.temporal.client.WorkflowStub;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.testing.TestWorkflowEnvironment;
 import io.temporal.testing.TestWorkflowExtension;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -190,6 +192,74 @@ class FailoverWorkflowTest {
     WorkflowTestSupport.awaitVirtual(env, () -> protection.status().state() == ProtectionState.PROTECTED);
   }
 
+  private static FailoverWorkflow failoverWith(TestWorkflowEnvironment env, WorkflowClient client,
+      CommitPolicy policy) {
+    FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(FailoverWorkflow.workflowId("web01")).build());
+    WorkflowClient.start(wf::failover,
+        new FailoverInput("web01", FailoverType.PLANNED, "LATEST", policy));
+    WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == FailoverState.AWAITING_COMMIT);
+    return wf;
+  }
+
+  @Test
+  void aCommitPolicyCommitsByItselfWhenNobodyDecides(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
+    WorkflowTestSupport.start(env, agents);
+    protect(env, client);
+    // as an operator types it: one JSON object, the duration in ISO-8601
+    WorkflowStub untyped = client.newUntypedWorkflowStub("Failover", WorkflowOptions.newBuilder()
+        .setTaskQueue(Registration.TASK_QUEUE).setWorkflowId(FailoverWorkflow.workflowId("web01"))
+        .build());
+    untyped.start(Map.of("vm", "web01", "type", "PLANNED",
+        "commitPolicy", Map.of("action", "COMMIT", "after", "PT1H")));
+    FailoverWorkflow fo = client.newWorkflowStub(FailoverWorkflow.class,
+        FailoverWorkflow.workflowId("web01"));
+    WorkflowTestSupport.awaitVirtual(env, () -> fo.status().state() == FailoverState.AWAITING_COMMIT);
+    FailoverStatus waiting = fo.status();
+    assertThat(waiting.commitPolicy().action()).isEqualTo(CommitPolicy.Action.COMMIT);
+    assertThat(Duration.between(Instant.ofEpochMilli(env.currentTimeMillis()),
+        waiting.decidesItselfAt())).isBetween(Duration.ofMinutes(59), Duration.ofHours(1));
+
+    env.sleep(Duration.ofMinutes(59));
+    assertThat(fo.status().state()).as("not before its time").isEqualTo(FailoverState.AWAITING_COMMIT);
+    verify(agents, never()).commitFailover(any());
+    env.sleep(Duration.ofMinutes(2));
+    FailoverStatus end = WorkflowStub.fromTyped(fo).getResult(FailoverStatus.class);
+    assertThat(end.state()).isEqualTo(FailoverState.COMMITTED);
+    assertThat(end.decidesItselfAt()).isNull();
+    assertThat(end.steps()).anyMatch(s -> s.contains("the commit policy commits"));
+    verify(agents).commitFailover(PLAN);
+  }
+
+  @Test
+  void aCommitPolicyCancelsByItselfAndASignalBeforeItWins(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
+    WorkflowTestSupport.start(env, agents);
+    ProtectVmWorkflow protection = protect(env, client);
+    FailoverWorkflow fo = failoverWith(env, client,
+        new CommitPolicy(CommitPolicy.Action.CANCEL, Duration.ofMinutes(30)));
+    env.sleep(Duration.ofMinutes(31));
+    FailoverStatus cancelled = WorkflowStub.fromTyped(fo).getResult(FailoverStatus.class);
+    assertThat(cancelled.state()).isEqualTo(FailoverState.CANCELLED);
+    assertThat(cancelled.steps()).anyMatch(s -> s.contains("the commit policy cancels"));
+    verify(agents).powerOn("primary", "web01");
+    WorkflowTestSupport.awaitVirtual(env, () -> protection.status().state() == ProtectionState.PROTECTED
+        && protection.status().resyncReason() == null);
+
+    // a second failover: the operator's commit before the policy's time is what happens
+    FailoverWorkflow second = failoverWith(env, client,
+        new CommitPolicy(CommitPolicy.Action.CANCEL, Duration.ofMinutes(30)));
+    env.sleep(Duration.ofMinutes(10));
+    second.commit(new OperatorRequest("checked"));
+    FailoverStatus committed = WorkflowStub.fromTyped(second).getResult(FailoverStatus.class);
+    assertThat(committed.state()).isEqualTo(FailoverState.COMMITTED);
+    assertThat(committed.steps()).noneMatch(s -> s.contains("the commit policy cancels"));
+  }
+
   @Test
   void badFailoverInputFailsAtOnce(TestWorkflowEnvironment env, WorkflowClient client) {
     AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
@@ -206,6 +276,16 @@ class FailoverWorkflowTest {
         .contains("recoveryPoint");
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",
         Map.of("vm", "web01", "type", "TEST"))).contains("TEST is not available yet");
+    assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover", Map.of("vm", "web01", "type",
+        "PLANNED", "commitPolicy", Map.of("after", "PT1H")))).contains("commitPolicy.action");
+    assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover", Map.of("vm", "web01", "type",
+        "PLANNED", "commitPolicy", Map.of("action", "COMMIT", "after", "PT0S"))))
+        .contains("commitPolicy.after");
+    assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover", Map.of("vm", "web01", "type",
+        "PLANNED", "commitPolicy", Map.of("action", "COMMIT", "after", "P90D"))))
+        .contains("at most 30 days");
+    assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover", Map.of("vm", "web01", "type",
+        "PLANNED", "commitPolicy", Map.of("action", "MAYBE", "after", "PT1H")))).contains("MAYBE");
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",
         Map.of("vm", "db01", "type", "PLANNED"))).contains("VM db01 is not protected");
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",

@@ -2,6 +2,7 @@ package io.siterecovery.workers.cli;
 
 import io.siterecovery.workflows.Registration;
 import io.siterecovery.workflows.common.OperatorRequest;
+import io.siterecovery.workflows.failover.CommitPolicy;
 import io.siterecovery.workflows.failover.FailoverInput;
 import io.siterecovery.workflows.failover.FailoverStatus;
 import io.siterecovery.workflows.failover.FailoverType;
@@ -111,17 +112,32 @@ final class OperatorCommands {
         + "LATEST_PROCESSED, LATEST_APP_CONSISTENT or a point id such as rp-7")
     String recoveryPoint;
 
+    @Option(names = "--auto", paramLabel = "COMMIT|CANCEL", description = "without a commit or "
+        + "cancel signal within --after, do this by itself")
+    CommitPolicy.Action autoAction;
+
+    @Option(names = "--after", paramLabel = "DURATION", description = "ISO-8601, e.g. PT1H: how "
+        + "long AWAITING_COMMIT waits for a signal before --auto applies")
+    java.time.Duration autoAfter;
+
     @Mixin
     TemporalOptions options;
 
     @Override
     public Integer call() {
+      if ((autoAction == null) != (autoAfter == null)) {
+        throw new IllegalArgumentException("--auto and --after go together, e.g. --auto COMMIT"
+            + " --after PT1H");
+      }
+      CommitPolicy policy = autoAction == null ? null : new CommitPolicy(autoAction, autoAfter);
       return withClient(options, client -> {
         FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class,
             options(FailoverWorkflow.workflowId(vm)));
-        WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint));
+        WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint, policy));
         System.out.printf("started %s; when it is AWAITING_COMMIT: ./site-recovery commit %s "
-            + "(or cancel)%n", FailoverWorkflow.workflowId(vm), vm);
+            + "(or cancel)%s%n", FailoverWorkflow.workflowId(vm), vm, policy == null ? ""
+                : "; without either, it will " + autoAction.name().toLowerCase()
+                    + " by itself " + autoAfter + " after that");
         return 0;
       });
     }

@@ -48,6 +48,8 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   private String error;
   private Instant startedAt;
   private Decision decision;
+  private CommitPolicy commitPolicy;
+  private Instant decidesItselfAt;
 
   private boolean sourceStopped;
   private boolean replicaStarted;
@@ -67,6 +69,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       throw Inputs.invalid("failover type TEST is not available yet; use PLANNED or UNPLANNED");
     }
     String choice = RecoveryPointChoice.validate(input.recoveryPoint());
+    commitPolicy = CommitPolicy.validate(input.commitPolicy());
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.VM_NAME.valueSet(vm));
     plan = agents.describeProtection(vm);
     step(type + " failover of " + vm + " from " + plan.sourceSite() + " to "
@@ -99,8 +102,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     }
 
     setState(FailoverState.AWAITING_COMMIT);
-    step("awaiting 'commit' or 'cancel'");
-    Workflow.await(() -> decision != null);
+    awaitDecision();
     if (decision == Decision.COMMIT) {
       setState(FailoverState.COMMITTING);
       agents.commitFailover(plan);
@@ -117,6 +119,30 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       setState(FailoverState.CANCELLED);
     }
     return status();
+  }
+
+  /**
+   * Waits for {@code commit} or {@code cancel}; with a commit policy, only until it is due, then
+   * decides as the policy says. Runs started before commit policies existed have none, so they
+   * take the unchanged branch and replay as they were recorded.
+   */
+  private void awaitDecision() {
+    if (commitPolicy == null) {
+      step("awaiting 'commit' or 'cancel'");
+      Workflow.await(() -> decision != null);
+      return;
+    }
+    String verb = commitPolicy.action() == CommitPolicy.Action.COMMIT ? "commit" : "cancel";
+    decidesItselfAt = Instant.ofEpochMilli(Workflow.currentTimeMillis())
+        .plus(commitPolicy.after());
+    step("awaiting 'commit' or 'cancel'; without either, the commit policy will " + verb
+        + " at " + decidesItselfAt);
+    if (!Workflow.await(commitPolicy.after(), () -> decision != null)) {
+      decision = commitPolicy.action() == CommitPolicy.Action.COMMIT ? Decision.COMMIT
+          : Decision.CANCEL;
+      step("no 'commit' or 'cancel' within " + commitPolicy.after() + ": the commit policy "
+          + verb + "s the failover");
+    }
   }
 
   /** A replica known to differ from the source cannot become it without loss: resync first. */
@@ -227,6 +253,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   @Override
   public FailoverStatus status() {
     return new FailoverStatus(vm, type, state, plan == null ? null : plan.sourceSite(),
-        plan == null ? null : plan.targetSite(), point, List.copyOf(steps), error, startedAt);
+        plan == null ? null : plan.targetSite(), point, List.copyOf(steps), error, startedAt,
+        commitPolicy, decision == null ? decidesItselfAt : null);
   }
 }
