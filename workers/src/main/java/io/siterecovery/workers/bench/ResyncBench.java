@@ -107,7 +107,7 @@ final class ResyncBench {
       return List.of(
           new Measured(what + ": time", String.format(Locale.ROOT, "%.2f s%s", oursSeconds,
               broken), String.format(Locale.ROOT, "rsync %.2f s", rsyncSeconds), speed,
-              "≥ 2× faster", speed >= 2 && broken.isEmpty()),
+              "≥ 3× faster", speed >= 3 && broken.isEmpty()),
           new Measured(what + ": data sent", String.format(Locale.ROOT, "%.1f MiB",
               sent / 1048576.0), String.format(Locale.ROOT, "difference %.1f MiB (rsync"
               + " literal data %.1f MiB)", differingBytes / 1048576.0, literal / 1048576.0),
