@@ -58,7 +58,8 @@ final class LocalSites implements AutoCloseable {
 
   static TlsCredentials credentials(Identity identity) {
     try {
-      return TlsCredentials.load(certs(identity.siteName().orElse("bench")), identity);
+      Path dir = identity.siteName().map(LocalSites::certs).orElseGet(LocalSites::certs);
+      return TlsCredentials.load(dir, identity);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
