@@ -48,13 +48,9 @@ class FailoverWorkflowTest {
   }
 
   private static FailoverWorkflow failover(TestWorkflowEnvironment env, WorkflowClient client) {
-    FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class, WorkflowOptions
-        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
-        .setWorkflowId(FailoverWorkflow.workflowId("web01")).build());
-    WorkflowClient.start(wf::failover, new FailoverInput("web01", FailoverType.PLANNED, "LATEST"));
-    WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == FailoverState.AWAITING_COMMIT);
-    return wf;
+    return failoverWith(env, client, null);
   }
+
 
   @Test
   void plannedFailoverShutsDownSynchronisesStartsReplicaAndCommits(TestWorkflowEnvironment env, WorkflowClient client) {

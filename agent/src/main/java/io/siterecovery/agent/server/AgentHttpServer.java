@@ -101,8 +101,7 @@ public final class AgentHttpServer implements Closeable {
     connector.setIdleTimeout(limits.idleTimeout().toMillis());
     connector.setReuseAddress(true);
     connector.setAcceptedTcpNoDelay(true);
-    HandshakeDeadline deadline = new HandshakeDeadline(limits.handshakeTimeout(), host.site());
-    connector.addBean(deadline);
+    connector.addBean(new HandshakeDeadline(limits.handshakeTimeout(), host.site()));
     this.requestDeadline = new RequestDeadline(limits.requestTimeout(), host.site());
     connector.addBean(requestDeadline);
     server.addBean(new NetworkConnectionLimit(limits.maxConnections(), connector));
