@@ -6,7 +6,7 @@ import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.Json;
 import io.siterecovery.agent.api.AgentMessages.*;
-import io.siterecovery.agent.replication.Transport;
+import io.siterecovery.agent.transport.Transport;
 import io.siterecovery.agent.vm.VmRecord;
 import java.io.IOException;
 import java.io.InputStream;

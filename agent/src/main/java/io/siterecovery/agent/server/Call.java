@@ -3,7 +3,7 @@ package io.siterecovery.agent.server;
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.Json;
-import io.siterecovery.agent.replication.Transport;
+import io.siterecovery.agent.transport.Transport;
 import io.siterecovery.agent.security.Identity;
 import java.io.FilterInputStream;
 import java.io.IOException;

@@ -13,7 +13,7 @@ import io.siterecovery.agent.api.AgentMessages.BlockDigest;
 import io.siterecovery.agent.api.AgentMessages.ChecksumRequest;
 import io.siterecovery.agent.api.AgentMessages.ErrorBody;
 import io.siterecovery.agent.disk.VirtualDisk;
-import io.siterecovery.agent.replication.RangeStream;
+import io.siterecovery.agent.transport.RangeStream;
 import io.siterecovery.agent.security.CertificateAuthority;
 import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.testing.AgentPair;
