@@ -8,6 +8,8 @@ import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
+import io.siterecovery.activities.AgentActivityRecords.TestCleanup;
+import io.siterecovery.activities.AgentActivityRecords.TestVm;
 import io.temporal.activity.ActivityInterface;
 
 /**
@@ -57,4 +59,17 @@ public interface AgentActivities {
 
   /** The replica becomes the active VM; the old primary is marked failed over if reachable. */
   void commitFailover(ProtectionPlan plan);
+
+  /**
+   * Creates the test VM {@code <vm>-test} on {@code site} from the replica's retained point
+   * {@code generation}, without copying the disks. Idempotent under {@code key}; fails
+   * (non-retryable) while another test of the VM lives.
+   */
+  TestVm createTestVm(String site, String vm, long generation, String key);
+
+  /** The VM's live test VM on {@code site}, or null when there is none. */
+  TestVm findTestVm(String site, String vm);
+
+  /** Deletes the VM's test VM and its scratch data and checks that nothing remains. Idempotent. */
+  TestCleanup deleteTestVm(String site, String vm);
 }

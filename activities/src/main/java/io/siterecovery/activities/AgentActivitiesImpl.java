@@ -10,6 +10,8 @@ import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
+import io.siterecovery.activities.AgentActivityRecords.TestCleanup;
+import io.siterecovery.activities.AgentActivityRecords.TestVm;
 import io.siterecovery.activities.AgentActivityRecords.TransferSettings;
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
@@ -20,6 +22,8 @@ import io.siterecovery.agent.api.AgentMessages.ReplicationResult;
 import io.siterecovery.agent.api.AgentMessages.ResyncStepRequest;
 import io.siterecovery.agent.api.AgentMessages.ResyncStepResult;
 import io.siterecovery.agent.api.AgentMessages.SourceStatus;
+import io.siterecovery.agent.api.AgentMessages.TestCleanupReport;
+import io.siterecovery.agent.api.AgentMessages.TestCloneInfo;
 import io.siterecovery.agent.api.AgentMessages.TransferOptions;
 import io.siterecovery.agent.vm.VmRecord;
 import io.temporal.activity.Activity;
@@ -291,6 +295,28 @@ public class AgentActivitiesImpl implements AgentActivities {
       log.warn("source site {} unreachable while committing the failover of {}: {}",
           plan.sourceSite(), plan.vm(), e.getMessage());
     }
+  }
+
+  @Override
+  public TestVm createTestVm(String site, String vm, long generation, String key) {
+    return testVm(call(() -> agent(site).createTestClone(vm, generation, key)));
+  }
+
+  @Override
+  public TestVm findTestVm(String site, String vm) {
+    return call(() -> agent(site).testClones()).stream().filter(c -> c.vm().equals(vm))
+        .findFirst().map(AgentActivitiesImpl::testVm).orElse(null);
+  }
+
+  @Override
+  public TestCleanup deleteTestVm(String site, String vm) {
+    TestCleanupReport r = call(() -> agent(site).deleteTestClone(vm));
+    return new TestCleanup(r.testVm(), r.existed(), r.remaining());
+  }
+
+  private static TestVm testVm(TestCloneInfo c) {
+    return new TestVm(c.vm(), c.testVm(), c.generation(), c.pointTime(), c.key(), c.createdAt(),
+        c.exports());
   }
 
   /** Maps agent errors to failures: the code is the type, non-recoverable ones do not retry. */

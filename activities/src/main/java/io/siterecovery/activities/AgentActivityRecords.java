@@ -53,4 +53,15 @@ public final class AgentActivityRecords {
 
   public record DiskResyncResult(String disk, long blocksCompared, long blocksDiffering,
       long bytesSent, long durationMillis) {}
+
+  /**
+   * A test VM on the target site: {@code testVm} at replica point {@code generation}, its disks
+   * exported writable as {@code exports} (NBD URIs). {@code key} is the idempotency key of the
+   * test failover that created it.
+   */
+  public record TestVm(String vm, String testVm, long generation, Instant pointTime, String key,
+      Instant createdAt, List<String> exports) {}
+
+  /** A cleanup's outcome: {@code remaining} is empty when nothing of the test VM is left. */
+  public record TestCleanup(String testVm, boolean existed, List<String> remaining) {}
 }

@@ -252,6 +252,22 @@ public final class AgentClient {
         VmRecord.class);
   }
 
+  /** Creates (or, under the same key, finds again) the test VM of a replica at a point. */
+  public TestCloneInfo createTestClone(String vm, long generation, String key) {
+    return call("POST", "v1/replicas/" + vm + "/test-clone",
+        new TestCloneRequest(generation, key), TestCloneInfo.class);
+  }
+
+  /** The test VMs alive on this agent. */
+  public List<TestCloneInfo> testClones() {
+    return call("GET", "v1/test-clones", null, new TypeReference<List<TestCloneInfo>>() {});
+  }
+
+  /** Deletes the test VM of {@code vm} and reports what, if anything, remains. Idempotent. */
+  public TestCleanupReport deleteTestClone(String vm) {
+    return call("DELETE", "v1/replicas/" + vm + "/test-clone", null, TestCleanupReport.class);
+  }
+
   public VmRecord completeReplica(String vm) {
     return call("POST", "v1/replicas/" + vm + "/initial-complete", null, VmRecord.class);
   }

@@ -137,5 +137,29 @@ public final class AgentMessages {
   /** Rolls a powered-off replica back to a retained recovery point. */
   public record RollbackRequest(Long generation) {}
 
+  /**
+   * Creates the test VM of a replica at retained point {@code generation}. {@code key} is the
+   * caller's idempotency key: a retried create finds the clone it made, and a clone made under
+   * another key is someone else's test, which this request may not replace.
+   */
+  public record TestCloneRequest(Long generation, String key) {}
+
+  /**
+   * A live test VM: {@code testVm} ({@code <vm>-test}) exported writable as {@code exports}
+   * (NBD URIs), at the replica's point {@code generation}. {@code scratchBytes}: what the clone
+   * holds apart from the replica (the point's own blocks the replica has since overwritten, and
+   * the test VM's writes).
+   */
+  public record TestCloneInfo(String vm, String testVm, long generation, Instant pointTime,
+      String key, Instant createdAt, List<String> exports, long scratchBytes) {}
+
+  /**
+   * What a cleanup left: {@code existed} false when there was no test VM; {@code remaining} names
+   * whatever could not be removed (an export still served, a file, the inventory entry), empty
+   * when nothing remains.
+   */
+  public record TestCleanupReport(String vm, String testVm, boolean existed,
+      List<String> remaining) {}
+
   public record ErrorBody(String code, String message) {}
 }
