@@ -22,6 +22,11 @@ public enum ErrorCode {
   INVALID_STATE(409, false),
   /** A resync is under way: delta cycles wait for it (retried with back-off meanwhile). */
   RESYNC_IN_PROGRESS(409, true),
+  /**
+   * A test VM reads the replica's earlier contents, so the replica may not be rewritten outside
+   * log apply (a resync, a roll-back) until the test is cleaned up; retried meanwhile.
+   */
+  TEST_VM_ACTIVE(409, true),
   LOG_CORRUPT(422, false),
   TRANSFER_CORRUPT(422, true),
   PEER_UNREACHABLE(502, true),

@@ -3,6 +3,9 @@ package io.siterecovery.agent;
 import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.security.TlsCredentials;
 import io.siterecovery.agent.server.AgentHttpServer;
+import io.siterecovery.agent.server.AgentRoles;
+import io.siterecovery.agent.testclone.TestClones;
+import io.siterecovery.agent.nbd.ExportResolver;
 import io.siterecovery.agent.nbd.NbdServer;
 import io.siterecovery.agent.nbd.NbdTls;
 import io.siterecovery.agent.replica.ReplicaStore;
@@ -53,21 +56,27 @@ public final class HostAgent implements Closeable {
   private final NbdServer nbd;
   private final AgentHttpServer http;
   private final Peers peers;
+  private final TestClones testClones;
+  private boolean closed;
 
   public HostAgent(Settings settings) throws IOException {
     this.settings = settings;
     // Before the VMs are loaded and their trackers opened: were images written while we were down?
     OfflineChanges.detect(settings.site(), settings.dataDir());
     this.host = new VmHost(settings.site(), settings.dataDir());
-    this.nbd = new NbdServer(host, new InetSocketAddress(settings.nbdBind(), settings.nbdPort()),
+    this.testClones = new TestClones(host, this::nbdUri);
+    host.watchReplicas(testClones);
+    this.nbd = new NbdServer(ExportResolver.of(host, testClones), new InetSocketAddress(settings.nbdBind(), settings.nbdPort()),
         NbdServer.Limits.defaults(), settings.nbdTls() ? nbdTls(settings) : null);
     host.onPowerOff(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
+    testClones.onCleanup(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
     this.peers = new Peers(settings.credentials(), settings.peers());
     ReplicationSource source = new ReplicationSource(host, peers::client);
     ResyncSource resync = new ResyncSource(host, peers::client);
     ReplicaStore replicas = new ReplicaStore(host);
     replicas.recover(); // a crash may have interrupted an apply or a rollback
-    this.http = new AgentHttpServer(host, source, replicas, resync, new ResyncTarget(host),
+    this.http = new AgentHttpServer(host,
+        new AgentRoles(source, replicas, resync, new ResyncTarget(host), testClones),
         new InetSocketAddress(settings.bindHost(), settings.httpPort()), settings.credentials(),
         settings.httpLimits());
   }
@@ -117,9 +126,14 @@ public final class HostAgent implements Closeable {
   }
 
   @Override
-  public void close() throws IOException {
+  public synchronized void close() throws IOException {
+    if (closed) {
+      return;
+    }
+    closed = true;
     http.close();
     nbd.close();
+    testClones.close();
     host.close();
     // Only now, with no write possible, do the images' stamps describe the state we leave.
     OfflineChanges.recordCleanShutdown(settings.dataDir(), host.list());

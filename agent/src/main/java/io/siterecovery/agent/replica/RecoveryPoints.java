@@ -58,7 +58,7 @@ final class RecoveryPoints {
     return vm.dir().resolve(UNDO_DIR);
   }
 
-  private static Path undoFile(Vm vm, VirtualDisk d, long generation) {
+  static Path undoFile(Vm vm, VirtualDisk d, long generation) {
     return undoDir(vm).resolve(UndoFormat.fileName(d.name(), generation));
   }
 

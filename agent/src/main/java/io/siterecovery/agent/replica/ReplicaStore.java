@@ -55,6 +55,14 @@ public final class ReplicaStore {
     return host.createReplica(vm, disks, sourceSite).record();
   }
 
+  /**
+   * The undo file that takes disk {@code d} of a replica from generation {@code generation} back
+   * to the point before it (docs/undo-journal.md); it exists while that point is retained.
+   */
+  public static Path undoFile(Vm vm, VirtualDisk d, long generation) {
+    return RecoveryPoints.undoFile(vm, d, generation);
+  }
+
   private Vm replica(String name) {
     Vm vm = host.get(name);
     if (vm.record().role() != VmRecord.Role.REPLICA || vm.record().replica() == null) {
@@ -67,6 +75,7 @@ public final class ReplicaStore {
   public long receiveRanges(String vmName, String diskName, InputStream frames) throws IOException {
     Vm vm = replica(vmName);
     VirtualDisk disk = vm.disk(diskName);
+    host.replicaWatcher().beforeRewrite(vm, "a copy of ranges");
     if (vm.record().replica().points().size() > 1) {
       // the undo chain does not cover writes made outside apply: older points are lost
       vm.operationLock().lock();
@@ -183,6 +192,12 @@ public final class ReplicaStore {
             + "); it was dropped and will be shipped again", e);
       }
       FaultInjection.reached("undo-sealed");
+      try {
+        host.replicaWatcher().beforeApply(vm, logs);
+      } catch (IOException | RuntimeException e) {
+        points.deleteUndo(vm, generation); // nothing is applied yet
+        throw e;
+      }
       long undone = System.nanoTime();
       long records = 0;
       try {
@@ -245,6 +260,7 @@ public final class ReplicaStore {
           throw new AgentException(ErrorCode.INVALID_STATE, "replica " + vmName
               + " is powered on; power it off before rolling it back");
         }
+        host.replicaWatcher().beforeRewrite(vm, "a roll-back");
         points.recoverPending(vm);
         long from = vm.record().replica().appliedGeneration();
         points.rollback(vm, generation);

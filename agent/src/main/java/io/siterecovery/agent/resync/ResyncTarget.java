@@ -65,6 +65,7 @@ public final class ResyncTarget {
     Vm vm = replica(vmName);
     vm.operationLock().lock();
     try {
+      host.replicaWatcher().beforeRewrite(vm, "a resync");
       ReplicaState state = vm.record().replica();
       if (generation < state.appliedGeneration()) {
         throw new AgentException(ErrorCode.INVALID_STATE, "replica " + vmName + " has applied"

@@ -4,10 +4,6 @@ import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.Json;
 import io.siterecovery.agent.api.AgentMessages.ErrorBody;
-import io.siterecovery.agent.replica.ReplicaStore;
-import io.siterecovery.agent.source.ReplicationSource;
-import io.siterecovery.agent.resync.ResyncSource;
-import io.siterecovery.agent.resync.ResyncTarget;
 import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.security.TlsCredentials;
 import io.siterecovery.agent.vm.VmHost;
@@ -69,12 +65,11 @@ public final class AgentHttpServer implements Closeable {
   private final AtomicLong errorRefs = new AtomicLong();
   private final RequestDeadline requestDeadline;
 
-  public AgentHttpServer(VmHost host, ReplicationSource source, ReplicaStore replicas,
-      ResyncSource resyncSource, ResyncTarget resyncTarget, InetSocketAddress bind,
+  public AgentHttpServer(VmHost host, AgentRoles roles, InetSocketAddress bind,
       TlsCredentials credentials, Limits limits) throws IOException {
     this.host = host;
     this.limits = limits;
-    this.routes = new AgentRoutes(host, source, replicas, resyncSource, resyncTarget);
+    this.routes = new AgentRoutes(host, roles);
     QueuedThreadPool threads = new QueuedThreadPool(limits.maxThreads(),
         Math.min(4, limits.maxThreads()), 60_000);
     threads.setName("agent-http-" + host.site());

@@ -8,6 +8,7 @@ import io.siterecovery.agent.source.ReplicationSource;
 import io.siterecovery.agent.resync.ResyncSource;
 import io.siterecovery.agent.resync.ResyncTarget;
 import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.testclone.TestClones;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
 import io.siterecovery.agent.vm.VmRecord;
@@ -42,9 +43,13 @@ final class AgentRoutes {
   private final List<Route> routes = new ArrayList<>();
   private final VmHost host;
 
-  AgentRoutes(VmHost host, ReplicationSource source, ReplicaStore replicas,
-      ResyncSource resyncSource, ResyncTarget resyncTarget) {
+  AgentRoutes(VmHost host, AgentRoles roles) {
     this.host = host;
+    ReplicationSource source = roles.source();
+    ReplicaStore replicas = roles.replicas();
+    ResyncSource resyncSource = roles.resyncSource();
+    ResyncTarget resyncTarget = roles.resyncTarget();
+    TestClones testClones = roles.testClones();
     Access replicaSource = Access.replicaSource(host);
 
     route("GET", "/v1/health", Access.ANY, (m, x) -> Map.of("site", host.site(), "status", "UP"));
@@ -107,6 +112,16 @@ final class AgentRoutes {
       require(r.generation() != null, "generation is required");
       return replicas.rollback(m.group(1), r.generation());
     });
+
+    // Test VMs are the operator's drills; the replica's source has no say in them.
+    route("GET", "/v1/test-clones", Access.OPERATOR, (m, x) -> testClones.list());
+    route("POST", "/v1/replicas/" + NAME + "/test-clone", Access.OPERATOR, (m, x) -> {
+      TestCloneRequest r = x.json(TestCloneRequest.class);
+      require(r.generation() != null, "generation is required");
+      return testClones.create(m.group(1), r.generation(), r.key());
+    });
+    route("DELETE", "/v1/replicas/" + NAME + "/test-clone", Access.OPERATOR,
+        (m, x) -> testClones.delete(m.group(1)));
 
     // A replica is created by its source site, for itself only.
     route("POST", "/v1/replicas", Access.ANY, (m, x) -> {

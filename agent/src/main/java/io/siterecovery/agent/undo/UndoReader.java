@@ -18,7 +18,49 @@ public final class UndoReader {
   public record Verified(UUID diskId, long generation, long diskSize, long entries,
       long dataBytes, long[] entryPositions) {}
 
+  /** One saved range: {@code oldData} holds its old contents, or is null when they were zeroes. */
+  @FunctionalInterface
+  public interface EntryVisitor {
+    void visit(long offset, int length, ByteBuffer oldData) throws IOException;
+  }
+
   private UndoReader() {}
+
+  /**
+   * Verifies the whole file, then hands every saved range to {@code visitor} in the order they
+   * were saved (the ranges of one file are disjoint). {@code disk} must be the file's disk.
+   */
+  public static long visit(Path path, VirtualDisk disk, EntryVisitor visitor) throws IOException {
+    Verified v = verify(path);
+    String name = path.getFileName().toString();
+    if (!v.diskId().equals(disk.id()) || v.diskSize() != disk.size()) {
+      throw new UndoCorruptException(name + ": undo file of disk " + v.diskId()
+          + ", not of " + disk.name() + " (" + disk.id() + ")");
+    }
+    try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+      ByteBuffer head = UndoFormat.allocate(UndoFormat.ENTRY_HEADER_SIZE);
+      ByteBuffer data = ByteBuffer.allocateDirect(UndoFormat.MAX_ENTRY_LENGTH);
+      for (long pos : v.entryPositions()) {
+        head.clear();
+        readFully(ch, head, pos);
+        head.flip();
+        int length = checkEntryHeader(name, head, pos, v.diskSize());
+        long offset = head.getLong(8);
+        if (head.getShort(4) == UndoFormat.TYPE_ZERO) {
+          visitor.visit(offset, length, null);
+          continue;
+        }
+        data.clear().limit(length);
+        if (readFully(ch, data, pos + UndoFormat.ENTRY_HEADER_SIZE) < length) {
+          throw new UndoCorruptException(name + ": entry data truncated at " + pos);
+        }
+        data.flip();
+        checkData(name, data, head.getInt(20), pos);
+        visitor.visit(offset, length, data);
+      }
+    }
+    return v.entries();
+  }
 
   /** Checks every checksum, the trailer and that nothing follows it; throws if any fails. */
   public static Verified verify(Path path) throws IOException {

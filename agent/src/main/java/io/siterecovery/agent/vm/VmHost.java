@@ -45,6 +45,7 @@ public final class VmHost implements ExportResolver, Closeable {
   private final Path vmsDir;
   private final Map<String, Vm> vms = new ConcurrentHashMap<>();
   private volatile Consumer<String> disconnectClients = vm -> { };
+  private volatile ReplicaWatcher replicaWatcher = ReplicaWatcher.NONE;
 
   public VmHost(String site, Path dataDir) throws IOException {
     this.site = site;
@@ -77,6 +78,15 @@ public final class VmHost implements ExportResolver, Closeable {
   /** Lets power-off drop the VM's NBD clients. */
   public void onPowerOff(Consumer<String> disconnectClientsOfVm) {
     this.disconnectClients = disconnectClientsOfVm;
+  }
+
+  /** Who must hear of changes to replicas before they happen (test VMs). */
+  public void watchReplicas(ReplicaWatcher watcher) {
+    this.replicaWatcher = watcher;
+  }
+
+  public ReplicaWatcher replicaWatcher() {
+    return replicaWatcher;
   }
 
   private static Vm open(Path dir, VmRecord record) throws IOException {
@@ -164,6 +174,9 @@ public final class VmHost implements ExportResolver, Closeable {
 
   public synchronized void delete(String name) throws IOException {
     Vm vm = get(name);
+    if (vm.record().role() == Role.REPLICA) {
+      replicaWatcher.beforeDelete(vm);
+    }
     setPower(vm, Power.OFF);
     for (VirtualDisk d : vm.disks()) {
       if (d.tracker() != null) {

@@ -1,0 +1,11 @@
+package io.siterecovery.agent.server;
+
+import io.siterecovery.agent.replica.ReplicaStore;
+import io.siterecovery.agent.resync.ResyncSource;
+import io.siterecovery.agent.resync.ResyncTarget;
+import io.siterecovery.agent.source.ReplicationSource;
+import io.siterecovery.agent.testclone.TestClones;
+
+/** The roles the API dispatches to, one per room of the agent. */
+public record AgentRoles(ReplicationSource source, ReplicaStore replicas,
+    ResyncSource resyncSource, ResyncTarget resyncTarget, TestClones testClones) {}
