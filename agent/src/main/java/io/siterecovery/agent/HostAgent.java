@@ -8,6 +8,7 @@ import io.siterecovery.agent.testclone.TestClones;
 import io.siterecovery.agent.nbd.ExportResolver;
 import io.siterecovery.agent.nbd.NbdServer;
 import io.siterecovery.agent.nbd.NbdTls;
+import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
 import io.siterecovery.agent.source.OfflineChanges;
 import io.siterecovery.agent.source.ReplicationSource;
@@ -57,6 +58,7 @@ public final class HostAgent implements Closeable {
   private final AgentHttpServer http;
   private final Peers peers;
   private final TestClones testClones;
+  private final ReplicaRuns runs;
   private boolean closed;
 
   public HostAgent(Settings settings) throws IOException {
@@ -66,17 +68,19 @@ public final class HostAgent implements Closeable {
     this.host = new VmHost(settings.site(), settings.dataDir());
     this.testClones = new TestClones(host, this::nbdUri);
     host.watchReplicas(testClones);
-    this.nbd = new NbdServer(ExportResolver.of(host, testClones), new InetSocketAddress(settings.nbdBind(), settings.nbdPort()),
+    ReplicaStore replicas = new ReplicaStore(host);
+    replicas.recover(); // a crash may have interrupted an apply or a rollback
+    this.runs = new ReplicaRuns(host); // before NBD: a running replica serves its layers
+    this.nbd = new NbdServer(ExportResolver.of(host, testClones),
+        new InetSocketAddress(settings.nbdBind(), settings.nbdPort()),
         NbdServer.Limits.defaults(), settings.nbdTls() ? nbdTls(settings) : null);
     host.onPowerOff(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
     testClones.onCleanup(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
     this.peers = new Peers(settings.credentials(), settings.peers());
     ReplicationSource source = new ReplicationSource(host, peers::client);
     ResyncSource resync = new ResyncSource(host, peers::client);
-    ReplicaStore replicas = new ReplicaStore(host);
-    replicas.recover(); // a crash may have interrupted an apply or a rollback
     this.http = new AgentHttpServer(host,
-        new AgentRoles(source, replicas, resync, new ResyncTarget(host), testClones),
+        new AgentRoles(source, replicas, runs, resync, new ResyncTarget(host), testClones),
         new InetSocketAddress(settings.bindHost(), settings.httpPort()), settings.credentials(),
         settings.httpLimits());
   }
@@ -134,6 +138,7 @@ public final class HostAgent implements Closeable {
     http.close();
     nbd.close();
     testClones.close();
+    runs.close();
     host.close();
     // Only now, with no write possible, do the images' stamps describe the state we leave.
     OfflineChanges.recordCleanShutdown(settings.dataDir(), host.list());

@@ -200,8 +200,30 @@ public final class AgentClient {
   }
 
   public VmRecord createReplica(String vm, String sourceSite, List<VmRecord.DiskSpec> disks) {
-    return call("POST", "v1/replicas", new CreateReplicaRequest(vm, sourceSite, disks),
+    return createReplica(vm, sourceSite, disks, null);
+  }
+
+  /** {@code home}: the site where the VM was created (null: {@code sourceSite}). */
+  public VmRecord createReplica(String vm, String sourceSite, List<VmRecord.DiskSpec> disks,
+      String home) {
+    return call("POST", "v1/replicas", new CreateReplicaRequest(vm, sourceSite, disks, home),
         VmRecord.class);
+  }
+
+  /** Starts a replica as the VM at a retained point, on layers that leave the replica as it is. */
+  public VmRecord startReplica(String vm, long generation, String key) {
+    return call("POST", "v1/replicas/" + vm + "/start", new StartReplicaRequest(generation, key),
+        VmRecord.class);
+  }
+
+  /** Stops a started replica and drops what it wrote; the replica is as it was before. */
+  public VmRecord stopReplica(String vm) {
+    return call("POST", "v1/replicas/" + vm + "/stop", null, VmRecord.class);
+  }
+
+  /** Commits the failover of a started replica: it becomes the primary. */
+  public PromoteResult promoteReplica(String vm) {
+    return call("POST", "v1/replicas/" + vm + "/promote", null, PromoteResult.class);
   }
 
   public void deleteReplica(String vm) {

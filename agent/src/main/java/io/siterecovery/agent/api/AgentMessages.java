@@ -124,7 +124,22 @@ public final class AgentMessages {
   public record ChecksumRequest(long fromBlock, int count, int blockSize, BlockDigest digest,
       long seed) {}
 
-  public record CreateReplicaRequest(String vm, String sourceSite, List<VmRecord.DiskSpec> disks) {}
+  /** {@code home}: the site where the VM was created (null: the source site). */
+  public record CreateReplicaRequest(String vm, String sourceSite, List<VmRecord.DiskSpec> disks,
+      String home) {}
+
+  /**
+   * Starts a replica as the VM at retained point {@code generation} after a failover;
+   * {@code key} is the caller's idempotency key.
+   */
+  public record StartReplicaRequest(Long generation, String key) {}
+
+  /**
+   * A committed failover: {@code vm} is the primary here now; reverse replication goes to
+   * {@code reverseTarget} and starts with the {@code changedBytes} changed since the failover
+   * point.
+   */
+  public record PromoteResult(String vm, String reverseTarget, long changedBytes) {}
 
   /**
    * Applies a staged generation on the replica; the point is recorded with its seal time and

@@ -6,7 +6,10 @@ import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.FaultInjection;
 import io.siterecovery.agent.api.AgentMessages.ApplyRequest;
+import io.siterecovery.agent.disk.Overlay;
 import io.siterecovery.agent.disk.VirtualDisk;
+import io.siterecovery.agent.undo.UndoCorruptException;
+import io.siterecovery.agent.undo.UndoReader;
 import io.siterecovery.agent.hrl.HrlCorruptException;
 import io.siterecovery.agent.hrl.HrlFormat;
 import io.siterecovery.agent.hrl.HrlHeader;
@@ -47,12 +50,12 @@ public final class ReplicaStore {
     this.points = new RecoveryPoints(host);
   }
 
-  public VmRecord create(String vm, String sourceSite, List<VmRecord.DiskSpec> disks)
-      throws IOException {
+  public VmRecord create(String vm, String sourceSite, List<VmRecord.DiskSpec> disks,
+      String home) throws IOException {
     if (sourceSite == null || disks == null || disks.isEmpty()) {
       throw new AgentException(ErrorCode.BAD_REQUEST, "a replica needs a source site and disks");
     }
-    return host.createReplica(vm, disks, sourceSite).record();
+    return host.createReplica(vm, disks, sourceSite, home).record();
   }
 
   /**
@@ -61,6 +64,36 @@ public final class ReplicaStore {
    */
   public static Path undoFile(Vm vm, VirtualDisk d, long generation) {
     return RecoveryPoints.undoFile(vm, d, generation);
+  }
+
+  /**
+   * Puts in {@code overlays} (one per disk, by name) the contents each disk of the replica had at
+   * its retained point {@code point}: the generations applied after it are undone oldest first,
+   * and a range keeps the first old contents it gets, which are the point's (a range the
+   * generation after the point did not touch had then what the next one saved). Reads only undo
+   * data: the cost follows what changed since the point, not the disks' size. Returns the number
+   * of ranges taken. The caller holds the VM's operation lock.
+   */
+  public static long rewind(Vm vm, Map<String, Overlay> overlays, long point) throws IOException {
+    long applied = vm.record().replica().appliedGeneration();
+    long entries = 0;
+    for (long g = point + 1; g <= applied; g++) {
+      for (VirtualDisk d : vm.disks()) {
+        Path undo = undoFile(vm, d, g);
+        if (!Files.exists(undo)) {
+          throw new AgentException(ErrorCode.INVALID_STATE, "the undo data of generation " + g
+              + " of " + vm.name() + "/" + d.name() + " is gone; generation " + point
+              + " can no longer be rebuilt");
+        }
+        try {
+          entries += UndoReader.visit(undo, d, overlays.get(d.name())::preserveContents);
+        } catch (UndoCorruptException e) {
+          throw new AgentException(ErrorCode.LOG_CORRUPT, "undo data of generation " + g + " of "
+              + vm.name() + "/" + d.name() + " is corrupt: " + e.getMessage(), e);
+        }
+      }
+    }
+    return entries;
   }
 
   private Vm replica(String name) {
@@ -148,6 +181,10 @@ public final class ReplicaStore {
     Vm vm = replica(vmName);
     vm.operationLock().lock();
     try {
+      if (vm.record().power() == VmRecord.Power.RUNNING) {
+        throw new AgentException(ErrorCode.INVALID_STATE, "replica " + vmName + " is running "
+            + "(failed over); logs apply again once the failover is cancelled");
+      }
       points.recoverPending(vm);
       ReplicaState state = vm.record().replica();
       if (generation <= state.appliedGeneration()) {

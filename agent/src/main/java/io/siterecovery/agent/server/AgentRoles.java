@@ -1,5 +1,6 @@
 package io.siterecovery.agent.server;
 
+import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
 import io.siterecovery.agent.resync.ResyncSource;
 import io.siterecovery.agent.resync.ResyncTarget;
@@ -7,5 +8,5 @@ import io.siterecovery.agent.source.ReplicationSource;
 import io.siterecovery.agent.testclone.TestClones;
 
 /** The roles the API dispatches to, one per room of the agent. */
-public record AgentRoles(ReplicationSource source, ReplicaStore replicas,
+public record AgentRoles(ReplicationSource source, ReplicaStore replicas, ReplicaRuns runs,
     ResyncSource resyncSource, ResyncTarget resyncTarget, TestClones testClones) {}

@@ -3,6 +3,7 @@ package io.siterecovery.agent.server;
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.api.AgentMessages.*;
+import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
 import io.siterecovery.agent.source.ReplicationSource;
 import io.siterecovery.agent.resync.ResyncSource;
@@ -50,6 +51,7 @@ final class AgentRoutes {
     ResyncSource resyncSource = roles.resyncSource();
     ResyncTarget resyncTarget = roles.resyncTarget();
     TestClones testClones = roles.testClones();
+    ReplicaRuns runs = roles.runs();
     Access replicaSource = Access.replicaSource(host);
 
     route("GET", "/v1/health", Access.ANY, (m, x) -> Map.of("site", host.site(), "status", "UP"));
@@ -113,6 +115,17 @@ final class AgentRoutes {
       return replicas.rollback(m.group(1), r.generation());
     });
 
+    // Running a replica is the operator's failover, never its source's doing.
+    route("POST", "/v1/replicas/" + NAME + "/start", Access.OPERATOR, (m, x) -> {
+      StartReplicaRequest r = x.json(StartReplicaRequest.class);
+      require(r.generation() != null, "generation is required");
+      return runs.start(m.group(1), r.generation(), r.key());
+    });
+    route("POST", "/v1/replicas/" + NAME + "/stop", Access.OPERATOR,
+        (m, x) -> runs.stop(m.group(1)));
+    route("POST", "/v1/replicas/" + NAME + "/promote", Access.OPERATOR,
+        (m, x) -> runs.promote(m.group(1)));
+
     // Test VMs are the operator's drills; the replica's source has no say in them.
     route("GET", "/v1/test-clones", Access.OPERATOR, (m, x) -> testClones.list());
     route("POST", "/v1/replicas/" + NAME + "/test-clone", Access.OPERATOR, (m, x) -> {
@@ -136,7 +149,7 @@ final class AgentRoutes {
       if (host.find(r.vm()).isPresent()) {
         Access.requireSourceOf(host, x.caller(), r.vm());
       }
-      return replicas.create(r.vm(), r.sourceSite(), r.disks());
+      return replicas.create(r.vm(), r.sourceSite(), r.disks(), r.home());
     });
     route("DELETE", "/v1/replicas/" + NAME, replicaSource, (m, x) -> {
       replicas.delete(m.group(1));

@@ -69,11 +69,16 @@ public final class ReplicationSource {
             + " is already replicated to " + existing.targetSite());
       }
       if (existing == null) {
-        peers.apply(targetSite).createReplica(vmName, host.site(), r.disks());
+        peers.apply(targetSite).createReplica(vmName, host.site(), r.disks(), r.home());
         // Tracking starts before the first byte is copied, so no write can fall between the two.
         host.attachTrackers(vm);
         host.update(vm, rec -> rec.withProtection(new SourceProtection(targetSite, false)));
         log.info("[{}] protection of {} enabled towards {}", host.site(), vmName, targetSite);
+      } else if (!existing.initialComplete()) {
+        // A committed failover leaves protection towards the old source pending, its writes
+        // tracked from the commit on: the replica there is made, or found, now.
+        peers.apply(targetSite).createReplica(vmName, host.site(), r.disks(), r.home());
+        host.attachTrackers(vm);
       }
       return state(vm);
     } finally {

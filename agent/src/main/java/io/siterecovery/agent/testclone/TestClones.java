@@ -5,13 +5,12 @@ import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.Json;
 import io.siterecovery.agent.api.AgentMessages.TestCleanupReport;
 import io.siterecovery.agent.api.AgentMessages.TestCloneInfo;
+import io.siterecovery.agent.disk.Overlay;
 import io.siterecovery.agent.disk.VirtualDisk;
 import io.siterecovery.agent.hrl.HrlReader;
 import io.siterecovery.agent.nbd.BlockDevice;
 import io.siterecovery.agent.nbd.ExportResolver;
 import io.siterecovery.agent.replica.ReplicaStore;
-import io.siterecovery.agent.undo.UndoCorruptException;
-import io.siterecovery.agent.undo.UndoReader;
 import io.siterecovery.agent.vm.ReplicaWatcher;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
@@ -163,7 +162,7 @@ public final class TestClones implements ReplicaWatcher, ExportResolver, Closeab
           Instant.now());
       Clone clone = open(record, dir, vm);
       try {
-        long undoEntries = rewind(vm, clone, generation, state.appliedGeneration());
+        long undoEntries = ReplicaStore.rewind(vm, clone.disks(), generation);
         for (Overlay o : clone.disks().values()) {
           o.force();
         }
@@ -198,33 +197,6 @@ public final class TestClones implements ReplicaWatcher, ExportResolver, Closeab
           + "(failed over); a test VM is made from a replica that is not");
     }
     return s;
-  }
-
-  /**
-   * Puts in the overlays the contents each disk had at {@code point}: generations after it are
-   * undone oldest first, and a range keeps the first old contents it gets, which is the point's
-   * (a range the generation after the point did not touch had then what the next one saved).
-   */
-  private static long rewind(Vm vm, Clone clone, long point, long applied) throws IOException {
-    long entries = 0;
-    for (long g = point + 1; g <= applied; g++) {
-      for (VirtualDisk d : vm.disks()) {
-        Path undo = ReplicaStore.undoFile(vm, d, g);
-        if (!Files.exists(undo)) {
-          throw new AgentException(ErrorCode.INVALID_STATE, "the undo data of generation " + g
-              + " of " + vm.name() + "/" + d.name() + " is gone; generation " + point
-              + " can no longer be rebuilt");
-        }
-        Overlay overlay = clone.disks().get(d.name());
-        try {
-          entries += UndoReader.visit(undo, d, overlay::preserveContents);
-        } catch (UndoCorruptException e) {
-          throw new AgentException(ErrorCode.LOG_CORRUPT, "undo data of generation " + g + " of "
-              + vm.name() + "/" + d.name() + " is corrupt: " + e.getMessage(), e);
-        }
-      }
-    }
-    return entries;
   }
 
   @Override

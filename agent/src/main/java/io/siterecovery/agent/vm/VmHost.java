@@ -114,12 +114,12 @@ public final class VmHost implements ExportResolver, Closeable {
       }
       disks.add(new DiskSpec("disk" + i, size, UUID.randomUUID()));
     }
-    return createWith(new VmRecord(name, Role.PRIMARY, Power.RUNNING, disks, null, null));
+    return createWith(new VmRecord(name, Role.PRIMARY, Power.RUNNING, disks, null, null, site));
   }
 
   /** Creates the replica side of a VM; disks keep the source's identities so logs can be matched. */
-  public synchronized Vm createReplica(String name, List<DiskSpec> disks, String sourceSite)
-      throws IOException {
+  public synchronized Vm createReplica(String name, List<DiskSpec> disks, String sourceSite,
+      String home) throws IOException {
     Names.requireValid("VM", name);
     Vm existing = vms.get(name);
     if (existing != null) {
@@ -132,7 +132,8 @@ public final class VmHost implements ExportResolver, Closeable {
     disks.forEach(d -> Names.requireValid("disk", d.name()));
     VmRecord.ReplicaState state = new VmRecord.ReplicaState(sourceSite, false, 0, null,
         List.of());
-    return createWith(new VmRecord(name, Role.REPLICA, Power.OFF, disks, null, state));
+    return createWith(new VmRecord(name, Role.REPLICA, Power.OFF, disks, null, state,
+        home == null ? sourceSite : home));
   }
 
   private Vm createWith(VmRecord record) throws IOException {
@@ -193,9 +194,17 @@ public final class VmHost implements ExportResolver, Closeable {
     log.info("[{}] deleted VM {}", site, name);
   }
 
-  /** Power on exports the disks; power off flushes, refuses new I/O and drops NBD clients. */
+  /**
+   * Power on exports the disks; power off flushes, refuses new I/O and drops NBD clients. A VM
+   * that failed over elsewhere is fenced: it does not power on here, or two copies would run.
+   */
   public void setPower(Vm vm, Power power) throws IOException {
     synchronized (vm) {
+      if (power == Power.RUNNING && vm.record().role() == Role.FAILED_OVER) {
+        throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vm.name() + " failed over to"
+            + " another site and is fenced on " + site + "; it runs here again only through"
+            + " Reprotect and Failback");
+      }
       for (VirtualDisk d : vm.disks()) {
         d.setOnline(power == Power.RUNNING);
       }
@@ -265,8 +274,7 @@ public final class VmHost implements ExportResolver, Closeable {
     if (vm == null || vm.record().power() != Power.RUNNING) {
       return Optional.empty();
     }
-    String disk = exportName.substring(slash + 1);
-    return vm.disks().stream().filter(d -> d.name().equals(disk)).findFirst().map(d -> d);
+    return vm.exported(exportName.substring(slash + 1));
   }
 
   @Override

@@ -6,13 +6,15 @@ import java.util.List;
 import java.util.UUID;
 
 /**
- * A VM as persisted in {@code vms/<name>/vm.json}. A {@code quiesce} command that an earlier
+ * A VM as persisted in {@code vms/<name>/vm.json}. {@code home} is the site where the VM was
+ * created, which a failback returns it to (null in records written before it was kept: the
+ * callers fall back to the replica's source). A {@code quiesce} command that an earlier
  * version kept here (set over the API) is ignored: hooks are local configuration now
  * ({@link QuiesceHooks}).
  */
 @JsonIgnoreProperties({"quiesce"})
 public record VmRecord(String name, Role role, Power power, List<DiskSpec> disks,
-    SourceProtection protection, ReplicaState replica) {
+    SourceProtection protection, ReplicaState replica, String home) {
 
   public enum Role { PRIMARY, REPLICA, FAILED_OVER }
 
@@ -49,18 +51,18 @@ public record VmRecord(String name, Role role, Power power, List<DiskSpec> disks
       long undoBytes) {}
 
   public VmRecord withRole(Role r) {
-    return new VmRecord(name, r, power, disks, protection, replica);
+    return new VmRecord(name, r, power, disks, protection, replica, home);
   }
 
   public VmRecord withPower(Power p) {
-    return new VmRecord(name, role, p, disks, protection, replica);
+    return new VmRecord(name, role, p, disks, protection, replica, home);
   }
 
   public VmRecord withProtection(SourceProtection p) {
-    return new VmRecord(name, role, power, disks, p, replica);
+    return new VmRecord(name, role, power, disks, p, replica, home);
   }
 
   public VmRecord withReplica(ReplicaState r) {
-    return new VmRecord(name, role, power, disks, protection, r);
+    return new VmRecord(name, role, power, disks, protection, r, home);
   }
 }

@@ -277,6 +277,12 @@ class SecurityTest {
         {"POST", "/v1/vms/" + VM + "/resync/begin", null},
         {"GET", "/v1/vms/" + VM + "/replication", null},
         {"POST", "/v1/replicas/" + VM + "/rollback", "{\"generation\":1}"},
+        {"POST", "/v1/replicas/" + VM + "/start", "{\"generation\":1,\"key\":\"k\"}"},
+        {"POST", "/v1/replicas/" + VM + "/stop", null},
+        {"POST", "/v1/replicas/" + VM + "/promote", null},
+        {"GET", "/v1/test-clones", null},
+        {"POST", "/v1/replicas/" + VM + "/test-clone", "{\"generation\":1,\"key\":\"k\"}"},
+        {"DELETE", "/v1/replicas/" + VM + "/test-clone", null},
     };
     for (String[] c : calls) {
       HttpResponse<String> r = RawHttp.send(agents.primary, peer, c[0], c[1], c[2]);
@@ -354,6 +360,11 @@ class SecurityTest {
     }
     // its own source may not roll it back either: that is the operator's decision
     assertThat(codeOf(() -> agents.feed.rollbackReplica(VM, 1))).isEqualTo(ErrorCode.FORBIDDEN);
+    // nor start, commit or test it: failovers and drills are the operator's too
+    assertThat(codeOf(() -> agents.feed.startReplica(VM, 1, "k"))).isEqualTo(ErrorCode.FORBIDDEN);
+    assertThat(codeOf(() -> agents.feed.promoteReplica(VM))).isEqualTo(ErrorCode.FORBIDDEN);
+    assertThat(codeOf(() -> agents.feed.createTestClone(VM, 1, "k")))
+        .isEqualTo(ErrorCode.FORBIDDEN);
 
     assertThat(snapshot()).isEqualTo(before);
     Path incoming = agents.secondary.diskImage(VM, "disk0").resolveSibling("incoming");

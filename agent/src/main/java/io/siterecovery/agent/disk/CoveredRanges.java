@@ -1,4 +1,4 @@
-package io.siterecovery.agent.testclone;
+package io.siterecovery.agent.disk;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -51,9 +51,9 @@ final class CoveredRanges {
     ranges.put(mergedStart, mergedEnd);
   }
 
-  boolean covers(long offset) {
-    Map.Entry<Long, Long> e = ranges.floorEntry(offset);
-    return e != null && e.getValue() > offset;
+  /** The covered ranges, in order. */
+  List<long[]> ranges() {
+    return ranges.entrySet().stream().map(e -> new long[] {e.getKey(), e.getValue()}).toList();
   }
 
   /** Total bytes covered. */

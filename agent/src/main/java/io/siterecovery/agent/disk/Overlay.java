@@ -1,4 +1,4 @@
-package io.siterecovery.agent.testclone;
+package io.siterecovery.agent.disk;
 
 import io.siterecovery.agent.disk.VirtualDisk;
 import io.siterecovery.agent.nbd.BlockDevice;
@@ -27,7 +27,7 @@ import java.util.zip.CRC32C;
  * map only after the scratch bytes they describe are forced, so a crash never makes a range read
  * from scratch that was not written there; a test write lost that way reads as it did before it.
  */
-final class Overlay implements BlockDevice, AutoCloseable {
+public final class Overlay implements BlockDevice, AutoCloseable {
   private static final int MAP_RECORD = 24;
   private static final int COPY_CHUNK = 1 << 20;
   private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(COPY_CHUNK).asReadOnlyBuffer();
@@ -40,6 +40,8 @@ final class Overlay implements BlockDevice, AutoCloseable {
   private final List<long[]> unrecorded = new ArrayList<>();
   private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
   private volatile boolean online = true;
+  /** After {@link #mergeIntoBase}: every read and write goes to the base disk itself. */
+  private volatile boolean merged;
 
   private Overlay(VirtualDisk base, FileChannel scratch, FileChannel map) {
     this.base = base;
@@ -47,16 +49,16 @@ final class Overlay implements BlockDevice, AutoCloseable {
     this.map = map;
   }
 
-  static Path scratchFile(Path dir, String disk) {
+  public static Path scratchFile(Path dir, String disk) {
     return dir.resolve(disk + ".scratch");
   }
 
-  static Path mapFile(Path dir, String disk) {
+  public static Path mapFile(Path dir, String disk) {
     return dir.resolve(disk + ".map");
   }
 
   /** Opens (or creates empty) the layer of {@code base} kept in {@code dir}. */
-  static Overlay open(Path dir, VirtualDisk base) throws IOException {
+  public static Overlay open(Path dir, VirtualDisk base) throws IOException {
     Path scratchPath = scratchFile(dir, base.name());
     FileChannel scratch = FileChannel.open(scratchPath, StandardOpenOption.CREATE,
         StandardOpenOption.READ, StandardOpenOption.WRITE);
@@ -101,6 +103,50 @@ final class Overlay implements BlockDevice, AutoCloseable {
     map.position(pos);
   }
 
+  /**
+   * Writes {@code ranges} ({start, end} pairs) to {@code file} in the map's format and forces it:
+   * how a failed-over VM keeps which ranges its disk changed since the failover point.
+   */
+  public static void writeRanges(Path file, List<long[]> ranges) throws IOException {
+    ByteBuffer records = ByteBuffer.allocate(ranges.size() * MAP_RECORD)
+        .order(ByteOrder.LITTLE_ENDIAN);
+    for (long[] r : ranges) {
+      putRecord(records, r[0], r[1] - r[0]);
+    }
+    records.flip();
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE,
+        StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
+      while (records.hasRemaining()) {
+        ch.write(records);
+      }
+      ch.force(true);
+    }
+  }
+
+  /** Reads a file written by {@link #writeRanges}: {offset, length} pairs, merged and in order. */
+  public static List<long[]> readRanges(Path file, long diskSize) throws IOException {
+    CoveredRanges ranges = new CoveredRanges();
+    ByteBuffer all = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
+    for (int pos = 0; pos + MAP_RECORD <= all.limit(); pos += MAP_RECORD) {
+      ByteBuffer record = all.slice(pos, MAP_RECORD).order(ByteOrder.LITTLE_ENDIAN);
+      long offset = record.getLong(0);
+      long length = record.getLong(8);
+      if (record.getInt(16) != crc(record) || offset < 0 || length <= 0
+          || length > diskSize - offset) {
+        throw new IOException(file + ": damaged range record at byte " + pos);
+      }
+      ranges.add(offset, offset + length);
+    }
+    return ranges.ranges().stream().map(r -> new long[] {r[0], r[1] - r[0]}).toList();
+  }
+
+  private static void putRecord(ByteBuffer records, long offset, long length) {
+    ByteBuffer one = records.slice(records.position(), MAP_RECORD).order(ByteOrder.LITTLE_ENDIAN);
+    one.putLong(0, offset).putLong(8, length);
+    one.putInt(16, crc(one)).putInt(20, 0);
+    records.position(records.position() + MAP_RECORD);
+  }
+
   private static int crc(ByteBuffer record) {
     CRC32C crc = new CRC32C();
     crc.update(record.duplicate().position(0).limit(16));
@@ -118,7 +164,7 @@ final class Overlay implements BlockDevice, AutoCloseable {
   }
 
   /** Bytes held apart from the replica. */
-  long scratchBytes() {
+  public long scratchBytes() {
     lock.readLock().lock();
     try {
       return covered.bytes();
@@ -128,12 +174,16 @@ final class Overlay implements BlockDevice, AutoCloseable {
   }
 
   /** Once offline (the test is being cleaned up), the layer refuses every read and write. */
-  void setOffline() {
+  public void setOffline() {
     online = false;
   }
 
   @Override
   public void read(long offset, ByteBuffer dst) throws IOException {
+    if (merged) {
+      base.read(offset, dst);
+      return;
+    }
     checkRange(offset, dst.remaining());
     lock.readLock().lock();
     try {
@@ -183,6 +233,10 @@ final class Overlay implements BlockDevice, AutoCloseable {
     checkRange(offset, src.remaining());
     lock.writeLock().lock();
     try {
+      if (merged) {
+        base.write(offset, src, fua);
+        return;
+      }
       checkOnline();
       long length = src.remaining();
       writeScratch(offset, src.duplicate());
@@ -200,6 +254,10 @@ final class Overlay implements BlockDevice, AutoCloseable {
     checkRange(offset, length);
     lock.writeLock().lock();
     try {
+      if (merged) {
+        base.writeZeroes(offset, length, fua);
+        return;
+      }
       checkOnline();
       for (long done = 0; done < length; ) {
         int n = (int) Math.min(COPY_CHUNK, length - done);
@@ -219,6 +277,10 @@ final class Overlay implements BlockDevice, AutoCloseable {
   public void flush() throws IOException {
     lock.writeLock().lock();
     try {
+      if (merged) {
+        base.flush();
+        return;
+      }
       forceLocked();
     } finally {
       lock.writeLock().unlock();
@@ -230,7 +292,7 @@ final class Overlay implements BlockDevice, AutoCloseable {
    * it the layer does not cover yet into scratch, so the test VM keeps reading its point there.
    * The caller forces with {@link #force} before the replica is written.
    */
-  void preserveFromReplica(long offset, long length) throws IOException {
+  public void preserveFromReplica(long offset, long length) throws IOException {
     lock.writeLock().lock();
     try {
       ByteBuffer buffer = ByteBuffer.allocateDirect((int) Math.min(COPY_CHUNK, length));
@@ -255,7 +317,7 @@ final class Overlay implements BlockDevice, AutoCloseable {
    * {@code contents} (null: zeroes): the point's contents of a range, taken from undo data when
    * the test VM is made at a point older than the replica's.
    */
-  void preserveContents(long offset, int length, ByteBuffer contents) throws IOException {
+  public void preserveContents(long offset, int length, ByteBuffer contents) throws IOException {
     lock.writeLock().lock();
     try {
       for (long[] gap : covered.gaps(offset, offset + length)) {
@@ -278,10 +340,55 @@ final class Overlay implements BlockDevice, AutoCloseable {
   }
 
   /** Makes scratch durable, then the map records of what it covers. */
-  void force() throws IOException {
+  public void force() throws IOException {
     lock.writeLock().lock();
     try {
+      if (merged) {
+        return;
+      }
       forceLocked();
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /** The ranges the layer covers, in order. */
+  public List<long[]> ranges() {
+    lock.readLock().lock();
+    try {
+      return covered.ranges();
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  /**
+   * Makes the base disk what the layer shows: every covered range is copied from scratch to the
+   * base and the base forced, with the layer's reads and writes held meanwhile; from then on the
+   * layer passes every read and write to the base (through its change tracker, if it has one).
+   * Repeating a merge interrupted by a crash gives the same base. Returns the ranges copied.
+   */
+  public List<long[]> mergeIntoBase() throws IOException {
+    lock.writeLock().lock();
+    try {
+      if (merged) {
+        return List.of();
+      }
+      List<long[]> ranges = ranges();
+      ByteBuffer buffer = ByteBuffer.allocateDirect(COPY_CHUNK);
+      for (long[] r : ranges) {
+        for (long at = r[0]; at < r[1]; ) {
+          int n = (int) Math.min(COPY_CHUNK, r[1] - at);
+          buffer.clear().limit(n);
+          readInto(scratch, at, buffer, n);
+          buffer.flip();
+          base.writeAt(at, buffer);
+          at += n;
+        }
+      }
+      base.forceImage();
+      merged = true;
+      return ranges;
     } finally {
       lock.writeLock().unlock();
     }
@@ -295,10 +402,7 @@ final class Overlay implements BlockDevice, AutoCloseable {
     ByteBuffer records = ByteBuffer.allocate(unrecorded.size() * MAP_RECORD)
         .order(ByteOrder.LITTLE_ENDIAN);
     for (long[] r : unrecorded) {
-      ByteBuffer one = records.slice(records.position(), MAP_RECORD).order(ByteOrder.LITTLE_ENDIAN);
-      one.putLong(0, r[0]).putLong(8, r[1] - r[0]);
-      one.putInt(16, crc(one)).putInt(20, 0);
-      records.position(records.position() + MAP_RECORD);
+      putRecord(records, r[0], r[1] - r[0]);
     }
     records.flip();
     while (records.hasRemaining()) {
