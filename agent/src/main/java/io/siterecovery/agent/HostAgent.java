@@ -10,6 +10,7 @@ import io.siterecovery.agent.nbd.NbdServer;
 import io.siterecovery.agent.nbd.NbdTls;
 import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
+import io.siterecovery.agent.replica.Reversal;
 import io.siterecovery.agent.source.OfflineChanges;
 import io.siterecovery.agent.source.ReplicationSource;
 import io.siterecovery.agent.resync.ResyncSource;
@@ -80,7 +81,8 @@ public final class HostAgent implements Closeable {
     ReplicationSource source = new ReplicationSource(host, peers::client);
     ResyncSource resync = new ResyncSource(host, peers::client);
     this.http = new AgentHttpServer(host,
-        new AgentRoles(source, replicas, runs, resync, new ResyncTarget(host), testClones),
+        new AgentRoles(source, replicas, runs, new Reversal(host), resync,
+            new ResyncTarget(host), testClones),
         new InetSocketAddress(settings.bindHost(), settings.httpPort()), settings.credentials(),
         settings.httpLimits());
   }

@@ -52,7 +52,7 @@ public final class AgentClient {
 
   /** Calls whose work grows with a disk: copies, deltas, resync steps, applies, roll-backs. */
   private static final java.util.regex.Pattern BULK_CALLS = java.util.regex.Pattern.compile(
-      ".*/(copy|replicate|resync|resync/complete|ranges|logs/[0-9]+|checksums|apply|rollback)");
+      ".*/(copy|replicate|resync|resync/complete|ranges|logs/[0-9]+|checksums|apply|rollback|send-changed|start|promote|test-clone)");
 
   private final URI base;
   private final HttpClient http;
@@ -272,6 +272,26 @@ public final class AgentClient {
   public VmRecord rollbackReplica(String vm, long generation) {
     return call("POST", "v1/replicas/" + vm + "/rollback", new RollbackRequest(generation),
         VmRecord.class);
+  }
+
+  /** Makes a VM that failed over elsewhere the replica of {@code newSource}, salvaging first. */
+  public ReverseResult reverse(String vm, String newSource) {
+    return call("POST", "v1/vms/" + vm + "/reverse", new ReverseRequest(newSource),
+        ReverseResult.class);
+  }
+
+  public List<SalvageInfo> salvaged() {
+    return call("GET", "v1/salvage", null, new TypeReference<List<SalvageInfo>>() {});
+  }
+
+  public void deleteSalvaged(String id) {
+    call("DELETE", "v1/salvage/" + id, null, java.util.Map.class);
+  }
+
+  /** Sends one disk's ranges changed since the failover to the reverse replica. */
+  public SendChangedResult sendChanged(String vm, String disk, TransferOptions transfer) {
+    return call("POST", "v1/vms/" + vm + "/protection/send-changed",
+        new SendChangedRequest(disk, transfer), SendChangedResult.class);
   }
 
   /** Creates (or, under the same key, finds again) the test VM of a replica at a point. */

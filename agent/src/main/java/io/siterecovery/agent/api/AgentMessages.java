@@ -176,5 +176,34 @@ public final class AgentMessages {
   public record TestCleanupReport(String vm, String testVm, boolean existed,
       List<String> remaining) {}
 
+  /** Makes a VM that failed over elsewhere the replica of {@code newSource}, the active site. */
+  public record ReverseRequest(String newSource) {}
+
+  /** One range of salvaged writes. */
+  public record SalvagedRange(String disk, long offset, long length) {}
+
+  /**
+   * Writes a VM's old source held that never reached its replica, saved on that site under
+   * {@code DATA/salvage/<id>/} as the .hrl logs they were tracked in, before reverse replication
+   * overwrote them. {@code ranges} lists the first {@link #MAX_LISTED} merged ranges of
+   * {@code rangeCount}; {@code firstWrite}..{@code lastWrite} bound when they were written.
+   */
+  public record SalvageInfo(String id, String vm, String site, Instant savedAt,
+      Instant firstWrite, Instant lastWrite, int logs, long records, long bytes, long rangeCount,
+      List<SalvagedRange> ranges, String path) {
+    public static final int MAX_LISTED = 100;
+  }
+
+  /**
+   * The old source is now a replica of {@code newSource}, its disks kept as they were;
+   * {@code salvage} is what it held that the replica never got (null: nothing).
+   */
+  public record ReverseResult(String vm, String newSource, SalvageInfo salvage) {}
+
+  /** Sends the ranges of {@code disk} changed since the failover to the reverse replica. */
+  public record SendChangedRequest(String disk, TransferOptions transfer) {}
+
+  public record SendChangedResult(String disk, long ranges, long bytesSent) {}
+
   public record ErrorBody(String code, String message) {}
 }

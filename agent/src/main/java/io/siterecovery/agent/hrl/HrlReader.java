@@ -27,6 +27,14 @@ public final class HrlReader {
     return read(path, null, false);
   }
 
+  /**
+   * Visits the records of a log that may be active or torn, up to its last valid record: what a
+   * log holds when it is read for its contents rather than applied.
+   */
+  public static Scan visitTolerant(Path path, RecordVisitor visitor) throws IOException {
+    return read(path, visitor, false);
+  }
+
   /** Verifies a sealed log completely, then visits its records; a bad log is never visited. */
   public static Scan verifySealed(Path path) throws IOException {
     return read(path, null, true);

@@ -6,6 +6,7 @@ import io.siterecovery.agent.Json;
 import io.siterecovery.agent.api.AgentMessages.PromoteResult;
 import io.siterecovery.agent.disk.Overlay;
 import io.siterecovery.agent.disk.VirtualDisk;
+import io.siterecovery.agent.vm.ChangedRanges;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
 import io.siterecovery.agent.vm.VmRecord;
@@ -40,14 +41,13 @@ import org.slf4j.LoggerFactory;
  * and any retained point, older or newer than the one running, can be started next.
  *
  * <p>A commit ({@link #promote}) merges the layers into the disks, keeps which ranges they
- * changed ({@code vms/<vm>/changed-since-failover/<disk>.ranges}) and starts tracking the disks'
+ * changed ({@link ChangedRanges}) and starts tracking the disks'
  * writes, so that reverse replication sends exactly those ranges and then the tracked logs.
  */
 public final class ReplicaRuns implements Closeable {
   private static final Logger log = LoggerFactory.getLogger(ReplicaRuns.class);
   private static final String RUN_DIR = "run";
   private static final String RECORD_FILE = "run.json";
-  public static final String CHANGED_DIR = "changed-since-failover";
 
   /** What {@code run.json} keeps; written last, so a run directory without it never started. */
   record RunRecord(String vm, long generation, Instant pointTime, String key, Instant startedAt) {}
@@ -210,7 +210,7 @@ public final class ReplicaRuns implements Closeable {
     Vm vm = host.get(vmName);
     vm.operationLock().lock();
     try {
-      if (vm.record().role() == Role.PRIMARY && Files.isDirectory(changedDir(vm))) {
+      if (vm.record().role() == Role.PRIMARY && ChangedRanges.recorded(vm)) {
         return promoted(vm);
       }
       replica(vmName);
@@ -222,12 +222,10 @@ public final class ReplicaRuns implements Closeable {
       String oldSource = vm.record().replica().sourceSite();
       long started = System.nanoTime();
       host.attachTrackers(vm); // before the merge: no write after it may go untracked
-      Path changed = Files.createDirectories(changedDir(vm));
       for (VirtualDisk d : vm.disks()) {
-        List<long[]> ranges = run.disks().get(d.name()).mergeIntoBase();
-        Overlay.writeRanges(changed.resolve(d.name() + ".ranges"), ranges);
+        ChangedRanges.record(vm, d, run.disks().get(d.name()).mergeIntoBase());
       }
-      forceDir(changed);
+      forceDir(vm.dir());
       host.update(vm, r -> new VmRecord(r.name(), Role.PRIMARY, Power.RUNNING, r.disks(),
           new SourceProtection(oldSource, false), null, r.home()));
       runs.remove(vmName);
@@ -249,30 +247,9 @@ public final class ReplicaRuns implements Closeable {
     }
   }
 
-  private PromoteResult promoted(Vm vm) throws IOException {
-    long bytes = 0;
-    for (VirtualDisk d : vm.disks()) {
-      bytes += changedRanges(vm, d).stream().mapToLong(r -> r[1]).sum();
-    }
-    return new PromoteResult(vm.name(), vm.record().protection().targetSite(), bytes);
-  }
-
-  private static Path changedDir(Vm vm) {
-    return vm.dir().resolve(CHANGED_DIR);
-  }
-
-  /**
-   * The ranges ({offset, length}) of disk {@code d} that changed between the failover point and
-   * the commit; empty when none were kept (the VM did not come from a committed failover).
-   */
-  public static List<long[]> changedRanges(Vm vm, VirtualDisk d) throws IOException {
-    Path file = changedDir(vm).resolve(d.name() + ".ranges");
-    return Files.exists(file) ? Overlay.readRanges(file, d.size()) : List.of();
-  }
-
-  /** Forgets the changed ranges once reverse replication has sent them. */
-  public static void forgetChangedRanges(Vm vm) throws IOException {
-    deleteTree(changedDir(vm));
+  private static PromoteResult promoted(Vm vm) throws IOException {
+    return new PromoteResult(vm.name(), vm.record().protection().targetSite(),
+        ChangedRanges.bytes(vm));
   }
 
   @Override

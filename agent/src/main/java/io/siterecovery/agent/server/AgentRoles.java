@@ -2,6 +2,7 @@ package io.siterecovery.agent.server;
 
 import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
+import io.siterecovery.agent.replica.Reversal;
 import io.siterecovery.agent.resync.ResyncSource;
 import io.siterecovery.agent.resync.ResyncTarget;
 import io.siterecovery.agent.source.ReplicationSource;
@@ -9,4 +10,5 @@ import io.siterecovery.agent.testclone.TestClones;
 
 /** The roles the API dispatches to, one per room of the agent. */
 public record AgentRoles(ReplicationSource source, ReplicaStore replicas, ReplicaRuns runs,
+    Reversal reversal,
     ResyncSource resyncSource, ResyncTarget resyncTarget, TestClones testClones) {}

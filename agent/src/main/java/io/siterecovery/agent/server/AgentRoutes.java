@@ -5,6 +5,7 @@ import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.api.AgentMessages.*;
 import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
+import io.siterecovery.agent.replica.Reversal;
 import io.siterecovery.agent.source.ReplicationSource;
 import io.siterecovery.agent.resync.ResyncSource;
 import io.siterecovery.agent.resync.ResyncTarget;
@@ -52,6 +53,7 @@ final class AgentRoutes {
     ResyncTarget resyncTarget = roles.resyncTarget();
     TestClones testClones = roles.testClones();
     ReplicaRuns runs = roles.runs();
+    Reversal reversal = roles.reversal();
     Access replicaSource = Access.replicaSource(host);
 
     route("GET", "/v1/health", Access.ANY, (m, x) -> Map.of("site", host.site(), "status", "UP"));
@@ -66,6 +68,11 @@ final class AgentRoutes {
       PowerRequest r = x.json(PowerRequest.class);
       require(r.state() != null, "state is required (RUNNING or OFF)");
       Vm vm = host.get(m.group(1));
+      if (r.state() == VmRecord.Power.RUNNING && vm.record().role() == VmRecord.Role.REPLICA) {
+        throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vm.name() + " is a replica on "
+            + host.site() + "; a replica runs only through a failover (POST /v1/replicas/"
+            + vm.name() + "/start), which leaves its disks as they are until a commit");
+      }
       host.setPower(vm, r.state());
       return vm.record();
     });
@@ -125,6 +132,24 @@ final class AgentRoutes {
         (m, x) -> runs.stop(m.group(1)));
     route("POST", "/v1/replicas/" + NAME + "/promote", Access.OPERATOR,
         (m, x) -> runs.promote(m.group(1)));
+
+    // Reverse replication: the old source becomes the replica (saving what it never shipped),
+    // the active site seeds it with what changed since the failover.
+    route("POST", "/v1/vms/" + NAME + "/reverse", Access.OPERATOR, (m, x) -> {
+      ReverseRequest r = x.json(ReverseRequest.class);
+      require(r.newSource() != null, "newSource is required");
+      return reversal.reverse(m.group(1), r.newSource());
+    });
+    route("GET", "/v1/salvage", Access.OPERATOR, (m, x) -> reversal.list());
+    route("DELETE", "/v1/salvage/" + NAME, Access.OPERATOR, (m, x) -> {
+      reversal.delete(m.group(1));
+      return Map.of("deleted", m.group(1));
+    });
+    route("POST", "/v1/vms/" + NAME + "/protection/send-changed", Access.OPERATOR, (m, x) -> {
+      SendChangedRequest r = x.json(SendChangedRequest.class);
+      require(r.disk() != null, "disk is required");
+      return source.sendChanged(m.group(1), r.disk(), r.transfer());
+    });
 
     // Test VMs are the operator's drills; the replica's source has no say in them.
     route("GET", "/v1/test-clones", Access.OPERATOR, (m, x) -> testClones.list());

@@ -12,6 +12,7 @@ import io.siterecovery.agent.api.AgentMessages.CopyRangeResult;
 import io.siterecovery.agent.api.AgentMessages.ProtectionState;
 import io.siterecovery.agent.api.AgentMessages.ReplicateRequest;
 import io.siterecovery.agent.api.AgentMessages.ReplicationResult;
+import io.siterecovery.agent.api.AgentMessages.SendChangedResult;
 import io.siterecovery.agent.api.AgentMessages.SourceStatus;
 import io.siterecovery.agent.api.AgentMessages.TransferOptions;
 import io.siterecovery.agent.disk.VirtualDisk;
@@ -19,6 +20,7 @@ import io.siterecovery.agent.hrl.ChangeTracker;
 import io.siterecovery.agent.hrl.ChangeTracker.SealedLog;
 import io.siterecovery.agent.hrl.HrlCorruptException;
 import io.siterecovery.agent.hrl.HrlReader;
+import io.siterecovery.agent.vm.ChangedRanges;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
 import io.siterecovery.agent.vm.QuiesceHooks;
@@ -291,6 +293,29 @@ public final class ReplicationSource {
     return disks.get(index).withWritesHeld(() -> holdAndSwap(disks, index + 1));
   }
 
+  /**
+   * Reverse replication's seed: sends the ranges of one disk that changed between the failover
+   * point and its commit ({@link ChangedRanges}) to the replica, which otherwise holds the disk
+   * as it was at the failover point. Safe to repeat; writes since the commit follow as logs.
+   */
+  public SendChangedResult sendChanged(String vmName, String diskName, TransferOptions transfer)
+      throws IOException {
+    TransferOptions t = Transport.validate(transfer);
+    Vm vm = host.get(vmName);
+    SourceProtection p = requireProtection(vm);
+    if (p.initialComplete()) {
+      throw new AgentException(ErrorCode.INVALID_STATE, "the replica of " + vmName + " on "
+          + p.targetSite() + " is complete already");
+    }
+    VirtualDisk disk = vm.disk(diskName);
+    List<long[]> ranges = ChangedRanges.of(vm, disk);
+    RangeStream.ExtentSender sender = new RangeStream.ExtentSender(disk, ranges);
+    peers.apply(p.targetSite()).sendRanges(vmName, diskName, () -> sender, t);
+    log.info("[{}] {}/{}: {} ranges changed since the failover sent to {} ({} bytes)",
+        host.site(), vmName, diskName, ranges.size(), p.targetSite(), sender.bytesSent());
+    return new SendChangedResult(diskName, ranges.size(), sender.bytesSent());
+  }
+
   public ProtectionState completeInitial(String vmName) throws IOException {
     Vm vm = host.get(vmName);
     vm.operationLock().lock();
@@ -298,6 +323,7 @@ public final class ReplicationSource {
       SourceProtection p = requireProtection(vm);
       peers.apply(p.targetSite()).completeReplica(vmName);
       host.update(vm, r -> r.withProtection(new SourceProtection(p.targetSite(), true)));
+      ChangedRanges.forget(vm); // sent and merged: the replica equals this VM as of a point
       return state(vm);
     } finally {
       vm.operationLock().unlock();

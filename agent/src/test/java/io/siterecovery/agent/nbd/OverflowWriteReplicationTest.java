@@ -72,7 +72,7 @@ class OverflowWriteReplicationTest {
 
     agents.p.setPower("web01", Power.OFF);
     agents.p.replicate("web01");
-    agents.s.setPower("web01", Power.RUNNING);
+    agents.s.startReplica("web01", agents.s.getVm("web01").replica().appliedGeneration(), "failover");
     Tools.Result verified = Tools.run(timeout,
         fio(agents.secondary.nbdUri("web01", "disk0"), "--verify_only"), tmp).assertOk();
     assertThat(verified.output()).contains("READ:").doesNotContain("verify: bad");

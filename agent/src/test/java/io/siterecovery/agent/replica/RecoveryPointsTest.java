@@ -106,9 +106,9 @@ class RecoveryPointsTest {
     assertThat(undoFiles()).hasSize(2 * 4);
 
     // refused while the replica runs, and for generations that are not retained points
-    agents.s.setPower(VM, Power.RUNNING);
+    agents.s.startReplica(VM, 5, "failover");
     assertThat(codeOf(() -> agents.s.rollbackReplica(VM, 3))).isEqualTo(ErrorCode.INVALID_STATE);
-    agents.s.setPower(VM, Power.OFF);
+    agents.s.stopReplica(VM);
     assertThat(codeOf(() -> agents.s.rollbackReplica(VM, 6))).isEqualTo(ErrorCode.INVALID_STATE);
     assertThat(codeOf(() -> agents.s.rollbackReplica(VM, 0))).isEqualTo(ErrorCode.INVALID_STATE);
     assertThat(codeOf(() -> agents.p.rollbackReplica(VM, 1)))

@@ -91,7 +91,7 @@ class FioReplicationTest {
     ReplicationResult last = agents.p.replicate("web01");
     assertThat(last.appliedGeneration()).isEqualTo(2);
     assertThat(last.bytesShipped()).isGreaterThan(24 * MIB);
-    agents.s.setPower("web01", Power.RUNNING);
+    agents.s.startReplica("web01", agents.s.getVm("web01").replica().appliedGeneration(), "failover");
     String replicaUri = agents.secondary.nbdUri("web01", "disk0");
 
     Tools.Result verified = fio(timeout, fio(replicaUri, "8k", "--verify_only")).assertOk();

@@ -125,7 +125,7 @@ class InitialReplicationTest {
     assertIdentical("disk0");
 
     // the replica, powered on, serves the same bytes over NBD as the source
-    agents.s.setPower("web01", Power.RUNNING);
+    agents.s.startReplica("web01", agents.s.getVm("web01").replica().appliedGeneration(), "failover");
     compareRaw(disk0, agents.secondary.nbdUri("web01", "disk0")).assertOk();
   }
 
