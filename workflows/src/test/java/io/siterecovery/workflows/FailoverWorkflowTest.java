@@ -127,7 +127,7 @@ class FailoverWorkflowTest {
     WorkflowTestSupport.POLICIES.put("default", new io.siterecovery.activities.PolicySettings(
         "default", java.time.Duration.ofSeconds(30), java.time.Duration.ofMinutes(2),
         java.time.Duration.ofHours(24), java.time.Duration.ofMinutes(1), null,
-        WorkflowTestSupport.NIGHTS, false, null));
+        WorkflowTestSupport.NIGHTS, false, null, null));
     ProtectVmWorkflow protection = protect(env, client);
     env.sleep(java.time.Duration.ofSeconds(125));
     assertThat(protection.status().recoveryPoints()).extracting(p -> p.id() + ":" + p.appConsistent())
