@@ -200,9 +200,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       step("replica rolled back from " + RecoveryPoint.idOf(replica.appliedGeneration())
           + " to " + RecoveryPoint.idOf(generation));
     }
-    point = replica.points().stream().filter(p -> p.generation() == generation).findFirst()
-        .map(RecoveryPoint::of)
-        .orElse(RecoveryPoint.of(generation, replica.pointTime(), false));
+    point = RecoveryPointChoice.pointOf(generation, replica);
     setState(FailoverState.STARTING_REPLICA);
     agents.powerOn(plan.targetSite(), vm);
     replicaStarted = true;
