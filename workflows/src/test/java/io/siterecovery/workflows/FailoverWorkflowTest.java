@@ -194,7 +194,7 @@ class FailoverWorkflowTest {
         .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
         .setWorkflowId(FailoverWorkflow.workflowId("web01")).build());
     WorkflowClient.start(wf::failover,
-        new FailoverInput("web01", FailoverType.PLANNED, "LATEST", policy));
+        new FailoverInput("web01", FailoverType.PLANNED, "LATEST", policy, null));
     WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == FailoverState.AWAITING_COMMIT);
     return wf;
   }
@@ -270,8 +270,6 @@ class FailoverWorkflowTest {
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",
         Map.of("vm", "web01", "type", "PLANNED", "recoveryPoint", "yesterday")))
         .contains("recoveryPoint");
-    assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",
-        Map.of("vm", "web01", "type", "TEST"))).contains("TEST is not available yet");
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover", Map.of("vm", "web01", "type",
         "PLANNED", "commitPolicy", Map.of("after", "PT1H")))).contains("commitPolicy.action");
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover", Map.of("vm", "web01", "type",

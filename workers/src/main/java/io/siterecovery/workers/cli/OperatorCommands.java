@@ -133,7 +133,7 @@ final class OperatorCommands {
       return withClient(options, client -> {
         FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class,
             options(FailoverWorkflow.workflowId(vm)));
-        WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint, policy));
+        WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint, policy, null));
         System.out.printf("started %s; when it is AWAITING_COMMIT: ./site-recovery commit %s "
             + "(or cancel)%s%n", FailoverWorkflow.workflowId(vm), vm, policy == null ? ""
                 : "; without either, it will " + autoAction.name().toLowerCase()
