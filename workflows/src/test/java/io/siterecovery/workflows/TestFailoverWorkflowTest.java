@@ -2,6 +2,7 @@ package io.siterecovery.workflows;
 
 import static io.siterecovery.workflows.ProtectVmWorkflowTest.failureOf;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.mockito.ArgumentMatchers.any;
 import static org.mockito.ArgumentMatchers.anyLong;
@@ -29,6 +30,7 @@ import io.siterecovery.workflows.failover.FailoverState;
 import io.siterecovery.workflows.failover.FailoverStatus;
 import io.siterecovery.workflows.failover.FailoverType;
 import io.siterecovery.workflows.failover.FailoverWorkflow;
+import io.siterecovery.workflows.failover.FailoverWorkflowImpl;
 import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.siterecovery.workflows.protection.ProtectionState;
@@ -41,6 +43,7 @@ import io.temporal.failure.ApplicationFailure;
 import io.temporal.failure.CanceledFailure;
 import io.temporal.testing.TestWorkflowEnvironment;
 import io.temporal.testing.TestWorkflowExtension;
+import io.temporal.testing.WorkflowReplayer;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -110,6 +113,13 @@ class TestFailoverWorkflowTest {
         .map(e -> e.getWorkflowExecutionSignaledEventAttributes().getSignalName()).toList();
   }
 
+  /** The recorded run replays on the code as it is: nothing in it is non-deterministic. */
+  private static void replays(WorkflowClient client, String workflowId) {
+    assertThatCode(() -> WorkflowReplayer.replayWorkflowExecution(
+        client.fetchHistory(workflowId), FailoverWorkflowImpl.class))
+        .as(workflowId + " replays").doesNotThrowAnyException();
+  }
+
   @Test
   void aTestVmRunsWhileReplicationCarriesOnAndCleanupDeletesItKeepingTheNotes(
       TestWorkflowEnvironment env, WorkflowClient client) {
@@ -166,6 +176,7 @@ class TestFailoverWorkflowTest {
     assertThat(signalsTo(client, ProtectVmWorkflow.workflowId("web01")))
         .as("a test never tells ProtectVm anything").doesNotContain("failover");
     assertThat(protection.status().state()).isEqualTo(ProtectionState.PROTECTED);
+    replays(client, FailoverWorkflow.testWorkflowId("web01"));
   }
 
   @Test
@@ -388,6 +399,8 @@ class TestFailoverWorkflowTest {
     fo.commit(new OperatorRequest(null));
     assertThat(result(fo).state()).isEqualTo(FailoverState.COMMITTED);
     assertThat(protection.status().state()).isEqualTo(ProtectionState.FAILED_OVER);
+    replays(client, FailoverWorkflow.testWorkflowId("web01"));
+    replays(client, FailoverWorkflow.workflowId("web01"));
   }
 
   @Test

@@ -93,7 +93,10 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     step("replication cycles of " + ProtectVmWorkflow.workflowId(vm) + " stopped");
 
     try {
-      cleanUpTestFailover();
+      // Runs started before tests existed replay without the look for one.
+      if (Workflow.getVersion("cleanUpTestFirst", Workflow.DEFAULT_VERSION, 1) == 1) {
+        cleanUpTestFailover();
+      }
       if (type == FailoverType.PLANNED) {
         requireNoResyncNeeded();
         shutDownAndSynchronise();

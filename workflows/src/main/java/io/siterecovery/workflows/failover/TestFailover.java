@@ -168,6 +168,7 @@ final class TestFailover {
       signalled = Workflow.await(maxTestDuration, () -> cleanupRequest != null);
     } catch (CanceledFailure c) {
       cleanedUpBy = "cancellation of the workflow";
+      step("the workflow was cancelled: the test VM goes with it");
       Workflow.newDetachedCancellationScope(this::cleanUpOnce).run();
       throw c;
     }
