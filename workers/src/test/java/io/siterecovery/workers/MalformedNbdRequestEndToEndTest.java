@@ -38,7 +38,7 @@ class MalformedNbdRequestEndToEndTest {
   @Test
   void anOverflowingWriteLeavesProtectionNormalAndItsCyclesSucceeding() throws Exception {
     SiteRecoveryConfig.Policy fast = new SiteRecoveryConfig.Policy(Duration.ofSeconds(2), null,
-        null, null, null, null, null, null);
+        null, null, null, null, null, null, null);
     try (DevStack stack = new DevStack(data, new DevStack.Ports(0, 0, 0, 0, 0),
         Map.of("fast", fast))) {
       stack.operatorClient(stack.primary()).createVm("web01", List.of(16 * MIB));

@@ -41,7 +41,7 @@ class RecoveryPointsEndToEndTest {
   private static final long MIB = 1 << 20;
   private static final SiteRecoveryConfig.Policy FAST = new SiteRecoveryConfig.Policy(
       Duration.ofSeconds(1), Duration.ofMinutes(2), Duration.ofHours(1), null, null, null, true,
-      null);
+      null, null);
 
   @TempDir
   Path data;

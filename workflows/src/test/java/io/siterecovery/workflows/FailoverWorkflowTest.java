@@ -127,7 +127,7 @@ class FailoverWorkflowTest {
     WorkflowTestSupport.POLICIES.put("default", new io.siterecovery.activities.PolicySettings(
         "default", java.time.Duration.ofSeconds(30), java.time.Duration.ofMinutes(2),
         java.time.Duration.ofHours(24), java.time.Duration.ofMinutes(1), null,
-        WorkflowTestSupport.NIGHTS, false, null));
+        WorkflowTestSupport.NIGHTS, false, null, null));
     ProtectVmWorkflow protection = protect(env, client);
     env.sleep(java.time.Duration.ofSeconds(125));
     assertThat(protection.status().recoveryPoints()).extracting(p -> p.id() + ":" + p.appConsistent())
@@ -194,7 +194,7 @@ class FailoverWorkflowTest {
         .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
         .setWorkflowId(FailoverWorkflow.workflowId("web01")).build());
     WorkflowClient.start(wf::failover,
-        new FailoverInput("web01", FailoverType.PLANNED, "LATEST", policy));
+        new FailoverInput("web01", FailoverType.PLANNED, "LATEST", policy, null));
     WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == FailoverState.AWAITING_COMMIT);
     return wf;
   }
@@ -270,8 +270,6 @@ class FailoverWorkflowTest {
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",
         Map.of("vm", "web01", "type", "PLANNED", "recoveryPoint", "yesterday")))
         .contains("recoveryPoint");
-    assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover",
-        Map.of("vm", "web01", "type", "TEST"))).contains("TEST is not available yet");
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover", Map.of("vm", "web01", "type",
         "PLANNED", "commitPolicy", Map.of("after", "PT1H")))).contains("commitPolicy.action");
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failover", Map.of("vm", "web01", "type",

@@ -44,7 +44,7 @@ class ResyncAndPolicyWorkflowTest {
   private static PolicySettings withAppConsistency(Duration every) {
     PolicySettings p = WorkflowTestSupport.policy("default", Duration.ofSeconds(30));
     return new PolicySettings(p.name(), p.copyFrequency(), p.rpoThreshold(), p.retention(), every,
-        null, p.resyncWindow(), true, 8.0);
+        null, p.resyncWindow(), true, 8.0, p.maxTestDuration());
   }
 
   @Test
@@ -93,7 +93,7 @@ class ResyncAndPolicyWorkflowTest {
     PolicySettings p = WorkflowTestSupport.policy("tonight", Duration.ofSeconds(30));
     WorkflowTestSupport.POLICIES.put("tonight", new PolicySettings(p.name(), p.copyFrequency(),
         p.rpoThreshold(), p.retention(), null, NOON.plus(Duration.ofHours(2)), p.resyncWindow(),
-        false, null));
+        false, null, p.maxTestDuration()));
     ProtectVmWorkflow wf = protect(client, "tonight");
     env.sleep(Duration.ofMinutes(119));
     verify(agents, never()).copyDisk(any());

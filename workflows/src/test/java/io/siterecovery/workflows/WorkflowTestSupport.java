@@ -52,7 +52,7 @@ final class WorkflowTestSupport {
 
   static PolicySettings policy(String name, Duration every) {
     return new PolicySettings(name, every, Duration.ofMinutes(2), Duration.ofHours(24), null, null,
-        NIGHTS, false, null);
+        NIGHTS, false, null, PolicySettings.DEFAULT_MAX_TEST_DURATION);
   }
 
   static TestWorkflowExtension extension() {

@@ -2,6 +2,7 @@ package io.siterecovery.workers.cli;
 
 import io.siterecovery.workflows.Registration;
 import io.siterecovery.workflows.common.OperatorRequest;
+import io.siterecovery.workflows.failover.CleanupRequest;
 import io.siterecovery.workflows.failover.CommitPolicy;
 import io.siterecovery.workflows.failover.FailoverInput;
 import io.siterecovery.workflows.failover.FailoverStatus;
@@ -87,30 +88,38 @@ final class OperatorCommands {
         } catch (RuntimeException e) {
           System.out.println("protection: none (" + rootMessage(e) + ")");
         }
-        try {
-          FailoverStatus f = client.newWorkflowStub(FailoverWorkflow.class,
-              FailoverWorkflow.workflowId(vm)).status();
-          System.out.println(StatusText.of(f));
-          any = true;
-        } catch (RuntimeException e) {
-          // no failover has run for this VM: nothing to show
+        for (String id : java.util.List.of(FailoverWorkflow.testWorkflowId(vm),
+            FailoverWorkflow.workflowId(vm))) {
+          try {
+            FailoverStatus f = client.newWorkflowStub(FailoverWorkflow.class, id).status();
+            System.out.println(StatusText.of(f));
+            any = true;
+          } catch (RuntimeException e) {
+            // no such failover has run for this VM: nothing to show
+          }
         }
         return any ? 0 : 1;
       });
     }
   }
 
-  @Command(name = "failover", description = "Start a Failover of a VM to its replica site.")
+  @Command(name = "failover", description = "Start a Failover of a VM to its replica site, or "
+      + "with --type TEST a test VM <vm>-test there while replication carries on.")
   static final class Failover implements Callable<Integer> {
     @Parameters(index = "0", description = "VM name")
     String vm;
 
-    @Option(names = "--type", defaultValue = "PLANNED", description = "PLANNED (default) or UNPLANNED")
+    @Option(names = "--type", defaultValue = "PLANNED", description = "PLANNED (default), "
+        + "UNPLANNED or TEST")
     FailoverType type;
 
-    @Option(names = "--recovery-point", defaultValue = "LATEST", description = "LATEST (default), "
-        + "LATEST_PROCESSED, LATEST_APP_CONSISTENT or a point id such as rp-7")
+    @Option(names = {"--recovery-point", "--point"}, defaultValue = "LATEST", description =
+        "LATEST (default), LATEST_PROCESSED, LATEST_APP_CONSISTENT or a point id such as rp-7")
     String recoveryPoint;
+
+    @Option(names = "--max-test-duration", paramLabel = "DURATION", description = "TEST only: "
+        + "ISO-8601, e.g. PT8H; cleans the test up sooner than the policy's maxTestDuration")
+    java.time.Duration maxTestDuration;
 
     @Option(names = "--auto", paramLabel = "COMMIT|CANCEL", description = "without a commit or "
         + "cancel signal within --after, do this by itself")
@@ -125,6 +134,12 @@ final class OperatorCommands {
 
     @Override
     public Integer call() {
+      if (type == FailoverType.TEST) {
+        return startTest();
+      }
+      if (maxTestDuration != null) {
+        throw new IllegalArgumentException("--max-test-duration goes with --type TEST");
+      }
       if ((autoAction == null) != (autoAfter == null)) {
         throw new IllegalArgumentException("--auto and --after go together, e.g. --auto COMMIT"
             + " --after PT1H");
@@ -133,11 +148,54 @@ final class OperatorCommands {
       return withClient(options, client -> {
         FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class,
             options(FailoverWorkflow.workflowId(vm)));
-        WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint, policy));
+        WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint, policy,
+            null));
         System.out.printf("started %s; when it is AWAITING_COMMIT: ./site-recovery commit %s "
             + "(or cancel)%s%n", FailoverWorkflow.workflowId(vm), vm, policy == null ? ""
                 : "; without either, it will " + autoAction.name().toLowerCase()
                     + " by itself " + autoAfter + " after that");
+        return 0;
+      });
+    }
+
+    private int startTest() {
+      if (autoAction != null || autoAfter != null) {
+        throw new IllegalArgumentException("--auto and --after do not apply to --type TEST: a "
+            + "test is never committed; it ends with ./site-recovery cleanup " + vm);
+      }
+      return withClient(options, client -> {
+        String id = FailoverWorkflow.testWorkflowId(vm);
+        FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class, options(id));
+        WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint, null,
+            maxTestDuration));
+        System.out.printf("started %s: %s-test on the replica site, at %s, while replication "
+            + "carries on; when it is TESTING, ./site-recovery status %s shows its NBD exports. "
+            + "End it with: ./site-recovery cleanup %s --notes \"what you checked\"%n", id, vm,
+            recoveryPoint, vm, vm);
+        return 0;
+      });
+    }
+  }
+
+  @Command(name = "cleanup", description = "Signal 'cleanup' to the VM's test failover: delete "
+      + "its test VM and scratch data.")
+  static final class Cleanup implements Callable<Integer> {
+    @Parameters(index = "0", description = "VM name")
+    String vm;
+
+    @Option(names = "--notes", description = "what the test showed; kept in the status")
+    String notes;
+
+    @Mixin
+    TemporalOptions options;
+
+    @Override
+    public Integer call() {
+      return withClient(options, client -> {
+        String id = FailoverWorkflow.testWorkflowId(vm);
+        client.newUntypedWorkflowStub(id).signal("cleanup", new CleanupRequest(notes));
+        System.out.printf("sent 'cleanup' to %s; it reports CLEANED_UP once nothing of %s-test "
+            + "remains: ./site-recovery status %s%n", id, vm, vm);
         return 0;
       });
     }

@@ -8,7 +8,7 @@ import picocli.CommandLine.Command;
     subcommands = {DevCommand.class, DemoCommand.class, WorkerCommand.class, AgentCommand.class,
         VmCommand.class, OperatorCommands.Protect.class, OperatorCommands.Status.class,
         OperatorCommands.Failover.class, OperatorCommands.Commit.class,
-        OperatorCommands.Cancel.class, OperatorCommands.Signal.class,
+        OperatorCommands.Cancel.class, OperatorCommands.Cleanup.class, OperatorCommands.Signal.class,
         OperatorCommands.SetPolicy.class, BenchCommand.class, CertsCommand.class})
 public final class SiteRecoveryCli {
   public static void main(String[] args) {

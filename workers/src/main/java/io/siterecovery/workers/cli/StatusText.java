@@ -1,6 +1,8 @@
 package io.siterecovery.workers.cli;
 
 import io.siterecovery.workflows.failover.FailoverStatus;
+import io.siterecovery.workflows.failover.FailoverType;
+import io.siterecovery.workflows.failover.FailoverWorkflow;
 import io.siterecovery.workers.dev.ProgressLine;
 import io.siterecovery.workflows.protection.ProtectionStatus;
 
@@ -34,13 +36,44 @@ final class StatusText {
 
   static String of(FailoverStatus f) {
     StringBuilder b = new StringBuilder();
-    b.append(String.format("failover-%s: %s %s  %s -> %s%s%n", f.vm(), f.type(), f.state(),
-        f.sourceSite(), f.targetSite(),
+    b.append(String.format("%s: %s %s  %s -> %s%s%n", f.type() == FailoverType.TEST
+            ? FailoverWorkflow.testWorkflowId(f.vm()) : FailoverWorkflow.workflowId(f.vm()),
+        f.type(), f.state(), f.sourceSite(), f.targetSite(),
         f.recoveryPoint() == null ? "" : "  point " + f.recoveryPoint().id()));
+    if (f.test() != null) {
+      b.append(testVm(f.test(), f.targetSite()));
+    }
     f.steps().forEach(s -> b.append("  ").append(s).append('\n'));
     if (f.error() != null) {
       b.append("  error: ").append(f.error()).append('\n');
     }
     return b.toString().stripTrailing();
+  }
+
+  private static String testVm(FailoverStatus.TestVmStatus t, String site) {
+    StringBuilder b = new StringBuilder();
+    if (t.testVm() != null) {
+      b.append(String.format("  test VM %s on %s, created %s%n", t.testVm(), site, t.createdAt()));
+      t.exports().forEach(e -> b.append("    ").append(e).append('\n'));
+    }
+    if (t.cleanupDueAt() != null) {
+      b.append(String.format("  cleans itself up at %s (maxTestDuration %s) unless "
+          + "./site-recovery cleanup comes first%n", t.cleanupDueAt(),
+          readable(t.maxTestDuration())));
+    }
+    if (!t.remaining().isEmpty()) {
+      b.append("  ! not clean yet, still there: ").append(t.remaining()).append('\n');
+    }
+    if (t.cleanedUpBy() != null) {
+      b.append("  cleanup by ").append(t.cleanedUpBy()).append('\n');
+    }
+    if (t.notes() != null) {
+      b.append("  notes: ").append(t.notes()).append('\n');
+    }
+    return b.toString();
+  }
+
+  private static String readable(java.time.Duration d) {
+    return d.toSeconds() % 86_400 == 0 ? d.toDays() + " days" : d.toString();
   }
 }

@@ -32,18 +32,20 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
   /**
    * A named policy; durations in ISO-8601 form ("PT30S"), times as "22:00". Missing fields take
    * the defaults of {@link #DEFAULT_POLICY}; {@code initialReplicationStart} is an instant
-   * ("2026-11-24T22:00:00Z") or absent for "now"; {@code appConsistentFrequency} absent = never.
+   * ("2026-11-24T22:00:00Z") or absent for "now"; {@code appConsistentFrequency} absent = never;
+   * {@code maxTestDuration}: how long a test failover may live before it cleans itself up.
    */
   public record Policy(Duration copyFrequency, Duration rpoThreshold, Duration retention,
       Duration appConsistentFrequency, Instant initialReplicationStart, Window resyncWindow,
-      Boolean compression, Double bandwidthMBps) {}
+      Boolean compression, Double bandwidthMBps, Duration maxTestDuration) {}
 
   /** Daily resync window; an end before the start spans midnight. */
   public record Window(LocalTime start, LocalTime end, String timeZone) {}
 
   public static final Policy DEFAULT_POLICY = new Policy(Duration.ofSeconds(30),
       Duration.ofMinutes(2), Duration.ofHours(24), null, null,
-      new Window(LocalTime.of(22, 0), LocalTime.of(6, 0), "UTC"), false, null);
+      new Window(LocalTime.of(22, 0), LocalTime.of(6, 0), "UTC"), false, null,
+      PolicySettings.DEFAULT_MAX_TEST_DURATION);
 
   public static final int DEV_TEMPORAL_PORT = 7233;
   public static final int DEV_PRIMARY_HTTP = 8701;
@@ -121,6 +123,7 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
         p.initialReplicationStart(),
         new ResyncWindow(w.start(), w.end(), w.timeZone() != null ? w.timeZone() : "UTC"),
         p.compression() != null ? p.compression() : d.compression(),
-        p.bandwidthMBps());
+        p.bandwidthMBps(),
+        p.maxTestDuration() != null ? p.maxTestDuration() : d.maxTestDuration());
   }
 }

@@ -1,6 +1,7 @@
 package io.siterecovery.workflows.common;
 
 import io.temporal.activity.ActivityOptions;
+import io.temporal.activity.LocalActivityOptions;
 import io.temporal.common.RetryOptions;
 import java.time.Duration;
 
@@ -42,6 +43,14 @@ public final class AgentSteps {
     return ActivityOptions.newBuilder()
         .setStartToCloseTimeout(Duration.ofMinutes(30))
         .setRetryOptions(RetryOptions.newBuilder().setMaximumAttempts(1).build())
+        .build();
+  }
+
+  /** Reading a policy from the worker's configuration: local, quick, and worth only a few tries. */
+  public static LocalActivityOptions policyLookup() {
+    return LocalActivityOptions.newBuilder()
+        .setStartToCloseTimeout(Duration.ofSeconds(10))
+        .setRetryOptions(RetryOptions.newBuilder().setMaximumAttempts(3).build())
         .build();
   }
 }

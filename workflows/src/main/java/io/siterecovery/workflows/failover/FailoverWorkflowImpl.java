@@ -4,6 +4,8 @@ import io.siterecovery.activities.AgentActivities;
 import io.siterecovery.activities.AgentActivityRecords.DeltaRequest;
 import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
+import io.siterecovery.activities.AgentActivityRecords.TestCleanup;
+import io.siterecovery.activities.AgentActivityRecords.TestVm;
 import io.siterecovery.activities.AgentActivityRecords.TransferSettings;
 import io.siterecovery.activities.FailureTypes;
 import io.siterecovery.activities.ProtectionPlan;
@@ -27,7 +29,8 @@ import org.slf4j.Logger;
 /**
  * Planned: shut the source down, ship and apply its last logs, then start the replica, so no data
  * is lost. Unplanned: the source is lost; start the replica at the chosen point, after one
- * attempt to ship what the source still has when LATEST is asked for.
+ * attempt to ship what the source still has when LATEST is asked for. Test: see
+ * {@link TestFailover}.
  */
 public class FailoverWorkflowImpl implements FailoverWorkflow {
   private static final Logger log = Workflow.getLogger(FailoverWorkflowImpl.class);
@@ -38,6 +41,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.shortStep());
   private final AgentActivities oneAttempt =
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.deltaCycle());
+  private final TestFailover test = new TestFailover(agents);
 
   private String vm;
   private FailoverType type;
@@ -66,7 +70,10 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       throw Inputs.invalid("field 'type' is required: PLANNED, UNPLANNED or TEST");
     }
     if (type == FailoverType.TEST) {
-      throw Inputs.invalid("failover type TEST is not available yet; use PLANNED or UNPLANNED");
+      return test.run(vm, input, startedAt);
+    }
+    if (input.maxTestDuration() != null) {
+      throw Inputs.invalid("field 'maxTestDuration' applies to TEST failovers only");
     }
     String choice = RecoveryPointChoice.validate(input.recoveryPoint());
     commitPolicy = CommitPolicy.validate(input.commitPolicy());
@@ -86,6 +93,10 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     step("replication cycles of " + ProtectVmWorkflow.workflowId(vm) + " stopped");
 
     try {
+      // Runs started before tests existed replay without the look for one.
+      if (Workflow.getVersion("cleanUpTestFirst", Workflow.DEFAULT_VERSION, 1) == 1) {
+        cleanUpTestFailover();
+      }
       if (type == FailoverType.PLANNED) {
         requireNoResyncNeeded();
         shutDownAndSynchronise();
@@ -145,6 +156,36 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     }
   }
 
+  /**
+   * A forgotten drill must not block a real failover: its test VM goes first, and its workflow
+   * is told why, so that it ends CLEANED_UP saying so.
+   */
+  private void cleanUpTestFailover() {
+    TestVm live = agents.findTestVm(plan.targetSite(), vm);
+    if (live == null) {
+      return;
+    }
+    TestCleanup cleanup = agents.deleteTestVm(plan.targetSite(), vm);
+    if (!cleanup.remaining().isEmpty()) {
+      throw ApplicationFailure.newNonRetryableFailure("the test VM " + live.testVm() + " on "
+          + plan.targetSite() + " could not be removed before the " + type + " failover; still "
+          + "there: " + cleanup.remaining(), TestFailover.CLEANUP_INCOMPLETE);
+    }
+    String testId = FailoverWorkflow.testWorkflowId(vm);
+    String told;
+    try {
+      Workflow.newExternalWorkflowStub(FailoverWorkflow.class, testId).cleanup(new CleanupRequest(
+          "cleaned up by " + Workflow.getInfo().getWorkflowId() + " before a " + type
+              + " failover"));
+      told = testId + " was told to end";
+    } catch (SignalExternalWorkflowException | ApplicationFailure e) {
+      told = "no " + testId + " was running to tell";
+    }
+    step("a test failover was running: its test VM " + live.testVm() + " ("
+        + RecoveryPoint.idOf(live.generation()) + ", created " + live.createdAt()
+        + ") was deleted first; " + told);
+  }
+
   /** A replica known to differ from the source cannot become it without loss: resync first. */
   private void requireNoResyncNeeded() {
     String reason = agents.sourceHealth(plan).resyncRequiredReason();
@@ -200,9 +241,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       step("replica rolled back from " + RecoveryPoint.idOf(replica.appliedGeneration())
           + " to " + RecoveryPoint.idOf(generation));
     }
-    point = replica.points().stream().filter(p -> p.generation() == generation).findFirst()
-        .map(RecoveryPoint::of)
-        .orElse(RecoveryPoint.of(generation, replica.pointTime(), false));
+    point = RecoveryPointChoice.pointOf(generation, replica);
     setState(FailoverState.STARTING_REPLICA);
     agents.powerOn(plan.targetSite(), vm);
     replicaStarted = true;
@@ -251,9 +290,17 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   }
 
   @Override
+  public void cleanup(CleanupRequest request) {
+    test.cleanup(request);
+  }
+
+  @Override
   public FailoverStatus status() {
+    if (type == FailoverType.TEST) {
+      return test.status();
+    }
     return new FailoverStatus(vm, type, state, plan == null ? null : plan.sourceSite(),
         plan == null ? null : plan.targetSite(), point, List.copyOf(steps), error, startedAt,
-        commitPolicy, decision == null ? decidesItselfAt : null);
+        commitPolicy, decision == null ? decidesItselfAt : null, null);
   }
 }

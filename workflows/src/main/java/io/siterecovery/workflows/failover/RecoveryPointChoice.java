@@ -3,6 +3,7 @@ package io.siterecovery.workflows.failover;
 import io.siterecovery.activities.AgentActivityRecords.PointInfo;
 import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.protection.RecoveryPoint;
 import java.util.Comparator;
 import java.util.Optional;
 import java.util.regex.Matcher;
@@ -47,6 +48,13 @@ final class RecoveryPointChoice {
           + ids(replica));
     }
     return generation;
+  }
+
+  /** Generation {@code generation} as the replica lists it; one it does not list is its current point. */
+  static RecoveryPoint pointOf(long generation, ReplicaPoint replica) {
+    return replica.points().stream().filter(p -> p.generation() == generation).findFirst()
+        .map(RecoveryPoint::of)
+        .orElse(RecoveryPoint.of(generation, replica.pointTime(), false));
   }
 
   private static String ids(ReplicaPoint replica) {

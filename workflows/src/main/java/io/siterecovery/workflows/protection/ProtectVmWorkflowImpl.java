@@ -19,8 +19,6 @@ import io.siterecovery.workflows.common.RetrySchedule;
 import io.siterecovery.workflows.replication.InitialReplicationInput;
 import io.siterecovery.workflows.replication.InitialReplicationResult;
 import io.siterecovery.workflows.replication.InitialReplicationWorkflow;
-import io.temporal.activity.LocalActivityOptions;
-import io.temporal.common.RetryOptions;
 import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.workflow.ChildWorkflowOptions;
@@ -37,9 +35,8 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
   static final int CYCLES_PER_RUN = 200;
   private static final String LOG_CORRUPT = "LOG_CORRUPT";
 
-  private final PolicyActivities policies = Workflow.newLocalActivityStub(PolicyActivities.class,
-      LocalActivityOptions.newBuilder().setStartToCloseTimeout(Duration.ofSeconds(10))
-          .setRetryOptions(RetryOptions.newBuilder().setMaximumAttempts(3).build()).build());
+  private final PolicyActivities policies =
+      Workflow.newLocalActivityStub(PolicyActivities.class, AgentSteps.policyLookup());
   private final AgentActivities agents =
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.shortStep());
   private final AgentActivities deltaAgents =
