@@ -7,6 +7,10 @@ import io.siterecovery.activities.AgentActivityRecords.DiskResyncResult;
 import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
+import io.siterecovery.activities.AgentActivityRecords.PromoteOutcome;
+import io.siterecovery.activities.AgentActivityRecords.ReprotectPlan;
+import io.siterecovery.activities.AgentActivityRecords.ReverseOutcome;
+import io.siterecovery.activities.AgentActivityRecords.SeedResult;
 import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
 import io.siterecovery.activities.AgentActivityRecords.TestCleanup;
 import io.siterecovery.activities.AgentActivityRecords.TestVm;
@@ -72,4 +76,37 @@ public interface AgentActivities {
 
   /** Deletes the VM's test VM and its scratch data and checks that nothing remains. Idempotent. */
   TestCleanup deleteTestVm(String site, String vm);
+
+  /**
+   * Starts the replica as the VM at retained point {@code generation}, on layers that leave the
+   * replica's disks as they are until a commit. Idempotent under {@code key}.
+   */
+  void startReplica(String site, String vm, long generation, String key);
+
+  /** Stops a started replica and drops what it wrote: the replica is as before. Idempotent. */
+  void stopReplica(String site, String vm);
+
+  /** Commits: the started replica becomes the primary, its changes kept for reverse replication. */
+  PromoteOutcome promoteReplica(ProtectionPlan plan);
+
+  /**
+   * Fences the VM on {@code site}: powered off and refusing to power on until reprotected, so
+   * that two copies never run. Idempotent; fails (retryable) when the site does not answer.
+   */
+  void fenceVm(String site, String vm);
+
+  /** Lifts a fence when a failover is cancelled. Idempotent. */
+  void unfenceVm(String site, String vm);
+
+  /** Finds where a failed-over VM runs and what is left of it where it came from. */
+  ReprotectPlan planReprotect(String vm);
+
+  /** Turns the old source into the replica of {@code newSource}, salvaging unreplicated writes. */
+  ReverseOutcome reverseOldSource(String oldSite, String vm, String newSource);
+
+  /** Sends one disk's ranges changed since the failover to the reverse replica. */
+  SeedResult sendChangedRanges(ProtectionPlan plan, String disk, AgentActivityRecords.TransferSettings transfer);
+
+  /** The site a VM was created on, as its active copy records it. */
+  String homeOf(ProtectionPlan plan);
 }

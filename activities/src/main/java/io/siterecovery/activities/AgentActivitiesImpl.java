@@ -9,6 +9,11 @@ import io.siterecovery.activities.AgentActivityRecords.PointInfo;
 import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
+import io.siterecovery.activities.AgentActivityRecords.PromoteOutcome;
+import io.siterecovery.activities.AgentActivityRecords.ReprotectPlan;
+import io.siterecovery.activities.AgentActivityRecords.ReverseOutcome;
+import io.siterecovery.activities.AgentActivityRecords.Salvaged;
+import io.siterecovery.activities.AgentActivityRecords.SeedResult;
 import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
 import io.siterecovery.activities.AgentActivityRecords.TestCleanup;
 import io.siterecovery.activities.AgentActivityRecords.TestVm;
@@ -21,6 +26,9 @@ import io.siterecovery.agent.api.AgentMessages.ReplicateRequest;
 import io.siterecovery.agent.api.AgentMessages.ReplicationResult;
 import io.siterecovery.agent.api.AgentMessages.ResyncStepRequest;
 import io.siterecovery.agent.api.AgentMessages.ResyncStepResult;
+import io.siterecovery.agent.api.AgentMessages.ReverseResult;
+import io.siterecovery.agent.api.AgentMessages.SalvageInfo;
+import io.siterecovery.agent.api.AgentMessages.SendChangedResult;
 import io.siterecovery.agent.api.AgentMessages.SourceStatus;
 import io.siterecovery.agent.api.AgentMessages.TestCleanupReport;
 import io.siterecovery.agent.api.AgentMessages.TestCloneInfo;
@@ -317,6 +325,90 @@ public class AgentActivitiesImpl implements AgentActivities {
   private static TestVm testVm(TestCloneInfo c) {
     return new TestVm(c.vm(), c.testVm(), c.generation(), c.pointTime(), c.key(), c.createdAt(),
         c.exports());
+  }
+
+  @Override
+  public void startReplica(String site, String vm, long generation, String key) {
+    call(() -> agent(site).startReplica(vm, generation, key));
+  }
+
+  @Override
+  public void stopReplica(String site, String vm) {
+    call(() -> agent(site).stopReplica(vm));
+  }
+
+  @Override
+  public PromoteOutcome promoteReplica(ProtectionPlan plan) {
+    return new PromoteOutcome(call(() -> agent(plan.targetSite()).promoteReplica(plan.vm()))
+        .changedBytes());
+  }
+
+  @Override
+  public void fenceVm(String site, String vm) {
+    call(() -> {
+      AgentClient a = agent(site);
+      a.setPower(vm, VmRecord.Power.OFF);
+      return a.setRole(vm, VmRecord.Role.FAILED_OVER);
+    });
+  }
+
+  @Override
+  public void unfenceVm(String site, String vm) {
+    call(() -> agent(site).setRole(vm, VmRecord.Role.PRIMARY));
+  }
+
+  @Override
+  public ReprotectPlan planReprotect(String vm) {
+    VmRecord active = null;
+    String activeSite = null;
+    for (String site : sites.sites()) {
+      VmRecord r = call(() -> agent(site).listVms()).stream().filter(v -> v.name().equals(vm))
+          .findFirst().orElse(null);
+      if (r != null && r.role() == VmRecord.Role.PRIMARY && r.protection() != null
+          && !r.protection().initialComplete()) {
+        active = r;
+        activeSite = site;
+      }
+    }
+    if (active == null) {
+      throw ApplicationFailure.newNonRetryableFailure("VM " + vm + " has no committed failover "
+          + "waiting for reverse replication (fail it over and commit first, or it is "
+          + "protected already)", FailureTypes.NOT_FAILED_OVER);
+    }
+    String oldSite = active.protection().targetSite();
+    String oldCopy = call(() -> agent(oldSite).listVms()).stream()
+        .filter(v -> v.name().equals(vm)).findFirst()
+        .map(v -> v.role() == VmRecord.Role.FAILED_OVER ? "FAILED_OVER"
+            : v.role() == VmRecord.Role.REPLICA ? "REPLICA" : v.power().name())
+        .orElse("MISSING");
+    String site = activeSite;
+    long changed = call(() -> agent(site).sourceStatus(vm)).changedSinceFailoverBytes();
+    return new ReprotectPlan(vm, activeSite, oldSite, oldCopy,
+        active.home() == null ? oldSite : active.home(), changed, active.disks().stream()
+            .map(d -> new ProtectionPlan.DiskInfo(d.name(), d.sizeBytes())).toList());
+  }
+
+  @Override
+  public ReverseOutcome reverseOldSource(String oldSite, String vm, String newSource) {
+    ReverseResult r = call(() -> agent(oldSite).reverse(vm, newSource));
+    SalvageInfo s = r.salvage();
+    Salvaged salvaged = s == null ? null : new Salvaged(s.id(), s.site(), s.path(), s.bytes(),
+        s.records(), s.rangeCount(), s.firstWrite(), s.lastWrite(), s.ranges().stream()
+            .map(x -> x.disk() + ":" + x.offset() + "+" + x.length()).toList());
+    return new ReverseOutcome(salvaged, r.resyncReason());
+  }
+
+  @Override
+  public SeedResult sendChangedRanges(ProtectionPlan plan, String disk, TransferSettings transfer) {
+    SendChangedResult r = call(() -> agent(plan.sourceSite()).sendChanged(plan.vm(), disk,
+        options(transfer)));
+    return new SeedResult(r.ranges(), r.bytesSent());
+  }
+
+  @Override
+  public String homeOf(ProtectionPlan plan) {
+    VmRecord r = call(() -> agent(plan.sourceSite()).getVm(plan.vm()));
+    return r.home() == null ? plan.sourceSite() : r.home();
   }
 
   /** Maps agent errors to failures: the code is the type, non-recoverable ones do not retry. */

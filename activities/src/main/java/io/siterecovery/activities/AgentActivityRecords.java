@@ -64,4 +64,33 @@ public final class AgentActivityRecords {
 
   /** A cleanup's outcome: {@code remaining} is empty when nothing of the test VM is left. */
   public record TestCleanup(String testVm, boolean existed, List<String> remaining) {}
+
+  /** A committed failover: bytes changed since the failover point, which Reprotect sends back. */
+  public record PromoteOutcome(long changedBytes) {}
+
+  /**
+   * Where a failed-over VM runs ({@code activeSite}) and where it came from ({@code oldSite}),
+   * with the old copy's state there: {@code FAILED_OVER} (fenced), {@code RUNNING} or {@code OFF}
+   * (never fenced: the site was unreachable), {@code MISSING} (its disks are gone).
+   * {@code home} is the site the VM was created on.
+   */
+  public record ReprotectPlan(String vm, String activeSite, String oldSite, String oldCopy,
+      String home, long changedBytes, List<ProtectionPlan.DiskInfo> disks) {}
+
+  /**
+   * Writes the old source held that never reached the replica, saved there before reverse
+   * replication: {@code ranges} lists the first ones as "disk:offset+length".
+   */
+  public record Salvaged(String id, String site, String path, long bytes, long records,
+      long rangeCount, Instant firstWrite, Instant lastWrite, List<String> ranges) {}
+
+  /**
+   * The old source turned into the replica: {@code salvaged} is what it held that was never
+   * replicated (null: nothing), {@code resyncReason} why its disks must be compared block by
+   * block rather than trusted to equal the failover point (null: they can be).
+   */
+  public record ReverseOutcome(Salvaged salvaged, String resyncReason) {}
+
+  /** One disk's seed of reverse replication: the ranges changed since the failover. */
+  public record SeedResult(long ranges, long bytesSent) {}
 }

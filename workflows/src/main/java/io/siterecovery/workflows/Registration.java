@@ -1,9 +1,11 @@
 package io.siterecovery.workflows;
 
 import io.siterecovery.workflows.common.SiteRecoveryDataConverter;
+import io.siterecovery.workflows.failback.FailbackWorkflowImpl;
 import io.siterecovery.workflows.failover.FailoverWorkflowImpl;
 import io.siterecovery.workflows.protection.ProtectVmWorkflowImpl;
 import io.siterecovery.workflows.replication.InitialReplicationWorkflowImpl;
+import io.siterecovery.workflows.reprotect.ReprotectWorkflowImpl;
 import io.temporal.worker.Worker;
 
 /** The one place that knows which workflow implementations a worker runs, and how. */
@@ -15,6 +17,6 @@ public final class Registration {
   public static void registerWorkflows(Worker worker) {
     worker.registerWorkflowImplementationTypes(SiteRecoveryDataConverter.implementationOptions(),
         ProtectVmWorkflowImpl.class, InitialReplicationWorkflowImpl.class,
-        FailoverWorkflowImpl.class);
+        FailoverWorkflowImpl.class, ReprotectWorkflowImpl.class, FailbackWorkflowImpl.class);
   }
 }

@@ -112,6 +112,8 @@ final class WorkflowTestSupport {
           app, null, List.copyOf(points), HEALTHY_SOURCE);
     });
     when(agents.sourceHealth(any())).thenReturn(HEALTHY_SOURCE);
+    when(agents.promoteReplica(any())).thenReturn(
+        new io.siterecovery.activities.AgentActivityRecords.PromoteOutcome(3 << 20));
     when(agents.beginResync(any())).thenAnswer(inv -> generation.incrementAndGet());
     when(agents.resyncDisk(any())).thenAnswer(inv -> {
       ResyncDiskRequest req = inv.getArgument(0, ResyncDiskRequest.class);

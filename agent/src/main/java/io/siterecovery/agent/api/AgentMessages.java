@@ -71,10 +71,11 @@ public final class AgentMessages {
    * {@code diskBytes}: the sum of the VM's disk sizes (so callers can compare pending log bytes
    * with it). {@code resyncRequiredReason}: why the replica can no longer be trusted to follow the
    * logs (a disk image changed while the agent was down, a sealed log failed verification); null
-   * when none. It is cleared when a resync completes.
+   * when none. It is cleared when a resync completes. {@code changedSinceFailoverBytes}: what a
+   * committed failover changed that reverse replication has not sent yet (0 otherwise).
    */
   public record SourceStatus(String vm, long activeGeneration, int sealedLogs, long pendingBytes,
-      long diskBytes, String resyncRequiredReason) {}
+      long diskBytes, String resyncRequiredReason, long changedSinceFailoverBytes) {}
 
 
   /** The generation a resync brings the replica to: every log up to it was discarded. */
@@ -197,8 +198,11 @@ public final class AgentMessages {
   /**
    * The old source is now a replica of {@code newSource}, its disks kept as they were;
    * {@code salvage} is what it held that the replica never got (null: nothing).
+   * {@code resyncReason}: why its disks may differ from the failover point and must be compared
+   * block by block (null: they equal it, and the changed ranges are all that must travel).
    */
-  public record ReverseResult(String vm, String newSource, SalvageInfo salvage) {}
+  public record ReverseResult(String vm, String newSource, SalvageInfo salvage,
+      String resyncReason) {}
 
   /** Sends the ranges of {@code disk} changed since the failover to the reverse replica. */
   public record SendChangedRequest(String disk, TransferOptions transfer) {}

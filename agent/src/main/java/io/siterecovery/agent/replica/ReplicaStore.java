@@ -347,6 +347,7 @@ public final class ReplicaStore {
     ReplicaState s = vm.record().replica();
     host.update(vm, r -> r.withReplica(new ReplicaState(s.sourceSite(), true,
         s.appliedGeneration(), s.pointTime(), s.points())));
+    Reversal.forget(vm);
     log.info("[{}] replica {} is consistent at generation {}", host.site(), vmName,
         s.appliedGeneration());
     return vm.record();

@@ -44,6 +44,7 @@ import org.slf4j.LoggerFactory;
 public final class Reversal {
   private static final Logger log = LoggerFactory.getLogger(Reversal.class);
   private static final String REPORT = "salvage.json";
+  private static final String DONE = "reversal.json";
   private static final DateTimeFormatter STAMP =
       DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'").withZone(ZoneOffset.UTC);
 
@@ -68,11 +69,15 @@ public final class Reversal {
     Vm vm = host.get(vmName);
     vm.operationLock().lock();
     try {
-      VmRecord r = vm.record();
-      if (r.role() == Role.REPLICA && r.replica() != null
-          && newSource.equals(r.replica().sourceSite())) {
-        return new ReverseResult(vmName, newSource, latestSalvage(vmName));
+      Path done = vm.dir().resolve(DONE);
+      if (Files.exists(done)) {
+        ReverseResult earlier = Json.MAPPER.readValue(done.toFile(), ReverseResult.class);
+        if (earlier.newSource().equals(newSource)) {
+          becomeReplica(vm, newSource); // a crash may have come between the two
+          return earlier;
+        }
       }
+      VmRecord r = vm.record();
       if (r.role() == Role.REPLICA) {
         throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vmName + " on " + host.site()
             + " is a replica of " + (r.replica() == null ? "nothing" : r.replica().sourceSite())
@@ -83,22 +88,42 @@ public final class Reversal {
             + host.site() + "; shut it down before it becomes the replica of " + newSource
             + " (Reprotect with \"shutDownOldSource\":true does)");
       }
+      String offline = ResyncLedger.load(vm).requiredReason();
       SalvageInfo salvage = salvage(vm);
+      String resyncReason = offline != null ? offline : salvage != null
+          ? "it held writes that never reached the replica (saved as " + salvage.id() + ")"
+          : null;
+      ReverseResult result = new ReverseResult(vmName, newSource, salvage, resyncReason);
+      // The answer is kept before the VM changes, so that a repeated request gives it again.
+      Json.MAPPER.writeValue(done.toFile(), result);
       ResyncLedger.clear(vm.dir());
-      host.update(vm, rec -> new VmRecord(rec.name(), Role.REPLICA, Power.OFF, rec.disks(), null,
-          new ReplicaState(newSource, false, 0, null, List.of()), rec.home()));
+      deleteLogs(vm);
+      becomeReplica(vm, newSource);
       log.info("[{}] VM {} is now the replica of {} (reverse replication); {}", host.site(),
           vmName, newSource, salvage == null ? "it held no unreplicated writes"
               : "its unreplicated writes were saved in " + salvage.path());
-      return new ReverseResult(vmName, newSource, salvage);
+      return result;
     } finally {
       vm.operationLock().unlock();
     }
   }
 
+  private void becomeReplica(Vm vm, String newSource) throws IOException {
+    if (vm.record().role() != Role.REPLICA) {
+      host.update(vm, rec -> new VmRecord(rec.name(), Role.REPLICA, Power.OFF, rec.disks(), null,
+          new ReplicaState(newSource, false, 0, null, List.of()), rec.home()));
+    }
+  }
+
+  /** Once the reverse replica is complete, a later reversal starts afresh. */
+  static void forget(Vm vm) throws IOException {
+    Files.deleteIfExists(vm.dir().resolve(DONE));
+  }
+
   /**
-   * Moves every log the VM's trackers hold (sealed and not shipped, and the active one) into a
-   * salvage folder with a report, and stops tracking; null when they held no write.
+   * Stops tracking and copies every log the VM's trackers held (sealed and not shipped, and the
+   * active one) into a salvage folder with a report; null when they held no write. The caller
+   * deletes the logs once it has kept its answer.
    */
   private SalvageInfo salvage(Vm vm) throws IOException {
     List<Path> logs = new ArrayList<>();
@@ -139,16 +164,14 @@ public final class Reversal {
       }
     }
     if (records == 0) {
-      for (Path f : logs) {
-        Files.deleteIfExists(f);
-      }
       return null;
     }
     Instant now = Instant.now();
     String id = vm.name() + "-" + STAMP.format(now);
     Path dir = Files.createDirectories(salvageRoot.resolve(id));
     for (Path f : logs) {
-      Files.move(f, dir.resolve(f.getFileName()), StandardCopyOption.ATOMIC_MOVE);
+      // copied, not moved: until the reversal's answer is kept, a crash must find them again
+      Files.copy(f, dir.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
     }
     List<SalvagedRange> listed = new ArrayList<>();
     long count = 0;
@@ -168,6 +191,18 @@ public final class Reversal {
         + "saved in {} before reverse replication overwrites them", host.site(), vm.name(),
         records, bytes, count, first, last, dir);
     return info;
+  }
+
+  private static void deleteLogs(Vm vm) throws IOException {
+    try (Stream<Path> files = Files.list(vm.dir())) {
+      for (Path f : files.toList()) {
+        for (VirtualDisk d : vm.disks()) {
+          if (HrlFormat.generationOf(d.name(), f.getFileName().toString()) >= 0) {
+            Files.deleteIfExists(f);
+          }
+        }
+      }
+    }
   }
 
   private static String diskOf(Vm vm, Path log) {
@@ -210,10 +245,6 @@ public final class Reversal {
     }
     all.sort(Comparator.comparing(SalvageInfo::savedAt).reversed());
     return all;
-  }
-
-  private SalvageInfo latestSalvage(String vm) throws IOException {
-    return list().stream().filter(s -> s.vm().equals(vm)).findFirst().orElse(null);
   }
 
   /** Deletes salvaged writes: the operator's word that they are not needed. */

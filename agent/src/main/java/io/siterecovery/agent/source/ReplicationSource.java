@@ -330,6 +330,14 @@ public final class ReplicationSource {
     }
   }
 
+  private static long changedSinceFailover(Vm vm) {
+    try {
+      return ChangedRanges.bytes(vm);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
   public SourceStatus status(String vmName) {
     Vm vm = host.get(vmName);
     requireProtection(vm);
@@ -345,7 +353,8 @@ public final class ReplicationSource {
       diskBytes += d.size();
     }
     return new SourceStatus(vmName, active, sealedLogs, pending, diskBytes,
-        ResyncLedger.load(vm).requiredReason());
+        ResyncLedger.load(vm).requiredReason(),
+        changedSinceFailover(vm));
   }
 
   /** Ends the relationship: tracking stops, logs go, the peer drops its replica. */

@@ -107,7 +107,7 @@ class TestFailoverCommandsTest {
         now.plus(Duration.ofDays(14)), null, null, List.of());
     String testing = StatusText.of(new FailoverStatus("web01", FailoverType.TEST,
         FailoverState.TESTING, "primary", "secondary", RecoveryPoint.of(5, now, true),
-        List.of(), null, now, null, null, test));
+        List.of(), null, now, null, null, test, List.of(), null));
     assertThat(testing).startsWith("test-failover-web01: TEST TESTING  primary -> secondary  "
         + "point rp-5")
         .contains("test VM web01-test on secondary", "nbd://127.0.0.1:10810/web01-test/disk0",
@@ -117,7 +117,7 @@ class TestFailoverCommandsTest {
         FailoverState.CLEANING_UP, "primary", "secondary", RecoveryPoint.of(5, now, true),
         List.of(), null, now, null, null, new TestVmStatus("web01-test", List.of(), now,
             Duration.ofDays(14), null, "the 'cleanup' signal", "orders page answered",
-            List.of("export web01-test/disk0"))));
+            List.of("export web01-test/disk0")), List.of(), null));
     assertThat(cleaning).contains("not clean yet, still there: [export web01-test/disk0]",
         "cleanup by the 'cleanup' signal", "notes: orders page answered")
         .doesNotContain("cleans itself up");

@@ -46,6 +46,29 @@ public final class AgentSteps {
         .build();
   }
 
+  /** One quick attempt at a step whose failure the runbook handles itself (a fence, say). */
+  public static ActivityOptions oneShortAttempt() {
+    return ActivityOptions.newBuilder()
+        .setStartToCloseTimeout(Duration.ofMinutes(2))
+        .setRetryOptions(RetryOptions.newBuilder().setMaximumAttempts(1).build())
+        .build();
+  }
+
+  /**
+   * A step owed to a site that does not answer (a fence): tried every minute for as long as it
+   * takes. The server retries it, so waiting adds nothing to the workflow's history.
+   */
+  public static ActivityOptions untilReachable() {
+    return ActivityOptions.newBuilder()
+        .setStartToCloseTimeout(Duration.ofMinutes(2))
+        .setRetryOptions(RetryOptions.newBuilder()
+            .setInitialInterval(Duration.ofMinutes(1))
+            .setBackoffCoefficient(1.0)
+            .setMaximumInterval(Duration.ofMinutes(1))
+            .build())
+        .build();
+  }
+
   /** Reading a policy from the worker's configuration: local, quick, and worth only a few tries. */
   public static LocalActivityOptions policyLookup() {
     return LocalActivityOptions.newBuilder()

@@ -9,11 +9,14 @@ import java.util.List;
  * The {@code status} query of Failover; {@code steps} is the runbook so far, one line a step.
  * {@code commitPolicy} and {@code decidesItselfAt}: what the failover does by itself if nobody
  * signals, and when (null without a policy, or once decided). {@code test}: the test VM of a
- * TEST failover (null for the others).
+ * TEST failover (null for the others). {@code pointsTried}: each recovery point the replica VM
+ * was started at, in order ({@code changeRecoveryPoint}). {@code fence}: what became of the
+ * source VM ("fenced on primary", "owed: ..."; null before the failover gets that far).
  */
 public record FailoverStatus(String vm, FailoverType type, FailoverState state, String sourceSite,
     String targetSite, RecoveryPoint recoveryPoint, List<String> steps, String error,
-    Instant startedAt, CommitPolicy commitPolicy, Instant decidesItselfAt, TestVmStatus test) {
+    Instant startedAt, CommitPolicy commitPolicy, Instant decidesItselfAt, TestVmStatus test,
+    List<RecoveryPoint> pointsTried, String fence) {
 
   /**
    * {@code testVm} and its writable NBD {@code exports} once created; {@code cleanupDueAt}: when

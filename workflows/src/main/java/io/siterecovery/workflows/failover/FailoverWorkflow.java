@@ -23,6 +23,13 @@ public interface FailoverWorkflow {
   @SignalMethod(name = "cancel")
   void cancel(OperatorRequest request);
 
+  /**
+   * While AWAITING_COMMIT: stop the replica VM, start it again at another retained point (older
+   * or newer), and wait for the decision again. PLANNED and UNPLANNED only.
+   */
+  @SignalMethod(name = "changeRecoveryPoint")
+  void changeRecoveryPoint(ChangeRecoveryPoint request);
+
   /** End a TEST failover: delete the test VM and its scratch data. */
   @SignalMethod(name = "cleanup")
   void cleanup(CleanupRequest request);

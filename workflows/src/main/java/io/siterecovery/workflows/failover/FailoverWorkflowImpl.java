@@ -2,6 +2,7 @@ package io.siterecovery.workflows.failover;
 
 import io.siterecovery.activities.AgentActivities;
 import io.siterecovery.activities.AgentActivityRecords.DeltaRequest;
+import io.siterecovery.activities.AgentActivityRecords.PromoteOutcome;
 import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.activities.AgentActivityRecords.TestCleanup;
@@ -19,18 +20,28 @@ import io.siterecovery.workflows.protection.RecoveryPoint;
 import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.failure.TemporalFailure;
+import io.temporal.workflow.Async;
+import io.temporal.workflow.CancellationScope;
+import io.temporal.workflow.Promise;
 import io.temporal.workflow.SignalExternalWorkflowException;
 import io.temporal.workflow.Workflow;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import org.slf4j.Logger;
 
 /**
- * Planned: shut the source down, ship and apply its last logs, then start the replica, so no data
- * is lost. Unplanned: the source is lost; start the replica at the chosen point, after one
- * attempt to ship what the source still has when LATEST is asked for. Test: see
- * {@link TestFailover}.
+ * Planned: shut the source down, ship and apply its last logs, fence it, then start the replica,
+ * so no data is lost. Unplanned: the source is lost; fence it if it still answers (or owe it the
+ * fence), and start the replica at the chosen point, after one attempt to ship what the source
+ * still has when LATEST is asked for. Test: see {@link TestFailover}.
+ *
+ * <p>The replica VM runs on layers over the replica's disks, which stay at the generation they
+ * had applied until a commit: a cancel needs no resync, and {@code changeRecoveryPoint} can move
+ * the VM to any retained point, older or newer. A commit makes the replica the primary, its
+ * writes tracked from the start for reverse replication (Reprotect). Runs started before this
+ * ({@code replicaOnLayers} version) roll the replica back and power it on as they did.
  */
 public class FailoverWorkflowImpl implements FailoverWorkflow {
   private static final Logger log = Workflow.getLogger(FailoverWorkflowImpl.class);
@@ -41,6 +52,10 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.shortStep());
   private final AgentActivities oneAttempt =
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.deltaCycle());
+  private final AgentActivities quickAttempt =
+      Workflow.newActivityStub(AgentActivities.class, AgentSteps.oneShortAttempt());
+  private final AgentActivities untilReachable =
+      Workflow.newActivityStub(AgentActivities.class, AgentSteps.untilReachable());
   private final TestFailover test = new TestFailover(agents);
 
   private String vm;
@@ -57,6 +72,16 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
 
   private boolean sourceStopped;
   private boolean replicaStarted;
+  private boolean onLayers;
+  /** Idempotency key of this run's replica starts; one more suffix per start. */
+  private String runKey;
+  private int starts;
+  private final List<RecoveryPoint> pointsTried = new ArrayList<>();
+  private String requestedPoint;
+  private boolean sourceFenced;
+  private String fence;
+  private Promise<Void> owedFence;
+  private CancellationScope owedFenceScope;
   /** Rolled back or started: either way it no longer continues the source's log sequence. */
   private boolean replicaChanged;
 
@@ -97,11 +122,21 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       if (Workflow.getVersion("cleanUpTestFirst", Workflow.DEFAULT_VERSION, 1) == 1) {
         cleanUpTestFailover();
       }
+      onLayers = Workflow.getVersion("replicaOnLayers", Workflow.DEFAULT_VERSION, 1) == 1;
       if (type == FailoverType.PLANNED) {
         requireNoResyncNeeded();
         shutDownAndSynchronise();
-      } else if (choice.equals("LATEST")) {
-        tryFinalShipFromLostSource();
+        if (onLayers) {
+          agents.fenceVm(plan.sourceSite(), vm);
+          fenced();
+        }
+      } else {
+        if (choice.equals("LATEST")) {
+          tryFinalShipFromLostSource();
+        }
+        if (onLayers) {
+          fenceLostSource();
+        }
       }
       startReplicaAt(choice);
     } catch (TemporalFailure e) {
@@ -116,44 +151,138 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     awaitDecision();
     if (decision == Decision.COMMIT) {
       setState(FailoverState.COMMITTING);
-      agents.commitFailover(plan);
-      protection.failover(notice(FailoverNotice.Stage.COMMITTED));
-      step("committed: " + vm + " now runs on " + plan.targetSite()
-          + (type == FailoverType.UNPLANNED ? "; it is not protected until reprotected" : ""));
-      setState(FailoverState.COMMITTED);
+      if (onLayers) {
+        commitOnLayers(protection);
+      } else {
+        agents.commitFailover(plan);
+        protection.failover(notice(FailoverNotice.Stage.COMMITTED));
+        step("committed: " + vm + " now runs on " + plan.targetSite()
+            + (type == FailoverType.UNPLANNED ? "; it is not protected until reprotected" : ""));
+        setState(FailoverState.COMMITTED);
+      }
     } else {
       setState(FailoverState.CANCELLING);
+      if (owedFenceScope != null) {
+        owedFenceScope.cancel(); // the source stays the VM: nothing to fence
+        fence = "not needed: the failover was cancelled";
+      }
       rollBack(protection);
       step("cancelled: " + vm + (sourceStopped ? " runs on " + plan.sourceSite() + " again; "
           : " was not stopped on " + plan.sourceSite() + "; ")
-          + "protection resumes with a resync, as the replica ran");
+          + (onLayers ? "protection resumes without a resync: the replica's disks were not "
+              + "written" : "protection resumes with a resync, as the replica ran"));
       setState(FailoverState.CANCELLED);
     }
     return status();
   }
 
+  private void commitOnLayers(ProtectVmWorkflow protection) {
+    PromoteOutcome promoted = agents.promoteReplica(plan);
+    protection.failover(notice(FailoverNotice.Stage.COMMITTED));
+    step("committed: " + vm + " is the primary on " + plan.targetSite() + ", its writes tracked;"
+        + " " + promoted.changedBytes() + " bytes changed since " + point.id() + " wait for "
+        + "Reprotect (reverse replication to " + plan.sourceSite() + ")");
+    setState(FailoverState.COMMITTED);
+    if (owedFence != null) {
+      step("waiting for " + plan.sourceSite() + " to answer: the owed fence is applied before "
+          + "this failover ends");
+      owedFence.get();
+      fenced();
+    }
+  }
+
+  /** The source VM is off and refuses to power on: two copies can never both run. */
+  private void fenced() {
+    sourceFenced = true;
+    sourceStopped = true;
+    fence = "fenced on " + plan.sourceSite() + ": off, and power-on refused until Reprotect or "
+        + "Failback";
+    step("source VM " + fence);
+  }
+
   /**
-   * Waits for {@code commit} or {@code cancel}; with a commit policy, only until it is due, then
-   * decides as the policy says. Runs started before commit policies existed have none, so they
-   * take the unchanged branch and replay as they were recorded.
+   * An unplanned failover's source may still run: fence it first if it answers. If it does not,
+   * the fence is owed: retried every minute until the site answers, and applied there before
+   * anything else this failover does.
+   */
+  private void fenceLostSource() {
+    try {
+      quickAttempt.fenceVm(plan.sourceSite(), vm);
+      fenced();
+    } catch (ActivityFailure f) {
+      fence = "owed: " + plan.sourceSite() + " did not answer (" + f.getCause().getMessage()
+          + "); retried every minute until it does";
+      step("source VM not fenced: " + fence);
+      owedFenceScope = Workflow.newCancellationScope(() ->
+          owedFence = Async.procedure(untilReachable::fenceVm, plan.sourceSite(), vm));
+      owedFenceScope.run();
+    }
+  }
+
+  /**
+   * Waits for {@code commit} or {@code cancel}, moving the replica VM to another point whenever
+   * {@code changeRecoveryPoint} asks; with a commit policy, only until it is due (counted from
+   * the first wait, whatever points were tried meanwhile), then decides as the policy says.
    */
   private void awaitDecision() {
+    String verb = commitPolicy == null ? null
+        : commitPolicy.action() == CommitPolicy.Action.COMMIT ? "commit" : "cancel";
     if (commitPolicy == null) {
       step("awaiting 'commit' or 'cancel'");
-      Workflow.await(() -> decision != null);
+    } else {
+      decidesItselfAt = Instant.ofEpochMilli(Workflow.currentTimeMillis())
+          .plus(commitPolicy.after());
+      step("awaiting 'commit' or 'cancel'; without either, the commit policy will " + verb
+          + " at " + decidesItselfAt);
+    }
+    while (decision == null) {
+      if (commitPolicy == null) {
+        Workflow.await(() -> decision != null || requestedPoint != null);
+      } else {
+        Duration left = Duration.between(Instant.ofEpochMilli(Workflow.currentTimeMillis()),
+            decidesItselfAt);
+        if (left.isNegative() || left.isZero()
+            || !Workflow.await(left, () -> decision != null || requestedPoint != null)) {
+          decision = commitPolicy.action() == CommitPolicy.Action.COMMIT ? Decision.COMMIT
+              : Decision.CANCEL;
+          step("no 'commit' or 'cancel' within " + commitPolicy.after() + ": the commit policy "
+              + verb + "s the failover");
+        }
+      }
+      if (decision == null && requestedPoint != null) {
+        changeRecoveryPoint();
+      }
+    }
+  }
+
+  /** Moves the running replica VM to the requested point; a bad request is refused in a step. */
+  private void changeRecoveryPoint() {
+    String requested = requestedPoint;
+    requestedPoint = null;
+    if (!onLayers) {
+      step("changeRecoveryPoint to " + requested + " refused: this failover started before the"
+          + " replica could run at another point without a resync");
       return;
     }
-    String verb = commitPolicy.action() == CommitPolicy.Action.COMMIT ? "commit" : "cancel";
-    decidesItselfAt = Instant.ofEpochMilli(Workflow.currentTimeMillis())
-        .plus(commitPolicy.after());
-    step("awaiting 'commit' or 'cancel'; without either, the commit policy will " + verb
-        + " at " + decidesItselfAt);
-    if (!Workflow.await(commitPolicy.after(), () -> decision != null)) {
-      decision = commitPolicy.action() == CommitPolicy.Action.COMMIT ? Decision.COMMIT
-          : Decision.CANCEL;
-      step("no 'commit' or 'cancel' within " + commitPolicy.after() + ": the commit policy "
-          + verb + "s the failover");
+    long generation;
+    ReplicaPoint replica;
+    try {
+      String choice = RecoveryPointChoice.validate(requested);
+      replica = agents.replicaPoint(plan.targetSite(), vm);
+      generation = RecoveryPointChoice.resolve(choice, replica);
+    } catch (ApplicationFailure refused) {
+      step("changeRecoveryPoint to " + requested + " refused: " + refused.getOriginalMessage());
+      return;
     }
+    if (generation == point.generation()) {
+      step("changeRecoveryPoint: the replica VM already runs at " + point.id());
+      return;
+    }
+    setState(FailoverState.CHANGING_RECOVERY_POINT);
+    agents.stopReplica(plan.targetSite(), vm);
+    step("replica VM stopped at " + point.id() + "; what it wrote there is dropped");
+    startOnLayers(generation, replica);
+    setState(FailoverState.AWAITING_COMMIT);
   }
 
   /**
@@ -234,6 +363,11 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   private void startReplicaAt(String choice) {
     ReplicaPoint replica = agents.replicaPoint(plan.targetSite(), vm);
     long generation = RecoveryPointChoice.resolve(choice, replica);
+    if (onLayers) {
+      runKey = Workflow.randomUUID().toString();
+      startOnLayers(generation, replica);
+      return;
+    }
     if (generation != replica.appliedGeneration()) {
       setState(FailoverState.ROLLING_BACK);
       replicaChanged = true;
@@ -250,9 +384,29 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
         + point.time() + (point.appConsistent() ? ", app-consistent" : "") + ")");
   }
 
+  /** Starts the replica VM at {@code generation} without writing the replica's disks. */
+  private void startOnLayers(long generation, ReplicaPoint replica) {
+    setState(FailoverState.STARTING_REPLICA);
+    agents.startReplica(plan.targetSite(), vm, generation, runKey + "-" + ++starts);
+    replicaStarted = true;
+    point = RecoveryPointChoice.pointOf(generation, replica);
+    pointsTried.add(point);
+    step("replica VM started on " + plan.targetSite() + " at " + point.id() + " ("
+        + point.time() + (point.appConsistent() ? ", app-consistent" : "") + "); the replica's "
+        + "disks stay at " + RecoveryPoint.idOf(replica.appliedGeneration()) + " until a commit");
+  }
+
   private void rollBack(ProtectVmWorkflow protection) {
     if (replicaStarted) {
-      agents.powerOff(plan.targetSite(), vm);
+      if (onLayers) {
+        agents.stopReplica(plan.targetSite(), vm);
+      } else {
+        agents.powerOff(plan.targetSite(), vm);
+      }
+    }
+    if (sourceFenced) {
+      agents.unfenceVm(plan.sourceSite(), vm);
+      fence = "lifted: the failover did not go through";
     }
     if (sourceStopped) {
       agents.powerOn(plan.sourceSite(), vm);
@@ -290,6 +444,13 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   }
 
   @Override
+  public void changeRecoveryPoint(ChangeRecoveryPoint request) {
+    if (decision == null && request != null && request.recoveryPoint() != null) {
+      requestedPoint = request.recoveryPoint();
+    }
+  }
+
+  @Override
   public void cleanup(CleanupRequest request) {
     test.cleanup(request);
   }
@@ -301,6 +462,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     }
     return new FailoverStatus(vm, type, state, plan == null ? null : plan.sourceSite(),
         plan == null ? null : plan.targetSite(), point, List.copyOf(steps), error, startedAt,
-        commitPolicy, decision == null ? decidesItselfAt : null, null);
+        commitPolicy, decision == null ? decidesItselfAt : null, null, List.copyOf(pointsTried),
+        fence);
   }
 }

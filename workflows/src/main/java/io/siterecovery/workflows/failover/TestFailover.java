@@ -281,6 +281,6 @@ final class TestFailover {
         maxTestDuration, cleanupDueAt, cleanedUpBy, notes(), remaining);
     return new FailoverStatus(vm, FailoverType.TEST, state,
         plan == null ? null : plan.sourceSite(), plan == null ? null : plan.targetSite(), point,
-        List.copyOf(steps), error, startedAt, null, null, test);
+        List.copyOf(steps), error, startedAt, null, null, test, List.of(), null);
   }
 }

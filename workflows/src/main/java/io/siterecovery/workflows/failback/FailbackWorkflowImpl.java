@@ -1,0 +1,149 @@
+package io.siterecovery.workflows.failback;
+
+import io.siterecovery.activities.AgentActivities;
+import io.siterecovery.activities.FailureTypes;
+import io.siterecovery.activities.ProtectionPlan;
+import io.siterecovery.workflows.common.AgentSteps;
+import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.common.OperatorRequest;
+import io.siterecovery.workflows.common.SearchAttributeKeys;
+import io.siterecovery.workflows.failover.FailoverInput;
+import io.siterecovery.workflows.failover.FailoverState;
+import io.siterecovery.workflows.failover.FailoverStatus;
+import io.siterecovery.workflows.failover.FailoverType;
+import io.siterecovery.workflows.failover.FailoverWorkflow;
+import io.siterecovery.workflows.reprotect.ReprotectInput;
+import io.siterecovery.workflows.reprotect.ReprotectStatus;
+import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
+import io.temporal.failure.ApplicationFailure;
+import io.temporal.failure.TemporalFailure;
+import io.temporal.workflow.Async;
+import io.temporal.workflow.ChildWorkflowOptions;
+import io.temporal.workflow.Promise;
+import io.temporal.workflow.Workflow;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import org.slf4j.Logger;
+
+/**
+ * A failback is the lifecycle's last leg put together from its parts: the planned failover home
+ * runs as {@code failover-<vm>} (so it is the same runbook, with the same zero-loss final sync and
+ * fence, and one operation per VM still holds), this workflow passing {@code commit} and
+ * {@code cancel} on; then {@code reprotect-<vm>} protects the VM from home to its partner again.
+ */
+public class FailbackWorkflowImpl implements FailbackWorkflow {
+  private static final Logger log = Workflow.getLogger(FailbackWorkflowImpl.class);
+
+  private final AgentActivities agents =
+      Workflow.newActivityStub(AgentActivities.class, AgentSteps.shortStep());
+
+  private String vm;
+  private FailbackState state = FailbackState.VALIDATING;
+  private String home;
+  private String from;
+  private FailoverStatus failover;
+  private ReprotectStatus reprotect;
+  private final List<String> steps = new ArrayList<>();
+  private String error;
+  private Instant startedAt;
+  /** A decision received and not yet passed on to the failover: "commit" or "cancel". */
+  private String pendingDecision;
+  private OperatorRequest pendingRequest;
+
+  @Override
+  public FailbackStatus failback(FailbackInput input) {
+    startedAt = Instant.ofEpochMilli(Workflow.currentTimeMillis());
+    Inputs.requireInput(input, "{\"vm\":\"web01\",\"reprotect\":true}");
+    vm = Inputs.requireName("vm", input.vm());
+    Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.VM_NAME.valueSet(vm));
+    try {
+      ProtectionPlan plan = agents.describeProtection(vm);
+      home = agents.homeOf(plan);
+      from = plan.sourceSite();
+      if (from.equals(home)) {
+        throw ApplicationFailure.newNonRetryableFailure("VM " + vm + " already runs on its home "
+            + "site " + home + ": nothing to fail back", FailureTypes.NOTHING_TO_FAIL_BACK);
+      }
+      if (!plan.targetSite().equals(home)) {
+        throw ApplicationFailure.newNonRetryableFailure("VM " + vm + " replicates from " + from
+            + " to " + plan.targetSite() + ", not to its home site " + home + "; Failback "
+            + "returns it home only over that link", FailureTypes.NOTHING_TO_FAIL_BACK);
+      }
+      step("failback of " + vm + " from " + from + " to its home site " + home);
+      failOverHome();
+      if (failover.state() != FailoverState.COMMITTED) {
+        step("the failover home ended " + failover.state() + ": " + vm + " stays on " + from);
+        state = FailbackState.CANCELLED;
+        return status();
+      }
+      if (Boolean.FALSE.equals(input.reprotect())) {
+        step(vm + " runs on " + home + " again; not reprotected, as asked");
+      } else {
+        state = FailbackState.REPROTECTING;
+        ReprotectWorkflow child = Workflow.newChildWorkflowStub(ReprotectWorkflow.class,
+            ChildWorkflowOptions.newBuilder()
+                .setWorkflowId(ReprotectWorkflow.workflowId(vm)).build());
+        step("reverse replication: " + ReprotectWorkflow.workflowId(vm));
+        reprotect = child.reprotect(new ReprotectInput(vm, false, null));
+        step(vm + " runs on " + home + " and is protected to " + from + " again ("
+            + reprotect.mode() + ", " + reprotect.bytesSent() + " bytes sent)");
+      }
+    } catch (TemporalFailure e) {
+      error = e.getCause() != null ? e.getCause().getMessage() : e.getMessage();
+      state = FailbackState.FAILED;
+      throw e;
+    }
+    state = FailbackState.COMPLETED;
+    return status();
+  }
+
+  /** Runs the planned failover home, passing the operator's decision on when it comes. */
+  private void failOverHome() {
+    state = FailbackState.FAILING_OVER;
+    FailoverWorkflow child = Workflow.newChildWorkflowStub(FailoverWorkflow.class,
+        ChildWorkflowOptions.newBuilder().setWorkflowId(FailoverWorkflow.workflowId(vm)).build());
+    Promise<FailoverStatus> done = Async.function(child::failover,
+        new FailoverInput(vm, FailoverType.PLANNED, "LATEST"));
+    Workflow.getWorkflowExecution(child).get();
+    step(FailoverWorkflow.workflowId(vm) + " started (planned: " + from + " shut down, its last"
+        + " logs applied); send 'commit' or 'cancel' here or there once it awaits commit");
+    while (!done.isCompleted()) {
+      Workflow.await(() -> done.isCompleted() || pendingDecision != null);
+      if (pendingDecision != null && !done.isCompleted()) {
+        String decision = pendingDecision;
+        pendingDecision = null;
+        if (decision.equals("commit")) {
+          child.commit(pendingRequest);
+        } else {
+          child.cancel(pendingRequest);
+        }
+        step("'" + decision + "' passed on to " + FailoverWorkflow.workflowId(vm));
+      }
+    }
+    failover = done.get();
+  }
+
+  private void step(String what) {
+    steps.add(Instant.ofEpochMilli(Workflow.currentTimeMillis()) + " " + what);
+    log.info("{}: {}", vm, what);
+  }
+
+  @Override
+  public void commit(OperatorRequest request) {
+    pendingDecision = "commit";
+    pendingRequest = request;
+  }
+
+  @Override
+  public void cancel(OperatorRequest request) {
+    pendingDecision = "cancel";
+    pendingRequest = request;
+  }
+
+  @Override
+  public FailbackStatus status() {
+    return new FailbackStatus(vm, state, home, from, failover, reprotect, List.copyOf(steps),
+        error, startedAt);
+  }
+}
