@@ -85,9 +85,11 @@ public class AgentActivitiesImpl implements AgentActivities {
       }
       seen.add(site + " (" + record.role() + ")");
       if (record.role() == VmRecord.Role.PRIMARY) {
-        String target = sites.partnerOf(site).orElseThrow(() ->
-            ApplicationFailure.newNonRetryableFailure("site " + site
-                + " has no replication partner configured", FailureTypes.UNKNOWN_SITE));
+        // A VM that failed over replicates back to where it came from, whatever the partners.
+        String target = record.protection() != null ? record.protection().targetSite()
+            : sites.partnerOf(site).orElseThrow(() ->
+                ApplicationFailure.newNonRetryableFailure("site " + site
+                    + " has no replication partner configured", FailureTypes.UNKNOWN_SITE));
         agent(target);
         return toPlan(record, site, target);
       }

@@ -2,6 +2,7 @@ package io.siterecovery.workers.cli;
 
 import io.siterecovery.workflows.Registration;
 import io.siterecovery.workflows.common.OperatorRequest;
+import io.siterecovery.workflows.failback.FailbackWorkflow;
 import io.siterecovery.workflows.failover.CleanupRequest;
 import io.siterecovery.workflows.failover.CommitPolicy;
 import io.siterecovery.workflows.failover.FailoverInput;
@@ -9,6 +10,7 @@ import io.siterecovery.workflows.failover.FailoverStatus;
 import io.siterecovery.workflows.failover.FailoverType;
 import io.siterecovery.workflows.failover.FailoverWorkflow;
 import io.siterecovery.workflows.protection.PolicyChange;
+import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
 import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.siterecovery.workflows.protection.ProtectionStatus;
@@ -97,6 +99,20 @@ final class OperatorCommands {
           } catch (RuntimeException e) {
             // no such failover has run for this VM: nothing to show
           }
+        }
+        try {
+          System.out.println(StatusText.of(client.newWorkflowStub(ReprotectWorkflow.class,
+              ReprotectWorkflow.workflowId(vm)).status()));
+          any = true;
+        } catch (RuntimeException e) {
+          // never reprotected
+        }
+        try {
+          System.out.println(StatusText.of(client.newWorkflowStub(FailbackWorkflow.class,
+              FailbackWorkflow.workflowId(vm)).status()));
+          any = true;
+        } catch (RuntimeException e) {
+          // never failed back
         }
         return any ? 0 : 1;
       });

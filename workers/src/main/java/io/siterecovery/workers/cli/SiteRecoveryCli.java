@@ -9,7 +9,9 @@ import picocli.CommandLine.Command;
         VmCommand.class, OperatorCommands.Protect.class, OperatorCommands.Status.class,
         OperatorCommands.Failover.class, OperatorCommands.Commit.class,
         OperatorCommands.Cancel.class, OperatorCommands.Cleanup.class, OperatorCommands.Signal.class,
-        OperatorCommands.SetPolicy.class, BenchCommand.class, CertsCommand.class})
+        OperatorCommands.SetPolicy.class, LifecycleCommands.ChangePoint.class,
+        LifecycleCommands.Reprotect.class, LifecycleCommands.Failback.class,
+        LifecycleCommands.Salvage.class, BenchCommand.class, CertsCommand.class})
 public final class SiteRecoveryCli {
   public static void main(String[] args) {
     System.exit(new CommandLine(new SiteRecoveryCli())

@@ -1,10 +1,14 @@
 package io.siterecovery.workers.cli;
 
+import io.siterecovery.workflows.failback.FailbackStatus;
+import io.siterecovery.workflows.failback.FailbackWorkflow;
 import io.siterecovery.workflows.failover.FailoverStatus;
 import io.siterecovery.workflows.failover.FailoverType;
 import io.siterecovery.workflows.failover.FailoverWorkflow;
 import io.siterecovery.workers.dev.ProgressLine;
 import io.siterecovery.workflows.protection.ProtectionStatus;
+import io.siterecovery.workflows.reprotect.ReprotectStatus;
+import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
 
 /** Human-readable renderings of the status queries. */
 final class StatusText {
@@ -43,6 +47,45 @@ final class StatusText {
     if (f.test() != null) {
       b.append(testVm(f.test(), f.targetSite()));
     }
+    if (f.pointsTried() != null && f.pointsTried().size() > 1) {
+      b.append("  points tried: ").append(f.pointsTried().stream().map(p -> p.id()).toList())
+          .append('\n');
+    }
+    if (f.fence() != null) {
+      b.append("  source VM ").append(f.fence()).append('\n');
+    }
+    f.steps().forEach(s -> b.append("  ").append(s).append('\n'));
+    if (f.error() != null) {
+      b.append("  error: ").append(f.error()).append('\n');
+    }
+    return b.toString().stripTrailing();
+  }
+
+  static String of(ReprotectStatus r) {
+    StringBuilder b = new StringBuilder();
+    b.append(String.format("%s: %s  %s -> %s%s%n", ReprotectWorkflow.workflowId(r.vm()),
+        r.state(), r.sourceSite(), r.targetSite(), r.mode() == null ? "" : "  " + r.mode()));
+    if (r.progress() != null) {
+      b.append("  ").append(ProgressLine.of(r.progress())).append('\n');
+    }
+    b.append(String.format("  changed since the failover %s, sent %s%n",
+        Sizes.format(r.bytesChanged()), Sizes.format(r.bytesSent())));
+    if (r.salvaged() != null) {
+      b.append(String.format("  SALVAGED %s: %s in %d ranges the replica never got, on %s at %s"
+          + " (./site-recovery salvage)%n", r.salvaged().id(), Sizes.format(r.salvaged().bytes()),
+          r.salvaged().rangeCount(), r.salvaged().site(), r.salvaged().path()));
+    }
+    r.steps().forEach(s -> b.append("  ").append(s).append('\n'));
+    if (r.error() != null) {
+      b.append("  error: ").append(r.error()).append('\n');
+    }
+    return b.toString().stripTrailing();
+  }
+
+  static String of(FailbackStatus f) {
+    StringBuilder b = new StringBuilder();
+    b.append(String.format("%s: %s  %s -> home %s%n", FailbackWorkflow.workflowId(f.vm()),
+        f.state(), f.fromSite(), f.homeSite()));
     f.steps().forEach(s -> b.append("  ").append(s).append('\n'));
     if (f.error() != null) {
       b.append("  error: ").append(f.error()).append('\n');

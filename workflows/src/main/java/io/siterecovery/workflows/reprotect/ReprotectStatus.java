@@ -1,7 +1,7 @@
 package io.siterecovery.workflows.reprotect;
 
-import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
 import io.siterecovery.activities.AgentActivityRecords.Salvaged;
+import io.siterecovery.workflows.protection.Progress;
 import java.time.Instant;
 import java.util.List;
 
@@ -13,4 +13,4 @@ import java.util.List;
  */
 public record ReprotectStatus(String vm, ReprotectState state, String sourceSite,
     String targetSite, ReverseMode mode, long bytesChanged, long bytesSent, Salvaged salvaged,
-    CopyProgress progress, List<String> steps, String error, Instant startedAt) {}
+    Progress progress, List<String> steps, String error, Instant startedAt) {}

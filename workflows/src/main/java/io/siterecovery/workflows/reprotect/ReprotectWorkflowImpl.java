@@ -17,6 +17,7 @@ import io.siterecovery.activities.ProtectionPlan.DiskInfo;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
+import io.siterecovery.workflows.protection.Progress;
 import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.temporal.api.enums.v1.ParentClosePolicy;
@@ -53,7 +54,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
   private long bytesChanged;
   private long bytesSent;
   private Salvaged salvaged;
-  private CopyProgress progress;
+  private Progress progress;
   private final List<String> steps = new ArrayList<>();
   private String error;
   private Instant startedAt;
@@ -197,7 +198,10 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
 
   @Override
   public void copyProgress(CopyProgress p) {
-    progress = p;
+    Long eta = p.bytesPerSecond() > 0
+        ? (long) Math.ceil((p.bytesTotal() - p.bytesDone()) / p.bytesPerSecond()) : null;
+    progress = new Progress(p.phase(), p.disk(), p.bytesDone(), p.bytesTotal(),
+        p.bytesPerSecond(), eta);
   }
 
   @Override
