@@ -1,12 +1,13 @@
 package io.siterecovery.workers.dev;
 
+import io.siterecovery.agent.nbd.NbdClient;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
-/** Byte-for-byte comparison of two disk images; returns the first differing offset or -1. */
+/** Byte-for-byte comparison of disk images; returns the first differing offset or -1. */
 public final class DiskCompare {
   private DiskCompare() {}
 
@@ -24,6 +25,26 @@ public final class DiskCompare {
         read(ca, ba, pos);
         read(cb, bb, pos);
         int m = ba.flip().mismatch(bb.flip());
+        if (m >= 0) {
+          return pos + m;
+        }
+      }
+      return -1;
+    }
+  }
+
+  /** The same for a disk served over NBD (a test VM, a running replica) against an image. */
+  public static long firstDifference(NbdClient export, Path image) throws IOException {
+    try (FileChannel ch = FileChannel.open(image, StandardOpenOption.READ)) {
+      if (export.size() != ch.size()) {
+        return Math.min(export.size(), ch.size());
+      }
+      ByteBuffer file = ByteBuffer.allocate(1 << 20);
+      for (long pos = 0; pos < ch.size(); pos += file.capacity()) {
+        int n = (int) Math.min(file.capacity(), ch.size() - pos);
+        file.clear().limit(n);
+        read(ch, file, pos);
+        int m = ByteBuffer.wrap(export.read(pos, n)).mismatch(file.flip());
         if (m >= 0) {
           return pos + m;
         }

@@ -1,0 +1,227 @@
+package io.siterecovery.workers;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.siterecovery.agent.api.AgentClient;
+import io.siterecovery.agent.nbd.NbdClient;
+import io.siterecovery.agent.vm.VmRecord;
+import io.siterecovery.workers.config.SiteRecoveryConfig;
+import io.siterecovery.workers.dev.DevStack;
+import io.siterecovery.workers.dev.DiskCompare;
+import io.siterecovery.workflows.Registration;
+import io.siterecovery.workflows.common.OperatorRequest;
+import io.siterecovery.workflows.failback.FailbackInput;
+import io.siterecovery.workflows.failback.FailbackState;
+import io.siterecovery.workflows.failback.FailbackStatus;
+import io.siterecovery.workflows.failback.FailbackWorkflow;
+import io.siterecovery.workflows.failover.ChangeRecoveryPoint;
+import io.siterecovery.workflows.failover.CleanupRequest;
+import io.siterecovery.workflows.failover.FailoverInput;
+import io.siterecovery.workflows.failover.FailoverState;
+import io.siterecovery.workflows.failover.FailoverStatus;
+import io.siterecovery.workflows.failover.FailoverType;
+import io.siterecovery.workflows.failover.FailoverWorkflow;
+import io.siterecovery.workflows.protection.ProtectVmInput;
+import io.siterecovery.workflows.protection.ProtectVmWorkflow;
+import io.siterecovery.workflows.protection.ProtectionState;
+import io.siterecovery.workflows.protection.RecoveryPoint;
+import io.siterecovery.workflows.reprotect.ReprotectInput;
+import io.siterecovery.workflows.reprotect.ReprotectStatus;
+import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
+import io.siterecovery.workflows.reprotect.ReverseMode;
+import io.temporal.client.WorkflowClient;
+import io.temporal.client.WorkflowOptions;
+import io.temporal.client.WorkflowStub;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The whole lifecycle through the workflows on real agents, bytes checked at every stage: a test
+ * failover whose VM stays at its point while cycles apply underneath, then cleanup leaving
+ * nothing; a planned failover moved to an older point and back; commit; writes on the new site;
+ * Reprotect sending only what changed; Failback home and protection as it started.
+ */
+class LifecycleEndToEndTest {
+  private static final long MIB = 1 << 20;
+  private static final String VM = "web01";
+  private static final SiteRecoveryConfig.Policy FAST = new SiteRecoveryConfig.Policy(
+      Duration.ofSeconds(1), Duration.ofMinutes(2), Duration.ofHours(1), null, null, null, false,
+      null, null);
+
+  @TempDir
+  Path data;
+
+  private WorkflowClient client;
+
+  private <T> T start(Class<T> type, String id) {
+    return client.newWorkflowStub(type, WorkflowOptions.newBuilder()
+        .setTaskQueue(Registration.TASK_QUEUE).setWorkflowId(id).build());
+  }
+
+  @Test
+  void testFailoverThenARoundTripHomeWithEveryStageVerified() throws Exception {
+    try (DevStack stack = new DevStack(data, new DevStack.Ports(0, 0, 0, 0, 0),
+        Map.of("fast", FAST))) {
+      client = stack.client();
+      AgentClient primary = stack.operatorClient(stack.primary());
+      AgentClient secondary = stack.operatorClient(stack.secondary());
+      Path primaryImage = stack.primary().diskImage(VM, "disk0");
+      Path secondaryImage = stack.secondary().diskImage(VM, "disk0");
+      primary.createVm(VM, List.of(16 * MIB));
+      Random random = new Random(5);
+      write(stack.primary().nbdPort(), random, 20);
+      ProtectVmWorkflow protection = start(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(VM));
+      WorkflowClient.start(protection::protect, new ProtectVmInput(VM, "fast"));
+      await(() -> protection.status().state() == ProtectionState.PROTECTED);
+
+      // -- a test failover: its VM stays at its point while three cycles apply underneath
+      FailoverWorkflow test = start(FailoverWorkflow.class, FailoverWorkflow.testWorkflowId(VM));
+      WorkflowClient.start(test::failover, new FailoverInput(VM, FailoverType.TEST, "LATEST"));
+      await(() -> test.status().state() == FailoverState.TESTING);
+      assertThat(test.status().test().exports()).containsExactly(
+          "nbd://127.0.0.1:" + stack.secondary().nbdPort() + "/web01-test/disk0");
+      byte[] atPoint = readAll(stack.secondary().nbdPort(), "web01-test/disk0");
+      long cycles = protection.status().deltaCycles();
+      for (int i = 0; i < 3; i++) {
+        write(stack.primary().nbdPort(), random, 8);
+        long before = protection.status().deltaCycles();
+        await(() -> protection.status().deltaCycles() > before);
+      }
+      assertThat(protection.status().deltaCycles()).isGreaterThanOrEqualTo(cycles + 3);
+      assertThat(readAll(stack.secondary().nbdPort(), "web01-test/disk0"))
+          .as("the test VM still shows its point").isEqualTo(atPoint);
+      assertThat(java.nio.file.Files.readAllBytes(secondaryImage))
+          .as("the replica moved on").isNotEqualTo(atPoint);
+      try (NbdClient testVm = new NbdClient("127.0.0.1", stack.secondary().nbdPort(),
+          "web01-test/disk0")) {
+        testVm.write(0, "a drill's write".getBytes(), true);
+      }
+      test.cleanup(new CleanupRequest("orders page answered"));
+      FailoverStatus cleaned = WorkflowStub.fromTyped(test).getResult(FailoverStatus.class);
+      assertThat(cleaned.state()).isEqualTo(FailoverState.CLEANED_UP);
+      assertThat(cleaned.test().notes()).isEqualTo("orders page answered");
+      assertThat(secondary.testClones()).isEmpty();
+      assertThat(data.resolve("secondary/test-clones/web01")).doesNotExist();
+      assertThatThrownBy(() -> new NbdClient("127.0.0.1", stack.secondary().nbdPort(),
+          "web01-test/disk0").close()).isInstanceOf(java.io.IOException.class);
+
+      // -- a planned failover, moved to an older point and back before the commit
+      write(stack.primary().nbdPort(), random, 8);
+      long beforeFailover = protection.status().deltaCycles();
+      await(() -> protection.status().deltaCycles() > beforeFailover);
+      List<RecoveryPoint> points = protection.status().recoveryPoints();
+      FailoverWorkflow failover = start(FailoverWorkflow.class, FailoverWorkflow.workflowId(VM));
+      WorkflowClient.start(failover::failover,
+          new FailoverInput(VM, FailoverType.PLANNED, "LATEST"));
+      await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
+      RecoveryPoint latest = failover.status().recoveryPoint();
+      assertThat(firstDifference(stack.secondary().nbdPort(), primaryImage)).isEqualTo(-1);
+      String older = points.get(points.size() - 3).id();
+      failover.changeRecoveryPoint(new ChangeRecoveryPoint(older));
+      await(() -> failover.status().pointsTried().size() == 2
+          && failover.status().state() == FailoverState.AWAITING_COMMIT);
+      assertThat(firstDifference(stack.secondary().nbdPort(), primaryImage))
+          .as("an older point").isNotEqualTo(-1);
+      failover.changeRecoveryPoint(new ChangeRecoveryPoint(latest.id()));
+      await(() -> failover.status().pointsTried().size() == 3
+          && failover.status().state() == FailoverState.AWAITING_COMMIT);
+      assertThat(failover.status().pointsTried()).extracting(RecoveryPoint::id)
+          .containsExactly(latest.id(), older, latest.id());
+      assertThat(firstDifference(stack.secondary().nbdPort(), primaryImage))
+          .as("back at the latest point, newer than the one before").isEqualTo(-1);
+      failover.commit(new OperatorRequest("e2e"));
+      FailoverStatus committed = WorkflowStub.fromTyped(failover).getResult(FailoverStatus.class);
+      assertThat(committed.state()).isEqualTo(FailoverState.COMMITTED);
+      assertThat(primary.getVm(VM).role()).as("fenced").isEqualTo(VmRecord.Role.FAILED_OVER);
+      assertThat(primary.getVm(VM).power()).isEqualTo(VmRecord.Power.OFF);
+
+      // -- the VM works on the new site; Reprotect sends back only what it wrote
+      long written = write(stack.secondary().nbdPort(), random, 24);
+      ReprotectWorkflow reprotect = start(ReprotectWorkflow.class,
+          ReprotectWorkflow.workflowId(VM));
+      ReprotectStatus reprotected = reprotect.reprotect(new ReprotectInput(VM, false, "fast"));
+      assertThat(reprotected.mode()).isEqualTo(ReverseMode.CHANGED_RANGES);
+      assertThat(reprotected.salvaged()).isNull();
+      assertThat(reprotected.bytesSent()).as("sent back against %d written", written)
+          .isLessThanOrEqualTo(written * 11 / 10);
+      assertThat(DiskCompare.firstDifference(secondaryImage, primaryImage)).isEqualTo(-1);
+      ProtectVmWorkflow reverse = client.newWorkflowStub(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(VM));
+      await(() -> reverse.status().state() == ProtectionState.PROTECTED);
+      assertThat(reverse.status().sourceSite()).isEqualTo("secondary");
+      assertThat(reverse.status().targetSite()).isEqualTo("primary");
+
+      // -- Failback: a planned failover home, then protection as it started
+      write(stack.secondary().nbdPort(), random, 8);
+      FailbackWorkflow failback = start(FailbackWorkflow.class, FailbackWorkflow.workflowId(VM));
+      WorkflowClient.start(failback::failback, new FailbackInput(VM, true));
+      FailoverWorkflow home = client.newWorkflowStub(FailoverWorkflow.class,
+          FailoverWorkflow.workflowId(VM));
+      await(() -> {
+        try {
+          return home.status().state() == FailoverState.AWAITING_COMMIT;
+        } catch (RuntimeException notYet) {
+          return false;
+        }
+      });
+      assertThat(firstDifference(stack.primary().nbdPort(), secondaryImage)).isEqualTo(-1);
+      failback.commit(new OperatorRequest("e2e"));
+      FailbackStatus back = WorkflowStub.fromTyped(failback).getResult(FailbackStatus.class);
+      assertThat(back.state()).isEqualTo(FailbackState.COMPLETED);
+      assertThat(back.reprotect().mode()).isEqualTo(ReverseMode.CHANGED_RANGES);
+      assertThat(primary.getVm(VM).role()).isEqualTo(VmRecord.Role.PRIMARY);
+      assertThat(secondary.getVm(VM).role()).isEqualTo(VmRecord.Role.REPLICA);
+      ProtectVmWorkflow again = client.newWorkflowStub(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(VM));
+      await(() -> again.status().state() == ProtectionState.PROTECTED
+          && "primary".equals(again.status().sourceSite()));
+      assertThat(DiskCompare.firstDifference(primaryImage, secondaryImage)).isEqualTo(-1);
+    }
+  }
+
+  private static long write(int port, Random random, int blocks) throws Exception {
+    try (NbdClient nbd = new NbdClient("127.0.0.1", port, VM + "/disk0")) {
+      byte[] data = new byte[64 * 1024];
+      for (int i = 0; i < blocks; i++) {
+        random.nextBytes(data);
+        nbd.write((long) random.nextInt((int) (nbd.size() / data.length)) * data.length, data,
+            true);
+      }
+      nbd.flush();
+    }
+    return blocks * 64L * 1024;
+  }
+
+  private static byte[] readAll(int port, String export) throws Exception {
+    try (NbdClient nbd = new NbdClient("127.0.0.1", port, export)) {
+      byte[] all = new byte[(int) nbd.size()];
+      for (int at = 0; at < all.length; at += (int) MIB) {
+        System.arraycopy(nbd.read(at, (int) MIB), 0, all, at, (int) MIB);
+      }
+      return all;
+    }
+  }
+
+  private static long firstDifference(int port, Path image) throws Exception {
+    try (NbdClient nbd = new NbdClient("127.0.0.1", port, VM + "/disk0")) {
+      return DiskCompare.firstDifference(nbd, image);
+    }
+  }
+
+  private static void await(BooleanSupplier condition) {
+    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    while (!condition.getAsBoolean()) {
+      assertThat(System.nanoTime()).as("condition within 60 s").isLessThan(deadline);
+      LockSupport.parkNanos(Duration.ofMillis(100).toNanos());
+    }
+  }
+}
