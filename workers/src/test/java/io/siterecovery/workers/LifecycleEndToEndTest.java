@@ -188,6 +188,95 @@ class LifecycleEndToEndTest {
     }
   }
 
+  @Test
+  void anUnplannedFailoverSalvagesTheWritesTheOldSourceNeverShippedThenResyncs()
+      throws Exception {
+    try (DevStack stack = new DevStack(data, new DevStack.Ports(0, 0, 0, 0, 0),
+        Map.of("fast", FAST))) {
+      client = stack.client();
+      AgentClient primary = stack.operatorClient(stack.primary());
+      Path primaryImage = stack.primary().diskImage(VM, "disk0");
+      Path secondaryImage = stack.secondary().diskImage(VM, "disk0");
+      primary.createVm(VM, List.of(16 * MIB));
+      Random random = new Random(9);
+      write(stack.primary().nbdPort(), random, 20);
+      ProtectVmWorkflow protection = start(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(VM));
+      WorkflowClient.start(protection::protect, new ProtectVmInput(VM, "fast"));
+      await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      long cycles = protection.status().deltaCycles();
+      await(() -> protection.status().deltaCycles() > cycles);
+
+      // Cycles stop; these writes never leave the primary, which is then given up for lost.
+      protection.pause(new OperatorRequest("e2e"));
+      await(() -> protection.status().state() == ProtectionState.PAUSED);
+      long lost = write(stack.primary().nbdPort(), random, 6);
+      FailoverWorkflow failover = start(FailoverWorkflow.class, FailoverWorkflow.workflowId(VM));
+      WorkflowClient.start(failover::failover,
+          new FailoverInput(VM, FailoverType.UNPLANNED, "LATEST_PROCESSED"));
+      await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
+      assertThat(failover.status().fence()).startsWith("fenced on primary");
+      assertThat(primary.getVm(VM).power()).isEqualTo(VmRecord.Power.OFF);
+      failover.commit(new OperatorRequest("e2e"));
+      assertThat(WorkflowStub.fromTyped(failover).getResult(FailoverStatus.class).state())
+          .isEqualTo(FailoverState.COMMITTED);
+      write(stack.secondary().nbdPort(), random, 4);
+
+      ReprotectStatus reprotected = start(ReprotectWorkflow.class,
+          ReprotectWorkflow.workflowId(VM)).reprotect(new ReprotectInput(VM, false, "fast"));
+      assertThat(reprotected.mode()).isEqualTo(ReverseMode.CHECKSUM_RESYNC);
+      assertThat(reprotected.salvaged()).isNotNull();
+      assertThat(reprotected.salvaged().bytes()).isEqualTo(lost);
+      assertThat(Path.of(reprotected.salvaged().path())).isDirectory();
+      assertThat(primary.salvaged()).singleElement()
+          .satisfies(s -> assertThat(s.id()).isEqualTo(reprotected.salvaged().id()));
+      assertThat(DiskCompare.firstDifference(secondaryImage, primaryImage))
+          .as("the old disks now equal the active VM's").isEqualTo(-1);
+    }
+  }
+
+  @Test
+  void aFailoverStartedDuringATestCleansItUpAndACancelNeedsNoResync() throws Exception {
+    try (DevStack stack = new DevStack(data, new DevStack.Ports(0, 0, 0, 0, 0),
+        Map.of("fast", FAST))) {
+      client = stack.client();
+      AgentClient primary = stack.operatorClient(stack.primary());
+      primary.createVm(VM, List.of(16 * MIB));
+      Random random = new Random(11);
+      write(stack.primary().nbdPort(), random, 10);
+      ProtectVmWorkflow protection = start(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(VM));
+      WorkflowClient.start(protection::protect, new ProtectVmInput(VM, "fast"));
+      await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      FailoverWorkflow test = start(FailoverWorkflow.class, FailoverWorkflow.testWorkflowId(VM));
+      WorkflowClient.start(test::failover, new FailoverInput(VM, FailoverType.TEST, "LATEST"));
+      await(() -> test.status().state() == FailoverState.TESTING);
+
+      FailoverWorkflow failover = start(FailoverWorkflow.class, FailoverWorkflow.workflowId(VM));
+      WorkflowClient.start(failover::failover,
+          new FailoverInput(VM, FailoverType.PLANNED, "LATEST"));
+      FailoverStatus drill = WorkflowStub.fromTyped(test).getResult(FailoverStatus.class);
+      assertThat(drill.state()).isEqualTo(FailoverState.CLEANED_UP);
+      assertThat(drill.test().notes()).contains("cleaned up by failover-web01");
+      await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
+      assertThat(failover.status().steps()).anyMatch(s -> s.contains("test failover was running"));
+
+      failover.cancel(new OperatorRequest("e2e"));
+      FailoverStatus cancelled = WorkflowStub.fromTyped(failover).getResult(FailoverStatus.class);
+      assertThat(cancelled.state()).isEqualTo(FailoverState.CANCELLED);
+      assertThat(primary.getVm(VM).power()).isEqualTo(VmRecord.Power.RUNNING);
+      assertThat(primary.getVm(VM).role()).isEqualTo(VmRecord.Role.PRIMARY);
+      await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      write(stack.primary().nbdPort(), random, 8);
+      long cycles = protection.status().deltaCycles();
+      await(() -> protection.status().deltaCycles() > cycles + 1);
+      assertThat(protection.status().resyncReason()).as("no resync after the cancel").isNull();
+      assertThat(protection.status().notes()).noneMatch(n -> n.contains("resync"));
+      assertThat(DiskCompare.firstDifference(stack.primary().diskImage(VM, "disk0"),
+          stack.secondary().diskImage(VM, "disk0"))).isEqualTo(-1);
+    }
+  }
+
   private static long write(int port, Random random, int blocks) throws Exception {
     try (NbdClient nbd = new NbdClient("127.0.0.1", port, VM + "/disk0")) {
       byte[] data = new byte[64 * 1024];
