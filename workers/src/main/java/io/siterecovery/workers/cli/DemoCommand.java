@@ -1,6 +1,9 @@
 package io.siterecovery.workers.cli;
 
+import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.siterecovery.workers.dev.DemoScenario;
+import java.time.Duration;
+import java.util.Map;
 import io.siterecovery.workers.dev.DevStack;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,7 +30,10 @@ final class DemoCommand implements Callable<Integer> {
         }
       }
     }
-    try (DevStack stack = new DevStack(data, DevStack.Ports.defaults())) {
+    SiteRecoveryConfig.Policy demo = new SiteRecoveryConfig.Policy(DemoScenario.CYCLE,
+        Duration.ofMinutes(1), Duration.ofHours(1), null, null, null, false, null, null);
+    try (DevStack stack = new DevStack(data, DevStack.Ports.defaults(),
+        Map.of(DemoScenario.POLICY, demo))) {
       System.out.printf("dev stack up: Temporal %s, agents %s and %s, data in %s%n",
           stack.config().temporal(), stack.primary().url(), stack.secondary().url(),
           data.toAbsolutePath());

@@ -88,6 +88,9 @@ final class LifecycleCommands {
     @Option(names = "--no-reprotect", description = "stop once the VM runs at home again")
     boolean noReprotect;
 
+    @Option(names = "--policy", description = "policy of the protection that follows")
+    String policy;
+
     @Mixin
     TemporalOptions options;
 
@@ -96,7 +99,7 @@ final class LifecycleCommands {
       return withClient(options, client -> {
         String id = FailbackWorkflow.workflowId(vm);
         FailbackWorkflow wf = client.newWorkflowStub(FailbackWorkflow.class, options(id));
-        io.temporal.client.WorkflowClient.start(wf::failback, new FailbackInput(vm, !noReprotect));
+        io.temporal.client.WorkflowClient.start(wf::failback, new FailbackInput(vm, !noReprotect, policy));
         System.out.printf("started %s; once failover-%s awaits commit: ./site-recovery commit %s"
             + "%n", id, vm, vm);
         return 0;

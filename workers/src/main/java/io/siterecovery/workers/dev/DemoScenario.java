@@ -6,6 +6,11 @@ import io.siterecovery.agent.nbd.NbdClient;
 import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.workflows.Registration;
 import io.siterecovery.workflows.common.OperatorRequest;
+import io.siterecovery.workflows.failback.FailbackInput;
+import io.siterecovery.workflows.failback.FailbackState;
+import io.siterecovery.workflows.failback.FailbackStatus;
+import io.siterecovery.workflows.failback.FailbackWorkflow;
+import io.siterecovery.workflows.failover.CleanupRequest;
 import io.siterecovery.workflows.failover.FailoverInput;
 import io.siterecovery.workflows.failover.FailoverState;
 import io.siterecovery.workflows.failover.FailoverStatus;
@@ -17,6 +22,10 @@ import io.siterecovery.workflows.protection.ProtectionState;
 import io.siterecovery.workflows.protection.ProtectionStatus;
 import io.siterecovery.workflows.replication.InitialReplicationResult;
 import io.siterecovery.workflows.replication.InitialReplicationWorkflow;
+import io.siterecovery.workflows.reprotect.ReprotectInput;
+import io.siterecovery.workflows.reprotect.ReprotectStatus;
+import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
+import io.temporal.client.WorkflowStub;
 import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowOptions;
 import java.io.IOException;
@@ -34,12 +43,16 @@ import java.util.function.Predicate;
 
 /**
  * What a newcomer watches: two VMs written through NBD before, during and after initial
- * replication, protected with live progress, one failed over (planned) and committed, and the
- * replica verified byte for byte against the source at failover.
+ * replication, protected with live progress; then web01's whole round trip: a test failover held
+ * at its point while replication goes on, cleaned up; a planned failover and commit; writes on the
+ * new site; Reprotect sending back only those; Failback home. Bytes are verified at every stage.
  */
 public final class DemoScenario {
   private static final long MIB = 1 << 20;
   private static final Duration POLL = Duration.ofMillis(500);
+  /** The demo's policy replicates every 10 s, so that a newcomer sees cycles without waiting. */
+  public static final String POLICY = "demo";
+  public static final Duration CYCLE = Duration.ofSeconds(10);
 
   private final DevStack stack;
   private final WorkflowClient client;
@@ -73,7 +86,7 @@ public final class DemoScenario {
     }
     out.printf("   wrote %d MiB of random data through NBD before protection%n", before / MIB);
 
-    out.println("== 2. protect both (ProtectVm, policy default) while a writer keeps writing ==");
+    out.println("== 2. protect both (ProtectVm, policy " + POLICY + ") while a writer keeps writing ==");
     AtomicBoolean writing = new AtomicBoolean(true);
     AtomicLong during = new AtomicLong();
     Thread writer = new Thread(() -> keepWriting(vms, writing, during), "demo-writer");
@@ -83,7 +96,7 @@ public final class DemoScenario {
       ProtectVmWorkflow wf = client.newWorkflowStub(ProtectVmWorkflow.class,
           WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE)
               .setWorkflowId(ProtectVmWorkflow.workflowId(vm)).build());
-      WorkflowClient.start(wf::protect, new ProtectVmInput(vm, "default"));
+      WorkflowClient.start(wf::protect, new ProtectVmInput(vm, POLICY));
     }
     Map<String, String> lastLine = new LinkedHashMap<>();
     awaitProtection(vms.keySet(), s -> s.state() == ProtectionState.PROTECTED, lastLine);
@@ -93,7 +106,8 @@ public final class DemoScenario {
     out.printf("   both protected in %.1f s; %d writes (%d MiB) landed during initial replication%n",
         protectSeconds, during.get(), during.get() * 64 * 1024 / MIB);
 
-    out.println("== 3. write after protection, then wait for the next delta cycle (every 30 s) ==");
+    out.println("== 3. write after protection, then wait for the next delta cycle (every "
+        + CYCLE.toSeconds() + " s) ==");
     long after = writeRandom(stack.primary(), "web01", "disk0", 16, 256 * 1024, true);
     out.printf("   wrote %d KiB to web01 with FUA%n", after / 1024);
     ProtectVmWorkflow web = client.newWorkflowStub(ProtectVmWorkflow.class,
@@ -101,34 +115,83 @@ public final class DemoScenario {
     long cycles = web.status().deltaCycles();
     awaitProtection(List.of("web01"), s -> s.deltaCycles() > cycles, lastLine);
     ProtectionStatus webStatus = web.status();
+    boolean verified = true;
 
-    out.println("== 4. planned failover of web01 to site secondary ==");
+    out.println("== 4. test failover of web01 (a drill) while the writer keeps writing ==");
+    long testStart = System.nanoTime();
+    FailoverWorkflow drill = client.newWorkflowStub(FailoverWorkflow.class, options(
+        FailoverWorkflow.testWorkflowId("web01")));
+    WorkflowClient.start(drill::failover, new FailoverInput("web01", FailoverType.TEST, "LATEST"));
+    FailoverStatus ds = awaitFailover(drill, FailoverState.TESTING, 0);
+    double toTesting = (System.nanoTime() - testStart) / 1e9;
+    out.printf("   test VM %s up in %.1f s at %s, nothing copied: %s%n", ds.test().testVm(),
+        toTesting, ds.recoveryPoint().id(), ds.test().exports());
+    String testDigest = digest(stack.secondary(), "web01-test/disk0");
+    writing.set(true);
+    during.set(0);
+    Thread drillWriter = new Thread(() -> keepWriting(Map.of("web01", List.of(512 * MIB)),
+        writing, during), "demo-writer");
+    drillWriter.start();
+    long drillCycles = web.status().deltaCycles();
+    awaitProtection(List.of("web01"), s -> s.deltaCycles() > drillCycles, lastLine);
+    writing.set(false);
+    drillWriter.join();
+    boolean held = testDigest.equals(digest(stack.secondary(), "web01-test/disk0"));
+    out.printf("   replication went on underneath (%s now, %d writes landed); the test VM still "
+        + "shows %s: %s%n", web.status().latestRecoveryPoint().id(), during.get(),
+        ds.recoveryPoint().id(), held ? "UNCHANGED" : "CHANGED");
+    verified &= held;
+    writeRandom(stack.secondary(), "web01-test", "disk0", 4, 64 * 1024, true);
+    drill.cleanup(new CleanupRequest("demo drill: the test VM booted and answered"));
+    ds = awaitFailover(drill, FailoverState.CLEANED_UP, ds.steps().size());
+    boolean clean = stack.operatorClient(stack.secondary()).testClones().isEmpty();
+    out.printf("   cleaned up; nothing of web01-test remains on secondary: %s%n", clean);
+    verified &= clean;
+
+    out.println("== 5. planned failover of web01 to site secondary ==");
     long foStart = System.nanoTime();
-    FailoverWorkflow fo = client.newWorkflowStub(FailoverWorkflow.class, WorkflowOptions
-        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
-        .setWorkflowId(FailoverWorkflow.workflowId("web01")).build());
+    FailoverWorkflow fo = client.newWorkflowStub(FailoverWorkflow.class,
+        options(FailoverWorkflow.workflowId("web01")));
     WorkflowClient.start(fo::failover, new FailoverInput("web01", FailoverType.PLANNED, "LATEST"));
     FailoverStatus fs = awaitFailover(fo, FailoverState.AWAITING_COMMIT, 0);
     double failoverSeconds = (System.nanoTime() - foStart) / 1e9;
+    verified &= compare("the running replica", stack.primary(), stack.secondary(), "web01");
 
-    out.println("== 5. verify: replica disks byte-identical to the source at failover ==");
-    boolean verified = true;
-    for (VmRecord.DiskSpec d : primary.getVm("web01").disks()) {
-      long diff = DiskCompare.firstDifference(stack.primary().diskImage("web01", d.name()),
-          stack.secondary().diskImage("web01", d.name()));
-      out.printf("   web01/%s: %s%n", d.name(), diff < 0 ? "IDENTICAL (" + d.sizeBytes() / MIB
-          + " MiB compared)" : "DIFFERS at byte " + diff);
-      verified &= diff < 0;
-    }
-
-    out.println("== 6. commit ==");
+    out.println("== 6. commit; the VM works on site secondary ==");
     fo.commit(new OperatorRequest("demo"));
     fs = awaitFailover(fo, FailoverState.COMMITTED, fs.steps().size());
-    try (NbdClient nbd = new NbdClient("127.0.0.1", stack.secondary().nbdPort(), "web01/disk0")) {
-      nbd.write(0, "written on the secondary after commit".getBytes(), true);
-    }
-    out.printf("   web01 now runs on site secondary: nbd://127.0.0.1:%d/web01/disk0 took a write%n",
-        stack.secondary().nbdPort());
+    long written = writeRandom(stack.secondary(), "web01", "disk0", 48, 64 * 1024, true);
+    out.printf("   wrote %d KiB to web01 on secondary (nbd://127.0.0.1:%d/web01/disk0)%n",
+        written / 1024, stack.secondary().nbdPort());
+
+    out.println("== 7. Reprotect: replicate web01 back to primary, reusing its disks there ==");
+    ReprotectWorkflow reprotect = client.newWorkflowStub(ReprotectWorkflow.class,
+        options(ReprotectWorkflow.workflowId("web01")));
+    long rpStart = System.nanoTime();
+    ReprotectStatus rs = reprotect.reprotect(new ReprotectInput("web01", false, POLICY));
+    rs.steps().forEach(step -> out.println("   " + step));
+    out.printf("   %s in %.1f s: %d KiB sent for %d KiB written (%.2fx)%n", rs.mode(),
+        (System.nanoTime() - rpStart) / 1e9, rs.bytesSent() / 1024, written / 1024,
+        (double) rs.bytesSent() / written);
+    verified &= compare("the replica on primary", stack.secondary(), stack.primary(), "web01");
+
+    out.println("== 8. Failback: planned failover home to primary, then reverse replication ==");
+    FailbackWorkflow failback = client.newWorkflowStub(FailbackWorkflow.class,
+        options(FailbackWorkflow.workflowId("web01")));
+    WorkflowClient.start(failback::failback, new FailbackInput("web01", true, POLICY));
+    awaitFailbackStarted(failback);
+    FailoverWorkflow home = client.newWorkflowStub(FailoverWorkflow.class,
+        FailoverWorkflow.workflowId("web01"));
+    awaitFailover(home, FailoverState.AWAITING_COMMIT, 0);
+    verified &= compare("web01 back home", stack.secondary(), stack.primary(), "web01");
+    failback.commit(new OperatorRequest("demo"));
+    FailbackStatus fb = WorkflowStub.fromTyped(failback).getResult(FailbackStatus.class);
+    fb.steps().forEach(step -> out.println("   " + step));
+    ProtectVmWorkflow again = client.newWorkflowStub(ProtectVmWorkflow.class,
+        ProtectVmWorkflow.workflowId("web01"));
+    awaitProtection(List.of("web01"), st -> st.state() == ProtectionState.PROTECTED
+        && "primary".equals(st.sourceSite()), lastLine);
+    verified &= compare("the replica on secondary", stack.primary(), stack.secondary(), "web01");
 
     ProtectionStatus db = client.newWorkflowStub(ProtectVmWorkflow.class,
         ProtectVmWorkflow.workflowId("db01")).status();
@@ -140,15 +203,61 @@ public final class DemoScenario {
           + "zero ranges skipped%n", vm, r.bytesRead() / MIB, r.durationMillis() / 1e3,
           r.bytesRead() / 1e3 / Math.max(1, r.durationMillis()), r.bytesSent() / MIB);
     }
-    out.printf("   web01  RPO before failover %s s, %d delta cycles, %d KiB shipped in logs%n",
+    out.printf("   web01  RPO before the drill %s s, %d delta cycles, %d KiB shipped in logs%n",
         webStatus.rpoSeconds(), webStatus.deltaCycles(), webStatus.bytesShipped() / 1024);
     out.printf("   db01   %s, RPO %s s, latest point %s%n", db.state(), db.rpoSeconds(),
         db.latestRecoveryPoint() == null ? "-" : db.latestRecoveryPoint().id());
-    out.printf("   web01  planned failover to AWAITING_COMMIT in %.1f s at point %s; %s%n",
-        failoverSeconds, fs.recoveryPoint().id(), fs.state());
+    out.printf("   web01  test VM up in %.1f s; planned failover to AWAITING_COMMIT in %.1f s at "
+        + "%s; Reprotect sent %.2fx the bytes written; failback %s, home on %s%n", toTesting,
+        failoverSeconds, fs.recoveryPoint().id(), (double) rs.bytesSent() / written, fb.state(),
+        again.status().sourceSite());
     out.printf("   verification: %s; demo took %.0f s%n", verified ? "PASSED" : "FAILED",
         (System.nanoTime() - t0) / 1e9);
     return verified;
+  }
+
+  private static WorkflowOptions options(String id) {
+    return WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE).setWorkflowId(id)
+        .build();
+  }
+
+  /** The VM's disks on {@code active}, as its NBD exports serve them, against its copy's images. */
+  private boolean compare(String what, HostAgent active, HostAgent copy, String vm)
+      throws IOException {
+    boolean same = true;
+    for (VmRecord.DiskSpec d : stack.operatorClient(active).getVm(vm).disks()) {
+      long diff;
+      try (NbdClient nbd = new NbdClient("127.0.0.1", active.nbdPort(), vm + "/" + d.name())) {
+        diff = DiskCompare.firstDifference(nbd, copy.diskImage(vm, d.name()));
+      } catch (IOException notServed) {
+        diff = DiskCompare.firstDifference(active.diskImage(vm, d.name()),
+            copy.diskImage(vm, d.name()));
+      }
+      out.printf("   verify %s, %s/%s: %s%n", what, vm, d.name(), diff < 0 ? "IDENTICAL ("
+          + d.sizeBytes() / MIB + " MiB compared)" : "DIFFERS at byte " + diff);
+      same &= diff < 0;
+    }
+    return same;
+  }
+
+  private static String digest(HostAgent agent, String export) throws IOException {
+    try (NbdClient nbd = new NbdClient("127.0.0.1", agent.nbdPort(), export)) {
+      java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
+      for (long at = 0; at < nbd.size(); at += 4 * MIB) {
+        sha.update(nbd.read(at, (int) Math.min(4 * MIB, nbd.size() - at)));
+      }
+      return java.util.HexFormat.of().formatHex(sha.digest());
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Until the failback has started its failover home: failover-web01 then names the new run. */
+  private static void awaitFailbackStarted(FailbackWorkflow failback) {
+    while (failback.status().state() == FailbackState.VALIDATING
+        || failback.status().steps().size() < 2) {
+      LockSupport.parkNanos(POLL.toNanos());
+    }
   }
 
   private long writeRandom(HostAgent agent, String vm, String disk, int count, int size,

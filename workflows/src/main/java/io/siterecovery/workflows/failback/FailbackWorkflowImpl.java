@@ -56,6 +56,9 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
     startedAt = Instant.ofEpochMilli(Workflow.currentTimeMillis());
     Inputs.requireInput(input, "{\"vm\":\"web01\",\"reprotect\":true}");
     vm = Inputs.requireName("vm", input.vm());
+    if (input.policy() != null) {
+      Inputs.requireName("policy", input.policy());
+    }
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.VM_NAME.valueSet(vm));
     try {
       ProtectionPlan plan = agents.describeProtection(vm);
@@ -85,7 +88,7 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
             ChildWorkflowOptions.newBuilder()
                 .setWorkflowId(ReprotectWorkflow.workflowId(vm)).build());
         step("reverse replication: " + ReprotectWorkflow.workflowId(vm));
-        reprotect = child.reprotect(new ReprotectInput(vm, false, null));
+        reprotect = child.reprotect(new ReprotectInput(vm, false, input.policy()));
         step(vm + " runs on " + home + " and is protected to " + from + " again ("
             + reprotect.mode() + ", " + reprotect.bytesSent() + " bytes sent)");
       }
