@@ -12,6 +12,7 @@ import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
 import io.siterecovery.agent.replica.Reversal;
 import io.siterecovery.agent.source.OfflineChanges;
+import io.siterecovery.agent.source.FenceAtStart;
 import io.siterecovery.agent.source.ReplicationSource;
 import io.siterecovery.agent.resync.ResyncSource;
 import io.siterecovery.agent.resync.ResyncTarget;
@@ -72,12 +73,13 @@ public final class HostAgent implements Closeable {
     ReplicaStore replicas = new ReplicaStore(host);
     replicas.recover(); // a crash may have interrupted an apply or a rollback
     this.runs = new ReplicaRuns(host); // before NBD: a running replica serves its layers
+    this.peers = new Peers(settings.credentials(), settings.peers());
+    FenceAtStart.apply(host, peers); // before NBD: a VM that failed over must not run here too
     this.nbd = new NbdServer(ExportResolver.of(host, testClones),
         new InetSocketAddress(settings.nbdBind(), settings.nbdPort()),
         NbdServer.Limits.defaults(), settings.nbdTls() ? nbdTls(settings) : null);
     host.onPowerOff(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
     testClones.onCleanup(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
-    this.peers = new Peers(settings.credentials(), settings.peers());
     ReplicationSource source = new ReplicationSource(host, peers::client);
     ResyncSource resync = new ResyncSource(host, peers::client);
     this.http = new AgentHttpServer(host,

@@ -54,6 +54,9 @@ public final class AgentClient {
   private static final java.util.regex.Pattern BULK_CALLS = java.util.regex.Pattern.compile(
       ".*/(copy|replicate|resync|resync/complete|ranges|logs/[0-9]+|checksums|apply|rollback|send-changed|start|promote|test-clone)");
 
+  /** Deadline of a question asked while an agent starts: it must not hold the start up long. */
+  public static final Duration QUICK_TIMEOUT = Duration.ofSeconds(10);
+
   private final URI base;
   private final HttpClient http;
   private final Identity peer;
@@ -274,6 +277,11 @@ public final class AgentClient {
         VmRecord.class);
   }
 
+  /** Whether this peer runs {@code vm}, so that the caller's copy must be fenced. */
+  public FenceCheck fenceCheck(String vm) {
+    return call("GET", "v1/replicas/" + vm + "/fence-check", null, FenceCheck.class);
+  }
+
   /** Makes a VM that failed over elsewhere the replica of {@code newSource}, salvaging first. */
   public ReverseResult reverse(String vm, String newSource) {
     return call("POST", "v1/vms/" + vm + "/reverse", new ReverseRequest(newSource),
@@ -341,7 +349,8 @@ public final class AgentClient {
         publisher = BodyPublishers.noBody();
       }
       HttpRequest.Builder request = HttpRequest.newBuilder(base.resolve(path))
-          .timeout(BULK_CALLS.matcher(path).matches() ? BULK_TIMEOUT : CONTROL_TIMEOUT)
+          .timeout(BULK_CALLS.matcher(path).matches() ? BULK_TIMEOUT
+              : path.endsWith("/fence-check") ? QUICK_TIMEOUT : CONTROL_TIMEOUT)
           .header("Content-Type", body instanceof BodyPublisher
               ? "application/octet-stream" : "application/json")
           .method(method, publisher);

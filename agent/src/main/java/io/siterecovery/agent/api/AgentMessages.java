@@ -209,5 +209,11 @@ public final class AgentMessages {
 
   public record SendChangedResult(String disk, long ranges, long bytesSent) {}
 
+  /**
+   * Whether a peer's copy of {@code vm} must be fenced because the VM runs here (a started or
+   * committed failover): asked by an agent at start, before it serves anything.
+   */
+  public record FenceCheck(String vm, String site, boolean fence, String reason) {}
+
   public record ErrorBody(String code, String message) {}
 }

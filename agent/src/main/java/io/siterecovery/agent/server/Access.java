@@ -47,6 +47,27 @@ interface Access {
     }
   }
 
+  /**
+   * The peer site at the other end of the VM named by the path's first group: the source of a
+   * replica here, or the site a primary here replicates (or will replicate back) to. It may ask
+   * whether its own copy must be fenced, and nothing more.
+   */
+  static Access partnerOf(VmHost host) {
+    return (caller, path) -> {
+      String site = caller.siteName().orElseThrow(() ->
+          forbidden(caller + " is not a site"));
+      VmRecord r = host.find(path.group(1)).map(v -> v.record()).orElseThrow(() ->
+          new AgentException(ErrorCode.VM_NOT_FOUND, "site " + host.site() + " has no VM named '"
+              + path.group(1) + "'"));
+      boolean partner = (r.replica() != null && site.equals(r.replica().sourceSite()))
+          || (r.protection() != null && site.equals(r.protection().targetSite()));
+      if (!partner) {
+        throw forbidden(caller + " is not the replication partner of VM '" + path.group(1)
+            + "' on site " + host.site());
+      }
+    };
+  }
+
   static AgentException forbidden(String reason) {
     return new AgentException(ErrorCode.FORBIDDEN, reason);
   }

@@ -161,6 +161,16 @@ final class AgentRoutes {
     route("DELETE", "/v1/replicas/" + NAME + "/test-clone", Access.OPERATOR,
         (m, x) -> testClones.delete(m.group(1)));
 
+    // A partner asks, as it starts, whether its copy must be fenced: the VM runs here.
+    route("GET", "/v1/replicas/" + NAME + "/fence-check", Access.partnerOf(host), (m, x) -> {
+      VmRecord r = host.get(m.group(1)).record();
+      boolean runsHere = r.role() == VmRecord.Role.PRIMARY
+          || (r.role() == VmRecord.Role.REPLICA && r.power() == VmRecord.Power.RUNNING);
+      return new FenceCheck(r.name(), host.site(), runsHere, runsHere ? "VM " + r.name()
+          + " runs on " + host.site() + (r.role() == VmRecord.Role.PRIMARY
+              ? " (a committed failover)" : " (a failover awaiting commit)") : null);
+    });
+
     // A replica is created by its source site, for itself only.
     route("POST", "/v1/replicas", Access.ANY, (m, x) -> {
       CreateReplicaRequest r = x.json(CreateReplicaRequest.class);
