@@ -35,7 +35,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Through the workflows, on real agents: a resync repairs a damaged replica, and an unplanned
- * failover to an older recovery point starts the replica with exactly the source's bytes of then.
+ * failover to an older recovery point starts the replica with exactly the source's bytes of then,
+ * leaving the replica's disk as it was, so that a cancel needs no resync.
  */
 class RecoveryPointsEndToEndTest {
   private static final long MIB = 1 << 20;
@@ -98,16 +99,23 @@ class RecoveryPointsEndToEndTest {
           RecoveryPoint.idOf(first)));
       await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
       assertThat(failover.status().recoveryPoint().generation()).isEqualTo(first);
-      assertThat(DiskCompare.firstDifference(atFirst, replica)).isEqualTo(-1);
-      assertThat(DiskCompare.firstDifference(source, replica)).isNotEqualTo(-1);
+      try (NbdClient running = new NbdClient("127.0.0.1", stack.secondary().nbdPort(),
+          "web01/disk0")) {
+        assertThat(DiskCompare.firstDifference(running, atFirst))
+            .as("the replica VM runs at the older point").isEqualTo(-1);
+      }
+      assertThat(DiskCompare.firstDifference(source, replica))
+          .as("while the replica's disk stays where it was").isEqualTo(-1);
 
-      // Cancel: the replica ran and was rolled back, so protection resyncs it to the source.
+      // Cancel: the replica's disk was never written, so protection resumes with no resync.
       failover.cancel(new OperatorRequest("drill over"));
       assertThat(WorkflowStub.fromTyped(failover).getResult(FailoverStatus.class).state())
           .isEqualTo(FailoverState.CANCELLED);
-      await(() -> protection.status().notes().stream().filter(n -> n.contains("resync at"))
-          .count() == 2 && protection.status().state() == ProtectionState.PROTECTED);
+      await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      write(stack.primary().nbdPort(), random, 10);
       pointAfterWrites(protection);
+      assertThat(protection.status().notes().stream().filter(n -> n.contains("resync at")))
+          .hasSize(1);
       assertThat(DiskCompare.firstDifference(source, replica)).isEqualTo(-1);
     }
   }
