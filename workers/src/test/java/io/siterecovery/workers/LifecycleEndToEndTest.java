@@ -185,6 +185,7 @@ class LifecycleEndToEndTest {
       await(() -> again.status().state() == ProtectionState.PROTECTED
           && "primary".equals(again.status().sourceSite()));
       assertThat(DiskCompare.firstDifference(primaryImage, secondaryImage)).isEqualTo(-1);
+      qemuImgCompare(primaryImage, secondaryImage);
     }
   }
 
@@ -232,6 +233,7 @@ class LifecycleEndToEndTest {
           .satisfies(s -> assertThat(s.id()).isEqualTo(reprotected.salvaged().id()));
       assertThat(DiskCompare.firstDifference(secondaryImage, primaryImage))
           .as("the old disks now equal the active VM's").isEqualTo(-1);
+      qemuImgCompare(secondaryImage, primaryImage);
     }
   }
 
@@ -288,6 +290,19 @@ class LifecycleEndToEndTest {
       nbd.flush();
     }
     return blocks * 64L * 1024;
+  }
+
+  /** The independent judge: {@code qemu-img compare}, which CI installs. */
+  private static void qemuImgCompare(Path a, Path b) throws Exception {
+    if (!new java.io.File("/usr/bin/qemu-img").canExecute()) {
+      System.out.println("qemu-img is not installed: the images were compared by DiskCompare only");
+      return;
+    }
+    Process p = new ProcessBuilder("qemu-img", "compare", "-f", "raw", "-F", "raw", a.toString(),
+        b.toString()).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes());
+    assertThat(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+    assertThat(p.exitValue()).as("qemu-img compare: " + out).isZero();
   }
 
   private static byte[] readAll(int port, String export) throws Exception {
