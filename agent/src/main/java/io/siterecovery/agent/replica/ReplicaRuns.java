@@ -1,6 +1,7 @@
 package io.siterecovery.agent.replica;
 
 import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.DurableFiles;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.Json;
 import io.siterecovery.agent.api.AgentMessages.PromoteResult;
@@ -17,19 +18,13 @@ import io.siterecovery.agent.vm.VmRecord.Role;
 import io.siterecovery.agent.vm.VmRecord.SourceProtection;
 import java.io.Closeable;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.time.Instant;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -75,7 +70,7 @@ public final class ReplicaRuns implements Closeable {
         log.info("[{}] replica {} runs again at generation {} (failover not yet committed)",
             host.site(), r.name(), record.generation());
       } else {
-        deleteTree(dir); // an unfinished start, or the leftovers of a finished commit
+        DurableFiles.deleteTree(dir); // an unfinished start, or the leftovers of a finished commit
       }
     }
   }
@@ -140,7 +135,7 @@ public final class ReplicaRuns implements Closeable {
       host.replicaWatcher().beforeRewrite(vm, "a failover");
       long started = System.nanoTime();
       Path dir = vm.dir().resolve(RUN_DIR);
-      deleteTree(dir);
+      DurableFiles.deleteTree(dir);
       Files.createDirectories(dir);
       RunRecord record = new RunRecord(vmName, generation, point.pointTime(), key, Instant.now());
       Run run = open(record, dir, vm);
@@ -149,7 +144,7 @@ public final class ReplicaRuns implements Closeable {
         for (Overlay o : run.disks().values()) {
           o.force();
         }
-        writeJson(dir.resolve(RECORD_FILE), record);
+        DurableFiles.writeJson(dir.resolve(RECORD_FILE), record);
         runs.put(vmName, run);
         vm.setFront(run.disks());
         host.setPower(vm, Power.RUNNING);
@@ -164,7 +159,7 @@ public final class ReplicaRuns implements Closeable {
         for (Overlay o : run.disks().values()) {
           o.close();
         }
-        deleteTree(dir);
+        DurableFiles.deleteTree(dir);
         throw e;
       }
     } finally {
@@ -189,7 +184,7 @@ public final class ReplicaRuns implements Closeable {
           o.setOffline();
           o.close();
         }
-        deleteTree(run.dir());
+        DurableFiles.deleteTree(run.dir());
         log.info("[{}] replica {} stopped; what it ran with ({} bytes apart from the replica) is "
             + "dropped, the replica is at generation {} as before", host.site(), vmName, written,
             vm.record().replica().appliedGeneration());
@@ -225,7 +220,7 @@ public final class ReplicaRuns implements Closeable {
       for (VirtualDisk d : vm.disks()) {
         ChangedRanges.record(vm, d, run.disks().get(d.name()).mergeIntoBase());
       }
-      forceDir(vm.dir());
+      DurableFiles.forceDir(vm.dir());
       host.update(vm, r -> new VmRecord(r.name(), Role.PRIMARY, Power.RUNNING, r.disks(),
           new SourceProtection(oldSource, false), null, r.home()));
       runs.remove(vmName);
@@ -233,9 +228,9 @@ public final class ReplicaRuns implements Closeable {
       for (Overlay o : run.disks().values()) {
         o.close();
       }
-      deleteTree(run.dir());
-      deleteTree(vm.dir().resolve(RecoveryPoints.UNDO_DIR));
-      deleteTree(vm.dir().resolve("incoming"));
+      DurableFiles.deleteTree(run.dir());
+      DurableFiles.deleteTree(vm.dir().resolve(RecoveryPoints.UNDO_DIR));
+      DurableFiles.deleteTree(vm.dir().resolve("incoming"));
       PromoteResult result = promoted(vm);
       log.info("[{}] failover of {} committed at generation {} in {} ms: it is the primary now; "
           + "{} bytes changed since the failover point wait for reverse replication to {}",
@@ -262,31 +257,6 @@ public final class ReplicaRuns implements Closeable {
     }
   }
 
-  private static void writeJson(Path file, Object value) throws IOException {
-    Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-    try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE,
-        StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
-      ch.write(ByteBuffer.wrap(Json.MAPPER.writeValueAsBytes(value)));
-      ch.force(true);
-    }
-    Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    forceDir(file.getParent());
-  }
 
-  private static void forceDir(Path dir) throws IOException {
-    try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
-      ch.force(true);
-    }
-  }
 
-  static void deleteTree(Path dir) throws IOException {
-    if (!Files.exists(dir)) {
-      return;
-    }
-    try (Stream<Path> files = Files.walk(dir)) {
-      for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    }
-  }
 }

@@ -1,6 +1,7 @@
 package io.siterecovery.agent.replica;
 
 import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.DurableFiles;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.Json;
 import io.siterecovery.agent.api.AgentMessages.ReverseResult;
@@ -95,7 +96,7 @@ public final class Reversal {
           : null;
       ReverseResult result = new ReverseResult(vmName, newSource, salvage, resyncReason);
       // The answer is kept before the VM changes, so that a repeated request gives it again.
-      Json.MAPPER.writeValue(done.toFile(), result);
+      DurableFiles.writeJson(done, result);
       ResyncLedger.clear(vm.dir());
       deleteLogs(vm);
       becomeReplica(vm, newSource);
@@ -186,7 +187,7 @@ public final class Reversal {
     }
     SalvageInfo info = new SalvageInfo(id, vm.name(), host.site(), now, first, last, logs.size(),
         records, bytes, count, listed, dir.toString());
-    Json.MAPPER.writerWithDefaultPrettyPrinter().writeValue(dir.resolve(REPORT).toFile(), info);
+    DurableFiles.writeJson(dir.resolve(REPORT), info);
     log.warn("[{}] {}: {} writes ({} bytes in {} ranges, {} .. {}) never reached the replica; "
         + "saved in {} before reverse replication overwrites them", host.site(), vm.name(),
         records, bytes, count, first, last, dir);
@@ -255,11 +256,7 @@ public final class Reversal {
       throw new AgentException(ErrorCode.VM_NOT_FOUND, "no salvaged writes " + id + " on "
           + host.site());
     }
-    try (Stream<Path> files = Files.walk(dir)) {
-      for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
-        Files.delete(p);
-      }
-    }
+    DurableFiles.deleteTree(dir);
     log.info("[{}] salvaged writes {} deleted at the operator's request", host.site(), id);
   }
 }

@@ -1,6 +1,7 @@
 package io.siterecovery.agent.testclone;
 
 import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.DurableFiles;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.Json;
 import io.siterecovery.agent.api.AgentMessages.TestCleanupReport;
@@ -19,11 +20,8 @@ import io.siterecovery.agent.vm.VmRecord.RecoveryPointInfo;
 import io.siterecovery.agent.vm.VmRecord.ReplicaState;
 import java.io.Closeable;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -93,7 +91,7 @@ public final class TestClones implements ReplicaWatcher, ExportResolver, Closeab
     }
     log.warn("[{}] removing {}: {}", host.site(), dir, Files.exists(file)
         ? "its replica is gone" : "a test VM whose making was interrupted");
-    deleteTree(dir);
+    DurableFiles.deleteTree(dir);
   }
 
   private static Clone open(CloneRecord r, Path dir, Vm replica) throws IOException {
@@ -156,7 +154,7 @@ public final class TestClones implements ReplicaWatcher, ExportResolver, Closeab
               + state.points().stream().map(RecoveryPointInfo::generation).toList() + ")"));
       long started = System.nanoTime();
       Path dir = root.resolve(vmName);
-      deleteTree(dir);
+      DurableFiles.deleteTree(dir);
       Files.createDirectories(dir);
       CloneRecord record = new CloneRecord(vmName, testVm, generation, point.pointTime(), key,
           Instant.now());
@@ -174,7 +172,7 @@ public final class TestClones implements ReplicaWatcher, ExportResolver, Closeab
         return info(clone);
       } catch (IOException | RuntimeException e) {
         closeAll(clone.disks().values());
-        deleteTree(dir);
+        DurableFiles.deleteTree(dir);
         throw e;
       }
     } finally {
@@ -252,7 +250,7 @@ public final class TestClones implements ReplicaWatcher, ExportResolver, Closeab
         closeAll(clone.disks().values());
       }
       boolean existed = clone != null || Files.exists(dir);
-      deleteTree(dir);
+      DurableFiles.deleteTree(dir);
       List<String> remaining = new ArrayList<>();
       exportNames().stream().filter(e -> e.startsWith(testVm + "/"))
           .forEach(e -> remaining.add("NBD export " + e));
@@ -304,18 +302,9 @@ public final class TestClones implements ReplicaWatcher, ExportResolver, Closeab
   }
 
   private static void writeRecord(Path dir, CloneRecord record) throws IOException {
-    Path tmp = dir.resolve(RECORD_FILE + ".tmp");
-    try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE,
-        StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
-      ch.write(java.nio.ByteBuffer.wrap(Json.MAPPER.writeValueAsBytes(record)));
-      ch.force(true);
-    }
-    Files.move(tmp, dir.resolve(RECORD_FILE), StandardCopyOption.ATOMIC_MOVE,
-        StandardCopyOption.REPLACE_EXISTING);
-    try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
-      d.force(true);
-    }
+    DurableFiles.writeJson(dir.resolve(RECORD_FILE), record);
   }
+
 
   /** Makes the test VMs' data durable and closes their files; they load again on restart. */
   @Override
@@ -342,14 +331,4 @@ public final class TestClones implements ReplicaWatcher, ExportResolver, Closeab
     }
   }
 
-  private static void deleteTree(Path dir) throws IOException {
-    if (!Files.exists(dir)) {
-      return;
-    }
-    try (Stream<Path> files = Files.walk(dir)) {
-      for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    }
-  }
 }

@@ -26,42 +26,6 @@ public final class UndoReader {
 
   private UndoReader() {}
 
-  /**
-   * Verifies the whole file, then hands every saved range to {@code visitor} in the order they
-   * were saved (the ranges of one file are disjoint). {@code disk} must be the file's disk.
-   */
-  public static long visit(Path path, VirtualDisk disk, EntryVisitor visitor) throws IOException {
-    Verified v = verify(path);
-    String name = path.getFileName().toString();
-    if (!v.diskId().equals(disk.id()) || v.diskSize() != disk.size()) {
-      throw new UndoCorruptException(name + ": undo file of disk " + v.diskId()
-          + ", not of " + disk.name() + " (" + disk.id() + ")");
-    }
-    try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-      ByteBuffer head = UndoFormat.allocate(UndoFormat.ENTRY_HEADER_SIZE);
-      ByteBuffer data = ByteBuffer.allocateDirect(UndoFormat.MAX_ENTRY_LENGTH);
-      for (long pos : v.entryPositions()) {
-        head.clear();
-        readFully(ch, head, pos);
-        head.flip();
-        int length = checkEntryHeader(name, head, pos, v.diskSize());
-        long offset = head.getLong(8);
-        if (head.getShort(4) == UndoFormat.TYPE_ZERO) {
-          visitor.visit(offset, length, null);
-          continue;
-        }
-        data.clear().limit(length);
-        if (readFully(ch, data, pos + UndoFormat.ENTRY_HEADER_SIZE) < length) {
-          throw new UndoCorruptException(name + ": entry data truncated at " + pos);
-        }
-        data.flip();
-        checkData(name, data, head.getInt(20), pos);
-        visitor.visit(offset, length, data);
-      }
-    }
-    return v.entries();
-  }
-
   /** Checks every checksum, the trailer and that nothing follows it; throws if any fails. */
   public static Verified verify(Path path) throws IOException {
     try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
@@ -140,11 +104,34 @@ public final class UndoReader {
   }
 
   /**
+   * Verifies the whole file, then hands every saved range to {@code visitor} in the order they
+   * were saved (the ranges of one file are disjoint). {@code disk} must be the file's disk.
+   */
+  public static long visit(Path path, VirtualDisk disk, EntryVisitor visitor) throws IOException {
+    return walk(path, disk, false, null, visitor);
+  }
+
+  /**
    * Verifies the whole file, then writes the old contents back to the disk in reverse entry order
    * (the last range saved is restored first) and returns the number of entries restored. The
    * caller makes the image durable. Restoring twice gives the same result.
    */
   public static long restore(Path path, VirtualDisk disk, String crashStep) throws IOException {
+    return walk(path, disk, true, crashStep, (offset, length, old) -> {
+      if (old == null) {
+        disk.zeroAt(offset, length);
+      } else {
+        disk.writeAt(offset, old);
+      }
+    });
+  }
+
+  /**
+   * Every entry of a verified file of {@code disk}, forwards or backwards; each entry's data is
+   * checked again as it is read, since the file may have changed since it was verified.
+   */
+  private static long walk(Path path, VirtualDisk disk, boolean backwards, String crashStep,
+      EntryVisitor visitor) throws IOException {
     Verified v = verify(path);
     String name = path.getFileName().toString();
     if (!v.diskId().equals(disk.id()) || v.diskSize() != disk.size()) {
@@ -154,23 +141,24 @@ public final class UndoReader {
     try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
       ByteBuffer head = UndoFormat.allocate(UndoFormat.ENTRY_HEADER_SIZE);
       ByteBuffer data = ByteBuffer.allocateDirect(UndoFormat.MAX_ENTRY_LENGTH);
-      for (int i = v.entryPositions().length - 1; i >= 0; i--) {
-        long pos = v.entryPositions()[i];
+      long[] positions = v.entryPositions();
+      for (int n = 0; n < positions.length; n++) {
+        long pos = positions[backwards ? positions.length - 1 - n : n];
         head.clear();
         readFully(ch, head, pos);
         head.flip();
         int length = checkEntryHeader(name, head, pos, v.diskSize());
         long offset = head.getLong(8);
         if (head.getShort(4) == UndoFormat.TYPE_ZERO) {
-          disk.zeroAt(offset, length);
+          visitor.visit(offset, length, null);
         } else {
           data.clear().limit(length);
           if (readFully(ch, data, pos + UndoFormat.ENTRY_HEADER_SIZE) < length) {
             throw new UndoCorruptException(name + ": entry data truncated at " + pos);
           }
           data.flip();
-          checkData(name, data, head.getInt(20), pos); // again: the file may have changed since
-          disk.writeAt(offset, data);
+          checkData(name, data, head.getInt(20), pos);
+          visitor.visit(offset, length, data);
         }
         if (crashStep != null) {
           FaultInjection.reached(crashStep);

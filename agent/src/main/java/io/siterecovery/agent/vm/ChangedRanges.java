@@ -1,13 +1,12 @@
 package io.siterecovery.agent.vm;
 
+import io.siterecovery.agent.DurableFiles;
 import io.siterecovery.agent.disk.Overlay;
 import io.siterecovery.agent.disk.VirtualDisk;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Comparator;
 import java.util.List;
-import java.util.stream.Stream;
 
 /**
  * Which ranges of a VM's disks changed between a failover point and the commit
@@ -50,14 +49,7 @@ public final class ChangedRanges {
 
   /** Forgets them once reverse replication has made the old site equal. */
   public static void forget(Vm vm) throws IOException {
-    Path dir = vm.dir().resolve(DIR);
-    if (!Files.exists(dir)) {
-      return;
-    }
-    try (Stream<Path> files = Files.walk(dir)) {
-      for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
-    }
+    DurableFiles.deleteTree(vm.dir().resolve(DIR));
   }
+
 }
