@@ -345,6 +345,7 @@ class SecurityTest {
     calls.put("POST initial-complete", () -> intruder.completeReplica(VM));
     calls.put("POST rollback", () -> intruder.rollbackReplica(VM, 1));
     calls.put("DELETE replica", () -> intruder.deleteReplica(VM));
+    calls.put("GET fence-check", () -> intruder.fenceCheck(VM));
     for (Map.Entry<String, Executable> c : calls.entrySet()) {
       AgentException e = catchThrowableOfType(AgentException.class, c.getValue()::execute);
       assertThat(e).as(c.getKey() + " as site:intruder").isNotNull();
