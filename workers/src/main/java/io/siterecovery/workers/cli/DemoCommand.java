@@ -14,8 +14,9 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 @Command(name = "demo", description = "Start the dev stack, protect two VMs while writing to "
-    + "them, fail one over (planned) and commit, and verify the replica byte for byte. "
-    + "Exits non-zero when verification fails.")
+    + "them, then take web01 round the whole lifecycle: test failover and cleanup, planned "
+    + "failover and commit, Reprotect, Failback. Verifies the bytes at every stage and exits "
+    + "non-zero when a verification fails.")
 final class DemoCommand implements Callable<Integer> {
   @Option(names = "--data", defaultValue = ".site-recovery/demo",
       description = "where the demo's disks live; emptied first (default: ${DEFAULT-VALUE})")
