@@ -63,7 +63,7 @@ import org.mockito.InOrder;
  * (or the fence is owed), and a cancel needs no resync. Runs recorded before that version replay
  * from test resources.
  */
-@Timeout(value = 120, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+@Timeout(value = 60, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class FailoverWorkflowTest {
   @RegisterExtension
   static final TestWorkflowExtension testWorkflow = WorkflowTestSupport.extension();

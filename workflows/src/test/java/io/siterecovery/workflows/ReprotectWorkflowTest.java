@@ -65,7 +65,7 @@ import org.mockito.InOrder;
  * Reprotect after a committed failover: the old copy becomes the replica (changed ranges, a
  * checksum resync, or a full copy when it is gone), then protect-web01 runs the other way.
  */
-@Timeout(value = 120, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+@Timeout(value = 60, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class ReprotectWorkflowTest {
   @RegisterExtension
   static final TestWorkflowExtension testWorkflow = WorkflowTestSupport.extension();
@@ -168,6 +168,8 @@ class ReprotectWorkflowTest {
     ProtectionStatus protecting = reverse.status();
     assertThat(protecting.sourceSite()).isEqualTo("secondary");
     assertThat(protecting.targetSite()).isEqualTo("primary");
+    assertThat(FailbackWorkflowTest.childPolicies(client, "reprotect-web01"))
+        .containsExactly("protect-web01 PARENT_CLOSE_POLICY_ABANDON");
     WorkflowExecutionDescription child = WorkflowStub.fromTyped(reverse).describe();
     assertThat(child.getParentExecution().getWorkflowId()).isEqualTo("reprotect-web01");
     env.sleep(Duration.ofSeconds(65));
