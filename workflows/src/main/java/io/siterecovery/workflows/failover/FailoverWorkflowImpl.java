@@ -249,7 +249,11 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     }
     if (!owedFence.isCompleted()) {
       owedFenceScope.cancel();
-      owedFence.get();
+      try {
+        owedFence.get();
+      } catch (TemporalFailure cancelled) {
+        // cancelled before its activity was scheduled: not applied
+      }
     }
     if (!sourceFenced && !fenceRefused) {
       fence = "not needed: the failover did not go through before " + plan.sourceSite()
