@@ -50,10 +50,13 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.mockito.InOrder;
 
+@Timeout(value = 60, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class TestFailoverWorkflowTest {
   @RegisterExtension
   static final TestWorkflowExtension testWorkflow = WorkflowTestSupport.extension();
@@ -388,7 +391,7 @@ class TestFailoverWorkflowTest {
     InOrder order = inOrder(agents);
     order.verify(agents, calls(1)).deleteTestVm("secondary", "web01");
     order.verify(agents).powerOff("primary", "web01");
-    order.verify(agents).powerOn("secondary", "web01");
+    order.verify(agents).startReplica(eq("secondary"), eq("web01"), anyLong(), anyString());
 
     FailoverStatus testEnd = result(test);
     assertThat(testEnd.state()).isEqualTo(FailoverState.CLEANED_UP);
@@ -423,6 +426,8 @@ class TestFailoverWorkflowTest {
             + "[inventory entry web01-test]");
     verify(agents, never()).powerOn(any(), any());
     verify(agents, never()).rollbackReplica(any(), any(), anyLong());
+    verify(agents, never()).fenceVm(any(), any());
+    verify(agents, never()).startReplica(any(), any(), anyLong(), any());
     WorkflowTestSupport.awaitVirtual(env, () -> protection.status().state() == ProtectionState.PROTECTED);
     assertThat(protection.status().resyncReason()).isNull();
   }

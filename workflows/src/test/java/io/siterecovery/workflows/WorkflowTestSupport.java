@@ -3,6 +3,7 @@ package io.siterecovery.workflows;
 import static org.mockito.ArgumentMatchers.any;
 import static org.mockito.ArgumentMatchers.anyLong;
 import static org.mockito.ArgumentMatchers.anyString;
+import static org.mockito.ArgumentMatchers.eq;
 import static org.mockito.Mockito.mock;
 import static org.mockito.Mockito.when;
 import static org.mockito.Mockito.withSettings;
@@ -12,6 +13,10 @@ import io.siterecovery.activities.AgentActivityRecords.CopyDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.DiskCopyResult;
 import io.siterecovery.activities.AgentActivityRecords.DiskResyncResult;
 import io.siterecovery.activities.AgentActivityRecords.PointInfo;
+import io.siterecovery.activities.AgentActivityRecords.PromoteOutcome;
+import io.siterecovery.activities.AgentActivityRecords.ReprotectPlan;
+import io.siterecovery.activities.AgentActivityRecords.ReverseOutcome;
+import io.siterecovery.activities.AgentActivityRecords.SeedResult;
 import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
@@ -35,6 +40,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 
 /** Shared set-up: virtual time, our data converter, mocked agent activities. */
@@ -42,6 +48,9 @@ final class WorkflowTestSupport {
   static final ProtectionPlan PLAN = new ProtectionPlan("web01", "primary", "secondary",
       List.of(new ProtectionPlan.DiskInfo("disk0", 1L << 30),
           new ProtectionPlan.DiskInfo("disk1", 2L << 30)));
+  /** The same VM protected the other way: from where it failed over to, back to its home. */
+  static final ProtectionPlan REVERSE = new ProtectionPlan("web01", "secondary", "primary",
+      PLAN.disks());
   static final SourceHealth HEALTHY_SOURCE = new SourceHealth(4096, 3L << 30, null);
   static final ResyncWindow NIGHTS = new ResyncWindow(LocalTime.of(22, 0), LocalTime.of(6, 0), "UTC");
 
@@ -132,6 +141,36 @@ final class WorkflowTestSupport {
       return new ReplicaPoint(last.generation(), last.time(), true, List.copyOf(points));
     });
     return agents;
+  }
+
+  /**
+   * Makes the agents follow the VM across sites, as the real ones do: planProtection and
+   * describeProtection answer the current direction, promoteReplica (a committed failover)
+   * reverses it, planReprotect reports the VM active where it was promoted with its old copy in
+   * state {@code oldCopy} (FAILED_OVER, RUNNING, OFF, MISSING), and the VM's home is primary.
+   */
+  static AtomicReference<ProtectionPlan> followTheVm(AgentActivities agents,
+      ProtectionPlan initial, AtomicReference<String> oldCopy) {
+    AtomicReference<ProtectionPlan> direction = new AtomicReference<>(initial);
+    when(agents.planProtection("web01")).thenAnswer(inv -> direction.get());
+    when(agents.describeProtection("web01")).thenAnswer(inv -> direction.get());
+    when(agents.homeOf(any())).thenReturn("primary");
+    when(agents.promoteReplica(any())).thenAnswer(inv -> {
+      ProtectionPlan promoted = inv.getArgument(0, ProtectionPlan.class);
+      direction.set(new ProtectionPlan(promoted.vm(), promoted.targetSite(),
+          promoted.sourceSite(), promoted.disks()));
+      return new PromoteOutcome(3 << 20);
+    });
+    when(agents.planReprotect("web01")).thenAnswer(inv -> {
+      ProtectionPlan d = direction.get();
+      return new ReprotectPlan("web01", d.sourceSite(), d.targetSite(), oldCopy.get(),
+          "primary", 3 << 20, d.disks());
+    });
+    when(agents.reverseOldSource(anyString(), eq("web01"), anyString()))
+        .thenReturn(new ReverseOutcome(null, null));
+    when(agents.sendChangedRanges(any(), anyString(), any()))
+        .thenAnswer(inv -> new SeedResult(12, 1_000_000));
+    return direction;
   }
 
   /** A cycle whose point is "now" on the test server's (virtual) clock. */

@@ -1,5 +1,6 @@
 package io.siterecovery.workflows.common;
 
+import io.temporal.activity.ActivityCancellationType;
 import io.temporal.activity.ActivityOptions;
 import io.temporal.activity.LocalActivityOptions;
 import io.temporal.common.RetryOptions;
@@ -56,11 +57,14 @@ public final class AgentSteps {
 
   /**
    * A step owed to a site that does not answer (a fence): tried every minute for as long as it
-   * takes. The server retries it, so waiting adds nothing to the workflow's history.
+   * takes. The server retries it, so waiting adds nothing to the workflow's history. A cancel
+   * waits until the server confirms it, so the workflow knows whether an attempt under way got
+   * through (and must be undone).
    */
   public static ActivityOptions untilReachable() {
     return ActivityOptions.newBuilder()
         .setStartToCloseTimeout(Duration.ofMinutes(2))
+        .setCancellationType(ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
         .setRetryOptions(RetryOptions.newBuilder()
             .setInitialInterval(Duration.ofMinutes(1))
             .setBackoffCoefficient(1.0)

@@ -15,6 +15,7 @@ import io.siterecovery.workflows.failover.FailoverWorkflow;
 import io.siterecovery.workflows.reprotect.ReprotectInput;
 import io.siterecovery.workflows.reprotect.ReprotectStatus;
 import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
+import io.temporal.api.enums.v1.ParentClosePolicy;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.failure.TemporalFailure;
 import io.temporal.workflow.Async;
@@ -85,8 +86,7 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
       } else {
         state = FailbackState.REPROTECTING;
         ReprotectWorkflow child = Workflow.newChildWorkflowStub(ReprotectWorkflow.class,
-            ChildWorkflowOptions.newBuilder()
-                .setWorkflowId(ReprotectWorkflow.workflowId(vm)).build());
+            childOptions(ReprotectWorkflow.workflowId(vm)));
         step("reverse replication: " + ReprotectWorkflow.workflowId(vm));
         reprotect = child.reprotect(new ReprotectInput(vm, false, input.policy()));
         step(vm + " runs on " + home + " and is protected to " + from + " again ("
@@ -105,7 +105,7 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
   private void failOverHome() {
     state = FailbackState.FAILING_OVER;
     FailoverWorkflow child = Workflow.newChildWorkflowStub(FailoverWorkflow.class,
-        ChildWorkflowOptions.newBuilder().setWorkflowId(FailoverWorkflow.workflowId(vm)).build());
+        childOptions(FailoverWorkflow.workflowId(vm)));
     Promise<FailoverStatus> done = Async.function(child::failover,
         new FailoverInput(vm, FailoverType.PLANNED, "LATEST"));
     Workflow.getWorkflowExecution(child).get();
@@ -125,6 +125,19 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
       }
     }
     failover = done.get();
+  }
+
+  /**
+   * The children are operations in their own right, under their usual ids: if this workflow is
+   * terminated (or reset) halfway, a failover whose source is shut down and fenced must still be
+   * there to commit or cancel, and a reverse replication must finish, rather than be terminated
+   * with it (the default). A cancel of this workflow is still passed on to them.
+   */
+  private static ChildWorkflowOptions childOptions(String workflowId) {
+    return ChildWorkflowOptions.newBuilder()
+        .setWorkflowId(workflowId)
+        .setParentClosePolicy(ParentClosePolicy.PARENT_CLOSE_POLICY_ABANDON)
+        .build();
   }
 
   private void step(String what) {

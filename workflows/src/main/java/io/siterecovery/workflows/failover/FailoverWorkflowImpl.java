@@ -82,6 +82,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   private String fence;
   private Promise<Void> owedFence;
   private CancellationScope owedFenceScope;
+  private boolean fenceRefused;
   /** Rolled back or started: either way it no longer continues the source's log sequence. */
   private boolean replicaChanged;
 
@@ -126,19 +127,25 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       if (type == FailoverType.PLANNED) {
         requireNoResyncNeeded();
         shutDownAndSynchronise();
-        if (onLayers) {
+      } else if (choice.equals("LATEST")) {
+        tryFinalShipFromLostSource();
+      }
+      // The point is resolved before the source is fenced: a point the replica does not retain
+      // fails the failover without stopping a source that may still be running.
+      ReplicaPoint replica = agents.replicaPoint(plan.targetSite(), vm);
+      long generation = RecoveryPointChoice.resolve(choice, replica);
+      if (onLayers) {
+        if (type == FailoverType.PLANNED) {
           agents.fenceVm(plan.sourceSite(), vm);
           fenced();
-        }
-      } else {
-        if (choice.equals("LATEST")) {
-          tryFinalShipFromLostSource();
-        }
-        if (onLayers) {
+        } else {
           fenceLostSource();
         }
       }
-      startReplicaAt(choice);
+      startReplicaAt(generation, replica);
+      setState(FailoverState.AWAITING_COMMIT);
+      // A changeRecoveryPoint that cannot start the replica again rolls back like a failed start.
+      awaitDecision();
     } catch (TemporalFailure e) {
       error = e.getCause() != null ? e.getCause().getMessage() : e.getMessage();
       // Put the source back in service even if this workflow is being cancelled.
@@ -147,8 +154,6 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       throw e;
     }
 
-    setState(FailoverState.AWAITING_COMMIT);
-    awaitDecision();
     if (decision == Decision.COMMIT) {
       setState(FailoverState.COMMITTING);
       if (onLayers) {
@@ -162,10 +167,6 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       }
     } else {
       setState(FailoverState.CANCELLING);
-      if (owedFenceScope != null) {
-        owedFenceScope.cancel(); // the source stays the VM: nothing to fence
-        fence = "not needed: the failover was cancelled";
-      }
       rollBack(protection);
       step("cancelled: " + vm + (sourceStopped ? " runs on " + plan.sourceSite() + " again; "
           : " was not stopped on " + plan.sourceSite() + "; ")
@@ -183,11 +184,10 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
         + " " + promoted.changedBytes() + " bytes changed since " + point.id() + " wait for "
         + "Reprotect (reverse replication to " + plan.sourceSite() + ")");
     setState(FailoverState.COMMITTED);
-    if (owedFence != null) {
+    if (owedFence != null && !sourceFenced) {
       step("waiting for " + plan.sourceSite() + " to answer: the owed fence is applied before "
           + "this failover ends");
       owedFence.get();
-      fenced();
     }
   }
 
@@ -214,8 +214,51 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
           + "); retried every minute until it does";
       step("source VM not fenced: " + fence);
       owedFenceScope = Workflow.newCancellationScope(() ->
-          owedFence = Async.procedure(untilReachable::fenceVm, plan.sourceSite(), vm));
+          owedFence = Async.procedure(this::applyOwedFence));
       owedFenceScope.run();
+    }
+  }
+
+  /**
+   * Runs beside the rest of the failover. Marks the source fenced as soon as it is, whatever the
+   * workflow is doing meanwhile: a cancel must then lift it, and the status must say so.
+   */
+  private void applyOwedFence() {
+    try {
+      untilReachable.fenceVm(plan.sourceSite(), vm);
+      fenced();
+    } catch (ActivityFailure f) {
+      if (owedFenceScope.isCancelRequested()) {
+        return; // dropped: see dropOwedFence
+      }
+      // Only a non-retryable answer ends the retries: the site answered, and said no.
+      fenceRefused = true;
+      fence = "not applied: " + plan.sourceSite() + " refused the fence ("
+          + f.getCause().getMessage() + "); check " + vm + " there before Reprotect";
+      step("source VM " + fence);
+    }
+  }
+
+  /**
+   * The failover does not go through: an owed fence is no longer needed. Its cancellation is
+   * waited for, as an attempt under way may still apply it; then it is lifted like any fence.
+   */
+  private void dropOwedFence() {
+    if (owedFence == null) {
+      return;
+    }
+    if (!owedFence.isCompleted()) {
+      owedFenceScope.cancel();
+      try {
+        owedFence.get();
+      } catch (TemporalFailure cancelled) {
+        // cancelled before its activity was scheduled: not applied
+      }
+    }
+    if (!sourceFenced && !fenceRefused) {
+      fence = "not needed: the failover did not go through before " + plan.sourceSite()
+          + " answered";
+      step("owed fence of the source VM on " + plan.sourceSite() + " cancelled");
     }
   }
 
@@ -279,9 +322,18 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       return;
     }
     setState(FailoverState.CHANGING_RECOVERY_POINT);
+    RecoveryPoint previous = point;
     agents.stopReplica(plan.targetSite(), vm);
     step("replica VM stopped at " + point.id() + "; what it wrote there is dropped");
-    startOnLayers(generation, replica);
+    try {
+      startOnLayers(generation, replica);
+    } catch (ActivityFailure f) {
+      // The VM must run somewhere while the operator decides: back where it was.
+      step("changeRecoveryPoint to " + requested + " failed: the replica VM could not start at "
+          + RecoveryPoint.idOf(generation) + " (" + f.getCause().getMessage() + "); starting it "
+          + "again at " + previous.id());
+      startOnLayers(previous.generation(), replica);
+    }
     setState(FailoverState.AWAITING_COMMIT);
   }
 
@@ -360,9 +412,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     return new DeltaRequest(plan, null, false, TransferSettings.DEFAULT);
   }
 
-  private void startReplicaAt(String choice) {
-    ReplicaPoint replica = agents.replicaPoint(plan.targetSite(), vm);
-    long generation = RecoveryPointChoice.resolve(choice, replica);
+  private void startReplicaAt(long generation, ReplicaPoint replica) {
     if (onLayers) {
       runKey = Workflow.randomUUID().toString();
       startOnLayers(generation, replica);
@@ -397,6 +447,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   }
 
   private void rollBack(ProtectVmWorkflow protection) {
+    dropOwedFence();
     if (replicaStarted) {
       if (onLayers) {
         agents.stopReplica(plan.targetSite(), vm);

@@ -12,6 +12,7 @@ import io.siterecovery.activities.AgentActivityRecords.Salvaged;
 import io.siterecovery.activities.AgentActivityRecords.SeedResult;
 import io.siterecovery.activities.AgentActivityRecords.TransferSettings;
 import io.siterecovery.activities.FailureTypes;
+import io.siterecovery.activities.PolicyActivities;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.activities.ProtectionPlan.DiskInfo;
 import io.siterecovery.workflows.common.AgentSteps;
@@ -46,6 +47,8 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.shortStep());
   private final AgentActivities longAgents =
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.diskCopy());
+  private final PolicyActivities policies =
+      Workflow.newLocalActivityStub(PolicyActivities.class, AgentSteps.policyLookup());
 
   private String vm;
   private ReprotectState state = ReprotectState.VALIDATING;
@@ -58,6 +61,8 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
   private final List<String> steps = new ArrayList<>();
   private String error;
   private Instant startedAt;
+  /** The policy's transfer settings (compression, bandwidth) for every byte sent back. */
+  private TransferSettings transfer;
 
   @Override
   public ReprotectStatus reprotect(ReprotectInput input) {
@@ -68,6 +73,9 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
         input.policy());
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.VM_NAME.valueSet(vm));
     try {
+      // The protection that follows runs with this policy: an unknown one fails here, before
+      // the old site is touched, not in protect-<vm> after all the work below.
+      transfer = policies.resolvePolicy(policy).transfer();
       ReprotectPlan plan = agents.planReprotect(vm);
       reverse = new ProtectionPlan(vm, plan.activeSite(), plan.oldSite(), plan.disks());
       bytesChanged = plan.changedBytes();
@@ -134,7 +142,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
     setState(ReprotectState.SENDING_CHANGES);
     long ranges = 0;
     for (DiskInfo disk : reverse.disks()) {
-      SeedResult r = longAgents.sendChangedRanges(reverse, disk.name(), TransferSettings.DEFAULT);
+      SeedResult r = longAgents.sendChangedRanges(reverse, disk.name(), transfer);
       ranges += r.ranges();
       bytesSent += r.bytesSent();
     }
@@ -149,7 +157,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
     long compared = 0;
     for (DiskInfo disk : reverse.disks()) {
       DiskResyncResult r = longAgents.resyncDisk(new ResyncDiskRequest(reverse, disk.name(),
-          disk.sizeBytes(), TransferSettings.DEFAULT, Workflow.getInfo().getWorkflowId()));
+          disk.sizeBytes(), transfer, Workflow.getInfo().getWorkflowId()));
       differing += r.blocksDiffering();
       compared += r.blocksCompared();
       bytesSent += r.bytesSent();
@@ -163,7 +171,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
   private void finish() {
     setState(ReprotectState.FINALIZING);
     ReplicationCycle last = agents.replicateDelta(new DeltaRequest(reverse, null, false,
-        TransferSettings.DEFAULT));
+        transfer));
     bytesSent += last.bytesShipped();
     agents.completeInitialReplication(reverse);
     step("logs since then shipped (" + last.logsShipped() + " logs, " + last.bytesShipped()
