@@ -349,6 +349,14 @@ public class AgentActivitiesImpl implements AgentActivities {
   public void fenceVm(String site, String vm) {
     call(() -> {
       AgentClient a = agent(site);
+      // Only a primary can run as the VM there. A copy that is fenced already, or that Reprotect
+      // has since made the replica of the active site, must be left as it is: a fence owed for a
+      // long time can land after that.
+      VmRecord.Role role = a.getVm(vm).role();
+      if (role != VmRecord.Role.PRIMARY) {
+        log.info("fence of {} on {}: its copy there is {} already; nothing to do", vm, site, role);
+        return null;
+      }
       a.setPower(vm, VmRecord.Power.OFF);
       return a.setRole(vm, VmRecord.Role.FAILED_OVER);
     });
