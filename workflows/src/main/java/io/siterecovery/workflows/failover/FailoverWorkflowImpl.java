@@ -20,9 +20,6 @@ import io.siterecovery.workflows.protection.RecoveryPoint;
 import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.failure.TemporalFailure;
-import io.temporal.workflow.Async;
-import io.temporal.workflow.CancellationScope;
-import io.temporal.workflow.Promise;
 import io.temporal.workflow.SignalExternalWorkflowException;
 import io.temporal.workflow.Workflow;
 import java.time.Duration;
@@ -52,10 +49,6 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.shortStep());
   private final AgentActivities oneAttempt =
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.deltaCycle());
-  private final AgentActivities quickAttempt =
-      Workflow.newActivityStub(AgentActivities.class, AgentSteps.oneShortAttempt());
-  private final AgentActivities untilReachable =
-      Workflow.newActivityStub(AgentActivities.class, AgentSteps.untilReachable());
   private final TestFailover test = new TestFailover(agents);
 
   private String vm;
@@ -78,11 +71,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   private int starts;
   private final List<RecoveryPoint> pointsTried = new ArrayList<>();
   private String requestedPoint;
-  private boolean sourceFenced;
-  private String fence;
-  private Promise<Void> owedFence;
-  private CancellationScope owedFenceScope;
-  private boolean fenceRefused;
+  private SourceFence fence;
   /** Rolled back or started: either way it no longer continues the source's log sequence. */
   private boolean replicaChanged;
 
@@ -135,11 +124,11 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       ReplicaPoint replica = agents.replicaPoint(plan.targetSite(), vm);
       long generation = RecoveryPointChoice.resolve(choice, replica);
       if (onLayers) {
+        fence = new SourceFence(plan.sourceSite(), vm, this::step);
         if (type == FailoverType.PLANNED) {
-          agents.fenceVm(plan.sourceSite(), vm);
-          fenced();
+          fence.fence();
         } else {
-          fenceLostSource();
+          fence.fenceOrOwe();
         }
       }
       startReplicaAt(generation, replica);
@@ -168,7 +157,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     } else {
       setState(FailoverState.CANCELLING);
       rollBack(protection);
-      step("cancelled: " + vm + (sourceStopped ? " runs on " + plan.sourceSite() + " again; "
+      step("cancelled: " + vm + (sourceStopped() ? " runs on " + plan.sourceSite() + " again; "
           : " was not stopped on " + plan.sourceSite() + "; ")
           + (onLayers ? "protection resumes without a resync: the replica's disks were not "
               + "written" : "protection resumes with a resync, as the replica ran"));
@@ -184,82 +173,12 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
         + " " + promoted.changedBytes() + " bytes changed since " + point.id() + " wait for "
         + "Reprotect (reverse replication to " + plan.sourceSite() + ")");
     setState(FailoverState.COMMITTED);
-    if (owedFence != null && !sourceFenced) {
-      step("waiting for " + plan.sourceSite() + " to answer: the owed fence is applied before "
-          + "this failover ends");
-      owedFence.get();
-    }
+    fence.awaitOwed();
   }
 
-  /** The source VM is off and refuses to power on: two copies can never both run. */
-  private void fenced() {
-    sourceFenced = true;
-    sourceStopped = true;
-    fence = "fenced on " + plan.sourceSite() + ": off, and power-on refused until Reprotect or "
-        + "Failback";
-    step("source VM " + fence);
-  }
-
-  /**
-   * An unplanned failover's source may still run: fence it first if it answers. If it does not,
-   * the fence is owed: retried every minute until the site answers, and applied there before
-   * anything else this failover does.
-   */
-  private void fenceLostSource() {
-    try {
-      quickAttempt.fenceVm(plan.sourceSite(), vm);
-      fenced();
-    } catch (ActivityFailure f) {
-      fence = "owed: " + plan.sourceSite() + " did not answer (" + f.getCause().getMessage()
-          + "); retried every minute until it does";
-      step("source VM not fenced: " + fence);
-      owedFenceScope = Workflow.newCancellationScope(() ->
-          owedFence = Async.procedure(this::applyOwedFence));
-      owedFenceScope.run();
-    }
-  }
-
-  /**
-   * Runs beside the rest of the failover. Marks the source fenced as soon as it is, whatever the
-   * workflow is doing meanwhile: a cancel must then lift it, and the status must say so.
-   */
-  private void applyOwedFence() {
-    try {
-      untilReachable.fenceVm(plan.sourceSite(), vm);
-      fenced();
-    } catch (ActivityFailure f) {
-      if (owedFenceScope.isCancelRequested()) {
-        return; // dropped: see dropOwedFence
-      }
-      // Only a non-retryable answer ends the retries: the site answered, and said no.
-      fenceRefused = true;
-      fence = "not applied: " + plan.sourceSite() + " refused the fence ("
-          + f.getCause().getMessage() + "); check " + vm + " there before Reprotect";
-      step("source VM " + fence);
-    }
-  }
-
-  /**
-   * The failover does not go through: an owed fence is no longer needed. Its cancellation is
-   * waited for, as an attempt under way may still apply it; then it is lifted like any fence.
-   */
-  private void dropOwedFence() {
-    if (owedFence == null) {
-      return;
-    }
-    if (!owedFence.isCompleted()) {
-      owedFenceScope.cancel();
-      try {
-        owedFence.get();
-      } catch (TemporalFailure cancelled) {
-        // cancelled before its activity was scheduled: not applied
-      }
-    }
-    if (!sourceFenced && !fenceRefused) {
-      fence = "not needed: the failover did not go through before " + plan.sourceSite()
-          + " answered";
-      step("owed fence of the source VM on " + plan.sourceSite() + " cancelled");
-    }
+  /** Shut down by this failover, or off because it was fenced. */
+  private boolean sourceStopped() {
+    return sourceStopped || (fence != null && fence.fenced());
   }
 
   /**
@@ -447,7 +366,9 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   }
 
   private void rollBack(ProtectVmWorkflow protection) {
-    dropOwedFence();
+    if (fence != null) {
+      fence.drop();
+    }
     if (replicaStarted) {
       if (onLayers) {
         agents.stopReplica(plan.targetSite(), vm);
@@ -455,11 +376,11 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
         agents.powerOff(plan.targetSite(), vm);
       }
     }
-    if (sourceFenced) {
-      agents.unfenceVm(plan.sourceSite(), vm);
-      fence = "lifted: the failover did not go through";
+    boolean stopped = sourceStopped();
+    if (fence != null) {
+      fence.lift();
     }
-    if (sourceStopped) {
+    if (stopped) {
       agents.powerOn(plan.sourceSite(), vm);
     }
     protection.failover(notice(FailoverNotice.Stage.CANCELLED));
@@ -514,6 +435,6 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     return new FailoverStatus(vm, type, state, plan == null ? null : plan.sourceSite(),
         plan == null ? null : plan.targetSite(), point, List.copyOf(steps), error, startedAt,
         commitPolicy, decision == null ? decidesItselfAt : null, null, List.copyOf(pointsTried),
-        fence);
+        fence == null ? null : fence.description());
   }
 }
