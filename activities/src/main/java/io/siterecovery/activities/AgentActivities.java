@@ -109,4 +109,14 @@ public interface AgentActivities {
 
   /** The site a VM was created on, as its active copy records it. */
   String homeOf(ProtectionPlan plan);
+
+  /**
+   * Runs the plan script {@code script} from {@code site}'s own script directory with the step's
+   * context, for at most {@code timeout}. Not retried: a script may not be safe to run twice.
+   */
+  AgentActivityRecords.ScriptOutcome runPlanScript(String site, String script,
+      AgentActivityRecords.ScriptContext context, java.time.Duration timeout);
+
+  /** The plan scripts {@code site}'s agent has. */
+  java.util.List<String> planScripts(String site);
 }

@@ -28,6 +28,8 @@ import io.siterecovery.agent.api.AgentMessages.ResyncStepRequest;
 import io.siterecovery.agent.api.AgentMessages.ResyncStepResult;
 import io.siterecovery.agent.api.AgentMessages.ReverseResult;
 import io.siterecovery.agent.api.AgentMessages.SalvageInfo;
+import io.siterecovery.agent.api.AgentMessages.ScriptRunRequest;
+import io.siterecovery.agent.api.AgentMessages.ScriptRunResult;
 import io.siterecovery.agent.api.AgentMessages.SendChangedResult;
 import io.siterecovery.agent.api.AgentMessages.SourceStatus;
 import io.siterecovery.agent.api.AgentMessages.TestCleanupReport;
@@ -419,6 +421,28 @@ public class AgentActivitiesImpl implements AgentActivities {
   public String homeOf(ProtectionPlan plan) {
     VmRecord r = call(() -> agent(plan.sourceSite()).getVm(plan.vm()));
     return r.home() == null ? plan.sourceSite() : r.home();
+  }
+
+  @Override
+  public AgentActivityRecords.ScriptOutcome runPlanScript(String site, String script,
+      AgentActivityRecords.ScriptContext context, java.time.Duration timeout) {
+    String json;
+    try {
+      json = io.siterecovery.agent.Json.MAPPER.writeValueAsString(context);
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException("the script context does not serialize", e);
+    }
+    int seconds = (int) Math.max(1, Math.min(3600, timeout.toSeconds()));
+    ScriptRunResult r = call(() -> agent(site).runScript(script, new ScriptRunRequest(
+        context.plan(), context.operation(), context.group(), context.direction(), json,
+        seconds)));
+    return new AgentActivityRecords.ScriptOutcome(r.script(), r.site(), r.exitCode(),
+        r.timedOut(), r.durationMillis(), r.output());
+  }
+
+  @Override
+  public List<String> planScripts(String site) {
+    return call(() -> agent(site).scripts());
   }
 
   /** Maps agent errors to failures: the code is the type, non-recoverable ones do not retry. */

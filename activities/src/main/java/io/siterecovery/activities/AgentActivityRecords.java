@@ -93,4 +93,21 @@ public final class AgentActivityRecords {
 
   /** One disk's seed of reverse replication: the ranges changed since the failover. */
   public record SeedResult(long ranges, long bytesSent) {}
+
+  /**
+   * What a plan script is told about its step: the plan, the operation, the direction
+   * ("primary -> secondary"), the group, and each VM with the NBD exports it runs as there.
+   */
+  public record ScriptContext(String plan, String operation, String direction, String group,
+      List<VmExports> vms) {}
+
+  public record VmExports(String vm, String site, List<String> exports) {}
+
+  /** A plan script's run: exit code, whether it timed out, its output (the last 64 KiB). */
+  public record ScriptOutcome(String script, String site, int exitCode, boolean timedOut,
+      long durationMillis, String output) {
+    public boolean ok() {
+      return exitCode == 0 && !timedOut;
+    }
+  }
 }

@@ -8,6 +8,8 @@ public final class FailureTypes {
   public static final String NOT_PROTECTED = "NotProtected";
   public static final String REPLICA_BEHIND = "ReplicaBehind";
   public static final String NOT_FAILED_OVER = "NotFailedOver";
+  public static final String UNKNOWN_PLAN = "UnknownPlan";
+  public static final String PLAN_FAILED = "PlanFailed";
   public static final String NOTHING_TO_FAIL_BACK = "NothingToFailBack";
   public static final String OLD_SOURCE_RUNNING = "OldSourceRunning";
 

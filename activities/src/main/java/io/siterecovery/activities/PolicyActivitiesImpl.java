@@ -7,9 +7,24 @@ import java.util.function.Supplier;
 public class PolicyActivitiesImpl implements PolicyActivities {
   /** Read at every call, so an edited configuration applies at the next replication cycle. */
   private final Supplier<Map<String, PolicySettings>> policies;
+  private final Supplier<Map<String, PlanDefinition>> plans;
 
-  public PolicyActivitiesImpl(Supplier<Map<String, PolicySettings>> policies) {
+  public PolicyActivitiesImpl(Supplier<Map<String, PolicySettings>> policies,
+      Supplier<Map<String, PlanDefinition>> plans) {
     this.policies = policies;
+    this.plans = plans;
+  }
+
+  @Override
+  public PlanDefinition resolvePlan(String name) {
+    Map<String, PlanDefinition> current = plans.get();
+    PlanDefinition p = current.get(name);
+    if (p == null) {
+      throw ApplicationFailure.newNonRetryableFailure("unknown recovery plan '" + name
+          + "'; configured: " + current.keySet().stream().sorted().toList(),
+          FailureTypes.UNKNOWN_PLAN);
+    }
+    return p;
   }
 
   @Override

@@ -4,6 +4,7 @@ import io.siterecovery.workflows.common.SiteRecoveryDataConverter;
 import io.siterecovery.workflows.failback.FailbackWorkflowImpl;
 import io.siterecovery.workflows.failover.FailoverWorkflowImpl;
 import io.siterecovery.workflows.protection.ProtectVmWorkflowImpl;
+import io.siterecovery.workflows.plan.RecoveryPlanWorkflowImpl;
 import io.siterecovery.workflows.replication.InitialReplicationWorkflowImpl;
 import io.siterecovery.workflows.reprotect.ReprotectWorkflowImpl;
 import io.temporal.worker.Worker;
@@ -17,6 +18,7 @@ public final class Registration {
   public static void registerWorkflows(Worker worker) {
     worker.registerWorkflowImplementationTypes(SiteRecoveryDataConverter.implementationOptions(),
         ProtectVmWorkflowImpl.class, InitialReplicationWorkflowImpl.class,
-        FailoverWorkflowImpl.class, ReprotectWorkflowImpl.class, FailbackWorkflowImpl.class);
+        FailoverWorkflowImpl.class, ReprotectWorkflowImpl.class, FailbackWorkflowImpl.class,
+        RecoveryPlanWorkflowImpl.class);
   }
 }

@@ -45,6 +45,10 @@ import java.util.function.BooleanSupplier;
 
 /** Shared set-up: virtual time, our data converter, mocked agent activities. */
 final class WorkflowTestSupport {
+  /** Plans the tests configure; read at every lookup, as the worker's configuration is. */
+  static final Map<String, io.siterecovery.activities.PlanDefinition> PLANS =
+      new java.util.concurrent.ConcurrentHashMap<>();
+
   static final ProtectionPlan PLAN = new ProtectionPlan("web01", "primary", "secondary",
       List.of(new ProtectionPlan.DiskInfo("disk0", 1L << 30),
           new ProtectionPlan.DiskInfo("disk1", 2L << 30)));
@@ -88,7 +92,7 @@ final class WorkflowTestSupport {
     Worker worker = env.newWorker(Registration.TASK_QUEUE);
     Registration.registerWorkflows(worker);
     worker.registerActivitiesImplementations(agents,
-        new PolicyActivitiesImpl(() -> Map.copyOf(POLICIES)));
+        new PolicyActivitiesImpl(() -> Map.copyOf(POLICIES), () -> Map.copyOf(PLANS)));
     env.start();
   }
 

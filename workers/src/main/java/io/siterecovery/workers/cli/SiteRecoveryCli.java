@@ -19,7 +19,8 @@ import picocli.CommandLine.Command;
         OperatorCommands.Cancel.class, OperatorCommands.Cleanup.class, OperatorCommands.Signal.class,
         OperatorCommands.SetPolicy.class, LifecycleCommands.ChangePoint.class,
         LifecycleCommands.Reprotect.class, LifecycleCommands.Failback.class,
-        LifecycleCommands.Salvage.class, BenchCommand.class, CertsCommand.class})
+        LifecycleCommands.Salvage.class, PlanCommand.class, BenchCommand.class,
+        CertsCommand.class})
 public final class SiteRecoveryCli {
   /** Accepted anywhere on the command line: logs on the terminal too, not only in the file. */
   static final String VERBOSE = "--verbose";

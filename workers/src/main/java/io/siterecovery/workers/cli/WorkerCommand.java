@@ -20,7 +20,7 @@ final class WorkerCommand implements Callable<Integer> {
     SiteRecoveryConfig config = options.resolve();
     ConfigFile file = options.config == null ? null : new ConfigFile(options.config);
     try (WorkerRunner runner = file == null ? new WorkerRunner(config)
-        : new WorkerRunner(config, file::policies)) {
+        : new WorkerRunner(config, file::policies, file::plans)) {
       Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
       stop.await();
     }

@@ -1,5 +1,6 @@
 package io.siterecovery.workers.config;
 
+import io.siterecovery.activities.PlanDefinition;
 import io.siterecovery.activities.PolicySettings;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -29,6 +30,11 @@ public final class ConfigFile {
 
   public SiteRecoveryConfig config() {
     return config;
+  }
+
+  public synchronized Map<String, PlanDefinition> plans() {
+    policies(); // reloads the file when it changed
+    return config.planDefinitions();
   }
 
   public synchronized Map<String, PolicySettings> policies() {

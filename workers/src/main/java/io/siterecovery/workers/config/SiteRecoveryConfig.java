@@ -1,6 +1,7 @@
 package io.siterecovery.workers.config;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
+import io.siterecovery.activities.PlanDefinition;
 import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ResyncWindow;
 import io.siterecovery.agent.Json;
@@ -13,7 +14,9 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.LocalTime;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Worker and CLI configuration: where Temporal is, each site's agent (https URL), which site
@@ -23,7 +26,24 @@ import java.util.Map;
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record SiteRecoveryConfig(String temporal, String namespace, Map<String, String> sites,
-    Map<String, String> partners, Map<String, Policy> policies, String certs) {
+    Map<String, String> partners, Map<String, Policy> policies, String certs,
+    Map<String, Plan> plans) {
+
+  /**
+   * A recovery plan: {@code {"groups":[{"name":"db","vms":["db01"],"before":[...],
+   * "after":[{"script":"check-db"},{"manual":"confirm DB is open","timeout":"PT1H"}]}],
+   * "concurrency":10}}. An action may name the operations it runs for
+   * ({@code "operations":["TEST_FAILOVER"]}).
+   */
+  public record Plan(List<Group> groups, Integer concurrency) {}
+
+  public record Group(String name, List<String> vms, List<Action> before, List<Action> after) {}
+
+  public record Action(String script, String manual, Duration timeout, List<String> operations) {}
+
+  /** What a plan's action may be limited to: the RecoveryPlan operations. */
+  public static final Set<String> PLAN_OPERATIONS = Set.of("VALIDATE", "TEST_FAILOVER",
+      "PLANNED_FAILOVER", "UNPLANNED_FAILOVER", "REPROTECT", "FAILBACK");
 
   /** Where {@code dev} keeps its data, and so its certificates, unless told otherwise. */
   public static final Path DEV_DATA = Path.of(".site-recovery", "dev");
@@ -68,7 +88,7 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
     sites.put("secondary", "https://127.0.0.1:" + secondaryHttp);
     return new SiteRecoveryConfig("127.0.0.1:" + temporalPort, "default", sites,
         Map.of("primary", "secondary", "secondary", "primary"),
-        Map.of("default", DEFAULT_POLICY), certs.toString());
+        Map.of("default", DEFAULT_POLICY), certs.toString(), Map.of());
   }
 
   /** The worker's and CLI's TLS identity towards the agents. */
@@ -87,23 +107,134 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
     return new SiteRecoveryConfig(c.temporal != null ? c.temporal : d.temporal,
         c.namespace != null ? c.namespace : d.namespace, c.sites != null ? c.sites : d.sites,
         c.partners != null ? c.partners : d.partners, c.policies != null ? c.policies : d.policies,
-        c.certs != null ? c.certs : d.certs);
+        c.certs != null ? c.certs : d.certs, validatePlans(c.plans));
   }
 
   public SiteRecoveryConfig withPolicies(Map<String, Policy> more) {
     Map<String, Policy> all = new LinkedHashMap<>(policies);
     all.putAll(more);
-    return new SiteRecoveryConfig(temporal, namespace, sites, partners, all, certs);
+    return new SiteRecoveryConfig(temporal, namespace, sites, partners, all, certs, plans);
   }
 
   public SiteRecoveryConfig withCerts(Path dir) {
     return dir == null ? this
-        : new SiteRecoveryConfig(temporal, namespace, sites, partners, policies, dir.toString());
+        : new SiteRecoveryConfig(temporal, namespace, sites, partners, policies, dir.toString(),
+            plans);
   }
 
   public SiteRecoveryConfig withTemporal(String address, String ns) {
     return new SiteRecoveryConfig(address != null ? address : temporal,
-        ns != null ? ns : namespace, sites, partners, policies, certs);
+        ns != null ? ns : namespace, sites, partners, policies, certs, plans);
+  }
+
+  /** The same configuration with these plans (dev's embedded stack with a --config file's). */
+  public SiteRecoveryConfig withPlans(Map<String, Plan> more) {
+    return new SiteRecoveryConfig(temporal, namespace, sites, partners, policies, certs,
+        validatePlans(more));
+  }
+
+  /**
+   * Checks every plan as it loads, naming the first problem: a plan needs groups with names and
+   * VMs, a VM is in at most one group of a plan, an action is a script or a manual step with
+   * valid names and bounds. Whether the VMs exist and are protected is VALIDATE's to report.
+   */
+  static Map<String, Plan> validatePlans(Map<String, Plan> plans) {
+    if (plans == null) {
+      return Map.of();
+    }
+    for (Map.Entry<String, Plan> e : plans.entrySet()) {
+      String where = "plan '" + e.getKey() + "'";
+      requireName(where, e.getKey());
+      Plan plan = e.getValue();
+      if (plan == null || plan.groups() == null || plan.groups().isEmpty()) {
+        throw new IllegalArgumentException(where + ": \"groups\" is required and not empty");
+      }
+      if (plan.concurrency() != null && (plan.concurrency() < 1 || plan.concurrency() > 1000)) {
+        throw new IllegalArgumentException(where + ": \"concurrency\" must be 1 to 1000");
+      }
+      Map<String, String> groupOf = new LinkedHashMap<>();
+      Set<String> groupNames = new java.util.HashSet<>();
+      for (int i = 0; i < plan.groups().size(); i++) {
+        Group g = plan.groups().get(i);
+        String at = where + ", groups[" + i + "]";
+        if (g == null || g.name() == null) {
+          throw new IllegalArgumentException(at + ": \"name\" is required");
+        }
+        requireName(at, g.name());
+        if (!groupNames.add(g.name())) {
+          throw new IllegalArgumentException(at + ": a second group named '" + g.name() + "'");
+        }
+        if (g.vms() == null || g.vms().isEmpty()) {
+          throw new IllegalArgumentException(at + " (" + g.name() + "): \"vms\" is required");
+        }
+        for (String vm : g.vms()) {
+          requireName(at + " (" + g.name() + ")", vm);
+          String before = groupOf.put(vm, g.name());
+          if (before != null) {
+            throw new IllegalArgumentException(where + ": VM " + vm + " is named twice (groups '"
+                + before + "' and '" + g.name() + "'); a VM is in at most one group of a plan");
+          }
+        }
+        validateActions(at + " (" + g.name() + ") before", g.before());
+        validateActions(at + " (" + g.name() + ") after", g.after());
+      }
+    }
+    return Map.copyOf(plans);
+  }
+
+  private static void validateActions(String where, List<Action> actions) {
+    if (actions == null) {
+      return;
+    }
+    for (int i = 0; i < actions.size(); i++) {
+      Action a = actions.get(i);
+      String at = where + "[" + i + "]";
+      if (a == null || (a.script() == null) == (a.manual() == null)) {
+        throw new IllegalArgumentException(at + ": an action is either {\"script\":\"name\"} or"
+            + " {\"manual\":\"what to confirm\"}");
+      }
+      if (a.script() != null) {
+        requireName(at, a.script());
+      } else if (a.manual().isBlank() || a.manual().length() > 200) {
+        throw new IllegalArgumentException(at + ": a manual step needs 1 to 200 characters");
+      }
+      if (a.timeout() != null && (a.timeout().isNegative() || a.timeout().isZero()
+          || a.timeout().compareTo(Duration.ofDays(30)) > 0)) {
+        throw new IllegalArgumentException(at + ": \"timeout\" must be above zero and at most"
+            + " 30 days");
+      }
+      if (a.operations() != null) {
+        for (String op : a.operations()) {
+          if (!PLAN_OPERATIONS.contains(op)) {
+            throw new IllegalArgumentException(at + ": unknown operation '" + op + "'; one of "
+                + PLAN_OPERATIONS.stream().sorted().toList());
+          }
+        }
+      }
+    }
+  }
+
+  private static void requireName(String where, String name) {
+    if (name == null || !name.matches("[A-Za-z0-9][A-Za-z0-9_.-]{0,62}") || name.contains("..")) {
+      throw new IllegalArgumentException(where + ": '" + name + "' is not a valid name (letters,"
+          + " digits, '.', '_', '-')");
+    }
+  }
+
+  /** The plans as the workflows see them. */
+  public Map<String, PlanDefinition> planDefinitions() {
+    Map<String, PlanDefinition> out = new LinkedHashMap<>();
+    (plans == null ? Map.<String, Plan>of() : plans).forEach((name, p) -> out.put(name,
+        new PlanDefinition(name, p.groups().stream().map(g -> new PlanDefinition.Group(g.name(),
+            List.copyOf(g.vms()), actions(g.before()), actions(g.after()))).toList(),
+            p.concurrency() != null ? p.concurrency() : PlanDefinition.DEFAULT_CONCURRENCY)));
+    return out;
+  }
+
+  private static List<PlanDefinition.Action> actions(List<Action> actions) {
+    return actions == null ? List.of() : actions.stream().map(a -> new PlanDefinition.Action(
+        a.script(), a.manual(), a.timeout(), a.operations() == null ? List.of()
+            : List.copyOf(a.operations()))).toList();
   }
 
   public Map<String, PolicySettings> policySettings() {

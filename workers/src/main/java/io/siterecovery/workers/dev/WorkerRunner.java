@@ -1,7 +1,11 @@
 package io.siterecovery.workers.dev;
 
 import io.siterecovery.activities.AgentActivitiesImpl;
+import io.siterecovery.activities.PlanDefinition;
 import io.siterecovery.activities.PolicyActivitiesImpl;
+import io.siterecovery.activities.PolicySettings;
+import java.util.Map;
+import java.util.function.Supplier;
 import io.siterecovery.activities.SiteDirectory;
 import io.siterecovery.workflows.Registration;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
@@ -34,12 +38,15 @@ public final class WorkerRunner implements Closeable {
   private final WorkerFactory factory;
 
   public WorkerRunner(SiteRecoveryConfig config) {
-    this(config, config::policySettings);
+    this(config, config::policySettings, config::planDefinitions);
   }
 
-  /** {@code policies} is read at every policy lookup, so an edited config file applies live. */
+  /**
+   * {@code policies} and {@code plans} are read at every lookup, so an edited config file applies
+   * live.
+   */
   public WorkerRunner(SiteRecoveryConfig config,
-      java.util.function.Supplier<java.util.Map<String, io.siterecovery.activities.PolicySettings>> policies) {
+      Supplier<Map<String, PolicySettings>> policies, Supplier<Map<String, PlanDefinition>> plans) {
     this.service = connect(config.temporal());
     this.client = client(service, config.namespace());
     registerSearchAttributes(config.temporal(), config.namespace());
@@ -51,7 +58,7 @@ public final class WorkerRunner implements Closeable {
     worker.registerActivitiesImplementations(
         new AgentActivitiesImpl(sites, (workflowId, progress) ->
             client.newUntypedWorkflowStub(workflowId).signal("copyProgress", progress)),
-        new PolicyActivitiesImpl(policies));
+        new PolicyActivitiesImpl(policies, plans));
     factory.start();
     log.info("worker polling task queue '{}' on {} namespace {}", Registration.TASK_QUEUE,
         config.temporal(), config.namespace());

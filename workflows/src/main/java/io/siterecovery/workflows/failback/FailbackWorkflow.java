@@ -1,5 +1,6 @@
 package io.siterecovery.workflows.failback;
 
+import io.siterecovery.workflows.common.MemberState;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.temporal.workflow.QueryMethod;
 import io.temporal.workflow.SignalMethod;
@@ -22,6 +23,10 @@ public interface FailbackWorkflow {
   /** Cancel the failover home: the VM stays on the active site, still protected. */
   @SignalMethod(name = "cancel")
   void cancel(OperatorRequest request);
+
+  /** From {@code failover-<vm>}: passed on to the recovery plan that started this failback. */
+  @SignalMethod(name = "memberState")
+  void memberState(MemberState state);
 
   @QueryMethod(name = "status")
   FailbackStatus status();

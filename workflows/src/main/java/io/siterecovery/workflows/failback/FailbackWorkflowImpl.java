@@ -5,6 +5,8 @@ import io.siterecovery.activities.FailureTypes;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.common.MemberListener;
+import io.siterecovery.workflows.common.MemberState;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.siterecovery.workflows.failover.FailoverInput;
@@ -51,6 +53,8 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
   /** A decision received and not yet passed on to the failover: "commit" or "cancel". */
   private String pendingDecision;
   private OperatorRequest pendingRequest;
+  /** What failover-<vm> last said, not yet passed on to this failback's own parent. */
+  private MemberState childState;
 
   @Override
   public FailbackStatus failback(FailbackInput input) {
@@ -112,7 +116,14 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
     step(FailoverWorkflow.workflowId(vm) + " started (planned: " + from + " shut down, its last"
         + " logs applied); send 'commit' or 'cancel' here or there once it awaits commit");
     while (!done.isCompleted()) {
-      Workflow.await(() -> done.isCompleted() || pendingDecision != null);
+      Workflow.await(() -> done.isCompleted() || pendingDecision != null
+          || childState != null);
+      if (childState != null) {
+        MemberState heard = childState;
+        childState = null;
+        MemberListener.tellParent(new MemberState(vm, Workflow.getInfo().getWorkflowId(),
+            heard.state(), heard.recoveryPoint(), heard.pointTime()));
+      }
       if (pendingDecision != null && !done.isCompleted()) {
         String decision = pendingDecision;
         pendingDecision = null;
@@ -143,6 +154,11 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
   private void step(String what) {
     steps.add(Instant.ofEpochMilli(Workflow.currentTimeMillis()) + " " + what);
     log.info("{}: {}", vm, what);
+  }
+
+  @Override
+  public void memberState(MemberState state) {
+    childState = state;
   }
 
   @Override

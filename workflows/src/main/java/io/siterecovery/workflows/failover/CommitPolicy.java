@@ -15,7 +15,7 @@ public record CommitPolicy(Action action, Duration after) {
   public enum Action { COMMIT, CANCEL }
 
   /** Fails the workflow at once, naming the problem, if the policy cannot be followed. */
-  static CommitPolicy validate(CommitPolicy policy) {
+  public static CommitPolicy validate(CommitPolicy policy) {
     if (policy == null) {
       return null;
     }

@@ -12,6 +12,8 @@ import io.siterecovery.activities.FailureTypes;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.common.MemberListener;
+import io.siterecovery.workflows.common.MemberState;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.siterecovery.workflows.protection.FailoverNotice;
@@ -133,6 +135,8 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       }
       startReplicaAt(generation, replica);
       setState(FailoverState.AWAITING_COMMIT);
+      MemberListener.tellParent(new MemberState(vm, Workflow.getInfo().getWorkflowId(),
+          FailoverState.AWAITING_COMMIT.name(), point.id(), point.time()));
       // A changeRecoveryPoint that cannot start the replica again rolls back like a failed start.
       awaitDecision();
     } catch (TemporalFailure e) {

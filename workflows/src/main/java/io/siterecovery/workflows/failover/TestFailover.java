@@ -9,6 +9,8 @@ import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.common.MemberListener;
+import io.siterecovery.workflows.common.MemberState;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.siterecovery.workflows.failover.FailoverStatus.TestVmStatus;
 import io.siterecovery.workflows.protection.RecoveryPoint;
@@ -158,6 +160,8 @@ final class TestFailover {
 
   private void awaitCleanup() {
     setState(FailoverState.TESTING);
+    MemberListener.tellParent(new MemberState(vm, Workflow.getInfo().getWorkflowId(),
+        FailoverState.TESTING.name(), point.id(), point.time()));
     cleanupDueAt = now().plus(maxTestDuration);
     step("test VM " + testVm.testVm() + " runs on " + plan.targetSite() + " at " + point.id()
         + ", writable: " + testVm.exports() + "; its writes go to scratch space, never to the "
