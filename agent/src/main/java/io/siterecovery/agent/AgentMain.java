@@ -9,7 +9,7 @@ import java.util.concurrent.CountDownLatch;
 /**
  * Runs one host agent as its own process: {@code --site NAME --data DIR --certs DIR
  * [--peer SITE=URL]... [--bind HOST] [--http PORT] [--nbd PORT] [--nbd-bind HOST]
- * [--nbd-tls true]}; {@code --certs} holds
+ * [--nbd-tls true] [--scripts DIR]}; {@code --certs} holds
  * {@code ca.pem} and this site's {@code site-<name>.pem} with its key. When both listeners
  * are up it prints one line {@code READY <httpPort> <nbdPort>} to stdout, then runs until it is
  * stopped (SIGTERM closes it cleanly; SIGKILL is what the crash tests use).
@@ -26,6 +26,7 @@ public final class AgentMain {
     Path certs = null;
     String nbdBind = HostAgent.Settings.LOOPBACK;
     boolean nbdTls = false;
+    Path scripts = null;
     java.util.Map<String, String> peers = new java.util.LinkedHashMap<>();
     for (int i = 0; i < args.length; i++) {
       String flag = args[i];
@@ -42,6 +43,7 @@ public final class AgentMain {
         case "--certs" -> certs = Path.of(value);
         case "--nbd-bind" -> nbdBind = value;
         case "--nbd-tls" -> nbdTls = Boolean.parseBoolean(value);
+        case "--scripts" -> scripts = Path.of(value);
         case "--peer" -> {
           int eq = value.indexOf('=');
           if (eq <= 0) {
@@ -56,7 +58,7 @@ public final class AgentMain {
       usage("--site, --data and --certs are required");
     }
     HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd,
-        TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls, null));
+        TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls, null, scripts));
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       try {
@@ -88,7 +90,8 @@ public final class AgentMain {
   private static void usage(String problem) {
     System.err.println("agent: " + problem);
     System.err.println("usage: AgentMain --site NAME --data DIR --certs DIR [--peer SITE=URL]..."
-        + " [--bind HOST] [--http PORT] [--nbd PORT] [--nbd-bind HOST] [--nbd-tls true]");
+        + " [--bind HOST] [--http PORT] [--nbd PORT] [--nbd-bind HOST] [--nbd-tls true]"
+        + " [--scripts DIR]");
     System.exit(2);
   }
 }

@@ -18,6 +18,8 @@ public enum ErrorCode {
   /** A request body over its bound. */
   TOO_LARGE(413, false),
   VM_NOT_FOUND(404, false),
+  /** No runnable plan script of that name in the agent's scripts directory. */
+  NO_SUCH_SCRIPT(404, false),
   VM_EXISTS(409, false),
   INVALID_STATE(409, false),
   /** A resync is under way: delta cycles wait for it (retried with back-off meanwhile). */

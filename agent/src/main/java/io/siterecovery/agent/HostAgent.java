@@ -16,6 +16,7 @@ import io.siterecovery.agent.source.FenceAtStart;
 import io.siterecovery.agent.source.ReplicationSource;
 import io.siterecovery.agent.resync.ResyncSource;
 import io.siterecovery.agent.resync.ResyncTarget;
+import io.siterecovery.agent.scripts.PlanScripts;
 import io.siterecovery.agent.vm.VmHost;
 import java.io.Closeable;
 import java.io.IOException;
@@ -31,11 +32,12 @@ public final class HostAgent implements Closeable {
    * with {@link #addPeer}), and the API server's bounds (null: the defaults). NBD listens on
    * {@code nbdBind}, loopback unless told otherwise; it speaks TLS ({@code NBD_OPT_STARTTLS},
    * client certificates of the operator or this site) when {@code nbdTls} is set, which any
-   * other address requires.
+   * other address requires. Recovery-plan scripts are the executables in {@code scriptsDir}
+   * (null: {@code <dataDir>/scripts}; a directory that does not exist holds no scripts).
    */
   public record Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
       TlsCredentials credentials, Map<String, String> peers, String nbdBind, boolean nbdTls,
-      AgentHttpServer.Limits httpLimits) {
+      AgentHttpServer.Limits httpLimits, Path scriptsDir) {
     public static final String LOOPBACK = "127.0.0.1";
 
     public Settings {
@@ -45,12 +47,22 @@ public final class HostAgent implements Closeable {
       }
       peers = Map.copyOf(peers);
       httpLimits = httpLimits == null ? AgentHttpServer.Limits.defaults() : httpLimits;
+      scriptsDir = scriptsDir == null ? dataDir.resolve(PlanScripts.DEFAULT_DIR) : scriptsDir;
+    }
+
+    /** Plan scripts in {@code <dataDir>/scripts}. */
+    public Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
+        TlsCredentials credentials, Map<String, String> peers, String nbdBind, boolean nbdTls,
+        AgentHttpServer.Limits httpLimits) {
+      this(site, dataDir, bindHost, httpPort, nbdPort, credentials, peers, nbdBind, nbdTls,
+          httpLimits, null);
     }
 
     /** NBD on loopback without TLS (the hypervisor runs on this host), the API's default bounds. */
     public Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
         TlsCredentials credentials, Map<String, String> peers) {
-      this(site, dataDir, bindHost, httpPort, nbdPort, credentials, peers, LOOPBACK, false, null);
+      this(site, dataDir, bindHost, httpPort, nbdPort, credentials, peers, LOOPBACK, false, null,
+          null);
     }
   }
 
@@ -61,6 +73,7 @@ public final class HostAgent implements Closeable {
   private final Peers peers;
   private final TestClones testClones;
   private final ReplicaRuns runs;
+  private final PlanScripts scripts;
   private boolean closed;
 
   public HostAgent(Settings settings) throws IOException {
@@ -82,9 +95,10 @@ public final class HostAgent implements Closeable {
     testClones.onCleanup(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
     ReplicationSource source = new ReplicationSource(host, peers::client);
     ResyncSource resync = new ResyncSource(host, peers::client);
+    this.scripts = new PlanScripts(settings.site(), settings.scriptsDir());
     this.http = new AgentHttpServer(host,
         new AgentRoles(source, replicas, runs, new Reversal(host), resync,
-            new ResyncTarget(host), testClones),
+            new ResyncTarget(host), testClones, scripts),
         new InetSocketAddress(settings.bindHost(), settings.httpPort()), settings.credentials(),
         settings.httpLimits());
   }
@@ -139,6 +153,9 @@ public final class HostAgent implements Closeable {
       return;
     }
     closed = true;
+    // Scripts first: a run still going is killed and its caller told so, instead of holding the
+    // API's stop until its timeout.
+    scripts.close();
     http.close();
     nbd.close();
     testClones.close();

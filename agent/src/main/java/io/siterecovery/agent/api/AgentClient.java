@@ -318,6 +318,26 @@ public final class AgentClient {
     return call("DELETE", "v1/replicas/" + vm + "/test-clone", null, TestCleanupReport.class);
   }
 
+  /** The plan scripts this agent would run (executables in its scripts directory). */
+  public List<String> scripts() {
+    return call("GET", "v1/scripts", null, new TypeReference<List<String>>() {});
+  }
+
+  /**
+   * Runs plan script {@code name} on this agent and waits for it: its deadline is the script's
+   * timeout plus {@link #CONTROL_TIMEOUT}, for the kill and the answer. A non-zero exit code or a
+   * timeout is in the result, not an exception.
+   */
+  public ScriptRunResult runScript(String name, ScriptRunRequest request) {
+    io.siterecovery.agent.vm.Names.requireValid("script", name); // a name, never a path
+    Integer seconds = request == null ? null : request.timeoutSeconds();
+    Duration deadline = seconds == null || seconds < 1
+        || seconds > ScriptRunRequest.MAX_TIMEOUT_SECONDS ? CONTROL_TIMEOUT
+        : Duration.ofSeconds(seconds).plus(CONTROL_TIMEOUT);
+    return call("POST", "v1/scripts/" + name + "/run", request, null,
+        JSON.constructType(ScriptRunResult.class), deadline);
+  }
+
   public VmRecord completeReplica(String vm) {
     return call("POST", "v1/replicas/" + vm + "/initial-complete", null, VmRecord.class);
   }
@@ -339,6 +359,13 @@ public final class AgentClient {
 
   private <T> T call(String method, String path, Object body, String contentEncoding,
       JavaType type) {
+    return call(method, path, body, contentEncoding, type,
+        BULK_CALLS.matcher(path).matches() ? BULK_TIMEOUT
+            : path.endsWith("/fence-check") ? QUICK_TIMEOUT : CONTROL_TIMEOUT);
+  }
+
+  private <T> T call(String method, String path, Object body, String contentEncoding,
+      JavaType type, Duration timeout) {
     try {
       BodyPublisher publisher;
       if (body instanceof BodyPublisher p) {
@@ -349,8 +376,7 @@ public final class AgentClient {
         publisher = BodyPublishers.noBody();
       }
       HttpRequest.Builder request = HttpRequest.newBuilder(base.resolve(path))
-          .timeout(BULK_CALLS.matcher(path).matches() ? BULK_TIMEOUT
-              : path.endsWith("/fence-check") ? QUICK_TIMEOUT : CONTROL_TIMEOUT)
+          .timeout(timeout)
           .header("Content-Type", body instanceof BodyPublisher
               ? "application/octet-stream" : "application/json")
           .method(method, publisher);

@@ -1,6 +1,10 @@
 package io.siterecovery.agent.api;
 
+import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.ErrorCode;
+import io.siterecovery.agent.vm.Names;
 import io.siterecovery.agent.vm.VmRecord;
+import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.List;
 
@@ -214,6 +218,67 @@ public final class AgentMessages {
    * committed failover): asked by an agent at start, before it serves anything.
    */
   public record FenceCheck(String vm, String site, boolean fence, String reason) {}
+
+  /**
+   * Runs a recovery plan's script on this agent: the request names the script (in the path) and
+   * carries context only, never a command. {@code plan}, {@code operation} (say, failover or
+   * test) and {@code group} (absent for an action of the whole plan) are names; {@code direction}
+   * free text of at most {@link #MAX_DIRECTION} characters (say, primary->secondary).
+   * {@code contextJson}: a JSON object of at most {@link #MAX_CONTEXT_BYTES} bytes (UTF-8), given
+   * to the script as a file (the plan, its VMs, their exports: whatever the caller needs the
+   * script to know). {@code timeoutSeconds}: 1 to {@link #MAX_TIMEOUT_SECONDS}; the script is
+   * killed, with the processes it started, when it runs longer.
+   */
+  public record ScriptRunRequest(String plan, String operation, String group, String direction,
+      String contextJson, Integer timeoutSeconds) {
+    public static final int MAX_DIRECTION = 200;
+    public static final int MAX_CONTEXT_BYTES = 256 << 10;
+    public static final int MAX_TIMEOUT_SECONDS = 3600;
+
+    /**
+     * This request if its fields are within bounds (whether {@code contextJson} is a JSON object
+     * is the agent's to check); BAD_REQUEST naming the field otherwise. Not a check in the
+     * constructor: a body that fails it must be refused with a 400 that says why.
+     */
+    public ScriptRunRequest validate() {
+      Names.requireValid("plan", plan);
+      Names.requireValid("operation", operation);
+      if (group != null) {
+        Names.requireValid("group", group);
+      }
+      if (direction != null && (direction.length() > MAX_DIRECTION
+          || direction.chars().anyMatch(Character::isISOControl))) {
+        throw bad("direction must be at most " + MAX_DIRECTION
+            + " characters without control characters");
+      }
+      if (contextJson == null) {
+        throw bad("contextJson is required (a JSON object, {} when there is nothing to tell)");
+      }
+      // At most three UTF-8 bytes per UTF-16 char: count only when it may be over.
+      if (contextJson.length() > MAX_CONTEXT_BYTES / 3
+          && contextJson.getBytes(StandardCharsets.UTF_8).length > MAX_CONTEXT_BYTES) {
+        throw bad("contextJson is over " + MAX_CONTEXT_BYTES + " bytes");
+      }
+      if (timeoutSeconds == null || timeoutSeconds < 1 || timeoutSeconds > MAX_TIMEOUT_SECONDS) {
+        throw bad("timeoutSeconds is required: 1 to " + MAX_TIMEOUT_SECONDS + " (got "
+            + timeoutSeconds + ")");
+      }
+      return this;
+    }
+
+    private static AgentException bad(String message) {
+      return new AgentException(ErrorCode.BAD_REQUEST, message);
+    }
+  }
+
+  /**
+   * What a plan script did: its exit code (data, not an error: the plan decides what a non-zero
+   * code means; -1 when it was killed at its timeout, {@code timedOut} then), how long it ran,
+   * and the last {@code 64 KiB} of its output (stdout and stderr as they were interleaved);
+   * {@code outputTruncated} says that earlier output was dropped. {@code site}: where it ran.
+   */
+  public record ScriptRunResult(String script, String site, int exitCode, boolean timedOut,
+      long durationMillis, String output, boolean outputTruncated, Instant startedAt) {}
 
   public record ErrorBody(String code, String message) {}
 }

@@ -9,6 +9,7 @@ import io.siterecovery.agent.replica.Reversal;
 import io.siterecovery.agent.source.ReplicationSource;
 import io.siterecovery.agent.resync.ResyncSource;
 import io.siterecovery.agent.resync.ResyncTarget;
+import io.siterecovery.agent.scripts.PlanScripts;
 import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.testclone.TestClones;
 import io.siterecovery.agent.vm.Vm;
@@ -25,7 +26,8 @@ import java.util.regex.Pattern;
 
 /**
  * The agent API's routes: path, method, who may call it, and the role that answers. Control
- * endpoints ({@code /v1/vms/...}, replica roll-back) are the operator's; the replica-feeding ones
+ * endpoints ({@code /v1/vms/...}, replica roll-back, plan scripts) are the operator's; the
+ * replica-feeding ones
  * ({@code /v1/replicas/...}) belong to each replica's source site.
  */
 final class AgentRoutes {
@@ -54,6 +56,7 @@ final class AgentRoutes {
     TestClones testClones = roles.testClones();
     ReplicaRuns runs = roles.runs();
     Reversal reversal = roles.reversal();
+    PlanScripts scripts = roles.scripts();
     Access replicaSource = Access.replicaSource(host);
 
     route("GET", "/v1/health", Access.ANY, (m, x) -> Map.of("site", host.site(), "status", "UP"));
@@ -160,6 +163,12 @@ final class AgentRoutes {
     });
     route("DELETE", "/v1/replicas/" + NAME + "/test-clone", Access.OPERATOR,
         (m, x) -> testClones.delete(m.group(1)));
+
+    // Recovery-plan scripts: local executables run by name with the plan's context; the
+    // request never carries a command. The operator's, like every control endpoint.
+    route("GET", "/v1/scripts", Access.OPERATOR, (m, x) -> scripts.list());
+    route("POST", "/v1/scripts/" + NAME + "/run", Access.OPERATOR,
+        (m, x) -> scripts.run(m.group(1), x.json(ScriptRunRequest.class)));
 
     // A partner asks, as it starts, whether its copy must be fenced: the VM runs here.
     route("GET", "/v1/replicas/" + NAME + "/fence-check", Access.partnerOf(host), (m, x) -> {

@@ -263,6 +263,13 @@ class SecurityTest {
     protectAndReplicate();
     Snapshot before = snapshot();
     Identity peer = Identity.site("secondary");
+    // a plan script the peer names: it must not run
+    Path ran = tmp.resolve("script-ran");
+    Path script = Files.createDirectories(tmp.resolve("agents/primary/scripts"))
+        .resolve("failover-db");
+    Files.writeString(script, "#!/bin/sh\ntouch '" + ran + "'\n");
+    Files.setPosixFilePermissions(script,
+        java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
     String[][] calls = {
         {"GET", "/v1/vms", null},
         {"GET", "/v1/vms/" + VM, null},
@@ -283,6 +290,9 @@ class SecurityTest {
         {"GET", "/v1/test-clones", null},
         {"POST", "/v1/replicas/" + VM + "/test-clone", "{\"generation\":1,\"key\":\"k\"}"},
         {"DELETE", "/v1/replicas/" + VM + "/test-clone", null},
+        {"GET", "/v1/scripts", null},
+        {"POST", "/v1/scripts/failover-db/run", "{\"plan\":\"p\",\"operation\":\"failover\","
+            + "\"contextJson\":\"{}\",\"timeoutSeconds\":5}"},
     };
     for (String[] c : calls) {
       HttpResponse<String> r = RawHttp.send(agents.primary, peer, c[0], c[1], c[2]);
@@ -299,6 +309,9 @@ class SecurityTest {
 
     assertThat(snapshot()).isEqualTo(before);
     assertThat(agents.p.listVms()).extracting(VmRecord::name).containsExactly(VM);
+    assertThat(ran).as("the plan script the peer named").doesNotExist();
+    assertThat(agents.p.scripts()).as("control: a script the operator may run")
+        .containsExactly("failover-db");
   }
 
   @Test

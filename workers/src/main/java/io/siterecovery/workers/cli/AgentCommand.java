@@ -40,6 +40,11 @@ final class AgentCommand implements Callable<Integer> {
       + "site-<name>.pem and site-<name>-key.pem (see 'site-recovery certs')")
   Path certs;
 
+  @Option(names = "--scripts", description = "folder of recovery-plan scripts this agent may run"
+      + " by name (default: DATA/scripts; absent: no scripts). Each must be an executable owned"
+      + " by the agent's user or root and writable by its owner only")
+  Path scripts;
+
   @Option(names = "--peer", description = "a site this agent may replicate to, SITE=https://HOST:PORT;"
       + " repeat for more")
   Map<String, String> peers = new LinkedHashMap<>();
@@ -48,7 +53,7 @@ final class AgentCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     CountDownLatch stop = new CountDownLatch(1);
     try (HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd,
-        TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls, null))) {
+        TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls, null, scripts))) {
       Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
       System.out.printf("agent %s up: API %s (TLS, client certificates), NBD port %d, peers %s%n",
           site, agent.url(), agent.nbdPort(), peers.isEmpty() ? "none" : peers);
