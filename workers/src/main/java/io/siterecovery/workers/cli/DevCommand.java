@@ -1,6 +1,8 @@
 package io.siterecovery.workers.cli;
 
+import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.siterecovery.workers.dev.DevStack;
+import java.util.Map;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -15,10 +17,16 @@ final class DevCommand implements Callable<Integer> {
       defaultValue = ".site-recovery/dev")
   Path data;
 
+  @Option(names = "--config", description = "a configuration file whose policies and recovery "
+      + "plans the embedded worker uses (read at start); its sites stay the embedded agents")
+  Path config;
+
   @Override
   public Integer call() throws Exception {
     CountDownLatch stop = new CountDownLatch(1);
-    try (DevStack stack = new DevStack(data, DevStack.Ports.defaults())) {
+    SiteRecoveryConfig file = config == null ? null : SiteRecoveryConfig.load(config);
+    try (DevStack stack = new DevStack(data, DevStack.Ports.defaults(),
+        file == null ? Map.of() : file.policies(), file == null ? Map.of() : file.plans())) {
       Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
       System.out.printf("""
           site-recovery dev is up (Ctrl-C to stop)

@@ -46,6 +46,15 @@ public final class DevStack implements Closeable {
   /** {@code policies}: added to (or replacing) the dev configuration's policies. */
   public DevStack(Path dataDir, Ports ports, Map<String, SiteRecoveryConfig.Policy> policies)
       throws IOException {
+    this(dataDir, ports, policies, Map.of());
+  }
+
+  /**
+   * {@code policies} as above; {@code plans}: the recovery plans (checked as a configuration
+   * file's are).
+   */
+  public DevStack(Path dataDir, Ports ports, Map<String, SiteRecoveryConfig.Policy> policies,
+      Map<String, SiteRecoveryConfig.Plan> plans) throws IOException {
     int temporalPort = ports.temporal() == 0 ? freePort() : ports.temporal();
     try {
       // lockTimeSkipping=true: the dev server runs in real time, timers are not skipped.
@@ -76,7 +85,7 @@ public final class DevStack implements Closeable {
     primary.addPeer("secondary", secondary.url());
     secondary.addPeer("primary", primary.url());
     this.config = SiteRecoveryConfig.dev(temporalPort, port(primary), port(secondary), certs)
-        .withPolicies(policies);
+        .withPolicies(policies).withPlans(plans);
     this.worker = new WorkerRunner(config);
     log.info("dev stack up: Temporal 127.0.0.1:{}, agents primary {} (NBD :{}), secondary {} "
         + "(NBD :{}), data in {}", temporalPort, primary.url(), primary.nbdPort(),
