@@ -20,7 +20,7 @@ import java.util.stream.Stream;
 public final class Bench {
   /** The benchmarks by name, in the order they run. */
   public static final Set<String> NAMES = Set.of("dataplane", "resync", "apply", "memory",
-      "lifecycle");
+      "lifecycle", "plan");
 
   private interface Run {
     List<Measured> run(Path dir) throws Exception;
@@ -41,6 +41,7 @@ public final class Bench {
     benchmarks.put("apply", d -> new LogApplyBench(d, out).run(size));
     benchmarks.put("memory", d -> AgentMemoryBench.run(d, out));
     benchmarks.put("lifecycle", d -> new LifecycleBench(d, out).run());
+    benchmarks.put("plan", d -> new PlanBench(d, out).run());
     empty(dir);
     List<Measured> results = new ArrayList<>();
     boolean ok = true;
