@@ -164,7 +164,7 @@ final class PlanCommand {
     @Option(names = "--run", description = "run id (default: the latest run)")
     String runId;
 
-    @Option(names = "--format", defaultValue = "md", description = "md or json")
+    @Option(names = "--format", defaultValue = "md", description = "md, json or html")
     String format;
 
     @Mixin
@@ -190,8 +190,10 @@ final class PlanCommand {
           }
         } else if (format.equals("md")) {
           System.out.println(PlanReport.markdown(s));
+        } else if (format.equals("html")) {
+          System.out.println(PlanReport.html(s));
         } else {
-          throw new IllegalArgumentException("--format must be md or json");
+          throw new IllegalArgumentException("--format must be md, json or html");
         }
         return 0;
       });
