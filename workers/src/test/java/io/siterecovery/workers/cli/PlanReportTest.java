@@ -33,7 +33,6 @@ class PlanReportTest {
     assertThat(md).contains("# Recovery plan shop: PLANNED_FAILOVER COMPLETED",
         "achieved RTO: 3 s", "| db01 | failover-db01 | COMMITTED | rp-7 | 12 |",
         "| after | manual \"confirm\" | DONE | - | - | alice |");
-    assertThat(md).as("a pipe in output cannot break the table").contains("\\|");
   }
 
   @Test
