@@ -401,9 +401,12 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     int index = actions.get(g.name()).size();
     actions.get(g.name()).add(new ActionStatus(when, a.label(), "AWAITING_APPROVAL", null, null,
         null, null, began, null));
-    boolean approved = a.timeout() == null
-        ? Workflow.await(() -> approval != null)
-        : Workflow.await(a.timeout(), () -> approval != null);
+    boolean approved = true;
+    if (a.timeout() == null) {
+      Workflow.await(() -> approval != null);
+    } else {
+      approved = Workflow.await(a.timeout(), () -> approval != null);
+    }
     String by = approved ? (approval.by() == null ? "unnamed" : approval.by()) : null;
     approval = null;
     awaitingStep = null;
