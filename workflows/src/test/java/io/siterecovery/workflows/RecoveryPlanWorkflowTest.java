@@ -852,8 +852,10 @@ class RecoveryPlanWorkflowTest {
         .getResult().getSerializedSize();
     long continued = history.getEvents().stream().filter(e -> e.getEventType()
         == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW).count();
-    System.out.printf("plan-big: %d events, %d bytes of history, result %d bytes%n", events,
-        bytes, resultBytes);
+    System.out.printf("plan-big: %d events, %d bytes of history, result %d bytes; by type: %s%n",
+        events, bytes, resultBytes, history.getEvents().stream().collect(
+            java.util.stream.Collectors.groupingBy(HistoryEvent::getEventType,
+                java.util.TreeMap::new, java.util.stream.Collectors.counting())));
     assertThat(continued).isZero();
     // Temporal refuses more than 51,200 events or 50 MB; it warns from 10,240 events / 10 MB
     assertThat(events).isLessThan(20_000);
