@@ -212,9 +212,15 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     if (!failover() && operation != PlanOperation.FAILBACK) {
       return;
     }
+    // All at once: a plan of hundreds of VMs must not wait for its lookups one by one, nor spend
+    // a workflow task on each.
+    Map<Member, Promise<ProtectionPlan>> described = new LinkedHashMap<>();
+    for (Member m : members.values()) {
+      described.put(m, Async.function(lookups::describeProtection, m.vm));
+    }
     for (Member m : members.values()) {
       try {
-        m.protection = lookups.describeProtection(m.vm);
+        m.protection = described.get(m).get();
         m.requestedPoint = choice.equals("LATEST_COMMON") ? null : choice;
       } catch (ActivityFailure f) {
         if (operation == PlanOperation.PLANNED_FAILOVER || operation
@@ -285,6 +291,11 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
         continue;
       }
       Workflow.await(() -> running(g) < plan.concurrency());
+      if (stopped()) {
+        // a group-mate failed while this VM waited for its turn: PLANNED stops here too
+        skip(m, "an earlier failure stopped the plan");
+        continue;
+      }
       start(m);
     }
     Workflow.await(() -> g.vms().stream().map(members::get)
