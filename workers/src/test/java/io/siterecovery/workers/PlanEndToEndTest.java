@@ -36,20 +36,21 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * A two-group recovery plan on real agents: a drill (TEST_FAILOVER, cleanup), then the real thing
+ * A three-group recovery plan on real agents: a drill (TEST_FAILOVER, cleanup), then the real thing
  * (PLANNED_FAILOVER with a script and an approval, commit), REPROTECT and FAILBACK, the replicas
  * checked byte for byte at the failover and at home again.
  */
 class PlanEndToEndTest {
   private static final long MIB = 1 << 20;
-  private static final List<String> VMS = List.of("db01", "web01");
+  private static final List<String> VMS = List.of("db01", "app01", "web01");
   private static final SiteRecoveryConfig.Policy FAST = new SiteRecoveryConfig.Policy(
       Duration.ofSeconds(1), Duration.ofMinutes(2), Duration.ofHours(1), null, null, null, false,
       null, null);
   private static final SiteRecoveryConfig.Plan SHOP = new SiteRecoveryConfig.Plan(List.of(
       new SiteRecoveryConfig.Group("db", List.of("db01"), List.of(), List.of(
           new SiteRecoveryConfig.Action("check-db", null, Duration.ofSeconds(30), null))),
-      new SiteRecoveryConfig.Group("app", List.of("web01"), List.of(), List.of(
+      new SiteRecoveryConfig.Group("app", List.of("app01"), List.of(), List.of()),
+      new SiteRecoveryConfig.Group("web", List.of("web01"), List.of(), List.of(
           new SiteRecoveryConfig.Action(null, "confirm the shop answers", null,
               List.of("PLANNED_FAILOVER"))))), 2);
 
@@ -59,7 +60,7 @@ class PlanEndToEndTest {
   private WorkflowClient client;
 
   @Test
-  void aDrillThenTheRealFailoverReprotectAndFailbackOfATwoGroupPlan() throws Exception {
+  void aDrillThenTheRealFailoverReprotectAndFailbackOfAThreeGroupPlan() throws Exception {
     // The script runs where the group's VMs run after the step: secondary, then home again.
     for (String site : List.of("primary", "secondary")) {
       Path script = Files.createDirectories(data.resolve(site + "/scripts")).resolve("check-db");
@@ -87,14 +88,14 @@ class PlanEndToEndTest {
       // -- the drill
       RecoveryPlanWorkflow drill = start(PlanOperation.TEST_FAILOVER);
       await(() -> drill.status().state() == PlanState.AWAITING_CLEANUP);
-      assertThat(stack.operatorClient(stack.secondary()).testClones()).hasSize(2);
+      assertThat(stack.operatorClient(stack.secondary()).testClones()).hasSize(3);
       PlanStatus testing = drill.status();
       assertThat(testing.groups().get(0).actions()).singleElement().satisfies(a -> {
         assertThat(a.state()).isEqualTo("DONE");
         assertThat(a.site()).isEqualTo("secondary");
         assertThat(a.output()).contains("plan=shop op=TEST_FAILOVER group=db", "context-ok");
       });
-      assertThat(testing.groups().get(1).actions()).singleElement()
+      assertThat(testing.groups().get(2).actions()).singleElement()
           .satisfies(a -> assertThat(a.state()).isEqualTo("SKIPPED"));
       drill.cleanup(new CleanupRequest("drill passed"));
       PlanStatus drilled = WorkflowStub.fromTyped(drill).getResult(PlanStatus.class);
@@ -122,7 +123,7 @@ class PlanEndToEndTest {
       assertThat(failedOver.rtoSeconds()).isNotNull();
       assertThat(failedOver.groups()).allSatisfy(g -> assertThat(g.vms())
           .allSatisfy(v -> assertThat(v.state()).isEqualTo("COMMITTED")));
-      assertThat(failedOver.groups().get(1).actions()).singleElement()
+      assertThat(failedOver.groups().get(2).actions()).singleElement()
           .satisfies(a -> assertThat(a.approvedBy()).isEqualTo("tester"));
       assertThat(failedOver.steps()).anyMatch(s -> s.contains("'approve' of 'something else' "
           + "refused"));
@@ -152,6 +153,62 @@ class PlanEndToEndTest {
         assertThat(DiskCompare.firstDifference(stack.primary().diskImage(vm, "disk0"),
             stack.secondary().diskImage(vm, "disk0"))).as(vm).isEqualTo(-1);
       }
+    }
+  }
+
+  @Test
+  void aFailingScriptStopsAPlannedFailoverButNotAnUnplannedOne() throws Exception {
+    for (String site : List.of("primary", "secondary")) {
+      Path script = Files.createDirectories(data.resolve(site + "/scripts")).resolve("check-db");
+      Files.writeString(script, "#!/bin/sh\necho the database does not answer\nexit 1\n");
+      Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"));
+    }
+    try (DevStack stack = new DevStack(data, new DevStack.Ports(0, 0, 0, 0, 0),
+        Map.of("fast", FAST), Map.of("shop", SHOP))) {
+      client = stack.client();
+      AgentClient primary = stack.operatorClient(stack.primary());
+      Random random = new Random(17);
+      for (String vm : VMS) {
+        primary.createVm(vm, List.of(8 * MIB));
+        write(stack.primary().nbdPort(), vm, random);
+        ProtectVmWorkflow p = stub(ProtectVmWorkflow.class, ProtectVmWorkflow.workflowId(vm));
+        WorkflowClient.start(p::protect, new ProtectVmInput(vm, "fast"));
+      }
+      for (String vm : VMS) {
+        ProtectVmWorkflow p = client.newWorkflowStub(ProtectVmWorkflow.class,
+            ProtectVmWorkflow.workflowId(vm));
+        await(() -> p.status().state() == ProtectionState.PROTECTED);
+      }
+
+      // PLANNED: the db group's script fails, so app and web never start; db01 awaits a decision
+      RecoveryPlanWorkflow planned = start(PlanOperation.PLANNED_FAILOVER);
+      await(() -> planned.status().state() == PlanState.AWAITING_COMMIT);
+      PlanStatus stoppedAt = planned.status();
+      assertThat(stoppedAt.failures()).singleElement().asString()
+          .contains("script check-db on secondary exited 1");
+      assertThat(stoppedAt.groups().get(1).vms()).singleElement()
+          .satisfies(v -> assertThat(v.state()).isEqualTo("SKIPPED"));
+      assertThat(stoppedAt.groups().get(0).actions()).singleElement()
+          .satisfies(a -> assertThat(a.output()).contains("the database does not answer"));
+      planned.cancel(new OperatorRequest("the database is down"));
+      PlanStatus cancelled = WorkflowStub.fromTyped(planned).getResult(PlanStatus.class);
+      assertThat(cancelled.state()).isEqualTo(PlanState.FAILED);
+      for (String vm : VMS) {
+        assertThat(primary.getVm(vm).role()).as(vm).isEqualTo(VmRecord.Role.PRIMARY);
+        assertThat(primary.getVm(vm).power()).as(vm).isEqualTo(VmRecord.Power.RUNNING);
+      }
+
+      // UNPLANNED: the same failure is reported, and every VM still fails over
+      RecoveryPlanWorkflow unplanned = start(PlanOperation.UNPLANNED_FAILOVER);
+      await(() -> unplanned.status().state() == PlanState.AWAITING_COMMIT);
+      PlanStatus carriedOn = unplanned.status();
+      assertThat(carriedOn.failures()).singleElement().asString().contains("check-db");
+      assertThat(carriedOn.groups()).allSatisfy(g -> assertThat(g.vms())
+          .allSatisfy(v -> assertThat(v.state()).isEqualTo("AWAITING_COMMIT")));
+      unplanned.cancel(new OperatorRequest("drill over"));
+      assertThat(WorkflowStub.fromTyped(unplanned).getResult(PlanStatus.class).groups())
+          .allSatisfy(g -> assertThat(g.vms())
+              .allSatisfy(v -> assertThat(v.state()).isEqualTo("CANCELLED")));
     }
   }
 
