@@ -23,12 +23,9 @@ import io.temporal.client.WorkflowOptions;
 import io.temporal.client.WorkflowStub;
 import java.io.File;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -52,7 +49,7 @@ class EndToEndTest {
           WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE)
               .setWorkflowId(ProtectVmWorkflow.workflowId("web01")).build());
       WorkflowClient.start(protection::protect, new ProtectVmInput("web01", "default"));
-      await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
       ProtectionStatus protectedStatus = protection.status();
       assertThat(protectedStatus.latestRecoveryPoint()).isNotNull();
       assertThat(protectedStatus.targetSite()).isEqualTo("secondary");
@@ -66,7 +63,7 @@ class EndToEndTest {
               .setWorkflowId(FailoverWorkflow.workflowId("web01")).build());
       WorkflowClient.start(failover::failover,
           new FailoverInput("web01", FailoverType.PLANNED, "LATEST"));
-      await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
+      Eventually.await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
       assertThat(protection.status().state()).isEqualTo(ProtectionState.FAILED_OVER);
       assertThat(stack.operatorClient(stack.secondary()).getVm("web01").power())
           .isEqualTo(VmRecord.Power.RUNNING);
@@ -111,11 +108,4 @@ class EndToEndTest {
     }
   }
 
-  private static void await(BooleanSupplier condition) {
-    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    while (!condition.getAsBoolean()) {
-      assertThat(System.nanoTime()).as("condition within 60 s").isLessThan(deadline);
-      LockSupport.parkNanos(Duration.ofMillis(100).toNanos());
-    }
-  }
 }

@@ -38,8 +38,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -81,12 +79,12 @@ class LifecycleEndToEndTest {
       ProtectVmWorkflow protection = start(ProtectVmWorkflow.class,
           ProtectVmWorkflow.workflowId(VM));
       WorkflowClient.start(protection::protect, new ProtectVmInput(VM, "fast"));
-      await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
 
       // -- a test failover: its VM stays at its point while three cycles apply underneath
       FailoverWorkflow test = start(FailoverWorkflow.class, FailoverWorkflow.testWorkflowId(VM));
       WorkflowClient.start(test::failover, new FailoverInput(VM, FailoverType.TEST, "LATEST"));
-      await(() -> test.status().state() == FailoverState.TESTING);
+      Eventually.await(() -> test.status().state() == FailoverState.TESTING);
       assertThat(test.status().test().exports()).containsExactly(
           "nbd://127.0.0.1:" + stack.secondary().nbdPort() + "/web01-test/disk0");
       byte[] atPoint = readAll(stack.secondary().nbdPort(), "web01-test/disk0");
@@ -94,7 +92,7 @@ class LifecycleEndToEndTest {
       for (int i = 0; i < 3; i++) {
         write(stack.primary().nbdPort(), random, 8);
         long before = protection.status().deltaCycles();
-        await(() -> protection.status().deltaCycles() > before);
+        Eventually.await(() -> protection.status().deltaCycles() > before);
       }
       assertThat(protection.status().deltaCycles()).isGreaterThanOrEqualTo(cycles + 3);
       assertThat(readAll(stack.secondary().nbdPort(), "web01-test/disk0"))
@@ -117,22 +115,22 @@ class LifecycleEndToEndTest {
       // -- a planned failover, moved to an older point and back before the commit
       write(stack.primary().nbdPort(), random, 8);
       long beforeFailover = protection.status().deltaCycles();
-      await(() -> protection.status().deltaCycles() > beforeFailover);
+      Eventually.await(() -> protection.status().deltaCycles() > beforeFailover);
       List<RecoveryPoint> points = protection.status().recoveryPoints();
       FailoverWorkflow failover = start(FailoverWorkflow.class, FailoverWorkflow.workflowId(VM));
       WorkflowClient.start(failover::failover,
           new FailoverInput(VM, FailoverType.PLANNED, "LATEST"));
-      await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
+      Eventually.await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
       RecoveryPoint latest = failover.status().recoveryPoint();
       assertThat(firstDifference(stack.secondary().nbdPort(), primaryImage)).isEqualTo(-1);
       String older = points.get(points.size() - 3).id();
       failover.changeRecoveryPoint(new ChangeRecoveryPoint(older));
-      await(() -> failover.status().pointsTried().size() == 2
+      Eventually.await(() -> failover.status().pointsTried().size() == 2
           && failover.status().state() == FailoverState.AWAITING_COMMIT);
       assertThat(firstDifference(stack.secondary().nbdPort(), primaryImage))
           .as("an older point").isNotEqualTo(-1);
       failover.changeRecoveryPoint(new ChangeRecoveryPoint(latest.id()));
-      await(() -> failover.status().pointsTried().size() == 3
+      Eventually.await(() -> failover.status().pointsTried().size() == 3
           && failover.status().state() == FailoverState.AWAITING_COMMIT);
       assertThat(failover.status().pointsTried()).extracting(RecoveryPoint::id)
           .containsExactly(latest.id(), older, latest.id());
@@ -156,7 +154,7 @@ class LifecycleEndToEndTest {
       assertThat(DiskCompare.firstDifference(secondaryImage, primaryImage)).isEqualTo(-1);
       ProtectVmWorkflow reverse = client.newWorkflowStub(ProtectVmWorkflow.class,
           ProtectVmWorkflow.workflowId(VM));
-      await(() -> reverse.status().state() == ProtectionState.PROTECTED);
+      Eventually.await(() -> reverse.status().state() == ProtectionState.PROTECTED);
       assertThat(reverse.status().sourceSite()).isEqualTo("secondary");
       assertThat(reverse.status().targetSite()).isEqualTo("primary");
 
@@ -166,7 +164,7 @@ class LifecycleEndToEndTest {
       WorkflowClient.start(failback::failback, new FailbackInput(VM, true));
       FailoverWorkflow home = client.newWorkflowStub(FailoverWorkflow.class,
           FailoverWorkflow.workflowId(VM));
-      await(() -> {
+      Eventually.await(() -> {
         try {
           return home.status().state() == FailoverState.AWAITING_COMMIT;
         } catch (RuntimeException notYet) {
@@ -182,7 +180,7 @@ class LifecycleEndToEndTest {
       assertThat(secondary.getVm(VM).role()).isEqualTo(VmRecord.Role.REPLICA);
       ProtectVmWorkflow again = client.newWorkflowStub(ProtectVmWorkflow.class,
           ProtectVmWorkflow.workflowId(VM));
-      await(() -> again.status().state() == ProtectionState.PROTECTED
+      Eventually.await(() -> again.status().state() == ProtectionState.PROTECTED
           && "primary".equals(again.status().sourceSite()));
       assertThat(DiskCompare.firstDifference(primaryImage, secondaryImage)).isEqualTo(-1);
       qemuImgCompare(primaryImage, secondaryImage);
@@ -204,18 +202,18 @@ class LifecycleEndToEndTest {
       ProtectVmWorkflow protection = start(ProtectVmWorkflow.class,
           ProtectVmWorkflow.workflowId(VM));
       WorkflowClient.start(protection::protect, new ProtectVmInput(VM, "fast"));
-      await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
       long cycles = protection.status().deltaCycles();
-      await(() -> protection.status().deltaCycles() > cycles);
+      Eventually.await(() -> protection.status().deltaCycles() > cycles);
 
       // Cycles stop; these writes never leave the primary, which is then given up for lost.
       protection.pause(new OperatorRequest("e2e"));
-      await(() -> protection.status().state() == ProtectionState.PAUSED);
+      Eventually.await(() -> protection.status().state() == ProtectionState.PAUSED);
       long lost = write(stack.primary().nbdPort(), random, 6);
       FailoverWorkflow failover = start(FailoverWorkflow.class, FailoverWorkflow.workflowId(VM));
       WorkflowClient.start(failover::failover,
           new FailoverInput(VM, FailoverType.UNPLANNED, "LATEST_PROCESSED"));
-      await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
+      Eventually.await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
       assertThat(failover.status().fence()).startsWith("fenced on primary");
       assertThat(primary.getVm(VM).power()).isEqualTo(VmRecord.Power.OFF);
       failover.commit(new OperatorRequest("e2e"));
@@ -249,10 +247,10 @@ class LifecycleEndToEndTest {
       ProtectVmWorkflow protection = start(ProtectVmWorkflow.class,
           ProtectVmWorkflow.workflowId(VM));
       WorkflowClient.start(protection::protect, new ProtectVmInput(VM, "fast"));
-      await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
       FailoverWorkflow test = start(FailoverWorkflow.class, FailoverWorkflow.testWorkflowId(VM));
       WorkflowClient.start(test::failover, new FailoverInput(VM, FailoverType.TEST, "LATEST"));
-      await(() -> test.status().state() == FailoverState.TESTING);
+      Eventually.await(() -> test.status().state() == FailoverState.TESTING);
 
       FailoverWorkflow failover = start(FailoverWorkflow.class, FailoverWorkflow.workflowId(VM));
       WorkflowClient.start(failover::failover,
@@ -260,7 +258,7 @@ class LifecycleEndToEndTest {
       FailoverStatus drill = WorkflowStub.fromTyped(test).getResult(FailoverStatus.class);
       assertThat(drill.state()).isEqualTo(FailoverState.CLEANED_UP);
       assertThat(drill.test().notes()).contains("cleaned up by failover-web01");
-      await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
+      Eventually.await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
       assertThat(failover.status().steps()).anyMatch(s -> s.contains("test failover was running"));
 
       failover.cancel(new OperatorRequest("e2e"));
@@ -268,10 +266,10 @@ class LifecycleEndToEndTest {
       assertThat(cancelled.state()).isEqualTo(FailoverState.CANCELLED);
       assertThat(primary.getVm(VM).power()).isEqualTo(VmRecord.Power.RUNNING);
       assertThat(primary.getVm(VM).role()).isEqualTo(VmRecord.Role.PRIMARY);
-      await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
       write(stack.primary().nbdPort(), random, 8);
       long cycles = protection.status().deltaCycles();
-      await(() -> protection.status().deltaCycles() > cycles + 1);
+      Eventually.await(() -> protection.status().deltaCycles() > cycles + 1);
       assertThat(protection.status().resyncReason()).as("no resync after the cancel").isNull();
       assertThat(protection.status().notes()).noneMatch(n -> n.contains("resync"));
       assertThat(DiskCompare.firstDifference(stack.primary().diskImage(VM, "disk0"),
@@ -321,11 +319,4 @@ class LifecycleEndToEndTest {
     }
   }
 
-  private static void await(BooleanSupplier condition) {
-    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    while (!condition.getAsBoolean()) {
-      assertThat(System.nanoTime()).as("condition within 60 s").isLessThan(deadline);
-      LockSupport.parkNanos(Duration.ofMillis(100).toNanos());
-    }
-  }
 }

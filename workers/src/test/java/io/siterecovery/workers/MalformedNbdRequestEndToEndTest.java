@@ -19,8 +19,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -46,7 +44,7 @@ class MalformedNbdRequestEndToEndTest {
           WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE)
               .setWorkflowId(ProtectVmWorkflow.workflowId("web01")).build());
       WorkflowClient.start(protection::protect, new ProtectVmInput("web01", "fast"));
-      await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
 
       try (NbdClient nbd = new NbdClient("127.0.0.1", stack.primary().nbdPort(), "web01/disk0")) {
         assertThatThrownBy(() -> nbd.write(0x7FFFFFFFFFFFF000L, new byte[8192], true))
@@ -54,7 +52,7 @@ class MalformedNbdRequestEndToEndTest {
         nbd.write(MIB, new byte[] {1, 2, 3}, true); // the same connection goes on
       }
       long cycles = protection.status().deltaCycles();
-      await(() -> protection.status().deltaCycles() >= cycles + 2);
+      Eventually.await(() -> protection.status().deltaCycles() >= cycles + 2);
       ProtectionStatus after = protection.status();
       assertThat(after.health()).as("health reasons %s", after.healthReasons())
           .isEqualTo(Health.NORMAL);
@@ -65,11 +63,4 @@ class MalformedNbdRequestEndToEndTest {
     }
   }
 
-  private static void await(BooleanSupplier condition) {
-    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    while (!condition.getAsBoolean()) {
-      assertThat(System.nanoTime()).as("condition within 60 s").isLessThan(deadline);
-      LockSupport.parkNanos(Duration.ofMillis(100).toNanos());
-    }
-  }
 }

@@ -30,8 +30,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -72,22 +70,11 @@ class PlanEndToEndTest {
         Map.of("fast", FAST), Map.of("shop", SHOP))) {
       client = stack.client();
       AgentClient primary = stack.operatorClient(stack.primary());
-      Random random = new Random(13);
-      for (String vm : VMS) {
-        primary.createVm(vm, List.of(8 * MIB));
-        write(stack.primary().nbdPort(), vm, random);
-        ProtectVmWorkflow p = stub(ProtectVmWorkflow.class, ProtectVmWorkflow.workflowId(vm));
-        WorkflowClient.start(p::protect, new ProtectVmInput(vm, "fast"));
-      }
-      for (String vm : VMS) {
-        ProtectVmWorkflow p = client.newWorkflowStub(ProtectVmWorkflow.class,
-            ProtectVmWorkflow.workflowId(vm));
-        await(() -> p.status().state() == ProtectionState.PROTECTED);
-      }
+      protectAll(stack, new Random(13));
 
       // -- the drill
       RecoveryPlanWorkflow drill = start(PlanOperation.TEST_FAILOVER);
-      await(() -> drill.status().state() == PlanState.AWAITING_CLEANUP);
+      Eventually.await(() -> drill.status().state() == PlanState.AWAITING_CLEANUP);
       assertThat(stack.operatorClient(stack.secondary()).testClones()).hasSize(3);
       PlanStatus testing = drill.status();
       assertThat(testing.groups().get(0).actions()).singleElement().satisfies(a -> {
@@ -104,11 +91,11 @@ class PlanEndToEndTest {
 
       // -- the real failover: the app group waits for an approval
       RecoveryPlanWorkflow failover = start(PlanOperation.PLANNED_FAILOVER);
-      await(() -> failover.status().state() == PlanState.AWAITING_APPROVAL);
+      Eventually.await(() -> failover.status().state() == PlanState.AWAITING_APPROVAL);
       assertThat(failover.status().awaitingStep()).isEqualTo("confirm the shop answers");
       failover.approve(new Approval("something else", "tester"));
       failover.approve(new Approval("confirm the shop answers", "tester"));
-      await(() -> failover.status().state() == PlanState.AWAITING_COMMIT);
+      Eventually.await(() -> failover.status().state() == PlanState.AWAITING_COMMIT);
       for (String vm : VMS) {
         try (NbdClient running = new NbdClient("127.0.0.1", stack.secondary().nbdPort(),
             vm + "/disk0")) {
@@ -136,11 +123,11 @@ class PlanEndToEndTest {
       for (String vm : VMS) {
         ProtectVmWorkflow p = client.newWorkflowStub(ProtectVmWorkflow.class,
             ProtectVmWorkflow.workflowId(vm));
-        await(() -> p.status().state() == ProtectionState.PROTECTED
+        Eventually.await(() -> p.status().state() == ProtectionState.PROTECTED
             && "secondary".equals(p.status().sourceSite()));
       }
       RecoveryPlanWorkflow failback = start(PlanOperation.FAILBACK);
-      await(() -> failback.status().state() == PlanState.AWAITING_COMMIT);
+      Eventually.await(() -> failback.status().state() == PlanState.AWAITING_COMMIT);
       failback.commit(new OperatorRequest("e2e"));
       PlanStatus home = WorkflowStub.fromTyped(failback).getResult(PlanStatus.class);
       assertThat(home.state()).as("%s", home.failures()).isEqualTo(PlanState.COMPLETED);
@@ -148,7 +135,7 @@ class PlanEndToEndTest {
         assertThat(primary.getVm(vm).role()).isEqualTo(VmRecord.Role.PRIMARY);
         ProtectVmWorkflow p = client.newWorkflowStub(ProtectVmWorkflow.class,
             ProtectVmWorkflow.workflowId(vm));
-        await(() -> p.status().state() == ProtectionState.PROTECTED
+        Eventually.await(() -> p.status().state() == ProtectionState.PROTECTED
             && "primary".equals(p.status().sourceSite()));
         assertThat(DiskCompare.firstDifference(stack.primary().diskImage(vm, "disk0"),
             stack.secondary().diskImage(vm, "disk0"))).as(vm).isEqualTo(-1);
@@ -167,22 +154,11 @@ class PlanEndToEndTest {
         Map.of("fast", FAST), Map.of("shop", SHOP))) {
       client = stack.client();
       AgentClient primary = stack.operatorClient(stack.primary());
-      Random random = new Random(17);
-      for (String vm : VMS) {
-        primary.createVm(vm, List.of(8 * MIB));
-        write(stack.primary().nbdPort(), vm, random);
-        ProtectVmWorkflow p = stub(ProtectVmWorkflow.class, ProtectVmWorkflow.workflowId(vm));
-        WorkflowClient.start(p::protect, new ProtectVmInput(vm, "fast"));
-      }
-      for (String vm : VMS) {
-        ProtectVmWorkflow p = client.newWorkflowStub(ProtectVmWorkflow.class,
-            ProtectVmWorkflow.workflowId(vm));
-        await(() -> p.status().state() == ProtectionState.PROTECTED);
-      }
+      protectAll(stack, new Random(17));
 
       // PLANNED: the db group's script fails, so app and web never start; db01 awaits a decision
       RecoveryPlanWorkflow planned = start(PlanOperation.PLANNED_FAILOVER);
-      await(() -> planned.status().state() == PlanState.AWAITING_COMMIT);
+      Eventually.await(() -> planned.status().state() == PlanState.AWAITING_COMMIT);
       PlanStatus stoppedAt = planned.status();
       assertThat(stoppedAt.failures()).singleElement().asString()
           .contains("script check-db on secondary exited 1");
@@ -200,7 +176,7 @@ class PlanEndToEndTest {
 
       // UNPLANNED: the same failure is reported, and every VM still fails over
       RecoveryPlanWorkflow unplanned = start(PlanOperation.UNPLANNED_FAILOVER);
-      await(() -> unplanned.status().state() == PlanState.AWAITING_COMMIT);
+      Eventually.await(() -> unplanned.status().state() == PlanState.AWAITING_COMMIT);
       PlanStatus carriedOn = unplanned.status();
       assertThat(carriedOn.failures()).singleElement().asString().contains("check-db");
       assertThat(carriedOn.groups()).allSatisfy(g -> assertThat(g.vms())
@@ -209,6 +185,22 @@ class PlanEndToEndTest {
       assertThat(WorkflowStub.fromTyped(unplanned).getResult(PlanStatus.class).groups())
           .allSatisfy(g -> assertThat(g.vms())
               .allSatisfy(v -> assertThat(v.state()).isEqualTo("CANCELLED")));
+    }
+  }
+
+  /** Creates the plan's VMs on primary, writes to them and protects them (policy fast). */
+  private void protectAll(DevStack stack, Random random) throws Exception {
+    AgentClient primary = stack.operatorClient(stack.primary());
+    for (String vm : VMS) {
+      primary.createVm(vm, List.of(8 * MIB));
+      write(stack.primary().nbdPort(), vm, random);
+      ProtectVmWorkflow p = stub(ProtectVmWorkflow.class, ProtectVmWorkflow.workflowId(vm));
+      WorkflowClient.start(p::protect, new ProtectVmInput(vm, "fast"));
+    }
+    for (String vm : VMS) {
+      ProtectVmWorkflow p = client.newWorkflowStub(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(vm));
+      Eventually.await(() -> p.status().state() == ProtectionState.PROTECTED);
     }
   }
 
@@ -233,11 +225,4 @@ class PlanEndToEndTest {
     }
   }
 
-  private static void await(BooleanSupplier condition) {
-    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    while (!condition.getAsBoolean()) {
-      assertThat(System.nanoTime()).as("condition within 60 s").isLessThan(deadline);
-      LockSupport.parkNanos(Duration.ofMillis(100).toNanos());
-    }
-  }
 }

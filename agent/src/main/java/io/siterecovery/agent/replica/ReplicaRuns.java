@@ -90,15 +90,6 @@ public final class ReplicaRuns implements Closeable {
     return new Run(record, dir, disks);
   }
 
-  private Vm replica(String name) {
-    Vm vm = host.get(name);
-    if (vm.record().role() != Role.REPLICA || vm.record().replica() == null) {
-      throw new AgentException(ErrorCode.INVALID_STATE,
-          "VM " + name + " on " + host.site() + " is not a replica");
-    }
-    return vm;
-  }
-
   /**
    * Starts the replica as the VM at retained point {@code generation}, without changing the
    * replica's disks: the point's contents of what was applied after it come from undo data.
@@ -109,7 +100,7 @@ public final class ReplicaRuns implements Closeable {
       throw new AgentException(ErrorCode.BAD_REQUEST,
           "starting a replica needs a generation and a key of at most 100 characters");
     }
-    Vm vm = replica(vmName);
+    Vm vm = host.getReplica(vmName);
     vm.operationLock().lock();
     try {
       Run existing = runs.get(vmName);
@@ -172,7 +163,7 @@ public final class ReplicaRuns implements Closeable {
    * the generation it had applied, exactly, and can follow its source. Idempotent.
    */
   public VmRecord stop(String vmName) throws IOException {
-    Vm vm = replica(vmName);
+    Vm vm = host.getReplica(vmName);
     vm.operationLock().lock();
     try {
       host.setPower(vm, Power.OFF);
@@ -208,7 +199,7 @@ public final class ReplicaRuns implements Closeable {
       if (vm.record().role() == Role.PRIMARY && ChangedRanges.recorded(vm)) {
         return promoted(vm);
       }
-      replica(vmName);
+      host.getReplica(vmName);
       Run run = runs.get(vmName);
       if (run == null) {
         throw new AgentException(ErrorCode.INVALID_STATE, "replica " + vmName + " is not "

@@ -96,17 +96,8 @@ public final class ReplicaStore {
     return entries;
   }
 
-  private Vm replica(String name) {
-    Vm vm = host.get(name);
-    if (vm.record().role() != VmRecord.Role.REPLICA || vm.record().replica() == null) {
-      throw new AgentException(ErrorCode.INVALID_STATE,
-          "VM " + name + " on " + host.site() + " is not a replica");
-    }
-    return vm;
-  }
-
   public long receiveRanges(String vmName, String diskName, InputStream frames) throws IOException {
-    Vm vm = replica(vmName);
+    Vm vm = host.getReplica(vmName);
     VirtualDisk disk = vm.disk(diskName);
     host.replicaWatcher().beforeRewrite(vm, "a copy of ranges");
     if (vm.record().replica().points().size() > 1) {
@@ -131,7 +122,7 @@ public final class ReplicaStore {
    */
   public void stageLog(String vmName, String diskName, long generation, InputStream body)
       throws IOException {
-    Vm vm = replica(vmName);
+    Vm vm = host.getReplica(vmName);
     VirtualDisk disk = vm.disk(diskName);
     Path incoming = Files.createDirectories(vm.dir().resolve("incoming"));
     Path part = incoming.resolve(HrlFormat.fileName(diskName, generation) + ".part");
@@ -178,7 +169,7 @@ public final class ReplicaStore {
       throw new AgentException(ErrorCode.BAD_REQUEST, "retentionSeconds must not be negative");
     }
     long generation = request.generation();
-    Vm vm = replica(vmName);
+    Vm vm = host.getReplica(vmName);
     vm.operationLock().lock();
     try {
       if (vm.record().power() == VmRecord.Power.RUNNING) {
@@ -289,7 +280,7 @@ public final class ReplicaStore {
    * source at that point, and the later points are gone. Atomic per generation across a crash.
    */
   public VmRecord rollback(String vmName, long generation) throws IOException {
-    Vm vm = replica(vmName);
+    Vm vm = host.getReplica(vmName);
     vm.operationLock().lock();
     try {
       synchronized (vm) { // power changes wait until the rollback is done
@@ -343,7 +334,7 @@ public final class ReplicaStore {
   }
 
   public VmRecord completeInitial(String vmName) throws IOException {
-    Vm vm = replica(vmName);
+    Vm vm = host.getReplica(vmName);
     ReplicaState s = vm.record().replica();
     host.update(vm, r -> r.withReplica(new ReplicaState(s.sourceSite(), true,
         s.appliedGeneration(), s.pointTime(), s.points())));
@@ -355,7 +346,7 @@ public final class ReplicaStore {
 
   public void delete(String vmName) throws IOException {
     if (host.find(vmName).isPresent()) {
-      replica(vmName);
+      host.getReplica(vmName);
       host.delete(vmName);
     }
   }

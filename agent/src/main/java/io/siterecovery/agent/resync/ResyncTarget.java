@@ -42,15 +42,6 @@ public final class ResyncTarget {
     this.host = host;
   }
 
-  private Vm replica(String name) {
-    Vm vm = host.get(name);
-    if (vm.record().role() != VmRecord.Role.REPLICA || vm.record().replica() == null) {
-      throw new AgentException(ErrorCode.INVALID_STATE,
-          "VM " + name + " on " + host.site() + " is not a replica");
-    }
-    return vm;
-  }
-
   /** The resync recorded for a replica, or null. */
   public static Marker marker(Vm vm) throws IOException {
     Path file = vm.dir().resolve(FILE);
@@ -62,7 +53,7 @@ public final class ResyncTarget {
    * logs up to it, which the resync makes moot. Idempotent.
    */
   public ResyncBegin begin(String vmName, long generation) throws IOException {
-    Vm vm = replica(vmName);
+    Vm vm = host.getReplica(vmName);
     vm.operationLock().lock();
     try {
       host.replicaWatcher().beforeRewrite(vm, "a resync");
@@ -114,7 +105,7 @@ public final class ResyncTarget {
    */
   public byte[] checksums(String vmName, String diskName, ChecksumRequest request)
       throws IOException {
-    Vm vm = replica(vmName);
+    Vm vm = host.getReplica(vmName);
     int blockSize = ResyncSource.blockSize(request.blockSize());
     if (request.count() < 0 || request.count() > ResyncSource.MAX_BLOCKS_PER_STEP) {
       throw new AgentException(ErrorCode.BAD_REQUEST, "count must be between 0 and "
@@ -130,7 +121,7 @@ public final class ResyncTarget {
    * succeeded returns the record unchanged.
    */
   public VmRecord complete(String vmName, long generation) throws IOException {
-    Vm vm = replica(vmName);
+    Vm vm = host.getReplica(vmName);
     vm.operationLock().lock();
     try {
       Marker m = marker(vm);

@@ -168,6 +168,16 @@ public final class VmHost implements ExportResolver, Closeable {
     return vm;
   }
 
+  /** The VM {@code name}, which must be a replica here (INVALID_STATE naming it if not). */
+  public Vm getReplica(String name) {
+    Vm vm = get(name);
+    if (vm.record().role() != Role.REPLICA || vm.record().replica() == null) {
+      throw new AgentException(ErrorCode.INVALID_STATE,
+          "VM " + name + " on " + site + " is not a replica");
+    }
+    return vm;
+  }
+
   public List<VmRecord> list() {
     return vms.values().stream().map(Vm::record)
         .sorted((a, b) -> a.name().compareTo(b.name())).toList();
