@@ -71,10 +71,10 @@ final class NbdConnection implements Runnable {
     try {
       deadline = shared.deadlines().schedule(this::handshakeExpired,
           shared.handshakeTimeout().toMillis(), TimeUnit.MILLISECONDS);
-      handshake = new NbdHandshake(NbdWire.forHandshake(socket), shared.exports(), shared.tls());
+      handshake = new NbdHandshake(NbdWire.forHandshake(socket), shared.exports(), shared.tls(),
+          () -> transmitting = true);
       Optional<NbdHandshake.Agreed> agreed = handshake.run();
       if (agreed.isPresent()) {
-        transmitting = true;
         deadline.cancel(false);
         exportName = agreed.get().exportName();
         NbdWire wire = agreed.get().wire().forTransmission();

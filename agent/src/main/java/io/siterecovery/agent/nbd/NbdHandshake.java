@@ -29,15 +29,21 @@ final class NbdHandshake {
 
   private final ExportResolver exports;
   private final NbdTls tls;
+  private final Runnable exportChosen;
   private NbdWire wire;
   private boolean tlsActive;
   private boolean noZeroes;
 
-  /** {@code tls} null: plain NBD. */
-  NbdHandshake(NbdWire wire, ExportResolver exports, NbdTls tls) {
+  /**
+   * {@code tls} null: plain NBD. {@code exportChosen} runs just before the reply that ends the
+   * handshake is sent: once a client can have that reply, its connection is in transmission and
+   * must never count as a handshake any more (one the server would evict at its cap).
+   */
+  NbdHandshake(NbdWire wire, ExportResolver exports, NbdTls tls, Runnable exportChosen) {
     this.wire = wire;
     this.exports = exports;
     this.tls = tls;
+    this.exportChosen = exportChosen;
   }
 
   /** The wire in use, a TLS one after STARTTLS. */
@@ -114,6 +120,7 @@ final class NbdHandshake {
       log.info("NBD client {} asked for unknown export {}; closing", peer(), name);
       return Optional.empty();
     }
+    exportChosen.run();
     wire.out().writeLong(device.get().size());
     wire.out().writeShort(transmissionFlags(device.get()));
     if (!noZeroes) {
@@ -184,6 +191,9 @@ final class NbdHandshake {
         .putLong(d.size()).putShort((short) transmissionFlags(d)).array());
     reply(option, REP_INFO, ByteBuffer.allocate(14).putShort((short) INFO_BLOCK_SIZE)
         .putInt(1).putInt(4096).putInt(MAX_PAYLOAD).array());
+    if (option == OPT_GO) {
+      exportChosen.run();
+    }
     reply(option, REP_ACK, "");
     return option == OPT_GO ? Optional.of(new Agreed(d, name, wire)) : Optional.empty();
   }
