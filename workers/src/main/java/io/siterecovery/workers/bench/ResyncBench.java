@@ -15,11 +15,12 @@ import java.util.regex.Pattern;
 
 /**
  * Resync against {@code rsync --ignore-times --inplace --no-whole-file}: a random source disk, its
- * replica made equal and then 1 % of its 64 KiB blocks overwritten with other random data. Ours is timed from
- * {@code resync/begin} to {@code resync/complete} over HTTP between two in-process agents, in the
- * steps the resync activity takes; rsync then repairs a copy of the same damaged replica from the
- * same source file. Warm page cache, dirty pages flushed and the JIT warmed up before either.
- * Three rounds (the same blocks damaged again with other data); the medians are compared.
+ * replica made equal and then 1 % of its 64 KiB blocks overwritten with other random data. Ours is
+ * timed from {@code resync/begin} to {@code resync/complete} over HTTP between two in-process
+ * agents, in the steps the resync activity takes; rsync then repairs a copy of the same damaged
+ * replica from the same source file. Warm page cache, dirty pages flushed and the JIT warmed up
+ * before either. Three rounds (the same blocks damaged again with other data); the medians are
+ * compared.
  */
 final class ResyncBench {
   private static final int BLOCK = 64 << 10;
