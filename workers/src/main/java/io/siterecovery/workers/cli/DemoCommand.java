@@ -1,8 +1,6 @@
 package io.siterecovery.workers.cli;
 
-import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.siterecovery.workers.dev.DemoScenario;
-import java.time.Duration;
 import java.util.Map;
 import io.siterecovery.workers.dev.DevStack;
 import java.nio.file.Files;
@@ -31,10 +29,8 @@ final class DemoCommand implements Callable<Integer> {
         }
       }
     }
-    SiteRecoveryConfig.Policy demo = new SiteRecoveryConfig.Policy(DemoScenario.CYCLE,
-        Duration.ofMinutes(1), Duration.ofHours(1), null, null, null, false, null, null);
     try (DevStack stack = new DevStack(data, DevStack.Ports.defaults(),
-        Map.of(DemoScenario.POLICY, demo))) {
+        Map.of(DemoScenario.POLICY, DemoScenario.policy()))) {
       System.out.printf("dev stack up: Temporal %s, agents %s and %s, data in %s%n",
           stack.config().temporal(), stack.primary().url(), stack.secondary().url(),
           data.toAbsolutePath());

@@ -4,6 +4,7 @@ import io.siterecovery.agent.HostAgent;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.nbd.NbdClient;
 import io.siterecovery.agent.vm.VmRecord;
+import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.siterecovery.workflows.Registration;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.failback.FailbackInput;
@@ -53,6 +54,12 @@ public final class DemoScenario {
   /** The demo's policy replicates every 10 s, so that a newcomer sees cycles without waiting. */
   public static final String POLICY = "demo";
   public static final Duration CYCLE = Duration.ofSeconds(10);
+
+  /** The policy {@link #POLICY}: a cycle every {@link #CYCLE}, RPO threshold 1 min, 1 h kept. */
+  public static SiteRecoveryConfig.Policy policy() {
+    return new SiteRecoveryConfig.Policy(CYCLE, Duration.ofMinutes(1), Duration.ofHours(1), null,
+        null, null, false, null, null);
+  }
 
   private final DevStack stack;
   private final WorkflowClient client;
