@@ -317,7 +317,7 @@ class SecurityTest {
 
   /** A plan's dry run compares it with what test clones and reverse tracking need. */
   @Test
-  void theOperatorReadsTheFreeSpaceWhereTheAgentKeepsItsData() throws IOException {
+  void theOperatorReadsTheFreeSpaceWhereTheAgentKeepsItsData() throws Exception {
     io.siterecovery.agent.api.AgentMessages.StorageInfo s = agents.p.storage();
     java.nio.file.FileStore store = Files.getFileStore(tmp);
     assertThat(s.site()).isEqualTo("primary");
