@@ -175,10 +175,10 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
       throw Inputs.invalid("field 'commitPolicy' applies to PLANNED_FAILOVER, "
           + "UNPLANNED_FAILOVER, FAILBACK and VALIDATE only");
     }
+    Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.RECOVERY_PLAN.valueSet(planName));
     if (input.carried() != null) {
       return resume(input.carried());
     }
-    Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.RECOVERY_PLAN.valueSet(planName));
     plan = config.resolvePlan(planName);
     for (Group g : plan.groups()) {
       groupStates.put(g.name(), "PENDING");
