@@ -936,16 +936,27 @@ class RecoveryPlanWorkflowTest {
       List<String> vms = IntStream.range(0, 100).mapToObj(i -> String.format("g%d-vm%03d", gg, i))
           .toList();
       all.addAll(vms);
-      groups.add(group("g" + g, vms, List.of(), List.of()));
+      groups.add(group("g" + g, vms, List.of(),
+          g == 9 ? List.of(manual("confirm the app", null)) : List.of()));
     }
     WorkflowTestSupport.PLANS.put("big", new PlanDefinition("big", groups,
         PlanDefinition.DEFAULT_CONCURRENCY));
     start(env, r);
     protect(client, all);
     RecoveryPlanWorkflow wf = run(client, new RecoveryPlanInput("big",
-        PlanOperation.UNPLANNED_FAILOVER, null,
-        new CommitPolicy(CommitPolicy.Action.COMMIT, Duration.ofMinutes(5))));
+        PlanOperation.UNPLANNED_FAILOVER, null, null));
+    // query and signals reach the run the chain has got to, which knows what the first one did
+    awaitState(env, wf, PlanState.AWAITING_APPROVAL);
+    PlanStatus waiting = wf.status();
+    assertThat(waiting.steps()).anyMatch(x -> x.contains("continuing as new before group g"));
+    assertThat(vm(waiting, "g0-vm000").state()).isEqualTo("AWAITING_COMMIT");
+    assertThat(waiting.awaitingStep()).isEqualTo("confirm the app");
+    wf.approve(new Approval("confirm the app", "alice"));
+    awaitState(env, wf, PlanState.AWAITING_COMMIT);
+    wf.commit(new OperatorRequest("go"));
     PlanStatus end = result(wf);
+    assertThat(group(end, "g9").actions()).singleElement()
+        .satisfies(a -> assertThat(a.approvedBy()).isEqualTo("alice"));
     assertThat(end.failures()).isEmpty();
     assertThat(end.state()).isEqualTo(PlanState.COMPLETED);
     assertThat(vmStates(end)).hasSize(1000)
