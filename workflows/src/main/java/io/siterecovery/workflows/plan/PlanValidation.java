@@ -42,6 +42,8 @@ final class PlanValidation {
    * the dry run checks against this one (its RPO threshold, its maxTestDuration).
    */
   static final String POLICY = "default";
+  /** The RPO limit of dry runs begun before the checks followed the policy (replayed as such). */
+  static final Duration FIXED_RPO_LIMIT = Duration.ofMinutes(15);
   /**
    * Free space a target site needs per byte of the disks that fail over to it: a test clone's
    * copy-on-write overlay (10 %) plus the change log that tracks a running replica's writes
@@ -72,12 +74,19 @@ final class PlanValidation {
 
   List<String> run() {
     List<String> problems = new ArrayList<>();
-    PolicySettings policy = config.resolvePolicy(POLICY);
+    // the checks added later ask more of the agents and of Temporal: a run begun before them
+    // replays without
+    boolean allChecks = Workflow.getVersion("planValidateAll", Workflow.DEFAULT_VERSION, 1) == 1;
+    PolicySettings policy = allChecks ? config.resolvePolicy(POLICY) : null;
+    Duration rpoLimit = allChecks ? policy.rpoThreshold() : FIXED_RPO_LIMIT;
+    String rpoSource = allChecks ? "the RPO threshold of policy '" + POLICY + "'" : "the limit";
     Map<String, Set<String>> scriptsBySite = new LinkedHashMap<>();
     Map<String, Long> diskBytesBySite = new LinkedHashMap<>();
     Map<String, Integer> vmsBySite = new LinkedHashMap<>();
     Instant now = Instant.ofEpochMilli(Workflow.currentTimeMillis());
-    busy(problems);
+    if (allChecks) {
+      busy(problems);
+    }
     for (Group g : plan.groups()) {
       String groupSite = null;
       for (String vm : g.vms()) {
@@ -104,12 +113,10 @@ final class PlanValidation {
           ReplicaPoint r = lookups.replicaPoint(p.targetSite(), vm);
           if (r.pointTime() == null) {
             problems.add(vm + ": its replica on " + p.targetSite() + " holds no recovery point");
-          } else if (Duration.between(r.pointTime(), now)
-              .compareTo(policy.rpoThreshold()) > 0) {
+          } else if (Duration.between(r.pointTime(), now).compareTo(rpoLimit) > 0) {
             problems.add(vm + ": its latest recovery point is "
-                + Duration.between(r.pointTime(), now).toSeconds() + " s old, above the RPO "
-                + "threshold of policy '" + POLICY + "' (" + policy.rpoThreshold().toSeconds()
-                + " s)");
+                + Duration.between(r.pointTime(), now).toSeconds() + " s old, above "
+                + rpoSource + " (" + rpoLimit.toSeconds() + " s)");
           }
           if (lookups.findTestVm(p.targetSite(), vm) != null) {
             problems.add(vm + ": busy: a test VM of it lives on " + p.targetSite());
@@ -142,8 +149,10 @@ final class PlanValidation {
         }
       }
     }
-    freeSpace(problems, diskBytesBySite, vmsBySite);
-    approvals(problems, policy);
+    if (allChecks) {
+      freeSpace(problems, diskBytesBySite, vmsBySite);
+      approvals(problems, policy);
+    }
     problems.forEach(p -> step.accept("problem: " + p));
     return problems;
   }

@@ -87,8 +87,6 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
 
   private final PolicyActivities config =
       Workflow.newLocalActivityStub(PolicyActivities.class, AgentSteps.policyLookup());
-  private final AgentActivities agents =
-      Workflow.newActivityStub(AgentActivities.class, AgentSteps.shortStep());
   private final AgentActivities lookups =
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.oneShortAttempt());
   private final PlanRunActivities runs =
