@@ -1,6 +1,7 @@
 package io.siterecovery.workflows;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.mockito.ArgumentMatchers.any;
 import static org.mockito.ArgumentMatchers.anyLong;
@@ -66,6 +67,7 @@ import io.temporal.common.WorkflowExecutionHistory;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.testing.TestWorkflowEnvironment;
 import io.temporal.testing.TestWorkflowExtension;
+import io.temporal.testing.WorkflowReplayer;
 import io.temporal.worker.Worker;
 import io.temporal.workflow.Workflow;
 import java.time.Duration;
@@ -919,6 +921,21 @@ class RecoveryPlanWorkflowTest {
     assertThat(second.status().etaSeconds()).isZero();
     second.cleanup(new CleanupRequest(null));
     assertThat(result(second).state()).isEqualTo(PlanState.COMPLETED);
+  }
+
+  /**
+   * Runs recorded with the code before versions planEta, planContinueAsNew and planValidateAll
+   * (commit 282e9a5) replay on the code as it is: runs in flight at a deployment carry on as they
+   * began.
+   */
+  @Test
+  void plansRecordedBeforeTheEtaAndTheNewChecksReplay() {
+    for (String recorded : List.of("plan-validate-before-planValidateAll.json",
+        "plan-unplanned-committed-before-planEta.json")) {
+      assertThatCode(() -> WorkflowReplayer.replayWorkflowExecutionFromResource(
+          "histories/" + recorded, RecoveryPlanWorkflowImpl.class))
+          .as(recorded + " replays").doesNotThrowAnyException();
+    }
   }
 
   // ---------------------------------------------------------------- 11. a thousand VMs
