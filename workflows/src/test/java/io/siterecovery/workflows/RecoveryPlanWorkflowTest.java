@@ -938,6 +938,38 @@ class RecoveryPlanWorkflowTest {
     }
   }
 
+  /**
+   * A drill big enough to continue as new: the test VMs the first run started are the chain's
+   * last run's to clean up, and it learns of their ends through Temporal.
+   */
+  @Test
+  @Timeout(value = 600, unit = TimeUnit.SECONDS,
+      threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+  void aContinuedTestFailoverCleansUpTheTestVmsAnEarlierRunStarted(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    Rig r = rig(env);
+    List<Group> groups = new ArrayList<>();
+    for (int g = 0; g < 3; g++) {
+      int gg = g;
+      groups.add(group("g" + g, IntStream.range(0, 200)
+          .mapToObj(i -> String.format("t%d-vm%03d", gg, i)).toList(), List.of(), List.of()));
+    }
+    WorkflowTestSupport.PLANS.put("drill", new PlanDefinition("drill", groups,
+        PlanDefinition.DEFAULT_CONCURRENCY));
+    start(env, r);
+    RecoveryPlanWorkflow wf = run(client, new RecoveryPlanInput("drill",
+        PlanOperation.TEST_FAILOVER, null, null));
+    awaitState(env, wf, PlanState.AWAITING_CLEANUP);
+    assertThat(wf.status().steps()).anyMatch(x -> x.contains("continuing as new before"));
+    wf.cleanup(new CleanupRequest("drill over"));
+    PlanStatus end = result(wf);
+    assertThat(end.failures()).isEmpty();
+    assertThat(end.state()).isEqualTo(PlanState.COMPLETED);
+    assertThat(vmStates(end)).hasSize(600)
+        .allSatisfy((k, v) -> assertThat(v).isEqualTo("CLEANED_UP"));
+    verify(r.agents, times(600)).deleteTestVm(eq("secondary"), anyString());
+  }
+
   // ---------------------------------------------------------------- 11. a thousand VMs
 
   @Test
