@@ -119,4 +119,7 @@ public interface AgentActivities {
 
   /** The plan scripts {@code site}'s agent has. */
   java.util.List<String> planScripts(String site);
+
+  /** Free space on {@code site}'s agent, where test clones and change logs would grow. */
+  AgentActivityRecords.SiteStorage siteStorage(String site);
 }

@@ -445,6 +445,12 @@ public class AgentActivitiesImpl implements AgentActivities {
     return call(() -> agent(site).scripts());
   }
 
+  @Override
+  public AgentActivityRecords.SiteStorage siteStorage(String site) {
+    io.siterecovery.agent.api.AgentMessages.StorageInfo s = call(() -> agent(site).storage());
+    return new AgentActivityRecords.SiteStorage(s.site(), s.freeBytes(), s.totalBytes());
+  }
+
   /** Maps agent errors to failures: the code is the type, non-recoverable ones do not retry. */
   static <T> T call(Supplier<T> call) {
     try {

@@ -110,4 +110,7 @@ public final class AgentActivityRecords {
       return exitCode == 0 && !timedOut;
     }
   }
+
+  /** Free and total bytes where a site's agent keeps replicas, test clones and change logs. */
+  public record SiteStorage(String site, long freeBytes, long totalBytes) {}
 }

@@ -88,6 +88,10 @@ class PlanEndToEndTest {
       PlanStatus drilled = WorkflowStub.fromTyped(drill).getResult(PlanStatus.class);
       assertThat(drilled.state()).as("%s", drilled.failures()).isEqualTo(PlanState.COMPLETED);
       assertThat(stack.operatorClient(stack.secondary()).testClones()).isEmpty();
+      // the worker read the plan's earlier runs from the server: none; this one's timings are kept
+      assertThat(drilled.etaFrom()).isEqualTo("no previous run");
+      assertThat(drilled.timings().groupSeconds()).containsOnlyKeys(drilled.groups().stream()
+          .map(g -> g.name()).toArray(String[]::new));
 
       // -- the real failover: the app group waits for an approval
       RecoveryPlanWorkflow failover = start(PlanOperation.PLANNED_FAILOVER);

@@ -1,6 +1,7 @@
 package io.siterecovery.workflows;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.mockito.ArgumentMatchers.any;
 import static org.mockito.ArgumentMatchers.anyLong;
@@ -21,12 +22,14 @@ import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.activities.AgentActivityRecords.ScriptContext;
 import io.siterecovery.activities.AgentActivityRecords.ScriptOutcome;
+import io.siterecovery.activities.AgentActivityRecords.SiteStorage;
 import io.siterecovery.activities.AgentActivityRecords.TestCleanup;
 import io.siterecovery.activities.AgentActivityRecords.TestVm;
 import io.siterecovery.activities.FailureTypes;
 import io.siterecovery.activities.PlanDefinition;
 import io.siterecovery.activities.PlanDefinition.Action;
 import io.siterecovery.activities.PlanDefinition.Group;
+import io.siterecovery.activities.PlanRunActivitiesImpl;
 import io.siterecovery.activities.PolicyActivitiesImpl;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.OperatorRequest;
@@ -64,6 +67,7 @@ import io.temporal.common.WorkflowExecutionHistory;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.testing.TestWorkflowEnvironment;
 import io.temporal.testing.TestWorkflowExtension;
+import io.temporal.testing.WorkflowReplayer;
 import io.temporal.worker.Worker;
 import io.temporal.workflow.Workflow;
 import java.time.Duration;
@@ -145,6 +149,7 @@ class RecoveryPlanWorkflowTest {
     final Map<String, List<PointInfo>> points = new ConcurrentHashMap<>();
     final Map<String, Integer> exitCodes = new ConcurrentHashMap<>();
     volatile List<String> siteScripts = List.of("check-db", "check-app", "smoke");
+    volatile long freeBytes = 1L << 40;
   }
 
   private static Rig rig(TestWorkflowEnvironment env) {
@@ -203,6 +208,8 @@ class RecoveryPlanWorkflowTest {
           false, 10, "ran " + script);
     });
     when(a.planScripts(anyString())).thenAnswer(inv -> r.siteScripts);
+    when(a.siteStorage(anyString())).thenAnswer(inv -> new SiteStorage(inv.getArgument(0),
+        r.freeBytes, 1L << 41));
     return r;
   }
 
@@ -216,7 +223,8 @@ class RecoveryPlanWorkflowTest {
         FailbackWorkflowImpl.class, RecoveryPlanWorkflowImpl.class);
     worker.registerActivitiesImplementations(r.agents, new PolicyActivitiesImpl(
         () -> Map.copyOf(WorkflowTestSupport.POLICIES),
-        () -> Map.copyOf(WorkflowTestSupport.PLANS)));
+        () -> Map.copyOf(WorkflowTestSupport.PLANS)),
+        new PlanRunActivitiesImpl(env.getWorkflowClient()));
     env.start();
   }
 
@@ -733,7 +741,7 @@ class RecoveryPlanWorkflowTest {
     assertThat(end.failures()).hasSize(3);
     assertThat(end.failures().get(0)).startsWith("db02 (group db): not protected: VM db02");
     assertThat(end.failures()).contains("group db: script check-db is missing on site secondary",
-        "app01: busy: a test failover of it runs on secondary");
+        "app01: busy: a test VM of it lives on secondary");
     assertThat(end.steps()).anyMatch(s -> s.contains("3 problem(s) found"));
     verify(r.agents, never()).startReplica(any(), any(), anyLong(), any());
     verify(r.agents, never()).powerOff(any(), any());
@@ -752,6 +760,48 @@ class RecoveryPlanWorkflowTest {
     PlanStatus end = result(run(client, PlanOperation.VALIDATE));
     assertThat(end.failures()).isEmpty();
     assertThat(end.state()).isEqualTo(PlanState.COMPLETED);
+  }
+
+  @Test
+  void validateReportsFreeSpaceBusyVmsStalePointsAndApprovalsNobodyCanGiveInTime(
+      TestWorkflowEnvironment env, WorkflowClient client) {
+    Rig r = rig(env);
+    r.freeBytes = 100L << 20; // three 1 GiB VMs need 20 %: 0.6 GiB
+    Instant now = Instant.ofEpochMilli(env.currentTimeMillis());
+    r.points.put("app01", List.of(new PointInfo(3, now.minus(Duration.ofMinutes(10)), true)));
+    WorkflowTestSupport.PLANS.put("erp", new PlanDefinition("erp", List.of(
+        group("db", List.of("db01", "db02"), List.of(), List.of(manual("confirm DB", null))),
+        group("app", List.of("app01"), List.of(manual("go ahead", Duration.ofDays(10))),
+            List.of(manual("shop answers", Duration.ofDays(5))))), 10));
+    start(env, r);
+    FailoverWorkflow busy = client.newWorkflowStub(FailoverWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(FailoverWorkflow.testWorkflowId("db01")).build());
+    WorkflowClient.start(busy::failover, new io.siterecovery.workflows.failover.FailoverInput(
+        "db01", io.siterecovery.workflows.failover.FailoverType.TEST, null));
+    WorkflowTestSupport.awaitVirtual(env, () -> r.calls.contains("ready db01"));
+    int createdBefore = r.calls.size();
+
+    PlanStatus end = result(run(client, new RecoveryPlanInput("erp", PlanOperation.VALIDATE,
+        null, new CommitPolicy(CommitPolicy.Action.COMMIT, Duration.ofHours(1)))));
+    assertThat(end.state()).isEqualTo(PlanState.FAILED);
+    assertThat(end.failures()).hasSize(5).anyMatch(f -> f.matches("app01: its latest recovery "
+        + "point is 6\\d\\d s old, above the RPO threshold of policy 'default' \\(120 s\\)"));
+    assertThat(end.failures()).contains(
+        "db01: busy: test-failover-db01 is running",
+        "site secondary: 0.1 GiB free, below the 0.6 GiB that test clones and reverse tracking "
+            + "of its 3 VM(s) need (20 % of their 3.0 GiB of disks)",
+        "group db, after: manual \"confirm DB\" has no timeout: a failover would wait for it for "
+            + "ever, and its commit policy (COMMIT after PT1H) would never apply",
+        "group app, after: manual \"shop answers\": in a TEST_FAILOVER the approvals after the "
+            + "first test VM started may take PT360H, not less than the maxTestDuration of "
+            + "policy 'default' (PT336H): the test VMs may be gone by then");
+    // a dry run: nothing started, nothing asked of the agents but questions
+    assertThat(r.calls.subList(createdBefore, r.calls.size())).allMatch(c -> c.startsWith("begin"));
+    verify(r.agents, times(1)).createTestVm(any(), any(), anyLong(), any());
+    verify(r.agents, never()).startReplica(any(), any(), anyLong(), any());
+    verify(r.agents, never()).runPlanScript(any(), any(), any(), any());
+    assertThat(exists(client, FailoverWorkflow.workflowId("db02"))).isFalse();
   }
 
   // ---------------------------------------------------------------- 9. bad input
@@ -815,7 +865,112 @@ class RecoveryPlanWorkflowTest {
     assertThat(result(wf).state()).isEqualTo(PlanState.COMPLETED);
   }
 
-  // ---------------------------------------------------------------- 10. a thousand VMs
+  // ---------------------------------------------------------------- 10. ETA
+
+  @Test
+  void aSecondRunShowsAnEtaFromTheFirst(TestWorkflowEnvironment env, WorkflowClient client) {
+    Rig r = rig(env);
+    WorkflowTestSupport.PLANS.put("erp", erp(10, List.of(manual("confirm DB", null))));
+    start(env, r);
+    protect(client, List.of("db01", "db02", "app01"));
+
+    RecoveryPlanWorkflow first = run(client, PlanOperation.TEST_FAILOVER);
+    awaitState(env, first, PlanState.AWAITING_APPROVAL);
+    PlanStatus none = first.status();
+    assertThat(none.etaFrom()).isEqualTo("no previous run");
+    assertThat(none.etaSeconds()).isNull();
+    assertThat(group(none, "db").etaSeconds()).isNull();
+    assertThat(vm(none, "app01").etaSeconds()).isNull();
+    env.sleep(Duration.ofMinutes(10)); // the DB check takes ten minutes in this drill
+    first.approve(new Approval("confirm DB", "alice"));
+    awaitState(env, first, PlanState.AWAITING_CLEANUP);
+    first.cleanup(new CleanupRequest(null));
+    PlanStatus firstEnd = result(first);
+    assertThat(firstEnd.timings().groupSeconds().get("db")).isBetween(600L, 660L);
+    assertThat(firstEnd.timings().vmSeconds()).containsOnlyKeys("db01", "db02", "app01");
+    String firstRun = WorkflowStub.fromTyped(first).getExecution().getRunId();
+
+    // an UNPLANNED_FAILOVER in between: its timings are not a test's
+    WorkflowTestSupport.PLANS.put("erp", erp(10, List.of()));
+    RecoveryPlanWorkflow other = run(client, new RecoveryPlanInput("erp",
+        PlanOperation.UNPLANNED_FAILOVER, null, new CommitPolicy(CommitPolicy.Action.CANCEL,
+            Duration.ofMinutes(1))));
+    assertThat(result(other).etaFrom()).isEqualTo("no previous run");
+
+    WorkflowTestSupport.PLANS.put("erp", erp(10, List.of(manual("confirm DB", null))));
+    RecoveryPlanWorkflow second = run(client, PlanOperation.TEST_FAILOVER);
+    awaitState(env, second, PlanState.AWAITING_APPROVAL);
+    env.sleep(Duration.ofMinutes(4));
+    PlanStatus s = second.status();
+    assertThat(s.etaFrom()).startsWith("run " + firstRun);
+    // as of the run's latest event, the start of the wait: a query does not move its clock
+    assertThat(s.asOf()).isBefore(Instant.ofEpochMilli(env.currentTimeMillis())
+        .minus(Duration.ofMinutes(3)));
+    long dbEta = group(s, "db").etaSeconds();
+    long dbBefore = firstEnd.timings().groupSeconds().get("db");
+    assertThat(dbEta).isBetween(dbBefore - 60, dbBefore)
+        .isEqualTo(dbBefore - group(s, "db").elapsedSeconds());
+    assertThat(group(s, "app").etaSeconds())
+        .isEqualTo(firstEnd.timings().groupSeconds().get("app"));
+    assertThat(s.etaSeconds()).isEqualTo(dbEta + group(s, "app").etaSeconds());
+    assertThat(vm(s, "db01").etaSeconds()).isZero(); // ready
+    assertThat(vm(s, "app01").etaSeconds())
+        .isEqualTo(firstEnd.timings().vmSeconds().get("app01"));
+    second.approve(new Approval("confirm DB", "alice"));
+    awaitState(env, second, PlanState.AWAITING_CLEANUP);
+    assertThat(second.status().etaSeconds()).isZero();
+    second.cleanup(new CleanupRequest(null));
+    assertThat(result(second).state()).isEqualTo(PlanState.COMPLETED);
+  }
+
+  /**
+   * Runs recorded with the code before versions planEta, planContinueAsNew and planValidateAll
+   * (commit 282e9a5) replay on the code as it is: runs in flight at a deployment carry on as they
+   * began.
+   */
+  @Test
+  void plansRecordedBeforeTheEtaAndTheNewChecksReplay() {
+    for (String recorded : List.of("plan-validate-before-planValidateAll.json",
+        "plan-unplanned-committed-before-planEta.json")) {
+      assertThatCode(() -> WorkflowReplayer.replayWorkflowExecutionFromResource(
+          "histories/" + recorded, RecoveryPlanWorkflowImpl.class))
+          .as(recorded + " replays").doesNotThrowAnyException();
+    }
+  }
+
+  /**
+   * A drill big enough to continue as new: the test VMs the first run started are the chain's
+   * last run's to clean up, and it learns of their ends through Temporal.
+   */
+  @Test
+  @Timeout(value = 600, unit = TimeUnit.SECONDS,
+      threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+  void aContinuedTestFailoverCleansUpTheTestVmsAnEarlierRunStarted(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    Rig r = rig(env);
+    List<Group> groups = new ArrayList<>();
+    for (int g = 0; g < 3; g++) {
+      int gg = g;
+      groups.add(group("g" + g, IntStream.range(0, 200)
+          .mapToObj(i -> String.format("t%d-vm%03d", gg, i)).toList(), List.of(), List.of()));
+    }
+    WorkflowTestSupport.PLANS.put("drill", new PlanDefinition("drill", groups,
+        PlanDefinition.DEFAULT_CONCURRENCY));
+    start(env, r);
+    RecoveryPlanWorkflow wf = run(client, new RecoveryPlanInput("drill",
+        PlanOperation.TEST_FAILOVER, null, null));
+    awaitState(env, wf, PlanState.AWAITING_CLEANUP);
+    assertThat(wf.status().steps()).anyMatch(x -> x.contains("continuing as new before"));
+    wf.cleanup(new CleanupRequest("drill over"));
+    PlanStatus end = result(wf);
+    assertThat(end.failures()).isEmpty();
+    assertThat(end.state()).isEqualTo(PlanState.COMPLETED);
+    assertThat(vmStates(end)).hasSize(600)
+        .allSatisfy((k, v) -> assertThat(v).isEqualTo("CLEANED_UP"));
+    verify(r.agents, times(600)).deleteTestVm(eq("secondary"), anyString());
+  }
+
+  // ---------------------------------------------------------------- 11. a thousand VMs
 
   @Test
   @Timeout(value = 900, unit = TimeUnit.SECONDS,
@@ -830,36 +985,63 @@ class RecoveryPlanWorkflowTest {
       List<String> vms = IntStream.range(0, 100).mapToObj(i -> String.format("g%d-vm%03d", gg, i))
           .toList();
       all.addAll(vms);
-      groups.add(group("g" + g, vms, List.of(), List.of()));
+      groups.add(group("g" + g, vms, List.of(),
+          g == 9 ? List.of(manual("confirm the app", null)) : List.of()));
     }
     WorkflowTestSupport.PLANS.put("big", new PlanDefinition("big", groups,
         PlanDefinition.DEFAULT_CONCURRENCY));
     start(env, r);
     protect(client, all);
     RecoveryPlanWorkflow wf = run(client, new RecoveryPlanInput("big",
-        PlanOperation.UNPLANNED_FAILOVER, null,
-        new CommitPolicy(CommitPolicy.Action.COMMIT, Duration.ofMinutes(5))));
+        PlanOperation.UNPLANNED_FAILOVER, null, null));
+    // query and signals reach the run the chain has got to, which knows what the first one did
+    awaitState(env, wf, PlanState.AWAITING_APPROVAL);
+    PlanStatus waiting = wf.status();
+    assertThat(waiting.steps()).anyMatch(x -> x.contains("continuing as new before group g"));
+    assertThat(vm(waiting, "g0-vm000").state()).isEqualTo("AWAITING_COMMIT");
+    assertThat(waiting.awaitingStep()).isEqualTo("confirm the app");
+    wf.approve(new Approval("confirm the app", "alice"));
+    awaitState(env, wf, PlanState.AWAITING_COMMIT);
+    wf.commit(new OperatorRequest("go"));
     PlanStatus end = result(wf);
+    assertThat(group(end, "g9").actions()).singleElement()
+        .satisfies(a -> assertThat(a.approvedBy()).isEqualTo("alice"));
     assertThat(end.failures()).isEmpty();
     assertThat(end.state()).isEqualTo(PlanState.COMPLETED);
     assertThat(vmStates(end)).hasSize(1000)
         .allSatisfy((k, v) -> assertThat(v).isEqualTo("COMMITTED"));
 
-    WorkflowExecutionHistory history = client.fetchHistory("plan-big");
-    int events = history.getEvents().size();
-    long bytes = history.getHistory().getSerializedSize();
-    long resultBytes = history.getLastEvent().getWorkflowExecutionCompletedEventAttributes()
-        .getResult().getSerializedSize();
-    long continued = history.getEvents().stream().filter(e -> e.getEventType()
-        == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW).count();
-    System.out.printf("plan-big: %d events, %d bytes of history, result %d bytes; by type: %s%n",
-        events, bytes, resultBytes, history.getEvents().stream().collect(
-            java.util.stream.Collectors.groupingBy(HistoryEvent::getEventType,
-                java.util.TreeMap::new, java.util.stream.Collectors.counting())));
-    assertThat(continued).isZero();
-    // Temporal refuses more than 51,200 events or 50 MB; it warns from 10,240 events / 10 MB
-    assertThat(events).isLessThan(20_000);
-    assertThat(bytes).isLessThan(10L << 20);
+    // every run of the chain: the plan continues as new between groups once its history is long
+    List<String> runIds = new ArrayList<>();
+    String runId = WorkflowStub.fromTyped(wf).getExecution().getRunId();
+    while (runId != null) {
+      runIds.add(runId);
+      HistoryEvent last = client.fetchHistory("plan-big", runId).getLastEvent();
+      runId = last.getEventType() == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+          ? last.getWorkflowExecutionContinuedAsNewEventAttributes().getNewExecutionRunId()
+          : null;
+    }
+    long resultBytes = client.fetchHistory("plan-big", runIds.get(runIds.size() - 1))
+        .getLastEvent().getWorkflowExecutionCompletedEventAttributes().getResult()
+        .getSerializedSize();
+    int total = 0;
+    for (String id : runIds) {
+      WorkflowExecutionHistory h = client.fetchHistory("plan-big", id);
+      int events = h.getEvents().size();
+      long bytes = h.getHistory().getSerializedSize();
+      total += events;
+      System.out.printf("plan-big run %s: %d events, %d bytes of history; by type: %s%n", id,
+          events, bytes, h.getEvents().stream().collect(
+              java.util.stream.Collectors.groupingBy(HistoryEvent::getEventType,
+                  java.util.TreeMap::new, java.util.stream.Collectors.counting())));
+      // Temporal refuses more than 51,200 events or 50 MB; it warns from 10,240 events / 10 MB
+      assertThat(events).as("events of run " + id).isLessThan(10_240);
+      assertThat(bytes).as("bytes of run " + id).isLessThan(10L << 20);
+    }
+    System.out.printf("plan-big: %d runs, %d events in all, result %d bytes%n", runIds.size(),
+        total, resultBytes);
+    assertThat(runIds).hasSizeGreaterThan(1);
+    assertThat(end.steps()).anyMatch(x -> x.contains("continuing as new before group g"));
     // a payload (the result) may not exceed 2 MB
     assertThat(resultBytes).isLessThan(2L << 20);
     assertThat(WorkflowStub.fromTyped(wf).describe().getStatus())

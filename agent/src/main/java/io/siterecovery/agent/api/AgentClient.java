@@ -318,6 +318,11 @@ public final class AgentClient {
     return call("DELETE", "v1/replicas/" + vm + "/test-clone", null, TestCleanupReport.class);
   }
 
+  /** Free and total space of the file system that holds this agent's data directory. */
+  public StorageInfo storage() {
+    return call("GET", "v1/storage", null, StorageInfo.class);
+  }
+
   /** The plan scripts this agent would run (executables in its scripts directory). */
   public List<String> scripts() {
     return call("GET", "v1/scripts", null, new TypeReference<List<String>>() {});

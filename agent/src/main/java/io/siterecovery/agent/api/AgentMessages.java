@@ -281,4 +281,10 @@ public final class AgentMessages {
       long durationMillis, String output, boolean outputTruncated, Instant startedAt) {}
 
   public record ErrorBody(String code, String message) {}
+
+  /**
+   * {@code GET /v1/storage}: the file system of the agent's data directory, where replicas, test
+   * clones' overlays and change logs grow. {@code freeBytes}: usable by the agent.
+   */
+  public record StorageInfo(String site, String dataDir, long freeBytes, long totalBytes) {}
 }

@@ -61,6 +61,14 @@ final class AgentRoutes {
 
     route("GET", "/v1/health", Access.ANY, (m, x) -> Map.of("site", host.site(), "status", "UP"));
 
+    // Free space where replicas, test clones and change logs grow: a plan's dry run checks it.
+    // It describes the host, so it is the operator's, like the VM list.
+    route("GET", "/v1/storage", Access.OPERATOR, (m, x) -> {
+      java.nio.file.FileStore store = java.nio.file.Files.getFileStore(host.dataDir());
+      return new StorageInfo(host.site(), host.dataDir().toString(), store.getUsableSpace(),
+          store.getTotalSpace());
+    });
+
     route("GET", "/v1/vms", Access.OPERATOR, (m, x) -> host.list());
     route("POST", "/v1/vms", Access.OPERATOR, (m, x) -> {
       CreateVmRequest r = x.json(CreateVmRequest.class);

@@ -291,6 +291,7 @@ class SecurityTest {
         {"POST", "/v1/replicas/" + VM + "/test-clone", "{\"generation\":1,\"key\":\"k\"}"},
         {"DELETE", "/v1/replicas/" + VM + "/test-clone", null},
         {"GET", "/v1/scripts", null},
+        {"GET", "/v1/storage", null},
         {"POST", "/v1/scripts/failover-db/run", "{\"plan\":\"p\",\"operation\":\"failover\","
             + "\"contextJson\":\"{}\",\"timeoutSeconds\":5}"},
     };
@@ -312,6 +313,19 @@ class SecurityTest {
     assertThat(ran).as("the plan script the peer named").doesNotExist();
     assertThat(agents.p.scripts()).as("control: a script the operator may run")
         .containsExactly("failover-db");
+  }
+
+  /** A plan's dry run compares it with what test clones and reverse tracking need. */
+  @Test
+  void theOperatorReadsTheFreeSpaceWhereTheAgentKeepsItsData() throws Exception {
+    io.siterecovery.agent.api.AgentMessages.StorageInfo s = agents.p.storage();
+    java.nio.file.FileStore store = Files.getFileStore(tmp);
+    assertThat(s.site()).isEqualTo("primary");
+    assertThat(s.totalBytes()).isEqualTo(store.getTotalSpace());
+    assertThat(s.freeBytes()).isPositive().isLessThanOrEqualTo(s.totalBytes());
+    // a peer site may not: the host's storage is the operator's business
+    assertThat(RawHttp.send(agents.primary, Identity.site("secondary"), "GET", "/v1/storage",
+        null).statusCode()).isEqualTo(403);
   }
 
   @Test

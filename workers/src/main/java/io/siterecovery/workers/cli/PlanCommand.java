@@ -68,6 +68,13 @@ final class PlanCommand {
     @Parameters(index = "0", description = "plan name")
     String plan;
 
+    @Option(names = "--auto", description = "the commit policy a failover would run with: "
+        + "COMMIT or CANCEL after --after (checked against the plan's manual steps)")
+    CommitPolicy.Action auto;
+
+    @Option(names = "--after", description = "ISO-8601 duration for --auto, e.g. PT1H")
+    Duration after;
+
     @Mixin
     TemporalOptions options;
 
@@ -76,7 +83,8 @@ final class PlanCommand {
       return withClient(options, client -> {
         String id = RecoveryPlanWorkflow.workflowId(plan);
         RecoveryPlanWorkflow wf = client.newWorkflowStub(RecoveryPlanWorkflow.class, options(id));
-        PlanStatus s = wf.run(new RecoveryPlanInput(plan, PlanOperation.VALIDATE, null, null));
+        PlanStatus s = wf.run(new RecoveryPlanInput(plan, PlanOperation.VALIDATE, null,
+            auto == null ? null : new CommitPolicy(auto, after)));
         System.out.println(PlanReport.validation(s));
         return s.failures().isEmpty() ? 0 : 1;
       });
@@ -94,8 +102,9 @@ final class PlanCommand {
     @Override
     public Integer call() {
       return withClient(options, client -> {
-        System.out.println(PlanReport.markdown(client.newWorkflowStub(RecoveryPlanWorkflow.class,
-            RecoveryPlanWorkflow.workflowId(plan)).status()));
+        System.out.println(PlanReport.markdown(PlanReport.asOf(client.newWorkflowStub(
+            RecoveryPlanWorkflow.class, RecoveryPlanWorkflow.workflowId(plan)).status(),
+            java.time.Instant.now())));
         return 0;
       });
     }

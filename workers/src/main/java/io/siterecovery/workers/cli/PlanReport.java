@@ -4,6 +4,9 @@ import io.siterecovery.workflows.plan.PlanStatus;
 import io.siterecovery.workflows.plan.PlanStatus.ActionStatus;
 import io.siterecovery.workflows.plan.PlanStatus.GroupStatus;
 import io.siterecovery.workflows.plan.PlanStatus.VmStatus;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
 
 /** A plan run as a person reads it: the validation table, and the drill report in Markdown. */
 final class PlanReport {
@@ -22,12 +25,53 @@ final class PlanReport {
     return b.toString().stripTrailing();
   }
 
+  /**
+   * The status as of {@code now}: a run's clock stands still between its events (while it waits
+   * for an approval, say), so what is still under way has run, and has to go, that much longer
+   * or shorter than its {@code asOf} said.
+   */
+  static PlanStatus asOf(PlanStatus s, Instant now) {
+    if (s.asOf() == null || s.endedAt() != null || !now.isAfter(s.asOf())) {
+      return s;
+    }
+    long drift = Duration.between(s.asOf(), now).toSeconds();
+    Long runEta = s.etaSeconds() == null ? null : 0L;
+    List<GroupStatus> groups = new java.util.ArrayList<>();
+    for (GroupStatus g : s.groups()) {
+      boolean running = "RUNNING".equals(g.state());
+      Long eta = running && g.etaSeconds() != null ? Math.max(0, g.etaSeconds() - drift)
+          : g.etaSeconds();
+      runEta = runEta == null || eta == null ? null : runEta + eta;
+      groups.add(new GroupStatus(g.name(), g.state(), g.vms().stream().map(v -> {
+        boolean underWay = v.startedAt() != null && v.readyAt() == null && v.endedAt() == null;
+        return !underWay ? v : new VmStatus(v.vm(), v.workflowId(), v.state(), v.recoveryPoint(),
+            v.dataLossSeconds(), v.error(), v.startedAt(), v.readyAt(), v.endedAt(),
+            plus(v.elapsedSeconds(), drift),
+            v.etaSeconds() == null ? null : Math.max(0, v.etaSeconds() - drift));
+      }).toList(), g.actions(), g.startedAt(), g.endedAt(),
+          running ? plus(g.elapsedSeconds(), drift) : g.elapsedSeconds(), eta));
+    }
+    return new PlanStatus(s.plan(), s.operation(), s.state(), s.awaitingStep(),
+        s.commonInstant(), groups, s.steps(), s.failures(), s.startedAt(), s.endedAt(),
+        s.rtoSeconds(), now, plus(s.elapsedSeconds(), drift), runEta, s.etaFrom(), s.timings());
+  }
+
+  private static Long plus(Long seconds, long drift) {
+    return seconds == null ? null : seconds + drift;
+  }
+
   static String markdown(PlanStatus s) {
     StringBuilder b = new StringBuilder();
     b.append("# Recovery plan ").append(s.plan()).append(": ").append(s.operation()).append(' ')
         .append(s.state()).append("\n\n");
     b.append("- started ").append(s.startedAt()).append(s.endedAt() == null ? ""
-        : ", ended " + s.endedAt()).append('\n');
+        : ", ended " + s.endedAt())
+        .append(s.elapsedSeconds() == null ? "" : "; elapsed " + s.elapsedSeconds() + " s")
+        .append('\n');
+    if (s.etaFrom() != null) {
+      b.append("- ETA: ").append(s.etaSeconds() == null ? "-" : s.etaSeconds() + " s")
+          .append(" until every group is done (from ").append(s.etaFrom()).append(")\n");
+    }
     if (s.rtoSeconds() != null) {
       b.append("- achieved RTO: ").append(s.rtoSeconds())
           .append(" s (start of the run until the last VM ran)\n");
@@ -39,13 +83,19 @@ final class PlanReport {
       b.append("- waiting for approval of: ").append(s.awaitingStep()).append('\n');
     }
     for (GroupStatus g : s.groups()) {
-      b.append("\n## Group ").append(g.name()).append(": ").append(g.state()).append("\n\n");
+      b.append("\n## Group ").append(g.name()).append(": ").append(g.state());
+      if (g.elapsedSeconds() != null || g.etaSeconds() != null) {
+        b.append(" (elapsed ").append(dash(g.elapsedSeconds())).append(" s, ETA ")
+            .append(dash(g.etaSeconds())).append(" s)");
+      }
+      b.append("\n\n");
       b.append("| VM | workflow | state | point | data loss (s) | started | ready | ended |"
-          + " error |\n|---|---|---|---|---|---|---|---|---|\n");
+          + " error | elapsed (s) | ETA (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
       for (VmStatus v : g.vms()) {
-        b.append(String.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s |%n", v.vm(),
-            dash(v.workflowId()), v.state(), dash(v.recoveryPoint()), dash(v.dataLossSeconds()),
-            dash(v.startedAt()), dash(v.readyAt()), dash(v.endedAt()), dash(v.error())));
+        b.append(String.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |%n",
+            v.vm(), dash(v.workflowId()), v.state(), dash(v.recoveryPoint()),
+            dash(v.dataLossSeconds()), dash(v.startedAt()), dash(v.readyAt()), dash(v.endedAt()),
+            dash(v.error()), dash(v.elapsedSeconds()), dash(v.etaSeconds())));
       }
       if (!g.actions().isEmpty()) {
         b.append("\n| when | action | state | site | exit | approved by | started | ended |\n"

@@ -2,6 +2,7 @@ package io.siterecovery.workers.dev;
 
 import io.siterecovery.activities.AgentActivitiesImpl;
 import io.siterecovery.activities.PlanDefinition;
+import io.siterecovery.activities.PlanRunActivitiesImpl;
 import io.siterecovery.activities.PolicyActivitiesImpl;
 import io.siterecovery.activities.PolicySettings;
 import java.util.Map;
@@ -58,7 +59,7 @@ public final class WorkerRunner implements Closeable {
     worker.registerActivitiesImplementations(
         new AgentActivitiesImpl(sites, (workflowId, progress) ->
             client.newUntypedWorkflowStub(workflowId).signal("copyProgress", progress)),
-        new PolicyActivitiesImpl(policies, plans));
+        new PolicyActivitiesImpl(policies, plans), new PlanRunActivitiesImpl(client));
     factory.start();
     log.info("worker polling task queue '{}' on {} namespace {}", Registration.TASK_QUEUE,
         config.temporal(), config.namespace());

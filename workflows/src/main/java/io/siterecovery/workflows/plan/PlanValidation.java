@@ -2,11 +2,19 @@ package io.siterecovery.workflows.plan;
 
 import io.siterecovery.activities.AgentActivities;
 import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
+import io.siterecovery.activities.AgentActivityRecords.SiteStorage;
 import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
 import io.siterecovery.activities.PlanDefinition;
 import io.siterecovery.activities.PlanDefinition.Action;
 import io.siterecovery.activities.PlanDefinition.Group;
+import io.siterecovery.activities.PlanRunActivities;
+import io.siterecovery.activities.PolicyActivities;
+import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ProtectionPlan;
+import io.siterecovery.workflows.failback.FailbackWorkflow;
+import io.siterecovery.workflows.failover.CommitPolicy;
+import io.siterecovery.workflows.failover.FailoverWorkflow;
+import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
 import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.workflow.Workflow;
@@ -22,30 +30,63 @@ import java.util.function.Consumer;
 
 /**
  * The dry run: changes nothing and reports every problem at once, each as one line: a VM not
- * protected, needing a resync, without a recovery point or with an old one, its target site not
- * answering, busy with a test, and scripts the plan names that the site they would run on lacks.
+ * protected, needing a resync, without a recovery point or with one older than the policy's RPO
+ * threshold, its source or target site not answering, busy in another operation (a VM workflow
+ * running, or a test VM alive), a target site with less free space than the plan's test clones
+ * and reverse tracking need, scripts the plan names that the site they would run on lacks, and
+ * manual steps nobody could approve in time.
  */
 final class PlanValidation {
-  /** A latest point older than this is reported: the plan would fail over to old data. */
-  static final Duration STALE_POINT = Duration.ofMinutes(15);
+  /**
+   * The workflows cannot learn which policy a VM's ProtectVm follows; like Failover's test VMs,
+   * the dry run checks against this one (its RPO threshold, its maxTestDuration).
+   */
+  static final String POLICY = "default";
+  /** The RPO limit of dry runs begun before the checks followed the policy (replayed as such). */
+  static final Duration FIXED_RPO_LIMIT = Duration.ofMinutes(15);
+  /**
+   * Free space a target site needs per byte of the disks that fail over to it: a test clone's
+   * copy-on-write overlay (10 %) plus the change log that tracks a running replica's writes
+   * until reverse replication has sent them (10 %). Both grow with what the VM writes, so this is
+   * a floor for an ordinary drill, not a guarantee.
+   */
+  static final double TEST_CLONE_FRACTION = 0.10;
+  static final double REVERSE_TRACKING_FRACTION = 0.10;
+  private static final List<String> DECIDING = List.of(PlanOperation.PLANNED_FAILOVER.name(),
+      PlanOperation.UNPLANNED_FAILOVER.name(), PlanOperation.FAILBACK.name());
 
-  private final AgentActivities agents;
   private final AgentActivities lookups;
+  private final PlanRunActivities runs;
+  private final PolicyActivities config;
   private final PlanDefinition plan;
+  private final CommitPolicy commitPolicy;
   private final Consumer<String> step;
 
-  PlanValidation(AgentActivities agents, AgentActivities lookups, PlanDefinition plan,
-      Consumer<String> step) {
-    this.agents = agents;
+  PlanValidation(AgentActivities lookups, PlanRunActivities runs, PolicyActivities config,
+      PlanDefinition plan, CommitPolicy commitPolicy, Consumer<String> step) {
     this.lookups = lookups;
+    this.runs = runs;
+    this.config = config;
     this.plan = plan;
+    this.commitPolicy = commitPolicy;
     this.step = step;
   }
 
   List<String> run() {
     List<String> problems = new ArrayList<>();
+    // the checks added later ask more of the agents and of Temporal: a run begun before them
+    // replays without
+    boolean allChecks = Workflow.getVersion("planValidateAll", Workflow.DEFAULT_VERSION, 1) == 1;
+    PolicySettings policy = allChecks ? config.resolvePolicy(POLICY) : null;
+    Duration rpoLimit = allChecks ? policy.rpoThreshold() : FIXED_RPO_LIMIT;
+    String rpoSource = allChecks ? "the RPO threshold of policy '" + POLICY + "'" : "the limit";
     Map<String, Set<String>> scriptsBySite = new LinkedHashMap<>();
+    Map<String, Long> diskBytesBySite = new LinkedHashMap<>();
+    Map<String, Integer> vmsBySite = new LinkedHashMap<>();
     Instant now = Instant.ofEpochMilli(Workflow.currentTimeMillis());
+    if (allChecks) {
+      busy(problems);
+    }
     for (Group g : plan.groups()) {
       String groupSite = null;
       for (String vm : g.vms()) {
@@ -57,6 +98,8 @@ final class PlanValidation {
           continue;
         }
         groupSite = groupSite == null ? p.targetSite() : groupSite;
+        diskBytesBySite.merge(p.targetSite(), p.totalBytes(), Long::sum);
+        vmsBySite.merge(p.targetSite(), 1, Integer::sum);
         try {
           SourceHealth health = lookups.sourceHealth(p);
           if (health.resyncRequiredReason() != null) {
@@ -70,13 +113,13 @@ final class PlanValidation {
           ReplicaPoint r = lookups.replicaPoint(p.targetSite(), vm);
           if (r.pointTime() == null) {
             problems.add(vm + ": its replica on " + p.targetSite() + " holds no recovery point");
-          } else if (Duration.between(r.pointTime(), now).compareTo(STALE_POINT) > 0) {
+          } else if (Duration.between(r.pointTime(), now).compareTo(rpoLimit) > 0) {
             problems.add(vm + ": its latest recovery point is "
-                + Duration.between(r.pointTime(), now).toMinutes() + " min old (RPO above "
-                + STALE_POINT.toMinutes() + " min)");
+                + Duration.between(r.pointTime(), now).toSeconds() + " s old, above "
+                + rpoSource + " (" + rpoLimit.toSeconds() + " s)");
           }
           if (lookups.findTestVm(p.targetSite(), vm) != null) {
-            problems.add(vm + ": busy: a test failover of it runs on " + p.targetSite());
+            problems.add(vm + ": busy: a test VM of it lives on " + p.targetSite());
           }
         } catch (ActivityFailure f) {
           problems.add(vm + ": its target site " + p.targetSite() + " does not answer: "
@@ -106,8 +149,107 @@ final class PlanValidation {
         }
       }
     }
+    if (allChecks) {
+      freeSpace(problems, diskBytesBySite, vmsBySite);
+      approvals(problems, policy);
+    }
     problems.forEach(p -> step.accept("problem: " + p));
     return problems;
+  }
+
+  /** A VM whose own workflow runs (a failover, a test, a reprotect, a failback) is busy. */
+  private void busy(List<String> problems) {
+    Map<String, String> vmOf = new LinkedHashMap<>();
+    for (String vm : plan.vms()) {
+      for (String id : List.of(FailoverWorkflow.workflowId(vm),
+          FailoverWorkflow.testWorkflowId(vm), ReprotectWorkflow.workflowId(vm),
+          FailbackWorkflow.workflowId(vm))) {
+        vmOf.put(id, vm);
+      }
+    }
+    try {
+      for (String id : runs.openWorkflows(List.copyOf(vmOf.keySet()))) {
+        problems.add(vmOf.get(id) + ": busy: " + id + " is running");
+      }
+    } catch (ActivityFailure f) {
+      problems.add("cannot tell which VMs are busy: " + message(f));
+    }
+  }
+
+  /**
+   * Each target site needs {@link #TEST_CLONE_FRACTION} + {@link #REVERSE_TRACKING_FRACTION} of
+   * the disks of the plan's VMs that fail over to it, free where its agent keeps its data.
+   */
+  private void freeSpace(List<String> problems, Map<String, Long> diskBytesBySite,
+      Map<String, Integer> vmsBySite) {
+    for (Map.Entry<String, Long> e : diskBytesBySite.entrySet()) {
+      long need = (long) (e.getValue() * (TEST_CLONE_FRACTION + REVERSE_TRACKING_FRACTION));
+      try {
+        SiteStorage s = lookups.siteStorage(e.getKey());
+        if (s.freeBytes() < need) {
+          problems.add("site " + e.getKey() + ": " + gib(s.freeBytes()) + " free, below the "
+              + gib(need) + " that test clones and reverse tracking of its "
+              + vmsBySite.get(e.getKey()) + " VM(s) need ("
+              + Math.round((TEST_CLONE_FRACTION + REVERSE_TRACKING_FRACTION) * 100)
+              + " % of their " + gib(e.getValue()) + " of disks)");
+        }
+      } catch (ActivityFailure f) {
+        problems.add("site " + e.getKey() + ": cannot tell its free space: " + message(f));
+      }
+    }
+  }
+
+  /**
+   * A manual step nobody could approve in time. Under a commit policy (given to VALIDATE as the
+   * failover would run with it) a step of a failover or failback without a timeout would hold the
+   * run for ever, so the policy never applies. In a TEST_FAILOVER, test VMs clean themselves up
+   * after the policy's maxTestDuration: a step after the first test VM started whose timeout,
+   * added to those of the steps since then, reaches maxTestDuration may fail only once the test
+   * VMs it is about are gone (a step without a timeout may be approved any time, so it is not
+   * counted).
+   */
+  private void approvals(List<String> problems, PolicySettings policy) {
+    Duration waited = Duration.ZERO;
+    boolean testVmsUp = false;
+    for (Group g : plan.groups()) {
+      for (Action a : g.before()) {
+        waited = approval(problems, policy, "group " + g.name() + ", before", a, testVmsUp,
+            waited);
+      }
+      testVmsUp = true; // the group's VMs start between its before and after actions
+      for (Action a : g.after()) {
+        waited = approval(problems, policy, "group " + g.name() + ", after", a, true, waited);
+      }
+    }
+  }
+
+  /** Checks one action; returns the approvals' worst-case wait since the first test VM. */
+  private Duration approval(List<String> problems, PolicySettings policy, String group,
+      Action a, boolean testVmsUp, Duration waited) {
+    if (a.manual() == null) {
+      return waited;
+    }
+    String where = group + ": manual \"" + a.manual() + "\"";
+    if (commitPolicy != null && a.timeout() == null
+        && DECIDING.stream().anyMatch(a::appliesTo)) {
+      problems.add(where + " has no timeout: a failover would wait for it for ever, and its "
+          + "commit policy (" + commitPolicy.action() + " after " + commitPolicy.after()
+          + ") would never apply");
+    }
+    if (testVmsUp && a.timeout() != null && a.appliesTo(PlanOperation.TEST_FAILOVER.name())) {
+      Duration total = waited.plus(a.timeout());
+      if (total.compareTo(policy.maxTestDuration()) >= 0) {
+        problems.add(where + ": in a TEST_FAILOVER the approvals after the first test VM "
+            + "started may take " + total + ", not less than the maxTestDuration of policy '"
+            + POLICY + "' (" + policy.maxTestDuration() + "): the test VMs may be gone by then");
+      }
+      return total;
+    }
+    return waited;
+  }
+
+  private static String gib(long bytes) {
+    return String.format("%.1f GiB", bytes / (double) (1L << 30));
   }
 
   private static List<Action> allActions(Group g) {

@@ -9,6 +9,9 @@ import io.siterecovery.activities.AgentActivityRecords.VmExports;
 import io.siterecovery.activities.PlanDefinition;
 import io.siterecovery.activities.PlanDefinition.Action;
 import io.siterecovery.activities.PlanDefinition.Group;
+import io.siterecovery.activities.PlanRunActivities;
+import io.siterecovery.activities.PlanRunActivities.ClosedRun;
+import io.siterecovery.activities.PlanTimings;
 import io.siterecovery.activities.PolicyActivities;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.AgentSteps;
@@ -25,6 +28,7 @@ import io.siterecovery.workflows.failover.FailoverInput;
 import io.siterecovery.workflows.failover.FailoverStatus;
 import io.siterecovery.workflows.failover.FailoverType;
 import io.siterecovery.workflows.failover.FailoverWorkflow;
+import io.siterecovery.workflows.plan.PlanCarry.CarriedMember;
 import io.siterecovery.workflows.plan.PlanStatus.ActionStatus;
 import io.siterecovery.workflows.plan.PlanStatus.GroupStatus;
 import io.siterecovery.workflows.plan.PlanStatus.VmStatus;
@@ -48,6 +52,7 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import org.slf4j.Logger;
 
@@ -61,16 +66,36 @@ import org.slf4j.Logger;
  * wait for {@code commit} or {@code cancel} (or the commit policy), tests for {@code cleanup}, and
  * the decision goes out to every VM. PLANNED_FAILOVER stops at the first failure, no later group
  * starting; the others carry on and report every VM.
+ *
+ * <p>A large plan continues as new between groups once its history passes
+ * {@link #CONTINUE_AS_NEW_AFTER_EVENTS}, carrying its state ({@link PlanCarry}); the VM workflows
+ * it started go on (they are abandoned, not cancelled, by their parent's close), their signals
+ * reach the new run by workflow id, and their ends are awaited through Temporal
+ * ({@link PlanRunActivities#awaitClosed}).
  */
 public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
   private static final Logger log = Workflow.getLogger(RecoveryPlanWorkflowImpl.class);
+  /**
+   * A run continues as new at the next group boundary once its history has more events than
+   * this. Temporal warns from 10,240 events; a group of 100 VMs adds about 1,000 (start, ready
+   * signal, workflow tasks) and the decision sent to 1,000 VMs about 3,000, so each run stays
+   * well below the warning.
+   */
+  static final int CONTINUE_AS_NEW_AFTER_EVENTS = 4_000;
+  /** A waiting VM workflow of an earlier run: how long it may take (a test VM lives for days). */
+  private static final Duration ADOPTED_WAIT = Duration.ofDays(365);
 
   private final PolicyActivities config =
       Workflow.newLocalActivityStub(PolicyActivities.class, AgentSteps.policyLookup());
-  private final AgentActivities agents =
-      Workflow.newActivityStub(AgentActivities.class, AgentSteps.shortStep());
   private final AgentActivities lookups =
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.oneShortAttempt());
+  private final PlanRunActivities runs =
+      Workflow.newActivityStub(PlanRunActivities.class, AgentSteps.oneShortAttempt());
+  private final PlanRunActivities adoptedEnds = Workflow.newActivityStub(PlanRunActivities.class,
+      ActivityOptions.newBuilder().setStartToCloseTimeout(ADOPTED_WAIT)
+          .setHeartbeatTimeout(Duration.ofMinutes(1))
+          .setRetryOptions(RetryOptions.newBuilder().setMaximumInterval(Duration.ofMinutes(1))
+              .build()).build());
 
   /** One VM's part of the run. */
   private static final class Member {
@@ -88,6 +113,8 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     String requestedPoint;
     Promise<?> result;
     Object stub;
+    /** Started by an earlier run of the chain: no longer a child, its end learnt via Temporal. */
+    boolean adopted;
 
     Member(String vm, String group) {
       this.vm = vm;
@@ -100,11 +127,6 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
 
     boolean failed() {
       return "FAILED".equals(state);
-    }
-
-    VmStatus status() {
-      return new VmStatus(vm, workflowId, state, point, dataLossSeconds, error, startedAt, readyAt,
-          endedAt);
     }
   }
 
@@ -127,6 +149,13 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
   private OperatorRequest decisionRequest;
   private CleanupRequest cleanupRequest;
   private Approval approval;
+  private final Map<String, Instant> groupStartedAt = new LinkedHashMap<>();
+  private final Map<String, Instant> groupEndedAt = new LinkedHashMap<>();
+  /** The earlier run the ETAs come from, null when none. */
+  private PlanTimings previous;
+  private String etaFrom;
+  private PlanTimings timings;
+  private int continuations;
 
   @Override
   public PlanStatus run(RecoveryPlanInput input) {
@@ -140,11 +169,14 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     }
     String choice = validatePoint(input.recoveryPoint());
     commitPolicy = CommitPolicy.validate(input.commitPolicy());
-    if (commitPolicy != null && !decides()) {
+    if (commitPolicy != null && !decides() && operation != PlanOperation.VALIDATE) {
       throw Inputs.invalid("field 'commitPolicy' applies to PLANNED_FAILOVER, "
-          + "UNPLANNED_FAILOVER and FAILBACK only");
+          + "UNPLANNED_FAILOVER, FAILBACK and VALIDATE only");
     }
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.RECOVERY_PLAN.valueSet(planName));
+    if (input.carried() != null) {
+      return resume(input.carried());
+    }
     plan = config.resolvePlan(planName);
     for (Group g : plan.groups()) {
       groupStates.put(g.name(), "PENDING");
@@ -154,25 +186,126 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     step(operation + " of plan " + planName + ": " + plan.groups().size() + " groups, "
         + members.size() + " VMs, at most " + plan.concurrency() + " at once per group");
     if (operation == PlanOperation.VALIDATE) {
-      new PlanValidation(agents, lookups, plan, this::step).run().forEach(failures::add);
+      new PlanValidation(lookups, runs, config, plan, commitPolicy, this::step).run()
+          .forEach(failures::add);
       state = failures.isEmpty() ? PlanState.COMPLETED : PlanState.FAILED;
       step(failures.isEmpty() ? "no problem found" : failures.size() + " problem(s) found");
       return finish();
     }
+    readPreviousRun();
     state = PlanState.RUNNING;
     resolveMembers(choice);
-    for (Group g : plan.groups()) {
+    return runGroups(0);
+  }
+
+  /** The ETAs' source: the latest earlier run of this plan with this operation. */
+  private void readPreviousRun() {
+    if (Workflow.getVersion("planEta", Workflow.DEFAULT_VERSION, 1) == Workflow.DEFAULT_VERSION) {
+      return;
+    }
+    try {
+      previous = runs.previousTimings(planName, operation.name());
+      etaFrom = previous == null ? "no previous run"
+          : "run " + previous.runId() + " (ended " + previous.endedAt() + ")";
+    } catch (ActivityFailure f) {
+      etaFrom = "no previous run (its runs could not be read: " + message(f) + ")";
+    }
+    step("ETA from " + etaFrom);
+  }
+
+  /** Groups from {@code first} on, then the decision; continues as new between groups if big. */
+  private PlanStatus runGroups(int first) {
+    boolean mayContinue = Workflow.getVersion("planContinueAsNew", Workflow.DEFAULT_VERSION, 1)
+        == 1;
+    for (int i = first; i < plan.groups().size(); i++) {
+      Group g = plan.groups().get(i);
       if (stopped()) {
         groupStates.put(g.name(), "SKIPPED");
         g.vms().forEach(vm -> skip(members.get(vm), "an earlier failure stopped the plan"));
         continue;
       }
+      if (mayContinue && i > first && historyIsLong()) {
+        continueAsNew(i);
+      }
       runGroup(g);
+    }
+    if (mayContinue && plan.groups().size() > first && historyIsLong()) {
+      continueAsNew(plan.groups().size());
     }
     decide();
     awaitAllEnded();
     state = failures.isEmpty() ? PlanState.COMPLETED : PlanState.FAILED;
     return finish();
+  }
+
+  private static boolean historyIsLong() {
+    return Workflow.getInfo().getHistoryLength() > CONTINUE_AS_NEW_AFTER_EVENTS;
+  }
+
+  /**
+   * Hands the run's state to a new run of the same workflow id, which goes on at group
+   * {@code next}. Signals already received are handled first, so none is lost in between.
+   */
+  private void continueAsNew(int next) {
+    Workflow.await(Workflow::isEveryHandlerFinished);
+    continuations++;
+    step("continuing as new before " + (next < plan.groups().size()
+        ? "group " + plan.groups().get(next).name() : "the decision") + " (history of "
+        + Workflow.getInfo().getHistoryLength() + " events; continuation " + continuations + ")");
+    List<CarriedMember> carried = members.values().stream().map(m -> new CarriedMember(
+        vmStatus(m, null), m.protection, m.requestedPoint)).toList();
+    Map<String, List<ActionStatus>> actionsCopy = new LinkedHashMap<>();
+    actions.forEach((k, v) -> actionsCopy.put(k, List.copyOf(v)));
+    PlanCarry carry = new PlanCarry(plan, startedAt, next, carried, Map.copyOf(groupStates),
+        actionsCopy, Map.copyOf(groupStartedAt), Map.copyOf(groupEndedAt), List.copyOf(steps),
+        List.copyOf(failures), commonInstant, previous, etaFrom, continuations);
+    Workflow.continueAsNew(new RecoveryPlanInput(planName, operation, null, commitPolicy,
+        carry));
+  }
+
+  /** The run goes on where the one before it continued as new. */
+  private PlanStatus resume(PlanCarry c) {
+    plan = c.plan();
+    startedAt = c.startedAt();
+    previous = c.previous();
+    etaFrom = c.etaFrom();
+    commonInstant = c.commonInstant();
+    continuations = c.continuations();
+    steps.addAll(c.steps());
+    failures.addAll(c.failures());
+    groupStartedAt.putAll(c.groupStartedAt());
+    groupEndedAt.putAll(c.groupEndedAt());
+    state = PlanState.RUNNING;
+    for (Group g : plan.groups()) {
+      groupStates.put(g.name(), c.groupStates().get(g.name()));
+      actions.put(g.name(), new ArrayList<>(c.actions().get(g.name())));
+    }
+    Map<String, String> groupOf = new LinkedHashMap<>();
+    plan.groups().forEach(g -> g.vms().forEach(vm -> groupOf.put(vm, g.name())));
+    for (CarriedMember cm : c.members()) {
+      VmStatus v = cm.status();
+      Member m = new Member(v.vm(), groupOf.get(v.vm()));
+      m.workflowId = v.workflowId();
+      m.state = v.state();
+      m.point = v.recoveryPoint();
+      m.dataLossSeconds = v.dataLossSeconds();
+      m.error = v.error();
+      m.startedAt = v.startedAt();
+      m.readyAt = v.readyAt();
+      m.endedAt = v.endedAt();
+      m.protection = cm.protection();
+      m.requestedPoint = cm.requestedPoint();
+      if (m.workflowId != null && m.endedAt == null) {
+        m.adopted = true;
+        // a reprotect is ready only once it ended, so only failovers and failbacks are left
+        m.stub = operation == PlanOperation.FAILBACK
+            ? Workflow.newExternalWorkflowStub(FailbackWorkflow.class, m.workflowId)
+            : Workflow.newExternalWorkflowStub(FailoverWorkflow.class, m.workflowId);
+      }
+      members.put(m.vm, m);
+    }
+    step("continued as new (continuation " + continuations + ")");
+    return runGroups(c.nextGroup());
   }
 
   private boolean decides() {
@@ -278,6 +411,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
 
   private void runGroup(Group g) {
     groupStates.put(g.name(), "RUNNING");
+    groupStartedAt.put(g.name(), now());
     step("group " + g.name() + ": " + g.vms());
     runActions(g, "before", g.before());
     if (stopped()) {
@@ -307,6 +441,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     groupStates.put(g.name(), g.vms().stream().map(members::get).anyMatch(Member::failed)
         || actions.get(g.name()).stream().anyMatch(a -> a.state().equals("FAILED"))
         ? "FAILED" : "DONE");
+    groupEndedAt.put(g.name(), now());
     step("group " + g.name() + " " + groupStates.get(g.name()));
   }
 
@@ -335,7 +470,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
                 : FailoverType.UNPLANNED;
         m.result = Async.function(child::failover, new FailoverInput(m.vm, type,
             m.requestedPoint));
-        m.result.handle((r, f) -> ended(m, f, r == null ? null
+        m.result.handle((r, f) -> ended(m, f == null ? null : message(f), r == null ? null
             : ((FailoverStatus) r).state().name()));
       }
       case REPROTECT -> {
@@ -348,7 +483,8 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
           if (r != null) {
             m.readyAt = now();
           }
-          return ended(m, f, r == null ? null : ((ReprotectStatus) r).state().name());
+          return ended(m, f == null ? null : message(f),
+              r == null ? null : ((ReprotectStatus) r).state().name());
         });
       }
       case FAILBACK -> {
@@ -357,7 +493,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
             options(m.workflowId, attributes));
         m.stub = child;
         m.result = Async.function(child::failback, new FailbackInput(m.vm, true));
-        m.result.handle((r, f) -> ended(m, f, r == null ? null
+        m.result.handle((r, f) -> ended(m, f == null ? null : message(f), r == null ? null
             : ((FailbackStatus) r).state().name()));
       }
       default -> throw new IllegalStateException(operation + " starts no VM workflows");
@@ -372,10 +508,11 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
         .setParentClosePolicy(ParentClosePolicy.PARENT_CLOSE_POLICY_ABANDON).build();
   }
 
-  private Void ended(Member m, RuntimeException failure, String finalState) {
+  /** The VM's workflow ended: with {@code finalState} as its result's, or failed with {@code error}. */
+  private Void ended(Member m, String error, String finalState) {
     m.endedAt = now();
-    if (failure != null) {
-      fail(m, message(failure));
+    if (error != null || finalState == null) {
+      fail(m, Objects.requireNonNullElse(error, m.workflowId + " ended without a result"));
     } else {
       m.state = finalState;
       if (List.of("FAILED", "CANCELLED").contains(finalState) && m.readyAt == null) {
@@ -511,6 +648,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
         .max(Comparator.naturalOrder()).orElse(null);
     if (operation == PlanOperation.TEST_FAILOVER) {
       state = PlanState.AWAITING_CLEANUP;
+      awaitAdopted(); // a test VM also ends by itself, after its maxTestDuration
       step("every test VM is up: awaiting 'cleanup' (each also cleans itself up after its "
           + "maxTestDuration)");
       Workflow.await(() -> cleanupRequest != null || allEnded());
@@ -562,6 +700,33 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
       }
     }
     step("'" + decision + "' sent to " + live.size() + " VMs");
+    // Only now: a test server skips time only while no activity runs, and a failover's VM ends
+    // only once it has the decision anyway.
+    awaitAdopted();
+  }
+
+  /**
+   * VM workflows an earlier run of the chain started are not this run's children: their ends come
+   * from one activity that waits for them all through Temporal.
+   */
+  private void awaitAdopted() {
+    List<Member> adopted = members.values().stream()
+        .filter(m -> m.adopted && m.endedAt == null).toList();
+    if (adopted.isEmpty()) {
+      return;
+    }
+    Map<String, Member> byId = new LinkedHashMap<>();
+    adopted.forEach(m -> byId.put(m.workflowId, m));
+    Async.function(adoptedEnds::awaitClosed, List.copyOf(byId.keySet())).handle((closed, f) -> {
+      if (f != null) {
+        adopted.forEach(m -> ended(m, "its end could not be learnt: " + message(f), null));
+      } else {
+        for (ClosedRun c : closed) {
+          ended(byId.get(c.workflowId()), c.error(), c.state());
+        }
+      }
+      return null;
+    });
   }
 
   private boolean allEnded() {
@@ -591,6 +756,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
 
   private PlanStatus finish() {
     endedAt = now();
+    timings = operation == PlanOperation.VALIDATE ? null : timings();
     Long rto = lastReady == null ? null : Duration.between(startedAt, lastReady).toSeconds();
     if (rto != null && failover()) {
       step("achieved RTO " + rto + " s (start of the run until the last VM ran)");
@@ -674,16 +840,81 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
 
   @Override
   public PlanStatus status() {
+    Instant now = now();
     List<GroupStatus> groups = new ArrayList<>();
+    Long runEta = previous == null ? null : 0L;
     if (plan != null) {
       for (Group g : plan.groups()) {
+        Long eta = groupEta(g.name(), now);
+        runEta = runEta == null || eta == null ? null : runEta + eta;
         groups.add(new GroupStatus(g.name(), groupStates.get(g.name()), g.vms().stream()
-            .map(vm -> members.get(vm).status()).toList(), List.copyOf(actions.get(g.name()))));
+            .map(vm -> vmStatus(members.get(vm), now)).toList(),
+            List.copyOf(actions.get(g.name())), groupStartedAt.get(g.name()),
+            groupEndedAt.get(g.name()), seconds(groupStartedAt.get(g.name()),
+                groupEndedAt.get(g.name()), now), eta));
       }
     }
     Long rto = lastReady == null ? null : Duration.between(startedAt, lastReady).toSeconds();
     return new PlanStatus(planName, operation, state, awaitingStep, commonInstant, groups,
-        List.copyOf(steps), List.copyOf(failures), startedAt, endedAt, rto);
+        List.copyOf(steps), List.copyOf(failures), startedAt, endedAt, rto, now,
+        seconds(startedAt, endedAt, now), runEta, etaFrom, timings);
   }
 
+  /** {@code now} null: as carried to a continuation, without the moment's elapsed time or ETA. */
+  private VmStatus vmStatus(Member m, Instant now) {
+    Instant until = m.readyAt != null ? m.readyAt : m.endedAt;
+    Long elapsed = now == null ? null : seconds(m.startedAt, until, now);
+    Long eta = null;
+    Long expected = previous == null ? null : previous.vmSeconds().get(m.vm);
+    if (now != null && expected != null) {
+      eta = until != null || List.of("FAILED", "SKIPPED").contains(m.state) ? 0L
+          : m.startedAt == null ? expected : Math.max(0, expected - elapsed);
+    }
+    return new VmStatus(m.vm, m.workflowId, m.state, m.point, m.dataLossSeconds, m.error,
+        m.startedAt, m.readyAt, m.endedAt, elapsed, eta);
+  }
+
+  private Long groupEta(String group, Instant now) {
+    Long expected = previous == null ? null : previous.groupSeconds().get(group);
+    String s = groupStates.get(group);
+    if (expected == null || s == null) {
+      return null;
+    }
+    return switch (s) {
+      case "PENDING" -> expected;
+      case "RUNNING" -> Math.max(0, expected - seconds(groupStartedAt.get(group), null, now));
+      default -> 0L;
+    };
+  }
+
+  /** Seconds from {@code from} to {@code until}, or to {@code now} while not there yet. */
+  private static Long seconds(Instant from, Instant until, Instant now) {
+    return from == null ? null : Duration.between(from, until != null ? until : now).toSeconds();
+  }
+
+  /** What this run took, for the next run's ETA: only the parts that got done. */
+  private PlanTimings timings() {
+    Map<String, Long> vms = new LinkedHashMap<>();
+    for (Member m : members.values()) {
+      if (m.startedAt != null && m.readyAt != null && !m.failed()) {
+        vms.put(m.vm, Duration.between(m.startedAt, m.readyAt).toSeconds());
+      }
+    }
+    Map<String, Long> groups = new LinkedHashMap<>();
+    Instant lastGroupEnd = null;
+    boolean allDone = true;
+    for (Group g : plan.groups()) {
+      Instant begin = groupStartedAt.get(g.name());
+      Instant end = groupEndedAt.get(g.name());
+      if ("DONE".equals(groupStates.get(g.name())) && begin != null && end != null) {
+        groups.put(g.name(), Duration.between(begin, end).toSeconds());
+        lastGroupEnd = end;
+      } else {
+        allDone = false;
+      }
+    }
+    return new PlanTimings(Workflow.getInfo().getRunId(), endedAt, vms, groups,
+        allDone && lastGroupEnd != null ? Duration.between(startedAt, lastGroupEnd).toSeconds()
+            : null);
+  }
 }
