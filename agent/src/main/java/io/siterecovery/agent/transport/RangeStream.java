@@ -53,7 +53,9 @@ public final class RangeStream {
   /** Streams a range of a disk as frames, counting what it reads and what it sends. */
   public static final class Sender extends FrameSource {
     private final VirtualDisk disk;
+    private final long start;
     private final long end;
+    private final long deadlineNanos;
     private long next;
     private long bytesRead;
     private long bytesSent;
@@ -63,12 +65,24 @@ public final class RangeStream {
 
     /** {@code length} may run past the end of the disk, up to {@code Long.MAX_VALUE}: the rest. */
     public Sender(VirtualDisk disk, long offset, long length) {
+      this(disk, offset, length, null);
+    }
+
+    /**
+     * As above, but ends the stream early, at a chunk boundary, once {@code budget} has passed
+     * (null: no budget) and at least one chunk went out; {@link #nextOffset()} then says where
+     * it stopped. The frames are pulled at the pace of the wire, so a call ends about one chunk
+     * after its budget whatever the bandwidth: the caller can heartbeat on time.
+     */
+    public Sender(VirtualDisk disk, long offset, long length, java.time.Duration budget) {
       if (offset < 0 || length < 0 || offset > disk.size()) {
         throw new IllegalArgumentException("range " + offset + "+" + length + " outside disk of "
             + disk.size() + " bytes");
       }
       this.disk = disk;
+      this.start = offset;
       this.next = offset;
+      this.deadlineNanos = budget == null ? Long.MAX_VALUE : System.nanoTime() + budget.toNanos();
       this.end = offset + Math.min(length, disk.size() - offset); // offset + length may overflow
       this.extents = DataExtents.of(disk.image(), disk.size());
     }
@@ -76,7 +90,7 @@ public final class RangeStream {
     @Override
     protected boolean fill() throws IOException {
       while (!frame.hasRemaining()) {
-        if (next >= end) {
+        if (next >= end || next > start && System.nanoTime() - deadlineNanos >= 0) {
           return false;
         }
         // Holes need not be read: they are zeroes, and the replica starts as one big hole.
