@@ -5,7 +5,7 @@ package io.siterecovery.activities;
  * event in the history of the workflow that shows it (ProtectVm lives for years, under
  * Temporal's 51,200-event limit), so their number must not grow with the disk: a report goes out
  * only when the disk has passed another whole percent <em>and</em> {@link #MIN_SPACING_NANOS}
- * has passed since the last one, and always at the end. That is at most 101 reports per disk
+ * has passed since the last one, and always at the end. That is at most 100 reports per disk
  * and attempt whatever its size, and none more often than every 2 s for a small disk.
  */
 final class ProgressGate {

@@ -140,11 +140,24 @@ public final class ReplicationSource {
           + " outside disk of " + disk.size() + " bytes");
     }
     try (RangeStream.Sender sender = new RangeStream.Sender(disk, offset, length,
-        budget)) {
+        budget, frameBytes(budget, t))) {
       peers.apply(p.targetSite()).sendRanges(vmName, diskName, () -> sender, t);
       return new CopyRangeResult(offset, sender.nextOffset(), sender.bytesRead(),
           sender.bytesSent());
     }
+  }
+
+  /**
+   * A call with a budget ends one frame after it; on a capped link a frame is about a quarter of a
+   * second of the cap (64 KiB to 1 MiB), so that even at 0.1 MB/s the call ends on time.
+   */
+  private static int frameBytes(java.time.Duration budget, TransferOptions t) {
+    if (budget == null || t.bandwidthMBps() == null) {
+      return RangeStream.Sender.MAX_FRAME;
+    }
+    long quarterSecond = (long) (t.bandwidthMBps() * Transport.MB / 4);
+    return (int) Math.max(64 << 10, Math.min(RangeStream.Sender.MAX_FRAME,
+        quarterSecond / (64 << 10) * (64 << 10)));
   }
 
   /** One delta cycle without quiesce, keeping every recovery point on the replica. */
