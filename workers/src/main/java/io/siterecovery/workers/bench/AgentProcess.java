@@ -70,10 +70,8 @@ final class AgentProcess implements AutoCloseable {
     return args;
   }
 
-  /** {@code ready}: the HTTP and NBD ports from the line that says the agent is up, else null. */
-  private static AgentProcess launch(String mainClass, List<String> args, Path log,
-      List<String> jvmOptions, Function<String, int[]> ready)
-      throws IOException, InterruptedException {
+  /** {@code java ... mainClass}, on the classpath this process runs on. */
+  static List<String> javaCommand(String mainClass, List<String> jvmOptions) {
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.addAll(jvmOptions);
@@ -85,6 +83,14 @@ final class AgentProcess implements AutoCloseable {
       command.add("-Dloader.main=" + mainClass);
       command.add("org.springframework.boot.loader.launch.PropertiesLauncher");
     }
+    return command;
+  }
+
+  /** {@code ready}: the HTTP and NBD ports from the line that says the agent is up, else null. */
+  private static AgentProcess launch(String mainClass, List<String> args, Path log,
+      List<String> jvmOptions, Function<String, int[]> ready)
+      throws IOException, InterruptedException {
+    List<String> command = javaCommand(mainClass, jvmOptions);
     command.addAll(args);
     ProcessBuilder builder = new ProcessBuilder(command).redirectError(log.toFile());
     // The CLI's log file, beside this one rather than in the working directory.
