@@ -121,7 +121,7 @@ public final class ReplicationSource {
   static final java.time.Duration MAX_COPY_BUDGET = java.time.Duration.ofMinutes(10);
 
   /**
-   * As above, ending early at a chunk boundary once {@code budget} has passed (null: none); the
+   * As above, ending early at a frame boundary once {@code budget} has passed (null: none); the
    * result's {@code nextOffset} says where it stopped.
    */
   public CopyRangeResult copyRange(String vmName, String diskName, long offset, long length,

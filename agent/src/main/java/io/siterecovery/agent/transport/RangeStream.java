@@ -56,6 +56,7 @@ public final class RangeStream {
     private final VirtualDisk disk;
     private final long start;
     private final long end;
+    private final boolean budgeted;
     private final long deadlineNanos;
     private final int frameBytes;
     private long next;
@@ -90,7 +91,8 @@ public final class RangeStream {
       this.disk = disk;
       this.start = offset;
       this.next = offset;
-      this.deadlineNanos = budget == null ? Long.MAX_VALUE : System.nanoTime() + budget.toNanos();
+      this.budgeted = budget != null;
+      this.deadlineNanos = budgeted ? System.nanoTime() + budget.toNanos() : 0;
       this.end = offset + Math.min(length, disk.size() - offset); // offset + length may overflow
       this.extents = DataExtents.of(disk.image(), disk.size());
     }
@@ -98,7 +100,7 @@ public final class RangeStream {
     @Override
     protected boolean fill() throws IOException {
       while (!frame.hasRemaining()) {
-        if (next >= end || next > start && System.nanoTime() - deadlineNanos >= 0) {
+        if (next >= end || budgeted && next > start && System.nanoTime() - deadlineNanos >= 0) {
           return false;
         }
         // Holes need not be read: they are zeroes, and the replica starts as one big hole.
