@@ -7,6 +7,8 @@ import io.siterecovery.activities.AgentActivitiesImpl;
 import io.siterecovery.activities.AgentActivityRecords.CopyDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
 import io.siterecovery.activities.AgentActivityRecords.DiskCopyResult;
+import io.siterecovery.activities.AgentActivityRecords.DiskResyncResult;
+import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.TransferSettings;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.activities.SiteDirectory;
@@ -28,8 +30,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The copy activity against two real agents in this process, through Temporal's activity test
  * environment: on a link capped at 0.5 MB/s its heartbeats still come every few seconds with the
- * offset copied so far, a retry resumes at the last one, and the replica ends equal to the source
- * (by {@code cmp}, not our own code).
+ * offset copied so far (a resync's too), a retry resumes at the last one, and the replica ends
+ * equal to the source (by {@code cmp}, not our own code).
  */
 class DiskCopyHeartbeatTest {
   private static final long MIB = 1L << 20;
@@ -132,6 +134,40 @@ class DiskCopyHeartbeatTest {
     assertThat(result.bytesSent()).isEqualTo(SIZE - resumeAt);
     assertThat(heartbeats).isNotEmpty();
     assertThat(heartbeats.get(0)[1]).isGreaterThan(resumeAt);
+    assertIdentical();
+  }
+
+  @Test
+  void aCappedResyncOfAWhollyDamagedReplicaHeartbeatsEveryFewSeconds() throws Exception {
+    sites.source.copyRange("web01", "disk0", 0, SIZE);
+    sites.source.replicate("web01");
+    sites.source.completeInitialReplication("web01");
+    // Every block of the replica's first 2 MiB differs: each one must travel at 0.5 MB/s.
+    long damagedBlocks = 2 * MIB / (64 << 10);
+    DiskFiles.overwriteBlocks(sites.secondary.diskImage("web01", "disk0"),
+        java.util.stream.LongStream.range(0, damagedBlocks).boxed().toList(), 64 << 10,
+        new java.util.SplittableRandom(3));
+    sites.source.beginResync("web01");
+
+    long started = System.nanoTime();
+    DiskResyncResult result = activities(0).resyncDisk(new ResyncDiskRequest(request().plan(),
+        "disk0", SIZE, new TransferSettings(false, MBPS), "protect-web01"));
+    long finished = System.nanoTime();
+    sites.source.completeResync("web01");
+
+    assertThat(result.blocksDiffering()).isEqualTo(damagedBlocks);
+    long previousAt = started;
+    double worstGapSeconds = 0;
+    for (long[] h : heartbeats) {
+      worstGapSeconds = Math.max(worstGapSeconds, (h[0] - previousAt) / 1e9);
+      previousAt = h[0];
+    }
+    worstGapSeconds = Math.max(worstGapSeconds, (finished - previousAt) / 1e9);
+    System.out.printf("resync of %d damaged MiB at %.1f MB/s: %.1f s, %d heartbeats, worst "
+        + "spacing %.2f s%n", damagedBlocks / 16, MBPS, (finished - started) / 1e9,
+        heartbeats.size(), worstGapSeconds);
+    assertThat(heartbeats).isNotEmpty();
+    assertThat(worstGapSeconds).isLessThan(HEARTBEAT_TIMEOUT.toSeconds());
     assertIdentical();
   }
 
