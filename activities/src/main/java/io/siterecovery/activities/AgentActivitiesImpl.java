@@ -52,12 +52,12 @@ public class AgentActivitiesImpl implements AgentActivities {
   private static final Logger log = LoggerFactory.getLogger(AgentActivitiesImpl.class);
   /**
    * One agent call copies at most this much, and for at most {@link #COPY_CALL_BUDGET} (the agent
-   * stops at a chunk boundary and says where); the heartbeat after it is the resume point.
+   * stops at a frame boundary and says where); the heartbeat after it is the resume point.
    */
   static final long COPY_SLICE = 256L << 20;
   /**
    * Heartbeats come after every agent call, so a call must end well within the heartbeat timeout
-   * whatever the bandwidth (at 1 MB/s a 256 MiB slice took 4 minutes). About 3 s, plus the chunk
+   * whatever the bandwidth (at 1 MB/s a 256 MiB slice took 4 minutes). About 3 s, plus the frame
    * in flight, also bounds what a retry after a crash sends again (see AgentSteps.diskCopy).
    */
   static final Duration COPY_CALL_BUDGET = Duration.ofSeconds(3);

@@ -45,7 +45,7 @@ public final class AgentSteps {
   public static ActivityOptions diskCopy() {
     return ActivityOptions.newBuilder()
         .setStartToCloseTimeout(Duration.ofHours(24))
-        .setHeartbeatTimeout(DISK_COPY_HEARTBEAT_TIMEOUT)
+        .setHeartbeatTimeout(Duration.ofSeconds(15))
         .setRetryOptions(RetryOptions.newBuilder()
             .setInitialInterval(Duration.ofSeconds(5))
             .setBackoffCoefficient(2.0)
@@ -54,8 +54,6 @@ public final class AgentSteps {
             .build())
         .build();
   }
-
-  public static final Duration DISK_COPY_HEARTBEAT_TIMEOUT = Duration.ofSeconds(15);
 
   /** A delta cycle: one attempt; the replication loop owns the back-off so status can show it. */
   public static ActivityOptions deltaCycle() {
