@@ -50,12 +50,19 @@ import org.slf4j.LoggerFactory;
 /** Thin calls to the agents; bytes never pass through here. */
 public class AgentActivitiesImpl implements AgentActivities {
   private static final Logger log = LoggerFactory.getLogger(AgentActivitiesImpl.class);
-  /** One agent call copies this much; the heartbeat after it is the resume point. */
+  /**
+   * One agent call copies at most this much, and for at most {@link #COPY_CALL_BUDGET} (the agent
+   * stops at a frame boundary and says where); the heartbeat after it is the resume point.
+   */
   static final long COPY_SLICE = 256L << 20;
-  /** Resync compares this many blocks per agent call; the heartbeat after it is the cursor. */
+  /**
+   * Heartbeats come after every agent call, so a call must end well within the heartbeat timeout
+   * whatever the bandwidth (at 1 MB/s a 256 MiB slice took 4 minutes). About 3 s, plus the frame
+   * in flight, also bounds what a retry after a crash sends again (see AgentSteps.diskCopy).
+   */
+  static final Duration COPY_CALL_BUDGET = Duration.ofSeconds(3);
+  /** Resync compares blocks of this size; how many per agent call: {@link ResyncStepSizer}. */
   static final int RESYNC_BLOCK_SIZE = 64 << 10;
-  static final int RESYNC_BLOCKS_PER_STEP = 4096;
-  private static final Duration PROGRESS_EVERY = Duration.ofSeconds(2);
 
   private final SiteDirectory sites;
   private final ProgressReporter progress;
@@ -139,7 +146,7 @@ public class AgentActivitiesImpl implements AgentActivities {
     long read = 0;
     long sent = 0;
     long started = System.nanoTime();
-    long lastReport = 0;
+    ProgressGate gate = new ProgressGate(size, resumeFrom, started);
     if (resumeFrom > 0) {
       log.info("resuming copy of {}/{} at byte {} (attempt {})", request.plan().vm(),
           request.disk(), resumeFrom, ctx.getInfo().getAttempt());
@@ -147,14 +154,13 @@ public class AgentActivitiesImpl implements AgentActivities {
     while (offset < size) {
       long at = offset;
       CopyRangeResult r = call(() -> source.copyRange(request.plan().vm(), request.disk(), at,
-          Math.min(COPY_SLICE, size - at), options(request.transfer())));
+          Math.min(COPY_SLICE, size - at), options(request.transfer()), COPY_CALL_BUDGET));
       offset = r.nextOffset();
       read += r.bytesRead();
       sent += r.bytesSent();
       ctx.heartbeat(offset);
       long now = System.nanoTime();
-      if (now - lastReport >= PROGRESS_EVERY.toNanos() || offset >= size) {
-        lastReport = now;
+      if (gate.shouldReport(offset, now)) {
         double seconds = Math.max(1e-3, (now - started) / 1e9);
         reportProgress(request.progressWorkflowId(), new CopyProgress("INITIAL_REPLICATION",
             request.disk(), offset, size, sent, read / seconds, Instant.now()));
@@ -216,30 +222,34 @@ public class AgentActivitiesImpl implements AgentActivities {
     ActivityExecutionContext ctx = Activity.getExecutionContext();
     long block = ctx.getHeartbeatDetails(Long.class).orElse(0L);
     AgentClient source = agent(request.plan().sourceSite());
-    long totalBlocks = (request.sizeBytes() + RESYNC_BLOCK_SIZE - 1) / RESYNC_BLOCK_SIZE;
+    long size = request.sizeBytes();
+    long totalBlocks = (size + RESYNC_BLOCK_SIZE - 1) / RESYNC_BLOCK_SIZE;
+    ResyncStepSizer sizer = new ResyncStepSizer(RESYNC_BLOCK_SIZE,
+        request.transfer() == null ? null : request.transfer().bandwidthMBps());
     long compared = 0;
     long differing = 0;
     long sent = 0;
     long started = System.nanoTime();
-    long lastReport = 0;
+    ProgressGate gate = new ProgressGate(size, Math.min(size, block * RESYNC_BLOCK_SIZE), started);
     while (block < totalBlocks) {
       long from = block;
+      int blocks = sizer.nextBlocks();
+      long stepStarted = System.nanoTime();
       ResyncStepResult r = call(() -> source.resyncStep(request.plan().vm(), request.disk(),
-          new ResyncStepRequest(from, RESYNC_BLOCKS_PER_STEP, RESYNC_BLOCK_SIZE,
-              options(request.transfer()), null)));
+          new ResyncStepRequest(from, blocks, RESYNC_BLOCK_SIZE, options(request.transfer()),
+              null)));
+      long now = System.nanoTime();
+      sizer.measured(r.blocksCompared(), now - stepStarted);
       block = r.nextBlock();
       compared += r.blocksCompared();
       differing += r.blocksDiffering();
       sent += r.bytesSent();
       ctx.heartbeat(block);
-      long now = System.nanoTime();
-      if (now - lastReport >= PROGRESS_EVERY.toNanos() || block >= totalBlocks) {
-        lastReport = now;
+      long done = Math.min(size, block * RESYNC_BLOCK_SIZE);
+      if (gate.shouldReport(done, now)) {
         double seconds = Math.max(1e-3, (now - started) / 1e9);
-        long done = Math.min(request.sizeBytes(), block * RESYNC_BLOCK_SIZE);
         reportProgress(request.progressWorkflowId(), new CopyProgress("RESYNC", request.disk(),
-            done, request.sizeBytes(), sent, compared * RESYNC_BLOCK_SIZE / seconds,
-            Instant.now()));
+            done, size, sent, compared * RESYNC_BLOCK_SIZE / seconds, Instant.now()));
       }
     }
     return new DiskResyncResult(request.disk(), compared, differing, sent,

@@ -4,7 +4,6 @@ import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.security.TlsCredentials;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.concurrent.CountDownLatch;
 
 /**
  * Runs one host agent as its own process: {@code --site NAME --data DIR --certs DIR
@@ -12,7 +11,8 @@ import java.util.concurrent.CountDownLatch;
  * [--nbd-tls true] [--scripts DIR]}; {@code --certs} holds
  * {@code ca.pem} and this site's {@code site-<name>.pem} with its key. When both listeners
  * are up it prints one line {@code READY <httpPort> <nbdPort>} to stdout, then runs until it is
- * stopped (SIGTERM closes it cleanly; SIGKILL is what the crash tests use).
+ * stopped (SIGTERM closes it cleanly, the process exiting only once the disks are flushed and the
+ * clean-shutdown stamp is written; SIGKILL is what the crash tests use).
  */
 public final class AgentMain {
   private AgentMain() {}
@@ -57,21 +57,14 @@ public final class AgentMain {
     if (site == null || data == null || certs == null) {
       usage("--site, --data and --certs are required");
     }
-    HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd,
-        TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls, null, scripts));
-    CountDownLatch stopped = new CountDownLatch(1);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      try {
-        agent.close();
-      } catch (IOException | RuntimeException e) {
-        System.err.println("agent close failed: " + e);
-      } finally {
-        stopped.countDown();
-      }
-    }, "agent-shutdown"));
-    System.out.println("READY " + agent.httpPort() + " " + agent.nbdPort());
-    System.out.flush();
-    stopped.await();
+    try (StopSignal stop = StopSignal.install("agent", StopSignal.DEFAULT_BOUND);
+        HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd,
+            TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls, null,
+            scripts))) {
+      System.out.println("READY " + agent.httpPort() + " " + agent.nbdPort());
+      System.out.flush();
+      stop.await();
+    }
   }
 
   private static int port(String flag, String value) {

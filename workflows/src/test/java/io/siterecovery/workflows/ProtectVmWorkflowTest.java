@@ -83,7 +83,7 @@ class ProtectVmWorkflowTest {
       WorkflowClient client) {
     AgentActivities agents = WorkflowTestSupport.healthyAgents(env, false);
     ApplicationFailure down = ApplicationFailure.newFailure("agent unreachable", "PEER_UNREACHABLE");
-    org.mockito.Mockito.doThrow(down, down, down, down, down, down, down)
+    org.mockito.Mockito.doThrow(down, down, down, down, down, down, down, down, down, down, down)
         .doReturn(new DiskCopyResult("disk0", 1, 1, 0, 1))
         .doReturn(new DiskCopyResult("disk1", 1, 1, 0, 1))
         .when(agents).copyDisk(any());
@@ -91,13 +91,14 @@ class ProtectVmWorkflowTest {
     long started = env.currentTimeMillis();
     ProtectVmWorkflow wf = startProtection(client);
 
-    // Six attempts 1, 2, 4, 8, 10 minutes apart fail (25 min), then 30 minutes pass.
-    env.sleep(Duration.ofMinutes(54));
+    // Ten attempts 5 s, 10 s, 20 s ... 10 min apart fail (30.6 min; AgentSteps.diskCopy), then
+    // 30 minutes pass; the first attempt of the next round fails too.
+    env.sleep(Duration.ofMinutes(60));
     assertThat(wf.status().state()).isEqualTo(ProtectionState.INITIAL_REPLICATION);
     WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == ProtectionState.PROTECTED);
     assertThat(env.currentTimeMillis() - started).isGreaterThanOrEqualTo(
-        Duration.ofMinutes(55).toMillis());
-    verify(agents, times(9)).copyDisk(any());
+        Duration.ofSeconds(1835).plusMinutes(30).toMillis());
+    verify(agents, times(13)).copyDisk(any());
   }
 
   @Test

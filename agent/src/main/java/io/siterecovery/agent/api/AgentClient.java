@@ -133,8 +133,15 @@ public final class AgentClient {
   /** Copies a range to the replica with the given transfer options (null: defaults). */
   public CopyRangeResult copyRange(String vm, String disk, long offset, long length,
       TransferOptions transfer) {
+    return copyRange(vm, disk, offset, length, transfer, null);
+  }
+
+  /** As above, ending early (see {@code nextOffset}) once {@code budget} has passed. */
+  public CopyRangeResult copyRange(String vm, String disk, long offset, long length,
+      TransferOptions transfer, java.time.Duration budget) {
     return call("POST", "v1/vms/" + vm + "/disks/" + disk + "/copy",
-        new CopyRangeRequest(offset, length, transfer), CopyRangeResult.class);
+        new CopyRangeRequest(offset, length, transfer,
+            budget == null ? null : budget.toMillis()), CopyRangeResult.class);
   }
 
   /** One delta cycle without quiesce, keeping every recovery point. */

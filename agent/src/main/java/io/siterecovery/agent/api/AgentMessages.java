@@ -42,9 +42,15 @@ public final class AgentMessages {
   }
 
   /** {@code transfer} may be absent (null): the defaults. */
-  public record CopyRangeRequest(long offset, long length, TransferOptions transfer) {
+  /**
+   * {@code budgetMillis} (optional): stop early, at a chunk boundary, once this long has passed;
+   * the result's {@code nextOffset} says where. The caller heartbeats between calls, so this keeps
+   * its heartbeats on time on any link.
+   */
+  public record CopyRangeRequest(long offset, long length, TransferOptions transfer,
+      Long budgetMillis) {
     public CopyRangeRequest(long offset, long length) {
-      this(offset, length, null);
+      this(offset, length, null, null);
     }
   }
 

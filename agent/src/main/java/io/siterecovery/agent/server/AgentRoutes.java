@@ -107,7 +107,8 @@ final class AgentRoutes {
         (m, x) -> source.completeInitial(m.group(1)));
     route("POST", "/v1/vms/" + NAME + "/disks/" + NAME + "/copy", Access.OPERATOR, (m, x) -> {
       CopyRangeRequest r = x.json(CopyRangeRequest.class);
-      return source.copyRange(m.group(1), m.group(2), r.offset(), r.length(), r.transfer());
+      return source.copyRange(m.group(1), m.group(2), r.offset(), r.length(), r.transfer(),
+          r.budgetMillis() == null ? null : java.time.Duration.ofMillis(r.budgetMillis()));
     });
     route("POST", "/v1/vms/" + NAME + "/replicate", Access.OPERATOR, (m, x) -> {
       ReplicateRequest r = x.optionalJson(ReplicateRequest.class);

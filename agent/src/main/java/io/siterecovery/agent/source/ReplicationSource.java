@@ -114,6 +114,23 @@ public final class ReplicationSource {
   /** As above, compressed and paced as {@code transfer} says (null: defaults). */
   public CopyRangeResult copyRange(String vmName, String diskName, long offset, long length,
       TransferOptions transfer) {
+    return copyRange(vmName, diskName, offset, length, transfer, null);
+  }
+
+  /** The longest {@code budget} a copy call may ask for: requests stay bounded in time. */
+  static final java.time.Duration MAX_COPY_BUDGET = java.time.Duration.ofMinutes(10);
+
+  /**
+   * As above, ending early at a frame boundary once {@code budget} has passed (null: none); the
+   * result's {@code nextOffset} says where it stopped.
+   */
+  public CopyRangeResult copyRange(String vmName, String diskName, long offset, long length,
+      TransferOptions transfer, java.time.Duration budget) {
+    if (budget != null && (budget.isNegative() || budget.isZero()
+        || budget.compareTo(MAX_COPY_BUDGET) > 0)) {
+      throw new AgentException(ErrorCode.BAD_REQUEST, "budgetMillis must be between 1 and "
+          + MAX_COPY_BUDGET.toMillis() + ", got " + budget.toMillis());
+    }
     TransferOptions t = Transport.validate(transfer);
     Vm vm = host.get(vmName);
     SourceProtection p = requireProtection(vm);
@@ -122,11 +139,25 @@ public final class ReplicationSource {
       throw new AgentException(ErrorCode.BAD_REQUEST, "range " + offset + "+" + length
           + " outside disk of " + disk.size() + " bytes");
     }
-    try (RangeStream.Sender sender = new RangeStream.Sender(disk, offset, length)) {
+    try (RangeStream.Sender sender = new RangeStream.Sender(disk, offset, length,
+        budget, frameBytes(budget, t))) {
       peers.apply(p.targetSite()).sendRanges(vmName, diskName, () -> sender, t);
       return new CopyRangeResult(offset, sender.nextOffset(), sender.bytesRead(),
           sender.bytesSent());
     }
+  }
+
+  /**
+   * A call with a budget ends one frame after it; on a capped link a frame is about a quarter of a
+   * second of the cap (64 KiB to 1 MiB), so that even at 0.1 MB/s the call ends on time.
+   */
+  private static int frameBytes(java.time.Duration budget, TransferOptions t) {
+    if (budget == null || t.bandwidthMBps() == null) {
+      return RangeStream.Sender.MAX_FRAME;
+    }
+    long quarterSecond = (long) (t.bandwidthMBps() * Transport.MB / 4);
+    return (int) Math.max(64 << 10, Math.min(RangeStream.Sender.MAX_FRAME,
+        quarterSecond / (64 << 10) * (64 << 10)));
   }
 
   /** One delta cycle without quiesce, keeping every recovery point on the replica. */

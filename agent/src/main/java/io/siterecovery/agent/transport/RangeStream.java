@@ -52,8 +52,13 @@ public final class RangeStream {
 
   /** Streams a range of a disk as frames, counting what it reads and what it sends. */
   public static final class Sender extends FrameSource {
+    public static final int MAX_FRAME = CHUNK;
     private final VirtualDisk disk;
+    private final long start;
     private final long end;
+    private final boolean budgeted;
+    private final long deadlineNanos;
+    private final int frameBytes;
     private long next;
     private long bytesRead;
     private long bytesSent;
@@ -63,12 +68,31 @@ public final class RangeStream {
 
     /** {@code length} may run past the end of the disk, up to {@code Long.MAX_VALUE}: the rest. */
     public Sender(VirtualDisk disk, long offset, long length) {
+      this(disk, offset, length, null, CHUNK);
+    }
+
+    /**
+     * As above, but ends the stream early, at a frame boundary, once {@code budget} has passed
+     * (null: no budget) and at least one frame went out; {@link #nextOffset()} then says where
+     * it stopped. Frames are pulled at the pace of the wire, so the stream ends about one frame
+     * after its budget: the caller can heartbeat on time. {@code frameBytes} (a multiple of 64
+     * KiB up to {@link #CHUNK}) bounds that overshoot on a slow link.
+     */
+    public Sender(VirtualDisk disk, long offset, long length, java.time.Duration budget,
+        int frameBytes) {
+      if (frameBytes <= 0 || frameBytes > CHUNK || frameBytes % (64 << 10) != 0) {
+        throw new IllegalArgumentException("frame of " + frameBytes + " bytes");
+      }
+      this.frameBytes = frameBytes;
       if (offset < 0 || length < 0 || offset > disk.size()) {
         throw new IllegalArgumentException("range " + offset + "+" + length + " outside disk of "
             + disk.size() + " bytes");
       }
       this.disk = disk;
+      this.start = offset;
       this.next = offset;
+      this.budgeted = budget != null;
+      this.deadlineNanos = budgeted ? System.nanoTime() + budget.toNanos() : 0;
       this.end = offset + Math.min(length, disk.size() - offset); // offset + length may overflow
       this.extents = DataExtents.of(disk.image(), disk.size());
     }
@@ -76,7 +100,7 @@ public final class RangeStream {
     @Override
     protected boolean fill() throws IOException {
       while (!frame.hasRemaining()) {
-        if (next >= end) {
+        if (next >= end || budgeted && next > start && System.nanoTime() - deadlineNanos >= 0) {
           return false;
         }
         // Holes need not be read: they are zeroes, and the replica starts as one big hole.
@@ -86,7 +110,7 @@ public final class RangeStream {
           next = data;
           continue;
         }
-        int len = (int) Math.min(CHUNK, end - next);
+        int len = (int) Math.min(frameBytes, end - next);
         frame.clear();
         frame.position(FRAME_HEADER).limit(FRAME_HEADER + len);
         disk.readAt(next, frame);

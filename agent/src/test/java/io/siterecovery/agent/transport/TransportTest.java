@@ -154,6 +154,38 @@ class TransportTest {
         .assertOk();
   }
 
+  @Test
+  void aCopyWithABudgetEndsOnTimeOnASlowLinkAndResumesWhereItSaidItStopped() throws IOException {
+    assumeInstalled("qemu-io", "qemu-img");
+    startAgents();
+    long size = 3 * MIB; // 3.1 MB at 0.5 MB/s: about 6 s, so a 1 s budget stops it early
+    byte[] random = new byte[(int) size];
+    new Random(5).nextBytes(random);
+    createWithData("budget", size, Files.write(tmp.resolve("random.bin"), random), true);
+    TransferOptions slow = new TransferOptions(false, 0.5);
+
+    long start = System.nanoTime();
+    CopyRangeResult first = agents.p.copyRange("budget", "disk0", 0, size, slow,
+        java.time.Duration.ofSeconds(1));
+    double seconds = (System.nanoTime() - start) / 1e9;
+    System.out.printf("a 1 s budget at 0.5 MB/s: %.2f s, to byte %d%n", seconds,
+        first.nextOffset());
+    // One 64 KiB frame after the budget is 0.13 s at this rate; the rest is the calls' overhead.
+    assertThat(seconds).isLessThan(2.0);
+    assertThat(first.nextOffset()).isGreaterThan(0).isLessThan(size);
+    assertThat(first.bytesSent()).isEqualTo(first.nextOffset());
+
+    for (long at = first.nextOffset(); at < size; ) {
+      at = agents.p.copyRange("budget", "disk0", at, size - at, null, java.time.Duration
+          .ofSeconds(1)).nextOffset();
+    }
+    compareRaw(agents.primaryImage("budget", "disk0"), agents.replicaImage("budget", "disk0"))
+        .assertOk();
+    assertThat(catchThrowableOfType(AgentException.class, () -> agents.p.copyRange("budget",
+        "disk0", 0, size, null, java.time.Duration.ofHours(1))).code())
+        .isEqualTo(ErrorCode.BAD_REQUEST);
+  }
+
   /** A virtual clock: sleeping advances it, so a minute of pacing takes no real time. */
   private static final class VirtualClock implements Transport.TokenBucket.Clock {
     long now = 1_000_000_000L;

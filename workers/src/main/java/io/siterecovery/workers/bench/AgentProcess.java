@@ -1,6 +1,7 @@
 package io.siterecovery.workers.bench;
 
 import io.siterecovery.agent.AgentMain;
+import io.siterecovery.workers.cli.SiteRecoveryCli;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -11,6 +12,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * A host agent in a JVM of its own ({@link AgentMain}), started from the classpath this process
@@ -33,40 +37,85 @@ final class AgentProcess implements AutoCloseable {
 
   static AgentProcess start(String site, Path data, Path log, List<String> jvmOptions,
       java.util.Map<String, String> peers) throws IOException, InterruptedException {
+    return launch(AgentMain.class.getName(), arguments(site, data, peers), log, jvmOptions,
+        line -> {
+          if (!line.startsWith("READY ")) {
+            return null;
+          }
+          String[] words = line.split(" ");
+          return new int[] {Integer.parseInt(words[1]), Integer.parseInt(words[2])};
+        });
+  }
+
+  private static final Pattern CLI_READY =
+      Pattern.compile("agent \\S+ up: API https://[^:]+:(\\d+) .*NBD port (\\d+).*");
+
+  /** The same agent as the operator runs it: {@code site-recovery agent}, whose stop is ours. */
+  static AgentProcess startCommand(String site, Path data, Path log,
+      java.util.Map<String, String> peers) throws IOException, InterruptedException {
+    List<String> args = new ArrayList<>(List.of("agent"));
+    args.addAll(arguments(site, data, peers));
+    return launch(SiteRecoveryCli.class.getName(), args, log, List.of("-Xmx128m"), line -> {
+      Matcher m = CLI_READY.matcher(line);
+      return m.matches() ? new int[] {Integer.parseInt(m.group(1)),
+          Integer.parseInt(m.group(2))} : null;
+    });
+  }
+
+  private static List<String> arguments(String site, Path data,
+      java.util.Map<String, String> peers) {
+    List<String> args = new ArrayList<>(List.of("--site", site, "--data", data.toString(),
+        "--http", "0", "--nbd", "0", "--certs", LocalSites.certs(site).toString()));
+    peers.forEach((peer, url) -> args.addAll(List.of("--peer", peer + "=" + url)));
+    return args;
+  }
+
+  /** {@code java ... mainClass}, on the classpath this process runs on. */
+  static List<String> javaCommand(String mainClass, List<String> jvmOptions) {
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.addAll(jvmOptions);
     command.add("-cp");
     command.add(System.getProperty("java.class.path"));
     if (AgentMain.class.getClassLoader() == ClassLoader.getSystemClassLoader()) {
-      command.add(AgentMain.class.getName());
+      command.add(mainClass);
     } else { // nested in the Spring Boot jar: let its launcher build the class path
-      command.add("-Dloader.main=" + AgentMain.class.getName());
+      command.add("-Dloader.main=" + mainClass);
       command.add("org.springframework.boot.loader.launch.PropertiesLauncher");
     }
-    command.addAll(List.of("--site", site, "--data", data.toString(), "--http", "0",
-        "--nbd", "0", "--certs", LocalSites.certs(site).toString()));
-    peers.forEach((peer, url) -> command.addAll(List.of("--peer", peer + "=" + url)));
-    Process p = new ProcessBuilder(command).redirectError(log.toFile()).start();
-    CompletableFuture<String> ready = new CompletableFuture<>();
+    return command;
+  }
+
+  /** {@code ready}: the HTTP and NBD ports from the line that says the agent is up, else null. */
+  private static AgentProcess launch(String mainClass, List<String> args, Path log,
+      List<String> jvmOptions, Function<String, int[]> ready)
+      throws IOException, InterruptedException {
+    List<String> command = javaCommand(mainClass, jvmOptions);
+    command.addAll(args);
+    ProcessBuilder builder = new ProcessBuilder(command).redirectError(log.toFile());
+    // The CLI's log file, beside this one rather than in the working directory.
+    builder.environment().put("SITE_RECOVERY_LOG_FILE", log + ".file");
+    Process p = builder.start();
+    CompletableFuture<int[]> ports = new CompletableFuture<>();
     Thread reader = new Thread(() -> {
       try (BufferedReader out = new BufferedReader(
           new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
         for (String line; (line = out.readLine()) != null; ) {
-          if (line.startsWith("READY ")) {
-            ready.complete(line);
+          int[] up = ready.apply(line);
+          if (up != null) {
+            ports.complete(up);
           }
         }
       } catch (IOException e) {
-        ready.completeExceptionally(e);
+        ports.completeExceptionally(e);
       }
-      ready.completeExceptionally(new IOException("agent exited before READY"));
+      ports.completeExceptionally(new IOException("agent exited before it was up"));
     }, "agent-stdout");
     reader.setDaemon(true);
     reader.start();
     try {
-      String[] words = ready.get(60, TimeUnit.SECONDS).split(" ");
-      return new AgentProcess(p, log, Integer.parseInt(words[1]), Integer.parseInt(words[2]));
+      int[] up = ports.get(60, TimeUnit.SECONDS);
+      return new AgentProcess(p, log, up[0], up[1]);
     } catch (Exception e) {
       p.destroyForcibly().waitFor();
       throw new IOException("agent " + String.join(" ", command) + " did not start: " + e
@@ -99,6 +148,11 @@ final class AgentProcess implements AutoCloseable {
       }
     }
     throw new IOException(field + " not in /proc/" + process.pid() + "/status (log: " + log + ")");
+  }
+
+  /** The exit status, once the process has ended. */
+  int exitValue() {
+    return process.exitValue();
   }
 
   /** SIGTERM (the agent closes cleanly), then SIGKILL if it has not exited after 30 s. */

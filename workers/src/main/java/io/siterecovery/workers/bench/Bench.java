@@ -20,7 +20,7 @@ import java.util.stream.Stream;
 public final class Bench {
   /** The benchmarks by name, in the order they run. */
   public static final Set<String> NAMES = Set.of("dataplane", "resync", "apply", "memory",
-      "lifecycle", "plan");
+      "lifecycle", "plan", "worker-kill");
 
   private interface Run {
     List<Measured> run(Path dir) throws Exception;
@@ -42,6 +42,8 @@ public final class Bench {
     benchmarks.put("memory", d -> AgentMemoryBench.run(d, out));
     benchmarks.put("lifecycle", d -> new LifecycleBench(d, out).run());
     benchmarks.put("plan", d -> new PlanBench(d, out).run());
+    // A fixed 48 MiB at 2 MB/s (about 25 s): long enough to kill the worker in the middle.
+    benchmarks.put("worker-kill", d -> new WorkerKillBench(d, out).run(48L << 20));
     empty(dir);
     List<Measured> results = new ArrayList<>();
     boolean ok = true;

@@ -1,13 +1,13 @@
 package io.siterecovery.workers.cli;
 
 import io.siterecovery.agent.HostAgent;
+import io.siterecovery.agent.StopSignal;
 import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.security.TlsCredentials;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -51,10 +51,9 @@ final class AgentCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    CountDownLatch stop = new CountDownLatch(1);
-    try (HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd,
+    try (StopSignal stop = StopSignal.install("agent", StopSignal.DEFAULT_BOUND);
+        HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd,
         TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls, null, scripts))) {
-      Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
       System.out.printf("agent %s up: API %s (TLS, client certificates), NBD port %d, peers %s%n",
           site, agent.url(), agent.nbdPort(), peers.isEmpty() ? "none" : peers);
       stop.await();

@@ -21,7 +21,8 @@ final class BenchCommand implements Callable<Integer> {
   Path dir;
 
   @Option(names = "--only", split = ",", paramLabel = "NAME",
-      description = "run only these benchmarks: dataplane, resync, apply, memory, lifecycle, plan (default: all)")
+      description = "run only these benchmarks: dataplane, resync, apply, memory, lifecycle, plan, "
+          + "worker-kill (default: all)")
   List<String> only = List.of();
 
   @Override

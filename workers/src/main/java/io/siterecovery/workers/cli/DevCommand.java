@@ -1,11 +1,11 @@
 package io.siterecovery.workers.cli;
 
+import io.siterecovery.agent.StopSignal;
 import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.siterecovery.workers.dev.DevStack;
 import java.util.Map;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -23,11 +23,10 @@ final class DevCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    CountDownLatch stop = new CountDownLatch(1);
     SiteRecoveryConfig file = config == null ? null : SiteRecoveryConfig.load(config);
-    try (DevStack stack = new DevStack(data, DevStack.Ports.defaults(),
-        file == null ? Map.of() : file.policies(), file == null ? Map.of() : file.plans())) {
-      Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
+    try (StopSignal stop = StopSignal.install("dev", StopSignal.DEFAULT_BOUND);
+        DevStack stack = new DevStack(data, DevStack.Ports.defaults(),
+            file == null ? Map.of() : file.policies(), file == null ? Map.of() : file.plans())) {
       System.out.printf("""
           site-recovery dev is up (Ctrl-C to stop)
             Temporal      %s namespace %s, task queue site-recovery

@@ -1,10 +1,10 @@
 package io.siterecovery.workers.cli;
 
+import io.siterecovery.agent.StopSignal;
 import io.siterecovery.workers.config.ConfigFile;
 import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.siterecovery.workers.dev.WorkerRunner;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 
@@ -16,12 +16,11 @@ final class WorkerCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    CountDownLatch stop = new CountDownLatch(1);
     SiteRecoveryConfig config = options.resolve();
     ConfigFile file = options.config == null ? null : new ConfigFile(options.config);
-    try (WorkerRunner runner = file == null ? new WorkerRunner(config)
-        : new WorkerRunner(config, file::policies, file::plans)) {
-      Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
+    try (StopSignal stop = StopSignal.install("worker", StopSignal.DEFAULT_BOUND);
+        WorkerRunner runner = file == null ? new WorkerRunner(config)
+            : new WorkerRunner(config, file::policies, file::plans)) {
       stop.await();
     }
     return 0;

@@ -128,11 +128,24 @@ public final class DevStack implements Closeable {
     return site.equals("primary") ? primary : secondary;
   }
 
+  /**
+   * In order: the worker first (no activity calls an agent any more), then each agent (flushed,
+   * its clean-shutdown stamp written), then Temporal; a failure of one step skips no later one.
+   */
   @Override
   public void close() throws IOException {
-    worker.close();
-    primary.close();
-    secondary.close();
-    temporal.close();
+    try {
+      worker.close();
+    } finally {
+      try {
+        primary.close();
+      } finally {
+        try {
+          secondary.close();
+        } finally {
+          temporal.close();
+        }
+      }
+    }
   }
 }

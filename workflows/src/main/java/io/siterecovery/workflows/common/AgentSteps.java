@@ -30,12 +30,28 @@ public final class AgentSteps {
         .build();
   }
 
-  /** A disk copy: long, heartbeating after every slice so a retry resumes where it stopped. */
+  /**
+   * A disk copy or resync: long, heartbeating its offset every ~3 s (one agent call) so that a
+   * retry resumes where it stopped. The heartbeat timeout is short so that a dead worker is noticed
+   * within 15 s; the worker sends heartbeats at most every 4 s (WorkerRunner's throttle), so a
+   * retry sends again at most the ~4 s of data since the last recorded heartbeat. The retries
+   * start after 5 s, not after the seeds' 1 minute: the usual cause here is a lost worker, and a
+   * new attempt on another worker resumes at once (the copy should be back within 30 s of a
+   * crash). A failing agent still backs off, doubling to every 10 minutes: 10 attempts cover
+   * about 30 minutes of agent errors (the seeds' 1-10 minute schedule covers 25) before the
+   * runbook's own 30-minute stage takes over, and leave room for several worker crashes during
+   * one disk. Non-recoverable errors never retry.
+   */
   public static ActivityOptions diskCopy() {
     return ActivityOptions.newBuilder()
         .setStartToCloseTimeout(Duration.ofHours(24))
-        .setHeartbeatTimeout(Duration.ofMinutes(2))
-        .setRetryOptions(recoverableRetries())
+        .setHeartbeatTimeout(Duration.ofSeconds(15))
+        .setRetryOptions(RetryOptions.newBuilder()
+            .setInitialInterval(Duration.ofSeconds(5))
+            .setBackoffCoefficient(2.0)
+            .setMaximumInterval(Duration.ofMinutes(10))
+            .setMaximumAttempts(10)
+            .build())
         .build();
   }
 
