@@ -29,6 +29,7 @@ import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Functions;
 import io.temporal.workflow.Promise;
 import io.temporal.workflow.Workflow;
+import java.time.DateTimeException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -514,7 +515,17 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
   }
 
   private void markResync(String reason) {
-    Instant due = policy.resyncWindow() == null ? now() : policy.resyncWindow().nextOpening(now());
+    Instant due = now();
+    if (policy.resyncWindow() != null) {
+      try {
+        due = policy.resyncWindow().nextOpening(due);
+      } catch (DateTimeException invalidWindow) {
+        // The lookup refuses such a policy; one recorded before it did must not fail this
+        // workflow task again and again: resync now rather than never.
+        view.note("policy " + policyName + ": " + invalidWindow.getMessage()
+            + "; resyncing without waiting for its window");
+      }
+    }
     view.resyncPending(reason, due);
     view.note("resync needed (" + reason + "); pending until " + due);
   }
