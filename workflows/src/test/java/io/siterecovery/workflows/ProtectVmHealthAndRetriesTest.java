@@ -2,6 +2,7 @@ package io.siterecovery.workflows;
 
 import static io.siterecovery.workflows.WorkflowTestSupport.PLAN;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.mockito.ArgumentMatchers.any;
 import static org.mockito.Mockito.doAnswer;
 import static org.mockito.Mockito.doThrow;
@@ -20,6 +21,7 @@ import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.siterecovery.workflows.protection.PolicyChange;
 import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
+import io.siterecovery.workflows.protection.ProtectVmWorkflowImpl;
 import io.siterecovery.workflows.protection.ProtectionState;
 import io.siterecovery.workflows.protection.ProtectionStatus;
 import io.siterecovery.workflows.replication.InitialReplicationWorkflow;
@@ -31,6 +33,7 @@ import io.temporal.client.WorkflowStub;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.testing.TestWorkflowEnvironment;
 import io.temporal.testing.TestWorkflowExtension;
+import io.temporal.testing.WorkflowReplayer;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.LocalTime;
@@ -222,7 +225,8 @@ class ProtectVmHealthAndRetriesTest {
 
     wf.resume(new OperatorRequest(null));
     WorkflowTestSupport.awaitVirtual(env, () -> !client.newUntypedWorkflowStub(
-        first.getWorkflowId()).describe().getExecution().getRunId().equals(first.getRunId()));
+        first.getWorkflowId()).describe().getExecution().getRunId().equals(first.getRunId())
+        && wf.status().state() == ProtectionState.PROTECTED);
     ProtectionStatus next = wf.status();
     assertThat(next.policy()).isEqualTo("hourly");
     assertThat(next.state()).isEqualTo(ProtectionState.PROTECTED);
@@ -231,6 +235,17 @@ class ProtectVmHealthAndRetriesTest {
     assertThat(next.notes()).anyMatch(n -> n.contains("policy changed from default to hourly"));
     env.sleep(Duration.ofMinutes(30));
     assertThat(calls.get()).isEqualTo(201);
+    assertReplays(client, first);
+  }
+
+  /** The new code's own histories replay too (a run and the run it continued as). */
+  private static void assertReplays(WorkflowClient client, WorkflowExecution run) {
+    assertThatCode(() -> WorkflowReplayer.replayWorkflowExecution(
+        client.fetchHistory(run.getWorkflowId(), run.getRunId()), ProtectVmWorkflowImpl.class))
+        .doesNotThrowAnyException();
+    assertThatCode(() -> WorkflowReplayer.replayWorkflowExecution(
+        client.fetchHistory(run.getWorkflowId()), ProtectVmWorkflowImpl.class))
+        .doesNotThrowAnyException();
   }
 
   @Test
@@ -306,6 +321,7 @@ class ProtectVmHealthAndRetriesTest {
     assertThat(statusOf(client, InitialReplicationWorkflow.workflowId("web01")))
         .isEqualTo(WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED);
     verify(agents).disableReplication(PLAN);
+    assertReplays(client, WorkflowStub.fromTyped(wf).getExecution());
   }
 
   @Test
@@ -375,13 +391,14 @@ class ProtectVmHealthAndRetriesTest {
     doAnswer(inv -> new ReplicationCycle(9, 9, Instant.ofEpochMilli(env.currentTimeMillis()), 1,
         1, false, null, null, new SourceHealth(0, 3L << 30, "the change bitmap was lost")))
         .when(agents).replicateDelta(any());
-    // The edited policy is refused; its previous settings (UTC window) place the resync.
-    WorkflowTestSupport.awaitVirtual(env,
-        () -> wf.status().state() == ProtectionState.RESYNC_PENDING);
-    ProtectionStatus pending = wf.status();
-    assertThat(pending.notes()).anyMatch(n -> n.contains("keeping its previous settings")
-        && n.contains("Mars/Olympus"));
-    assertThat(pending.resyncPendingUntil().atZone(java.time.ZoneOffset.UTC).toLocalTime())
-        .isEqualTo(LocalTime.of(22, 0));
+    // The edited policy is refused; its previous settings (UTC window) place the resync, and
+    // the workflow goes on (before, the time zone threw in workflow code, task after task).
+    WorkflowTestSupport.awaitVirtual(env, () -> wf.status().notes().stream()
+        .anyMatch(n -> n.contains("resync needed (the change bitmap was lost); pending until")));
+    assertThat(wf.status().notes()).anyMatch(n -> n.contains(
+        "policy 'default' could not be read (policy 'default': \"resyncWindow.timeZone\" "
+        + "'Mars/Olympus' is not a time zone"));
+    assertThat(statusOf(client, ProtectVmWorkflow.workflowId("web01")))
+        .isEqualTo(WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING);
   }
 }

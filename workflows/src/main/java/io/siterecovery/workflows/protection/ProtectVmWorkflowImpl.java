@@ -32,6 +32,7 @@ import io.temporal.workflow.Workflow;
 import java.time.DateTimeException;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -197,7 +198,7 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
 
   /** Runs {@code call} in its own scope, cancelled if a disable comes first. */
   private <T> T untilDisabled(Functions.Func<T> call) {
-    List<Promise<T>> result = new java.util.ArrayList<>(1);
+    List<Promise<T>> result = new ArrayList<>(1);
     CancellationScope scope = Workflow.newCancellationScope(
         () -> { result.add(Async.function(call)); });
     scope.run();
@@ -308,7 +309,7 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
    */
   private InitialReplicationResult copyUntilDone(InitialReplicationInput input) {
     while (true) {
-      List<Promise<InitialReplicationResult>> copy = new java.util.ArrayList<>(1);
+      List<Promise<InitialReplicationResult>> copy = new ArrayList<>(1);
       InitialReplicationWorkflow child = initialCopy();
       CancellationScope scope = Workflow.newCancellationScope(
           () -> { copy.add(Async.function(child::replicate, input)); });
@@ -474,13 +475,13 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
         view.note("policy changed from " + policyName + " to " + next);
         policyName = next;
       } catch (ActivityFailure f) {
-        view.note("policy change to '" + next + "' refused: " + f.getCause().getMessage());
+        view.note("policy change to '" + next + "' refused: " + messageOf(f));
       }
     } else if (longTermShortSteps) {
       try {
         policy = policies.resolvePolicy(policyName);
       } catch (ActivityFailure f) {
-        view.note("policy '" + policyName + "' could not be read (" + f.getCause().getMessage()
+        view.note("policy '" + policyName + "' could not be read (" + messageOf(f)
             + "); keeping its previous settings");
       }
     } else {
@@ -572,7 +573,7 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
 
   /** One disk's resync copy, stopped by a disable (protection ends) or a pause (resync waits). */
   private DiskResyncResult resyncDiskUntilStopped(ResyncDiskRequest request) {
-    List<Promise<DiskResyncResult>> copy = new java.util.ArrayList<>(1);
+    List<Promise<DiskResyncResult>> copy = new ArrayList<>(1);
     CancellationScope scope = Workflow.newCancellationScope(
         () -> { copy.add(Async.function(longAgents::resyncDisk, request)); });
     scope.run();

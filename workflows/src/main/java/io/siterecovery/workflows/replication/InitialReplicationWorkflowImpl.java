@@ -8,6 +8,7 @@ import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.RetrySchedule;
 import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
+import io.temporal.failure.CanceledFailure;
 import io.temporal.workflow.Workflow;
 import java.util.ArrayList;
 import java.util.List;
@@ -30,7 +31,9 @@ public class InitialReplicationWorkflowImpl implements InitialReplicationWorkflo
         return agents.copyDisk(new CopyDiskRequest(input.plan(), disk.name(), disk.sizeBytes(),
             input.transfer(), input.progressWorkflowId()));
       } catch (ActivityFailure f) {
-        if (f.getCause() instanceof ApplicationFailure a && a.isNonRetryable()) {
+        // A cancel (ProtectVm's disable or pause) ends the copy; it is no failure to wait out.
+        if (f.getCause() instanceof ApplicationFailure a && a.isNonRetryable()
+            || f.getCause() instanceof CanceledFailure) {
           throw f;
         }
         rounds++;
