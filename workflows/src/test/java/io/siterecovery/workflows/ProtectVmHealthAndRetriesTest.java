@@ -304,6 +304,30 @@ class ProtectVmHealthAndRetriesTest {
   }
 
   @Test
+  void aCopyStillFailingAfterItsRetriesShowsWarning(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, false);
+    long started = env.currentTimeMillis();
+    doAnswer(inv -> {
+      if (env.currentTimeMillis() - started < Duration.ofMinutes(40).toMillis()) {
+        throw unreachable();
+      }
+      return new DiskCopyResult("disk", 1, 1, 0, 1);
+    }).when(agents).copyDisk(any());
+    WorkflowTestSupport.start(env, agents);
+    ProtectVmWorkflow wf = protect(client, "default");
+
+    env.sleep(Duration.ofMinutes(30));
+    assertThat(wf.status().healthReasons()).anyMatch(r -> r.startsWith(
+        "initial copy of disk0 still failing after its retries (agent unreachable)"));
+    assertThat(healthAttribute(client)).isEqualTo("WARNING");
+    env.sleep(Duration.ofMinutes(30));
+    WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == ProtectionState.PROTECTED);
+    assertThat(wf.status().health()).isEqualTo(Health.NORMAL);
+    assertThat(healthAttribute(client)).isEqualTo("NORMAL");
+  }
+
+  @Test
   void disableDuringACopyThatKeepsFailingEndsProtectionPromptly(TestWorkflowEnvironment env,
       WorkflowClient client) {
     AgentActivities agents = WorkflowTestSupport.healthyAgents(env, false);

@@ -16,6 +16,7 @@ import io.siterecovery.workflows.common.Health;
 import io.siterecovery.workflows.common.Inputs;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.common.RetrySchedule;
+import io.siterecovery.workflows.replication.CopyRetrying;
 import io.siterecovery.workflows.replication.InitialReplicationInput;
 import io.siterecovery.workflows.replication.InitialReplicationResult;
 import io.siterecovery.workflows.replication.InitialReplicationWorkflow;
@@ -316,7 +317,9 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
       scope.run();
       Workflow.await(() -> copy.get(0).isCompleted() || disableRequested || pauseRequested);
       if (copy.get(0).isCompleted()) {
-        return copy.get(0).get();
+        InitialReplicationResult copied = copy.get(0).get();
+        view.health(Health.NORMAL, List.of());
+        return copied;
       }
       scope.cancel();
       try {
@@ -654,6 +657,15 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
     if (view.state() == ProtectionState.INITIAL_REPLICATION
         || view.state() == ProtectionState.RESYNCING) {
       view.copyProgress(p);
+    }
+  }
+
+  @Override
+  public void copyRetrying(CopyRetrying notice) {
+    if (notice != null && view.state() == ProtectionState.INITIAL_REPLICATION) {
+      view.health(Health.WARNING, List.of("initial copy of " + notice.disk()
+          + " still failing after its retries (" + notice.message() + "); trying again at "
+          + notice.retryAt()));
     }
   }
 

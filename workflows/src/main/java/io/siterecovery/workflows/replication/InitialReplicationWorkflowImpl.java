@@ -9,7 +9,9 @@ import io.siterecovery.workflows.common.RetrySchedule;
 import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.failure.CanceledFailure;
+import io.temporal.workflow.SignalExternalWorkflowException;
 import io.temporal.workflow.Workflow;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import org.slf4j.Logger;
@@ -40,8 +42,28 @@ public class InitialReplicationWorkflowImpl implements InitialReplicationWorkflo
         log.warn("copy of {}/{} still failing after its retries ({}); trying again in {} "
             + "(round {})", input.plan().vm(), disk.name(), f.getCause().getMessage(),
             RetrySchedule.LONG_TERM, rounds);
+        reportRetrying(input, disk, f);
         Workflow.sleep(RetrySchedule.LONG_TERM);
       }
+    }
+  }
+
+  /** So ProtectVm's health shows the outage (WARNING) instead of a copy quietly waiting. */
+  private static void reportRetrying(InitialReplicationInput input, DiskInfo disk,
+      ActivityFailure f) {
+    if (input.progressWorkflowId() == null
+        || Workflow.getVersion("reportCopyRetries", Workflow.DEFAULT_VERSION, 1) != 1) {
+      return;
+    }
+    String message = f.getCause() instanceof ApplicationFailure a ? a.getOriginalMessage()
+        : f.getCause().getMessage();
+    Instant retryAt = Instant.ofEpochMilli(Workflow.currentTimeMillis())
+        .plus(RetrySchedule.LONG_TERM);
+    try {
+      Workflow.newUntypedExternalWorkflowStub(input.progressWorkflowId())
+          .signal(CopyRetrying.SIGNAL, new CopyRetrying(disk.name(), message, retryAt));
+    } catch (SignalExternalWorkflowException gone) {
+      // Whoever showed the progress is gone; the copy goes on regardless.
     }
   }
 
