@@ -236,6 +236,20 @@ class ProtectVmHealthAndRetriesTest {
     env.sleep(Duration.ofMinutes(30));
     assertThat(calls.get()).isEqualTo(201);
     assertReplays(client, first);
+
+    // An edit makes the policy invalid: the runs keep its last settings, across the next
+    // continue-as-new too (200 hourly cycles later).
+    String second = client.newUntypedWorkflowStub(first.getWorkflowId()).describe()
+        .getExecution().getRunId();
+    WorkflowTestSupport.POLICIES.put("hourly", onMars("hourly"));
+    env.sleep(Duration.ofHours(201));
+    assertThat(client.newUntypedWorkflowStub(first.getWorkflowId()).describe().getExecution()
+        .getRunId()).isNotIn(first.getRunId(), second);
+    assertThat(statusOf(client, first.getWorkflowId()))
+        .isEqualTo(WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING);
+    assertThat(wf.status().state()).isEqualTo(ProtectionState.PROTECTED);
+    assertThat(wf.status().policy()).isEqualTo("hourly");
+    assertThat(wf.status().notes()).anyMatch(n -> n.contains("keeping its previous settings"));
   }
 
   /** The new code's own histories replay too (a run and the run it continued as). */

@@ -110,7 +110,7 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
     carryOverContinueAsNew = isNew("carryOverContinueAsNew");
     longTermShortSteps = isNew("longTermShortSteps");
     stoppableCopies = isNew("stoppableCopies");
-    policy = policies.resolvePolicy(policyName);
+    policy = resolveStartingPolicy(input.carried());
     view.identify(vm, policyName, policy.rpoThreshold(), policy.copyFrequency(),
         healthWhileWaiting);
     if (carryOverContinueAsNew && input.carried() != null) {
@@ -134,6 +134,24 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
       return replicate();
     } catch (DisableRequested d) {
       return disableProtection();
+    }
+  }
+
+  /**
+   * The policy's current settings. A run continued from another keeps the previous run's
+   * settings when the lookup refuses (an edit made the policy unknown or invalid): protection
+   * must not end at a continue-as-new because of a configuration mistake.
+   */
+  private PolicySettings resolveStartingPolicy(CarriedState carried) {
+    if (!carryOverContinueAsNew || carried == null || carried.policySettings() == null) {
+      return policies.resolvePolicy(policyName);
+    }
+    try {
+      return policies.resolvePolicy(policyName);
+    } catch (ActivityFailure f) {
+      view.note("policy '" + policyName + "' could not be read (" + messageOf(f)
+          + "); keeping its previous settings");
+      return carried.policySettings();
     }
   }
 
@@ -448,8 +466,11 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
         || failover != null) {
       return;
     }
+    // The requests are carried as well, though none can be pending here: the record states
+    // the whole hand-over, and a later change to the check above cannot lose one.
     Workflow.continueAsNew(new ProtectVmInput(vm, policyName,
-        view.carry(lastAppConsistentAt, pauseRequested, resyncRequested, requestedPolicy)));
+        view.carry(policy, lastAppConsistentAt, pauseRequested, resyncRequested,
+            requestedPolicy)));
   }
 
   private DeltaRequest deltaRequest(boolean quiesce) {

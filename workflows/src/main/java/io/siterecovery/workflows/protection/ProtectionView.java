@@ -4,6 +4,7 @@ import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
 import io.siterecovery.activities.AgentActivityRecords.PointInfo;
 import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
+import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.Health;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
@@ -361,9 +362,9 @@ final class ProtectionView {
     resyncPendingUntil = c.resyncPendingUntil();
   }
 
-  CarriedState carry(Instant lastAppConsistentAt, boolean pauseRequested,
-      boolean resyncRequested, String requestedPolicy) {
-    return new CarriedState(lastAppConsistentAt, deltaCycles, failedCycles, bytesShipped,
+  CarriedState carry(PolicySettings policySettings, Instant lastAppConsistentAt,
+      boolean pauseRequested, boolean resyncRequested, String requestedPolicy) {
+    return new CarriedState(policySettings, lastAppConsistentAt, deltaCycles, failedCycles, bytesShipped,
         lastCycleAt, List.copyOf(notes), List.copyOf(cycleOutcomes), nextCycleDueAt, health,
         List.copyOf(healthReasons), resyncReason, resyncPendingUntil, pauseRequested,
         resyncRequested, requestedPolicy);
