@@ -6,10 +6,11 @@ import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.mockito.ArgumentMatchers.any;
 import static org.mockito.Mockito.doAnswer;
 import static org.mockito.Mockito.doThrow;
-import static org.mockito.Mockito.mockingDetails;
 import static org.mockito.Mockito.verify;
 
 import io.siterecovery.activities.AgentActivities;
+import io.siterecovery.activities.AgentActivityRecords.CopyDiskRequest;
+import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
 import io.siterecovery.activities.AgentActivityRecords.DiskCopyResult;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
@@ -37,7 +38,9 @@ import io.temporal.testing.WorkflowReplayer;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.LocalTime;
+import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -91,11 +94,6 @@ class ProtectVmHealthAndRetriesTest {
 
   private static ApplicationFailure unreachable() {
     return ApplicationFailure.newFailure("agent unreachable", "PEER_UNREACHABLE");
-  }
-
-  private static long callsTo(AgentActivities agents, String method) {
-    return mockingDetails(agents).getInvocations().stream()
-        .filter(i -> i.getMethod().getName().equals(method)).count();
   }
 
   @Test
@@ -295,6 +293,24 @@ class ProtectVmHealthAndRetriesTest {
   }
 
   @Test
+  void disableWhileEnableKeepsFailingEndsProtectionPromptly(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
+    doThrow(unreachable()).when(agents).enableReplication(any());
+    WorkflowTestSupport.start(env, agents);
+    ProtectVmWorkflow wf = protect(client, "default");
+    env.sleep(Duration.ofMinutes(10));
+
+    // While the activity's own retries (1-10 minutes apart) run.
+    wf.disable(new OperatorRequest(null));
+    within(env, Duration.ofMinutes(1), () -> statusOf(client, ProtectVmWorkflow.workflowId(
+        "web01")) == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED);
+    assertThat(WorkflowStub.fromTyped(wf).getResult(ProtectionStatus.class).state())
+        .isEqualTo(ProtectionState.DISABLED);
+    verify(agents).disableReplication(PLAN);
+  }
+
+  @Test
   void finalizeFailingForThreeHoursIsRetriedUntilItWorks(TestWorkflowEnvironment env,
       WorkflowClient client) {
     AgentActivities agents = WorkflowTestSupport.healthyAgents(env, false);
@@ -363,15 +379,23 @@ class ProtectVmHealthAndRetriesTest {
   }
 
   @Test
-  void pauseStopsTheInitialCopyAndResumeStartsItAgain(TestWorkflowEnvironment env,
+  void pauseStopsTheInitialCopyAndResumeGoesOnFromItsProgress(TestWorkflowEnvironment env,
       WorkflowClient client) {
     AgentActivities agents = WorkflowTestSupport.healthyAgents(env, false);
+    ProtectVmWorkflow signaller = client.newWorkflowStub(ProtectVmWorkflow.class,
+        ProtectVmWorkflow.workflowId("web01"));
     long started = env.currentTimeMillis();
+    List<CopyDiskRequest> requests = new CopyOnWriteArrayList<>();
     doAnswer(inv -> {
+      CopyDiskRequest req = inv.getArgument(0, CopyDiskRequest.class);
+      requests.add(req);
       if (env.currentTimeMillis() - started < Duration.ofMinutes(40).toMillis()) {
+        // Half of disk0 got across before the target became unreachable.
+        signaller.copyProgress(new CopyProgress("INITIAL_REPLICATION", req.disk(),
+            req.sizeBytes() / 2, req.sizeBytes(), req.sizeBytes() / 2, 1e6, Instant.now()));
         throw unreachable();
       }
-      return new DiskCopyResult("disk", 1, 1, 0, 1);
+      return new DiskCopyResult(req.disk(), 1, 1, 0, 1);
     }).when(agents).copyDisk(any());
     WorkflowTestSupport.start(env, agents);
     ProtectVmWorkflow wf = protect(client, "default");
@@ -379,13 +403,16 @@ class ProtectVmHealthAndRetriesTest {
 
     wf.pause(new OperatorRequest(null));
     within(env, Duration.ofMinutes(1), () -> wf.status().state() == ProtectionState.PAUSED);
-    long attempts = callsTo(agents, "copyDisk");
+    int attempts = requests.size();
     env.sleep(Duration.ofHours(1));
-    assertThat(callsTo(agents, "copyDisk")).isEqualTo(attempts);
+    assertThat(requests).hasSize(attempts);
 
     wf.resume(new OperatorRequest(null));
     WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == ProtectionState.PROTECTED);
-    assertThat(callsTo(agents, "copyDisk")).isEqualTo(attempts + 2);
+    assertThat(requests).hasSize(attempts + 2);
+    assertThat(requests.get(attempts).disk()).isEqualTo("disk0");
+    assertThat(requests.get(attempts).startOffset()).isEqualTo(PLAN.disks().get(0).sizeBytes() / 2);
+    assertThat(requests.get(attempts + 1).startOffset()).isNull();
   }
 
   @Test

@@ -34,7 +34,9 @@ import java.time.DateTimeException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 
@@ -324,14 +326,16 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
   /**
    * The initial copy as a child that a disable or a pause stops (an unreachable target can keep
    * it retrying for hours): a disable cancels it and disables protection; a pause cancels it
-   * and starts it again on resume (the agent's copy starts from its own progress).
+   * and starts it again on resume, each disk from the bytes its progress last reported.
    */
-  private InitialReplicationResult copyUntilDone(InitialReplicationInput input) {
+  private InitialReplicationResult copyUntilDone(InitialReplicationInput first) {
+    InitialReplicationInput input = first;
     while (true) {
       List<Promise<InitialReplicationResult>> copy = new ArrayList<>(1);
       InitialReplicationWorkflow child = initialCopy();
+      InitialReplicationInput thisCopy = input;
       CancellationScope scope = Workflow.newCancellationScope(
-          () -> { copy.add(Async.function(child::replicate, input)); });
+          () -> { copy.add(Async.function(child::replicate, thisCopy)); });
       scope.run();
       Workflow.await(() -> copy.get(0).isCompleted() || disableRequested || pauseRequested);
       if (copy.get(0).isCompleted()) {
@@ -348,7 +352,14 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
       if (disableRequested) {
         throw new DisableRequested();
       }
-      view.note("initial copy stopped by a pause; it starts again on resume");
+      // What this copy reported, else what the one before it did (a pause before any report).
+      Map<String, Long> copied = new LinkedHashMap<>(
+          input.copiedBytes() == null ? Map.of() : input.copiedBytes());
+      view.copiedBytes().forEach((disk, bytes) -> copied.merge(disk, bytes, Math::max));
+      input = new InitialReplicationInput(input.plan(), input.transfer(),
+          input.progressWorkflowId(), copied);
+      view.note("initial copy stopped by a pause at " + input.copiedBytes()
+          + " bytes; it goes on from there on resume");
       holdWhilePaused();
       view.state(ProtectionState.INITIAL_REPLICATION);
       view.phase("INITIAL_REPLICATION");

@@ -192,6 +192,13 @@ final class ProtectionView {
     progress = new Progress(p.phase(), p.disk(), done, total, p.bytesPerSecond(), eta);
   }
 
+  /** Per disk, the bytes the copy under way last reported done. */
+  Map<String, Long> copiedBytes() {
+    Map<String, Long> copied = new LinkedHashMap<>();
+    diskProgress.forEach((disk, p) -> copied.put(disk, p.bytesDone()));
+    return copied;
+  }
+
   void recordCycle(ReplicationCycle cycle) {
     deltaCycles++;
     bytesShipped += cycle.bytesShipped();

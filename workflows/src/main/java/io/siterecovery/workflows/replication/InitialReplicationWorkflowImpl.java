@@ -31,7 +31,8 @@ public class InitialReplicationWorkflowImpl implements InitialReplicationWorkflo
     while (true) {
       try {
         return agents.copyDisk(new CopyDiskRequest(input.plan(), disk.name(), disk.sizeBytes(),
-            input.transfer(), input.progressWorkflowId()));
+            input.transfer(), input.progressWorkflowId(),
+            input.copiedBytes() == null ? null : input.copiedBytes().get(disk.name())));
       } catch (ActivityFailure f) {
         // A cancel (ProtectVm's disable or pause) ends the copy; it is no failure to wait out.
         if (f.getCause() instanceof ApplicationFailure a && a.isNonRetryable()
