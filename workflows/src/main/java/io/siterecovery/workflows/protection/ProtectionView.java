@@ -305,13 +305,13 @@ final class ProtectionView {
     return state != ProtectionState.DISABLED && state != ProtectionState.FAILED_OVER;
   }
 
-  /** The instant the RPO first exceeds the threshold, or null. */
+  /** The instant the RPO (whole seconds) first exceeds the threshold, or null. */
   private Instant rpoCrossing() {
     if (latestPoint == null || latestPoint.time() == null || rpoThreshold == null
         || !tracksCycles()) {
       return null;
     }
-    return latestPoint.time().plus(rpoThreshold).plusMillis(1);
+    return latestPoint.time().plusSeconds(rpoThreshold.toSeconds() + 1);
   }
 
   void resyncPending(String reason, Instant until) {
@@ -389,9 +389,8 @@ final class ProtectionView {
     List<String> reasons = new ArrayList<>(healthReasons);
     Health reported = health;
     if (latestPoint != null && latestPoint.time() != null && tracksCycles()) {
-      long rpoMillis = Math.max(0, now.toEpochMilli() - latestPoint.time().toEpochMilli());
-      rpo = rpoMillis / 1000;
-      if (rpoThreshold != null && rpoMillis > rpoThreshold.toMillis()) {
+      rpo = Math.max(0, now.toEpochMilli() - latestPoint.time().toEpochMilli()) / 1000;
+      if (rpoThreshold != null && rpo > rpoThreshold.toSeconds()) {
         reported = worst(reported, Health.WARNING);
         reasons.add("RPO " + rpo + " s exceeds the policy's " + rpoThreshold.toSeconds() + " s");
       }
