@@ -26,4 +26,17 @@ class ProtectVmHistoryReplayTest {
         "histories/initialreplication-long-retry.json", InitialReplicationWorkflowImpl.class))
         .doesNotThrowAnyException();
   }
+
+  @Test
+  void runsRecordedWithTheIssue10VersionsReplay() {
+    for (String recorded : List.of("protectvm-lifecycle-issue10.json",
+        "protectvm-after-continue-as-new-issue10.json")) {
+      assertThatCode(() -> WorkflowReplayer.replayWorkflowExecutionFromResource(
+          "histories/" + recorded, ProtectVmWorkflowImpl.class))
+          .as(recorded + " replays").doesNotThrowAnyException();
+    }
+    assertThatCode(() -> WorkflowReplayer.replayWorkflowExecutionFromResource(
+        "histories/initialreplication-long-retry-issue10.json",
+        InitialReplicationWorkflowImpl.class)).doesNotThrowAnyException();
+  }
 }
