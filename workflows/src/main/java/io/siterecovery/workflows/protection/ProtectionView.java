@@ -117,10 +117,6 @@ final class ProtectionView {
     }
   }
 
-  Health health() {
-    return health;
-  }
-
   /** Upserts ReplicationHealth when the health as of {@code now} differs from the one shown. */
   void refreshHealth(Instant now) {
     if (!upsertDerivedHealth) {
