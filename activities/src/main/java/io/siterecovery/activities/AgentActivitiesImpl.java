@@ -139,7 +139,10 @@ public class AgentActivitiesImpl implements AgentActivities {
   @Override
   public DiskCopyResult copyDisk(CopyDiskRequest request) {
     ActivityExecutionContext ctx = Activity.getExecutionContext();
-    long resumeFrom = ctx.getHeartbeatDetails(Long.class).orElse(0L);
+    // A retry resumes from its heartbeat; a copy started again after a pause from what the
+    // stopped one reported (writes behind either are tracked since enable and shipped after).
+    long resumeFrom = ctx.getHeartbeatDetails(Long.class)
+        .orElse(request.startOffset() == null ? 0L : request.startOffset());
     AgentClient source = agent(request.plan().sourceSite());
     long size = request.sizeBytes();
     long offset = resumeFrom;

@@ -12,9 +12,12 @@ public final class AgentActivityRecords {
     public static final TransferSettings DEFAULT = new TransferSettings(false, null);
   }
 
-  /** {@code progressWorkflowId} is the workflow whose status shows this copy's progress. */
+  /**
+   * {@code progressWorkflowId} is the workflow whose status shows this copy's progress;
+   * {@code startOffset}: bytes an earlier, stopped copy already put on the replica (null: none).
+   */
   public record CopyDiskRequest(ProtectionPlan plan, String disk, long sizeBytes,
-      TransferSettings transfer, String progressWorkflowId) {}
+      TransferSettings transfer, String progressWorkflowId, Long startOffset) {}
 
   public record DiskCopyResult(String disk, long bytesRead, long bytesSent, long resumedFrom,
       long durationMillis) {}

@@ -4,6 +4,7 @@ package io.siterecovery.activities;
 public final class FailureTypes {
   public static final String INVALID_INPUT = "InvalidInput";
   public static final String UNKNOWN_POLICY = "UnknownPolicy";
+  public static final String INVALID_POLICY = "InvalidPolicy";
   public static final String UNKNOWN_SITE = "UnknownSite";
   public static final String NOT_PROTECTED = "NotProtected";
   public static final String REPLICA_BEHIND = "ReplicaBehind";

@@ -35,6 +35,10 @@ public class PolicyActivitiesImpl implements PolicyActivities {
       throw ApplicationFailure.newNonRetryableFailure("unknown policy '" + name + "'; configured: "
           + current.keySet().stream().sorted().toList(), FailureTypes.UNKNOWN_POLICY);
     }
-    return p;
+    try {
+      return p.validated();
+    } catch (IllegalArgumentException e) {
+      throw ApplicationFailure.newNonRetryableFailure(e.getMessage(), FailureTypes.INVALID_POLICY);
+    }
   }
 }

@@ -55,6 +55,7 @@ import io.siterecovery.workflows.protection.PolicyChange;
 import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.siterecovery.workflows.protection.ProtectionStatus;
+import io.siterecovery.workflows.replication.CopyRetrying;
 import io.siterecovery.workflows.reprotect.ReprotectWorkflowImpl;
 import io.temporal.api.enums.v1.EventType;
 import io.temporal.api.enums.v1.WorkflowExecutionStatus;
@@ -127,6 +128,9 @@ class RecoveryPlanWorkflowTest {
 
     @Override
     public void copyProgress(CopyProgress progress) {}
+
+    @Override
+    public void copyRetrying(CopyRetrying notice) {}
 
     @Override
     public void failover(FailoverNotice notice) {

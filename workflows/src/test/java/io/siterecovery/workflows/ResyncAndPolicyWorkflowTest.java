@@ -26,9 +26,12 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.mockito.ArgumentCaptor;
 
-/** Policies, app-consistent points and resync triggers, in virtual time from noon UTC. */
+/**
+ * Policies, app-consistent points and resync triggers, in virtual time from noon UTC. In the
+ * future: the status query reads the later of the workflow's clock and the wall clock.
+ */
 class ResyncAndPolicyWorkflowTest {
-  private static final Instant NOON = Instant.parse("2026-11-23T12:00:00Z");
+  private static final Instant NOON = Instant.parse("2036-11-23T12:00:00Z");
 
   @RegisterExtension
   static final TestWorkflowExtension testWorkflow = WorkflowTestSupport.extension(NOON);
@@ -97,7 +100,7 @@ class ResyncAndPolicyWorkflowTest {
     ProtectVmWorkflow wf = protect(client, "tonight");
     env.sleep(Duration.ofMinutes(119));
     verify(agents, never()).copyDisk(any());
-    assertThat(wf.status().notes()).anyMatch(n -> n.contains("scheduled for 2026-11-23T14:00:00Z"));
+    assertThat(wf.status().notes()).anyMatch(n -> n.contains("scheduled for 2036-11-23T14:00:00Z"));
     WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == ProtectionState.PROTECTED);
     verify(agents, times(2)).copyDisk(any());
   }
@@ -135,7 +138,7 @@ class ResyncAndPolicyWorkflowTest {
     ProtectVmWorkflow wf = protect(client, null);
 
     WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == ProtectionState.RESYNC_PENDING);
-    assertThat(wf.status().resyncPendingUntil()).isEqualTo(Instant.parse("2026-11-23T22:00:00Z"));
+    assertThat(wf.status().resyncPendingUntil()).isEqualTo(Instant.parse("2036-11-23T22:00:00Z"));
     assertThat(wf.status().resyncReason()).contains("50 %");
     assertThat(wf.status().healthReasons()).anyMatch(r -> r.contains("resync pending until"));
 
@@ -143,7 +146,7 @@ class ResyncAndPolicyWorkflowTest {
         .when(agents).replicateDelta(any());
     org.mockito.Mockito.doReturn(WorkflowTestSupport.HEALTHY_SOURCE).when(agents).sourceHealth(any());
     env.sleep(Duration.between(Instant.ofEpochMilli(env.currentTimeMillis()),
-        Instant.parse("2026-11-23T21:59:00Z")));
+        Instant.parse("2036-11-23T21:59:00Z")));
     verify(agents, never()).beginResync(any());
     env.sleep(Duration.ofMinutes(2));
     verify(agents).beginResync(any());

@@ -106,13 +106,25 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
     SiteRecoveryConfig d = dev();
     return new SiteRecoveryConfig(c.temporal != null ? c.temporal : d.temporal,
         c.namespace != null ? c.namespace : d.namespace, c.sites != null ? c.sites : d.sites,
-        c.partners != null ? c.partners : d.partners, c.policies != null ? c.policies : d.policies,
+        c.partners != null ? c.partners : d.partners,
+        validatePolicies(c.policies != null ? c.policies : d.policies),
         c.certs != null ? c.certs : d.certs, validatePlans(c.plans));
+  }
+
+  /** A policy a workflow could not use is a configuration error at load, naming policy and field. */
+  static Map<String, Policy> validatePolicies(Map<String, Policy> policies) {
+    policies.forEach((name, p) -> {
+      if (p == null) {
+        throw new IllegalArgumentException("policy '" + name + "': empty");
+      }
+      settings(name, p).validated();
+    });
+    return policies;
   }
 
   public SiteRecoveryConfig withPolicies(Map<String, Policy> more) {
     Map<String, Policy> all = new LinkedHashMap<>(policies);
-    all.putAll(more);
+    all.putAll(validatePolicies(more));
     return new SiteRecoveryConfig(temporal, namespace, sites, partners, all, certs, plans);
   }
 

@@ -63,6 +63,19 @@ public final class AgentSteps {
         .build();
   }
 
+  /**
+   * A delta that ships everything the source holds (finalize after the initial copy, a planned
+   * failover's final sync): the logs tracked during a days-long copy can take hours at a
+   * policy's bandwidth, and the agent call does not heartbeat, so its timeout is the longest a
+   * delta may take rather than a short step's 2 minutes. Recoverable errors are retried.
+   */
+  public static ActivityOptions finalSync() {
+    return ActivityOptions.newBuilder()
+        .setStartToCloseTimeout(Duration.ofHours(12))
+        .setRetryOptions(recoverableRetries())
+        .build();
+  }
+
   /** One quick attempt at a step whose failure the runbook handles itself (a fence, say). */
   public static ActivityOptions oneShortAttempt() {
     return ActivityOptions.newBuilder()

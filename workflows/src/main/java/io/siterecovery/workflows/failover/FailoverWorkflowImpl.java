@@ -51,6 +51,8 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.shortStep());
   private final AgentActivities oneAttempt =
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.deltaCycle());
+  private final AgentActivities finalSync =
+      Workflow.newActivityStub(AgentActivities.class, AgentSteps.finalSync());
   private final TestFailover test = new TestFailover(agents);
 
   private String vm;
@@ -307,7 +309,11 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     sourceStopped = true;
     step("source VM shut down on " + plan.sourceSite() + " (flushed, clients dropped)");
     setState(FailoverState.SYNCHRONIZING);
-    ReplicationCycle last = agents.replicateDelta(finalDelta());
+    // Everything the source still holds ships now: no 2-minute limit (runs recorded before keep
+    // the short step's options).
+    AgentActivities shipper = Workflow.getVersion("finalSyncTimeout", Workflow.DEFAULT_VERSION, 1)
+        == 1 ? finalSync : agents;
+    ReplicationCycle last = shipper.replicateDelta(finalDelta());
     if (last.appliedGeneration() != last.lastSealedGeneration()) {
       throw ApplicationFailure.newNonRetryableFailure("replica applied generation "
           + last.appliedGeneration() + " but the source sealed " + last.lastSealedGeneration(),

@@ -1,4 +1,12 @@
 package io.siterecovery.workflows.protection;
 
-/** {@code {"vm":"web01","policy":"default"}}; {@code policy} defaults to "default". */
-public record ProtectVmInput(String vm, String policy) {}
+/**
+ * {@code {"vm":"web01","policy":"default"}}; {@code policy} defaults to "default".
+ * {@code carried}: set only by the workflow itself when it continues as new; inputs without it
+ * (an operator's, or one written before it existed) start from scratch.
+ */
+public record ProtectVmInput(String vm, String policy, CarriedState carried) {
+  public ProtectVmInput(String vm, String policy) {
+    this(vm, policy, null);
+  }
+}

@@ -2,6 +2,7 @@ package io.siterecovery.workflows.protection;
 
 import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
 import io.siterecovery.workflows.common.OperatorRequest;
+import io.siterecovery.workflows.replication.CopyRetrying;
 import io.temporal.workflow.QueryMethod;
 import io.temporal.workflow.SignalMethod;
 import io.temporal.workflow.WorkflowInterface;
@@ -35,6 +36,10 @@ public interface ProtectVmWorkflow {
 
   @SignalMethod(name = "copyProgress")
   void copyProgress(CopyProgress progress);
+
+  /** From the initial copy: a disk still fails after its retries (health WARNING meanwhile). */
+  @SignalMethod(name = CopyRetrying.SIGNAL)
+  void copyRetrying(CopyRetrying notice);
 
   @SignalMethod(name = "failover")
   void failover(FailoverNotice notice);

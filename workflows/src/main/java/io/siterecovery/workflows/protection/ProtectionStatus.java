@@ -5,7 +5,8 @@ import java.time.Instant;
 import java.util.List;
 
 /**
- * The {@code status} query of ProtectVm. {@code rpoSeconds} is as of the workflow's clock;
+ * The {@code status} query of ProtectVm. {@code rpoSeconds}: the age of the latest applied
+ * point when the query is read (health and its reasons likewise);
  * {@code recoveryPoints} are the retained points, oldest first.
  */
 public record ProtectionStatus(String vm, String policy, ProtectionState state, Health health,

@@ -8,7 +8,10 @@ import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.RetrySchedule;
 import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
+import io.temporal.failure.CanceledFailure;
+import io.temporal.workflow.SignalExternalWorkflowException;
 import io.temporal.workflow.Workflow;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import org.slf4j.Logger;
@@ -28,17 +31,40 @@ public class InitialReplicationWorkflowImpl implements InitialReplicationWorkflo
     while (true) {
       try {
         return agents.copyDisk(new CopyDiskRequest(input.plan(), disk.name(), disk.sizeBytes(),
-            input.transfer(), input.progressWorkflowId()));
+            input.transfer(), input.progressWorkflowId(),
+            input.copiedBytes() == null ? null : input.copiedBytes().get(disk.name())));
       } catch (ActivityFailure f) {
-        if (f.getCause() instanceof ApplicationFailure a && a.isNonRetryable()) {
+        // A cancel (ProtectVm's disable or pause) ends the copy; it is no failure to wait out.
+        if (f.getCause() instanceof ApplicationFailure a && a.isNonRetryable()
+            || f.getCause() instanceof CanceledFailure) {
           throw f;
         }
         rounds++;
         log.warn("copy of {}/{} still failing after its retries ({}); trying again in {} "
             + "(round {})", input.plan().vm(), disk.name(), f.getCause().getMessage(),
             RetrySchedule.LONG_TERM, rounds);
+        reportRetrying(input, disk, f);
         Workflow.sleep(RetrySchedule.LONG_TERM);
       }
+    }
+  }
+
+  /** So ProtectVm's health shows the outage (WARNING) instead of a copy quietly waiting. */
+  private static void reportRetrying(InitialReplicationInput input, DiskInfo disk,
+      ActivityFailure f) {
+    if (input.progressWorkflowId() == null
+        || Workflow.getVersion("reportCopyRetries", Workflow.DEFAULT_VERSION, 1) != 1) {
+      return;
+    }
+    String message = f.getCause() instanceof ApplicationFailure a ? a.getOriginalMessage()
+        : f.getCause().getMessage();
+    Instant retryAt = Instant.ofEpochMilli(Workflow.currentTimeMillis())
+        .plus(RetrySchedule.LONG_TERM);
+    try {
+      Workflow.newUntypedExternalWorkflowStub(input.progressWorkflowId())
+          .signal(CopyRetrying.SIGNAL, new CopyRetrying(disk.name(), message, retryAt));
+    } catch (SignalExternalWorkflowException gone) {
+      // Whoever showed the progress is gone; the copy goes on regardless.
     }
   }
 
