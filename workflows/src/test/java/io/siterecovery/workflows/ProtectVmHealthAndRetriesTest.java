@@ -339,7 +339,7 @@ class ProtectVmHealthAndRetriesTest {
     AgentActivities agents = WorkflowTestSupport.healthyAgents(env, false);
     long started = env.currentTimeMillis();
     doAnswer(inv -> {
-      if (env.currentTimeMillis() - started < Duration.ofMinutes(40).toMillis()) {
+      if (env.currentTimeMillis() - started < Duration.ofMinutes(70).toMillis()) {
         throw unreachable();
       }
       return new DiskCopyResult("disk", 1, 1, 0, 1);
@@ -347,11 +347,12 @@ class ProtectVmHealthAndRetriesTest {
     WorkflowTestSupport.start(env, agents);
     ProtectVmWorkflow wf = protect(client, "default");
 
-    env.sleep(Duration.ofMinutes(30));
+    // the copy's own retries (AgentSteps.diskCopy) take about 31 minutes
+    env.sleep(Duration.ofMinutes(35));
     assertThat(wf.status().healthReasons()).anyMatch(r -> r.startsWith(
         "initial copy of disk0 still failing after its retries (agent unreachable)"));
     assertThat(healthAttribute(client)).isEqualTo("WARNING");
-    env.sleep(Duration.ofMinutes(30));
+    env.sleep(Duration.ofMinutes(40));
     WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == ProtectionState.PROTECTED);
     assertThat(wf.status().health()).isEqualTo(Health.NORMAL);
     assertThat(healthAttribute(client)).isEqualTo("NORMAL");
