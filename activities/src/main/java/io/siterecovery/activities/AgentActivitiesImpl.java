@@ -43,6 +43,10 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -50,6 +54,13 @@ import org.slf4j.LoggerFactory;
 /** Thin calls to the agents; bytes never pass through here. */
 public class AgentActivitiesImpl implements AgentActivities {
   private static final Logger log = LoggerFactory.getLogger(AgentActivitiesImpl.class);
+  private static final Duration HEARTBEAT_EVERY = Duration.ofSeconds(3);
+  private static final ScheduledExecutorService HEARTBEATS =
+      Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "delta-heartbeats");
+        t.setDaemon(true);
+        return t;
+      });
   /**
    * One agent call copies at most this much, and for at most {@link #COPY_CALL_BUDGET} (the agent
    * stops at a frame boundary and says where); the heartbeat after it is the resume point.
@@ -190,12 +201,30 @@ public class AgentActivitiesImpl implements AgentActivities {
   public ReplicationCycle replicateDelta(DeltaRequest request) {
     ProtectionPlan plan = request.plan();
     AgentClient source = agent(plan.sourceSite());
-    ReplicationResult r = call(() -> source.replicate(plan.vm(), new ReplicateRequest(
-        request.retentionSeconds(), request.quiesce(), options(request.transfer()))));
+    ReplicationResult r = heartbeatingWhile(() -> call(() -> source.replicate(plan.vm(),
+        new ReplicateRequest(request.retentionSeconds(), request.quiesce(),
+            options(request.transfer())))));
     List<PointInfo> points = call(() -> points(agent(plan.targetSite()).getVm(plan.vm())));
     return new ReplicationCycle(r.lastSealedGeneration(), r.appliedGeneration(), r.pointTime(),
         r.logsShipped(), r.bytesShipped(), r.appConsistent(), r.quiesceMessage(), points,
         health(call(() -> source.sourceStatus(plan.vm()))));
+  }
+
+  /**
+   * Heartbeats while one agent call that cannot report progress runs (a delta ships every log
+   * in one call), so the server notices a lost worker after the heartbeat timeout instead of
+   * the call's whole start-to-close timeout. A failed heartbeat (the attempt was cancelled or
+   * timed out) stops the beats; the call itself is left to end.
+   */
+  private static <T> T heartbeatingWhile(Supplier<T> call) {
+    ActivityExecutionContext ctx = Activity.getExecutionContext();
+    ScheduledFuture<?> beats = HEARTBEATS.scheduleAtFixedRate(() -> ctx.heartbeat(null), 0,
+        HEARTBEAT_EVERY.toMillis(), TimeUnit.MILLISECONDS);
+    try {
+      return call.get();
+    } finally {
+      beats.cancel(false);
+    }
   }
 
   private static SourceHealth health(SourceStatus s) {

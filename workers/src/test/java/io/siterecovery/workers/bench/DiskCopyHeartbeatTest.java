@@ -1,18 +1,22 @@
 package io.siterecovery.workers.bench;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.siterecovery.activities.AgentActivities;
 import io.siterecovery.activities.AgentActivitiesImpl;
 import io.siterecovery.activities.AgentActivityRecords.CopyDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
+import io.siterecovery.activities.AgentActivityRecords.DeltaRequest;
 import io.siterecovery.activities.AgentActivityRecords.DiskCopyResult;
 import io.siterecovery.activities.AgentActivityRecords.DiskResyncResult;
+import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.TransferSettings;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.activities.SiteDirectory;
 import io.siterecovery.agent.security.Identity;
+import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.temporal.activity.ActivityOptions;
 import io.temporal.testing.TestActivityEnvironment;
@@ -70,8 +74,9 @@ class DiskCopyHeartbeatTest {
         LocalSites.credentials(Identity.operator()));
     env.registerActivitiesImplementations(new AgentActivitiesImpl(directory,
         (workflowId, p) -> reports.add(p)));
+    // A delta's beats carry no details (null): recorded as offset -1.
     env.setActivityHeartbeatListener(Long.class,
-        offset -> heartbeats.add(new long[] {System.nanoTime(), offset}));
+        offset -> heartbeats.add(new long[] {System.nanoTime(), offset == null ? -1 : offset}));
     if (resumeFrom > 0) {
       env.setHeartbeatDetails(resumeFrom);
     }
@@ -83,7 +88,7 @@ class DiskCopyHeartbeatTest {
   private static CopyDiskRequest request() {
     return new CopyDiskRequest(new ProtectionPlan("web01", "primary", "secondary",
         List.of(new ProtectionPlan.DiskInfo("disk0", SIZE))), "disk0", SIZE,
-        new TransferSettings(false, MBPS), "protect-web01");
+        new TransferSettings(false, MBPS), "protect-web01", null);
   }
 
   @Test
@@ -167,6 +172,37 @@ class DiskCopyHeartbeatTest {
         + "spacing %.2f s%n", damagedBlocks / 16, MBPS, (finished - started) / 1e9,
         heartbeats.size(), worstGapSeconds);
     assertThat(heartbeats).isNotEmpty();
+    assertThat(worstGapSeconds).isLessThan(HEARTBEAT_TIMEOUT.toSeconds());
+    assertIdentical();
+  }
+
+  @Test
+  void aCappedDeltaHeartbeatsWhileTheAgentShips() throws Exception {
+    assumeTrue(ExternalTool.installed("qemu-io"), "qemu-io not installed");
+    sites.source.copyRange("web01", "disk0", 0, SIZE);
+    sites.source.replicate("web01");
+    sites.source.completeInitialReplication("web01");
+    sites.source.setPower("web01", VmRecord.Power.RUNNING);
+    ExternalTool.run(List.of("qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 3M",
+        sites.primary.nbdUri("web01", "disk0")));
+
+    long started = System.nanoTime();
+    ReplicationCycle cycle = activities(0).replicateDelta(new DeltaRequest(request().plan(),
+        null, false, new TransferSettings(false, MBPS)));
+    long finished = System.nanoTime();
+
+    // 3 MiB at 0.5 MB/s ship in one agent call of about 6 s: only the beats keep it alive.
+    assertThat(cycle.bytesShipped()).isGreaterThanOrEqualTo(3 * MIB);
+    long previousAt = started;
+    double worstGapSeconds = 0;
+    for (long[] h : heartbeats) {
+      worstGapSeconds = Math.max(worstGapSeconds, (h[0] - previousAt) / 1e9);
+      previousAt = h[0];
+    }
+    worstGapSeconds = Math.max(worstGapSeconds, (finished - previousAt) / 1e9);
+    System.out.printf("delta of 3 MiB at %.1f MB/s: %.1f s, %d heartbeats, worst spacing %.2f s%n",
+        MBPS, (finished - started) / 1e9, heartbeats.size(), worstGapSeconds);
+    assertThat(heartbeats.size()).isGreaterThanOrEqualTo(2);
     assertThat(worstGapSeconds).isLessThan(HEARTBEAT_TIMEOUT.toSeconds());
     assertIdentical();
   }

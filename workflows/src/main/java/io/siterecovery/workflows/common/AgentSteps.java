@@ -11,6 +11,9 @@ import java.time.Duration;
  * and 10 minutes (the seeds' schedule); non-recoverable ones are non-retryable failures already.
  */
 public final class AgentSteps {
+  /** Deltas heartbeat every 3 s (AgentActivitiesImpl); ten missed beats mean a lost worker. */
+  static final Duration DELTA_HEARTBEAT_TIMEOUT = Duration.ofSeconds(30);
+
   private AgentSteps() {}
 
   public static RetryOptions recoverableRetries() {
@@ -55,10 +58,15 @@ public final class AgentSteps {
         .build();
   }
 
-  /** A delta cycle: one attempt; the replication loop owns the back-off so status can show it. */
+  /**
+   * A delta cycle: one attempt; the replication loop owns the back-off so status can show it.
+   * The activity heartbeats while the agent ships, so a lost worker fails the attempt after
+   * {@link #DELTA_HEARTBEAT_TIMEOUT}, not after the whole start-to-close timeout.
+   */
   public static ActivityOptions deltaCycle() {
     return ActivityOptions.newBuilder()
         .setStartToCloseTimeout(Duration.ofMinutes(30))
+        .setHeartbeatTimeout(DELTA_HEARTBEAT_TIMEOUT)
         .setRetryOptions(RetryOptions.newBuilder().setMaximumAttempts(1).build())
         .build();
   }
@@ -66,12 +74,14 @@ public final class AgentSteps {
   /**
    * A delta that ships everything the source holds (finalize after the initial copy, a planned
    * failover's final sync): the logs tracked during a days-long copy can take hours at a
-   * policy's bandwidth, and the agent call does not heartbeat, so its timeout is the longest a
-   * delta may take rather than a short step's 2 minutes. Recoverable errors are retried.
+   * policy's bandwidth, so its timeout is the longest a delta may take rather than a short
+   * step's 2 minutes; the heartbeat while it ships notices a lost worker within seconds.
+   * Recoverable errors are retried.
    */
   public static ActivityOptions finalSync() {
     return ActivityOptions.newBuilder()
         .setStartToCloseTimeout(Duration.ofHours(12))
+        .setHeartbeatTimeout(DELTA_HEARTBEAT_TIMEOUT)
         .setRetryOptions(recoverableRetries())
         .build();
   }
