@@ -5,6 +5,7 @@ import io.siterecovery.agent.security.TlsCredentials;
 import io.siterecovery.agent.server.AgentHttpServer;
 import io.siterecovery.agent.server.AgentRoles;
 import io.siterecovery.agent.testclone.TestClones;
+import io.siterecovery.agent.metrics.AgentMetrics;
 import io.siterecovery.agent.nbd.ExportResolver;
 import io.siterecovery.agent.nbd.NbdServer;
 import io.siterecovery.agent.nbd.NbdTls;
@@ -83,22 +84,23 @@ public final class HostAgent implements Closeable {
     this.host = new VmHost(settings.site(), settings.dataDir());
     this.testClones = new TestClones(host, this::nbdUri);
     host.watchReplicas(testClones);
-    ReplicaStore replicas = new ReplicaStore(host);
+    AgentMetrics metrics = new AgentMetrics(host);
+    ReplicaStore replicas = new ReplicaStore(host, metrics);
     replicas.recover(); // a crash may have interrupted an apply or a rollback
     this.runs = new ReplicaRuns(host); // before NBD: a running replica serves its layers
     this.peers = new Peers(settings.credentials(), settings.peers());
     FenceAtStart.apply(host, peers); // before NBD: a VM that failed over must not run here too
     this.nbd = new NbdServer(ExportResolver.of(host, testClones),
         new InetSocketAddress(settings.nbdBind(), settings.nbdPort()),
-        NbdServer.Limits.defaults(), settings.nbdTls() ? nbdTls(settings) : null);
+        NbdServer.Limits.defaults(), settings.nbdTls() ? nbdTls(settings) : null, metrics);
     host.onPowerOff(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
     testClones.onCleanup(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
-    ReplicationSource source = new ReplicationSource(host, peers::client);
-    ResyncSource resync = new ResyncSource(host, peers::client);
+    ReplicationSource source = new ReplicationSource(host, peers::client, metrics);
+    ResyncSource resync = new ResyncSource(host, peers::client, metrics);
     this.scripts = new PlanScripts(settings.site(), settings.scriptsDir());
     this.http = new AgentHttpServer(host,
         new AgentRoles(source, replicas, runs, new Reversal(host), resync,
-            new ResyncTarget(host), testClones, scripts),
+            new ResyncTarget(host), testClones, scripts, metrics),
         new InetSocketAddress(settings.bindHost(), settings.httpPort()), settings.credentials(),
         settings.httpLimits());
   }

@@ -28,6 +28,11 @@ public final class ChangeTracker {
   private final UUID diskId;
   private final long diskSize;
   private HrlWriter active;
+  /**
+   * Bytes of changes recorded since this tracker opened, for metrics. Volatile, not atomic: the
+   * callers serialise the writes (one writer), and a scrape only reads it.
+   */
+  private volatile long recordedBytes;
 
   private ChangeTracker(Path dir, String disk, UUID diskId, long diskSize) {
     this.dir = dir;
@@ -93,12 +98,20 @@ public final class ChangeTracker {
 
   public void recordWrite(long offset, ByteBuffer data) throws IOException {
     requireInsideDisk(offset, data.remaining());
+    int length = data.remaining();
     active.appendWrite(offset, data);
+    recordedBytes += length;
   }
 
   public void recordZero(long offset, long length) throws IOException {
     requireInsideDisk(offset, length);
     active.appendZero(offset, length);
+    recordedBytes += length;
+  }
+
+  /** Bytes of writes and zeroed ranges recorded since this tracker opened. */
+  public long recordedBytes() {
+    return recordedBytes;
   }
 
   /**

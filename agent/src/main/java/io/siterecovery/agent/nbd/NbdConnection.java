@@ -28,7 +28,7 @@ final class NbdConnection implements Runnable {
 
   /** What all connections of one server share. {@code tls} null: plain NBD. */
   record Shared(ExportResolver exports, NbdTls tls, PayloadBudget payloads,
-      Duration handshakeTimeout, ScheduledExecutorService deadlines) {}
+      Duration handshakeTimeout, ScheduledExecutorService deadlines, NbdObserver observer) {}
 
   private final Socket socket;
   private final SocketAddress peer;
@@ -158,6 +158,7 @@ final class NbdConnection implements Runnable {
   /** Answers with an error without touching the device; a write's payload is read past. */
   private void refuse(NbdRequest request, int error) throws IOException {
     log.info("NBD {}: refused {} with error {}", exportName, request, error);
+    shared.observer().refused(NbdObserver.Op.of(request.type()));
     if (request.type() == CMD_WRITE) {
       in.skipNBytes(request.length());
     }
@@ -173,12 +174,13 @@ final class NbdConnection implements Runnable {
       simpleReply(request.handle(), 0);
       return;
     }
+    NbdObserver.Op op = NbdObserver.Op.of(request.type());
     switch (request.type()) {
       case CMD_READ -> {
         int length = (int) request.length(); // checked: at most MAX_PAYLOAD
         try (PayloadBudget.Lease payload = shared.payloads().lease(length)) {
           ByteBuffer buffer = payload.buffer();
-          int error = io(() -> device.read(offset, buffer));
+          int error = io(op, length, () -> device.read(offset, buffer));
           simpleReply(request.handle(), error);
           if (error == 0) {
             out.write(buffer.array(), 0, length);
@@ -189,14 +191,15 @@ final class NbdConnection implements Runnable {
         int length = (int) request.length(); // checked: at most MAX_PAYLOAD
         try (PayloadBudget.Lease payload = shared.payloads().lease(length)) {
           in.readFully(payload.buffer().array(), 0, length);
-          simpleReply(request.handle(), io(() -> device.write(offset, payload.buffer(), fua)));
+          simpleReply(request.handle(),
+              io(op, length, () -> device.write(offset, payload.buffer(), fua)));
         }
       }
-      case CMD_FLUSH -> simpleReply(request.handle(), io(device::flush));
+      case CMD_FLUSH -> simpleReply(request.handle(), io(op, 0, device::flush));
       case CMD_TRIM -> simpleReply(request.handle(),
-          io(() -> device.trim(offset, request.length(), fua)));
+          io(op, request.length(), () -> device.trim(offset, request.length(), fua)));
       case CMD_WRITE_ZEROES -> simpleReply(request.handle(),
-          io(() -> device.writeZeroes(offset, request.length(), fua)));
+          io(op, request.length(), () -> device.writeZeroes(offset, request.length(), fua)));
       default -> throw new IllegalStateException("unchecked command " + request.type());
     }
   }
@@ -205,7 +208,15 @@ final class NbdConnection implements Runnable {
     void run() throws IOException;
   }
 
-  private int io(Io io) {
+  /** Performs one device call, timed from after the payload arrived (the device's own time). */
+  private int io(NbdObserver.Op op, long bytes, Io io) {
+    long started = System.nanoTime();
+    int error = errorOf(io);
+    shared.observer().served(op, bytes, System.nanoTime() - started, error == 0);
+    return error;
+  }
+
+  private int errorOf(Io io) {
     try {
       io.run();
       return 0;

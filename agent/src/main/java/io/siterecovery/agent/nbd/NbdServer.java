@@ -76,6 +76,13 @@ public final class NbdServer implements Closeable {
    */
   public NbdServer(ExportResolver exports, InetSocketAddress bind, Limits limits, NbdTls tls)
       throws IOException {
+    this(exports, bind, limits, tls, NbdObserver.NONE);
+  }
+
+  /** As above, telling {@code observer} about every request served or refused. */
+  public NbdServer(ExportResolver exports, InetSocketAddress bind, Limits limits, NbdTls tls,
+      NbdObserver observer) throws IOException {
+    Objects.requireNonNull(observer, "observer");
     Objects.requireNonNull(exports, "exports");
     Objects.requireNonNull(limits, "limits");
     if (tls == null && (bind.getAddress() == null || !bind.getAddress().isLoopbackAddress())) {
@@ -102,7 +109,8 @@ public final class NbdServer implements Closeable {
     timer.setRemoveOnCancelPolicy(true); // most handshakes finish long before their deadline
     this.deadlines = timer;
     this.shared = new NbdConnection.Shared(exports, tls,
-        new PayloadBudget((int) limits.payloadBudgetBytes()), limits.handshakeTimeout(), deadlines);
+        new PayloadBudget((int) limits.payloadBudgetBytes()), limits.handshakeTimeout(), deadlines,
+        observer);
     Thread acceptor = new Thread(this::acceptLoop, "nbd-accept-" + port());
     acceptor.setDaemon(true);
     acceptor.start();

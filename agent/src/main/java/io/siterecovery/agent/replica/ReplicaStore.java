@@ -14,6 +14,7 @@ import io.siterecovery.agent.hrl.HrlCorruptException;
 import io.siterecovery.agent.hrl.HrlFormat;
 import io.siterecovery.agent.hrl.HrlHeader;
 import io.siterecovery.agent.hrl.HrlReader;
+import io.siterecovery.agent.metrics.AgentMetrics;
 import io.siterecovery.agent.hrl.HrlReceiver;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
@@ -44,9 +45,11 @@ public final class ReplicaStore {
 
   private final VmHost host;
   private final RecoveryPoints points;
+  private final AgentMetrics metrics;
 
-  public ReplicaStore(VmHost host) {
+  public ReplicaStore(VmHost host, AgentMetrics metrics) {
     this.host = host;
+    this.metrics = metrics;
     this.points = new RecoveryPoints(host);
   }
 
@@ -111,6 +114,7 @@ public final class ReplicaStore {
     }
     long written = RangeStream.receive(frames, disk);
     disk.forceImage(); // the caller's heartbeat will say these bytes are done
+    metrics.applied(vmName, AgentMetrics.Kind.RANGES, written);
     return written;
   }
 
@@ -228,11 +232,13 @@ public final class ReplicaStore {
       }
       long undone = System.nanoTime();
       long records = 0;
+      long[] changedBytes = {0};
       try {
         for (Map.Entry<VirtualDisk, Path> e : logs.entrySet()) {
           VirtualDisk d = e.getKey();
           // verified just above: one read, which checks the checksums again on the way
           records += HrlReader.visitVerifying(e.getValue(), rec -> {
+            changedBytes[0] += rec.length();
             if (rec.isZero()) {
               d.zeroAt(rec.offset(), rec.length());
             } else {
@@ -261,6 +267,8 @@ public final class ReplicaStore {
       FaultInjection.reached("apply-recorded");
       deleteStaged(vm, generation);
       points.prune(vm, request.retentionSeconds());
+      metrics.applied(vmName, AgentMetrics.Kind.LOG, changedBytes[0]);
+      metrics.applyTook(vmName, System.nanoTime() - started);
       log.debug("[{}] applied generation {} of {} ({} records; undo data: {} bytes in {} ms; "
           + "apply and record: {} ms)", host.site(), generation, vmName, records, undoBytes,
           (undone - started) / 1_000_000, (System.nanoTime() - undone) / 1_000_000);

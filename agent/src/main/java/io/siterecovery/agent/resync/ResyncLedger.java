@@ -47,7 +47,7 @@ public final class ResyncLedger {
       return generation != null;
     }
 
-    long resynced(String disk) {
+    public long resynced(String disk) {
       return resyncedBytes.getOrDefault(disk, 0L);
     }
   }

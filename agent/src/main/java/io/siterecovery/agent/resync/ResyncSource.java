@@ -14,6 +14,7 @@ import io.siterecovery.agent.api.AgentMessages.ResyncStepRequest;
 import io.siterecovery.agent.api.AgentMessages.ResyncStepResult;
 import io.siterecovery.agent.api.AgentMessages.TransferOptions;
 import io.siterecovery.agent.disk.VirtualDisk;
+import io.siterecovery.agent.metrics.AgentMetrics;
 import io.siterecovery.agent.hrl.ChangeTracker.SealedLog;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
@@ -68,10 +69,12 @@ public final class ResyncSource {
 
   private final VmHost host;
   private final Function<String, AgentClient> peers;
+  private final AgentMetrics metrics;
 
-  public ResyncSource(VmHost host, Function<String, AgentClient> peers) {
+  public ResyncSource(VmHost host, Function<String, AgentClient> peers, AgentMetrics metrics) {
     this.host = host;
     this.peers = peers;
+    this.metrics = metrics;
   }
 
   private static SourceProtection requireProtection(Vm vm) {
@@ -194,6 +197,7 @@ public final class ResyncSource {
       RangeStream.ExtentSender sender = new RangeStream.ExtentSender(disk, extents);
       peer.sendRanges(vmName, diskName, () -> sender, transfer);
       sent = sender.bytesSent();
+      metrics.shipped(vmName, AgentMetrics.Kind.RESYNC, sent);
     }
     long next = from + count;
     ResyncLedger.recordStep(vm.dir(), state.generation(), diskName, from * blockSize,

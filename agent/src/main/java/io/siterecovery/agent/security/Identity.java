@@ -8,27 +8,34 @@ import java.util.Optional;
 import java.util.regex.Pattern;
 
 /**
- * Who a certificate speaks for: {@code operator} (the worker and the CLI) or {@code site:<name>}
- * (that site's host agent). It travels in the certificate as a URI subject alternative name,
+ * Who a certificate speaks for: {@code operator} (the worker and the CLI), {@code monitor} (a
+ * metrics scraper such as Prometheus: it may read {@code GET /metrics} and nothing else) or
+ * {@code site:<name>} (that site's host agent). It travels in the certificate as a URI subject alternative name,
  * {@code urn:site-recovery:<identity>}, so a certificate issued for anything else by the same CA
  * names no identity at all.
  */
 public record Identity(String value) {
   public static final String URI_PREFIX = "urn:site-recovery:";
   private static final String SITE_PREFIX = "site:";
+  private static final String OPERATOR = "operator";
+  private static final String MONITOR = "monitor";
   private static final Pattern SITE_NAME = Pattern.compile("[a-z0-9][a-z0-9-]{0,62}");
   private static final int SAN_URI = 6;
 
   public Identity {
-    if (!"operator".equals(value) && !(value != null && value.startsWith(SITE_PREFIX)
-        && SITE_NAME.matcher(value.substring(SITE_PREFIX.length())).matches())) {
-      throw new IllegalArgumentException("identity must be 'operator' or 'site:<name>' with a site"
-          + " name of lower-case letters, digits and '-'; got '" + value + "'");
+    if (!OPERATOR.equals(value) && !MONITOR.equals(value) && !(value != null
+        && value.startsWith(SITE_PREFIX) && SITE_NAME.matcher(value.substring(SITE_PREFIX.length())).matches())) {
+      throw new IllegalArgumentException("identity must be 'operator', 'monitor' or 'site:<name>'"
+          + " with a site name of lower-case letters, digits and '-'; got '" + value + "'");
     }
   }
 
   public static Identity operator() {
-    return new Identity("operator");
+    return new Identity(OPERATOR);
+  }
+
+  public static Identity monitor() {
+    return new Identity(MONITOR);
   }
 
   public static Identity site(String name) {
@@ -40,10 +47,15 @@ public record Identity(String value) {
   }
 
   public boolean isOperator() {
-    return "operator".equals(value);
+    return OPERATOR.equals(value);
   }
 
-  /** The site this identity is the agent of, or empty for the operator. */
+  /** The read-only scraper: its certificate opens {@code GET /metrics} and nothing else. */
+  public boolean isMonitor() {
+    return MONITOR.equals(value);
+  }
+
+  /** The site this identity is the agent of, or empty for the operator and the monitor. */
   public Optional<String> siteName() {
     return value.startsWith(SITE_PREFIX)
         ? Optional.of(value.substring(SITE_PREFIX.length())) : Optional.empty();

@@ -19,6 +19,17 @@ interface Access {
   /** Any authenticated identity: answers that tell nothing about VMs (health). */
   Access ANY = (caller, path) -> {};
 
+  /**
+   * Reading the metrics: the operator, or the monitor identity that a scraper holds. Metrics name
+   * VMs and disks and tell how far behind replication is, so a peer site may not read them; the
+   * monitor may read nothing else (every other rule asks for the operator or a site).
+   */
+  Access MONITOR = (caller, path) -> {
+    if (!caller.isOperator() && !caller.isMonitor()) {
+      throw forbidden(caller + " may not read metrics: only the operator and the monitor may");
+    }
+  };
+
   Access OPERATOR = (caller, path) -> {
     if (!caller.isOperator()) {
       throw forbidden(caller + " may not call this endpoint: it is the operator's");

@@ -12,6 +12,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.util.Optional;
@@ -204,11 +205,20 @@ public final class AgentHttpServer implements Closeable {
 
   private static void respond(Response response, Callback callback, int status, Object body) {
     try {
-      boolean binary = body instanceof byte[];
-      byte[] bytes = binary ? (byte[]) body : Json.MAPPER.writeValueAsBytes(body);
+      byte[] bytes;
+      String contentType;
+      if (body instanceof byte[] binary) {
+        bytes = binary;
+        contentType = "application/octet-stream";
+      } else if (body instanceof AgentRoutes.Text text) {
+        bytes = text.body().getBytes(StandardCharsets.UTF_8);
+        contentType = text.contentType();
+      } else {
+        bytes = Json.MAPPER.writeValueAsBytes(body);
+        contentType = "application/json";
+      }
       response.setStatus(status);
-      response.getHeaders().put(HttpHeader.CONTENT_TYPE,
-          binary ? "application/octet-stream" : "application/json");
+      response.getHeaders().put(HttpHeader.CONTENT_TYPE, contentType);
       response.getHeaders().put(HttpHeader.CONTENT_LENGTH, bytes.length);
       response.write(true, ByteBuffer.wrap(bytes), callback);
     } catch (IOException | RuntimeException e) {

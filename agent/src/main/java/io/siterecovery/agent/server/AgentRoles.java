@@ -1,5 +1,6 @@
 package io.siterecovery.agent.server;
 
+import io.siterecovery.agent.metrics.AgentMetrics;
 import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
 import io.siterecovery.agent.replica.Reversal;
@@ -13,4 +14,4 @@ import io.siterecovery.agent.testclone.TestClones;
 public record AgentRoles(ReplicationSource source, ReplicaStore replicas, ReplicaRuns runs,
     Reversal reversal,
     ResyncSource resyncSource, ResyncTarget resyncTarget, TestClones testClones,
-    PlanScripts scripts) {}
+    PlanScripts scripts, AgentMetrics metrics) {}

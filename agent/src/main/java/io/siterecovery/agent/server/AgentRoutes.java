@@ -3,6 +3,7 @@ package io.siterecovery.agent.server;
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.api.AgentMessages.*;
+import io.siterecovery.agent.metrics.AgentMetrics;
 import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
 import io.siterecovery.agent.replica.Reversal;
@@ -39,6 +40,9 @@ final class AgentRoutes {
     Object handle(Matcher path, Call call) throws IOException;
   }
 
+  /** An answer that is text in a format of its own rather than JSON (the metrics). */
+  record Text(String contentType, String body) {}
+
   record Route(String method, Pattern pattern, Access access, Handler handler) {}
 
   /** A route that matched a request, with the path's groups. */
@@ -60,6 +64,10 @@ final class AgentRoutes {
     Access replicaSource = Access.replicaSource(host);
 
     route("GET", "/v1/health", Access.ANY, (m, x) -> Map.of("site", host.site(), "status", "UP"));
+
+    // Prometheus scrapes here, with the monitor's certificate (or the operator's).
+    route("GET", "/metrics", Access.MONITOR,
+        (m, x) -> new Text(AgentMetrics.CONTENT_TYPE, roles.metrics().scrape()));
 
     // Free space where replicas, test clones and change logs grow: a plan's dry run checks it.
     // It describes the host, so it is the operator's, like the VM list.

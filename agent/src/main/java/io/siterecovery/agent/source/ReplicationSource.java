@@ -20,6 +20,7 @@ import io.siterecovery.agent.hrl.ChangeTracker;
 import io.siterecovery.agent.hrl.ChangeTracker.SealedLog;
 import io.siterecovery.agent.hrl.HrlCorruptException;
 import io.siterecovery.agent.hrl.HrlReader;
+import io.siterecovery.agent.metrics.AgentMetrics;
 import io.siterecovery.agent.vm.ChangedRanges;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
@@ -48,10 +49,13 @@ public final class ReplicationSource {
 
   private final VmHost host;
   private final Function<String, AgentClient> peers;
+  private final AgentMetrics metrics;
 
-  public ReplicationSource(VmHost host, Function<String, AgentClient> peers) {
+  public ReplicationSource(VmHost host, Function<String, AgentClient> peers,
+      AgentMetrics metrics) {
     this.host = host;
     this.peers = peers;
+    this.metrics = metrics;
   }
 
   /** Creates the relationship; idempotent, so a retried activity finds it as it left it. */
@@ -142,6 +146,7 @@ public final class ReplicationSource {
     try (RangeStream.Sender sender = new RangeStream.Sender(disk, offset, length,
         budget, frameBytes(budget, t))) {
       peers.apply(p.targetSite()).sendRanges(vmName, diskName, () -> sender, t);
+      metrics.shipped(vmName, AgentMetrics.Kind.RANGES, sender.bytesSent());
       return new CopyRangeResult(offset, sender.nextOffset(), sender.bytesRead(),
           sender.bytesSent());
     }
@@ -175,6 +180,8 @@ public final class ReplicationSource {
     TransferOptions t = Transport.validate(request.transfer());
     Vm vm = host.get(vmName);
     vm.operationLock().lock();
+    long cycleStarted = System.nanoTime();
+    boolean ok = false;
     try {
       SourceProtection p = requireProtection(vm);
       ResyncLedger.requireNoResyncUnderWay(vm);
@@ -221,6 +228,7 @@ public final class ReplicationSource {
           }
           bytes += l.sizeBytes();
           logs++;
+          metrics.shipped(vmName, AgentMetrics.Kind.LOG, l.sizeBytes());
         }
         long applying = System.nanoTime();
         shipNanos += applying - shipping;
@@ -237,10 +245,13 @@ public final class ReplicationSource {
       log.debug("[{}] cycle of {}: sealed generation {} in {} ms; shipped {} logs ({} bytes) in {}"
           + " ms; whole cycle {} ms", host.site(), vmName, sealed, (swapped - started) / 1_000_000,
           logs, bytes, shipNanos / 1_000_000, (System.nanoTime() - started) / 1_000_000);
+      ok = true;
       return new ReplicationResult(sealed, replica.replica().appliedGeneration(),
           replica.replica().pointTime(), logs, bytes, appConsistent,
           quiesce == null ? null : quiesce.message());
     } finally {
+      // Timed once the VM is ours (not while waiting for another operation), failures too.
+      metrics.cycle(vmName, System.nanoTime() - cycleStarted, ok);
       vm.operationLock().unlock();
     }
   }
@@ -342,6 +353,7 @@ public final class ReplicationSource {
     List<long[]> ranges = ChangedRanges.of(vm, disk);
     RangeStream.ExtentSender sender = new RangeStream.ExtentSender(disk, ranges);
     peers.apply(p.targetSite()).sendRanges(vmName, diskName, () -> sender, t);
+    metrics.shipped(vmName, AgentMetrics.Kind.RANGES, sender.bytesSent());
     log.info("[{}] {}/{}: {} ranges changed since the failover sent to {} ({} bytes)",
         host.site(), vmName, diskName, ranges.size(), p.targetSite(), sender.bytesSent());
     return new SendChangedResult(diskName, ranges.size(), sender.bytesSent());

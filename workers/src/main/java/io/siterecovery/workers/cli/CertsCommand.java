@@ -21,7 +21,8 @@ import picocli.CommandLine.Parameters;
 final class CertsCommand {
 
   @Command(name = "init", description = "Create a new CA in DIR with certificates for the "
-      + "operator and each --site: ca.pem, operator.pem, site-<name>.pem, a -key.pem beside each.")
+      + "operator, the metrics scraper and each --site: ca.pem, operator.pem, monitor.pem, "
+      + "site-<name>.pem, a -key.pem beside each.")
   static final class Init implements Callable<Integer> {
     @Option(names = "--dir", required = true, description = "folder for the CA and certificates")
     Path dir;
@@ -43,6 +44,8 @@ final class CertsCommand {
       System.out.printf("created CA %s (valid %d days)%n", dir.resolve(CertificateAuthority.CA_CERT),
           CertificateAuthority.CA_VALIDITY.toDays());
       print(ca.issue(Identity.operator(), List.of()), Identity.operator());
+      // Prometheus gets a certificate of its own that opens GET /metrics and nothing else.
+      print(ca.issue(Identity.monitor(), List.of()), Identity.monitor());
       for (String site : sites) {
         Identity id = Identity.site(site);
         List<String> names = hosts.containsKey(site) ? List.of(hosts.get(site).split(","))
@@ -56,12 +59,12 @@ final class CertsCommand {
   }
 
   @Command(name = "issue", description = "Issue (or renew) one identity's certificate from the CA "
-      + "in DIR: 'operator' or 'site:<name>'.")
+      + "in DIR: 'operator', 'monitor' (metrics only) or 'site:<name>'.")
   static final class Issue implements Callable<Integer> {
     @Option(names = "--dir", required = true, description = "folder holding the CA")
     Path dir;
 
-    @Parameters(index = "0", description = "identity: operator or site:<name>")
+    @Parameters(index = "0", description = "identity: operator, monitor or site:<name>")
     String identity;
 
     @Option(names = "--host", description = "DNS name or IP address it is reached at; repeat")
