@@ -30,8 +30,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 
 /**
- * The agent's Prometheus metrics, one registry per agent (two agents in one JVM, as in `dev` and
- * the tests, keep theirs apart). Events (bytes shipped and applied, cycle and apply times, NBD
+ * The agent's Prometheus metrics, one registry per agent (two agents in one JVM, as in
+ * {@code dev} and the tests, keep theirs apart). Events (bytes shipped and applied, cycle and apply times, NBD
  * requests) are counted where they happen; state (RPO, unshipped log bytes, bytes tracked, resync
  * progress) is read from the VMs at scrape time, so it is never stale and costs nothing between
  * scrapes. Labels carry names only (site, VM, disk, request type, outcome), so the number of
@@ -41,8 +41,11 @@ public final class AgentMetrics implements NbdObserver {
   /** What a byte counter's bytes were: ranges (initial copy, reverse seed), logs, resync ranges. */
   public enum Kind { RANGES, LOG, RESYNC }
 
-  static final String VM = "vm";
-  static final String DISK = "disk";
+  /** The content type of {@link #scrape()}: Prometheus's text format 0.0.4, which it writes. */
+  public static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+  private static final String VM = "vm";
+  private static final String DISK = "disk";
   /** Cycle times from sub-second to the longest copy-frequency intervals. */
   private static final Duration[] CYCLE_BUCKETS = seconds(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300,
       900);
@@ -95,9 +98,6 @@ public final class AgentMetrics implements NbdObserver {
         .tags("op", op, "outcome", outcome).serviceLevelObjectives(NBD_BUCKETS)
         .register(registry);
   }
-
-  /** The content type of {@link #scrape()}: Prometheus's text format 0.0.4, which it writes. */
-  public static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
   /** Every series in Prometheus's text format, the VMs' state read now. */
   public synchronized String scrape() {
@@ -206,7 +206,8 @@ public final class AgentMetrics implements NbdObserver {
 
   private double rpoSeconds(String vm) {
     return host.find(vm).map(Vm::record).map(VmRecord::replica)
-        .map(VmRecord.ReplicaState::pointTime).map(t -> Duration.between(t, Instant.now()).toMillis() / 1000.0).orElse(Double.NaN);
+        .map(VmRecord.ReplicaState::pointTime)
+        .map(t -> Duration.between(t, Instant.now()).toMillis() / 1000.0).orElse(Double.NaN);
   }
 
   /**

@@ -10,9 +10,9 @@ import java.util.regex.Pattern;
 /**
  * Who a certificate speaks for: {@code operator} (the worker and the CLI), {@code monitor} (a
  * metrics scraper such as Prometheus: it may read {@code GET /metrics} and nothing else) or
- * {@code site:<name>} (that site's host agent). It travels in the certificate as a URI subject alternative name,
- * {@code urn:site-recovery:<identity>}, so a certificate issued for anything else by the same CA
- * names no identity at all.
+ * {@code site:<name>} (that site's host agent). It travels in the certificate as a URI subject
+ * alternative name, {@code urn:site-recovery:<identity>}, so a certificate issued for anything
+ * else by the same CA names no identity at all.
  */
 public record Identity(String value) {
   public static final String URI_PREFIX = "urn:site-recovery:";
@@ -23,8 +23,9 @@ public record Identity(String value) {
   private static final int SAN_URI = 6;
 
   public Identity {
-    if (!OPERATOR.equals(value) && !MONITOR.equals(value) && !(value != null
-        && value.startsWith(SITE_PREFIX) && SITE_NAME.matcher(value.substring(SITE_PREFIX.length())).matches())) {
+    boolean site = value != null && value.startsWith(SITE_PREFIX)
+        && SITE_NAME.matcher(value.substring(SITE_PREFIX.length())).matches();
+    if (!OPERATOR.equals(value) && !MONITOR.equals(value) && !site) {
       throw new IllegalArgumentException("identity must be 'operator', 'monitor' or 'site:<name>'"
           + " with a site name of lower-case letters, digits and '-'; got '" + value + "'");
     }

@@ -59,9 +59,7 @@ class AgentMetricsTest {
     assertThat(primaryScrape.headers()).containsIgnoringCase(
         "content-type: text/plain; version=0.0.4");
     Exposition p = Exposition.parse(primaryScrape.body());
-    System.out.println("--- primary's /metrics (siterecovery_*) ---");
-    primaryScrape.body().lines().filter(l -> l.contains("siterecovery_") && !l.contains("_bucket"))
-        .forEach(System.out::println);
+    print("primary", primaryScrape.body());
 
     String[] vm = {"site", "primary", "vm", VM};
     // the source: what it tracked (1 MiB + 64 KiB zeroed + 512 KiB + 64 KiB trimmed), shipped
@@ -89,7 +87,9 @@ class AgentMetricsTest {
     // a primary has no RPO of its own: that is measured where the replica is
     assertThat(p.find("siterecovery_replica_rpo_seconds")).isEmpty();
 
-    Exposition s = Exposition.parse(scrape("monitor", agents.secondary).body());
+    String secondaryScrape = scrape("monitor", agents.secondary).body();
+    print("secondary", secondaryScrape);
+    Exposition s = Exposition.parse(secondaryScrape);
     String[] replica = {"site", "secondary", "vm", VM};
     double rpo = s.value("siterecovery_replica_rpo_seconds", replica);
     assertThat(rpo).as("the age of the point just applied").isBetween(0.0, 60.0);
@@ -146,6 +146,13 @@ class AgentMetricsTest {
     List<String> feed = new ArrayList<>(Curl.as(TestCerts.dir(), "monitor"));
     feed.add(agents.secondary.url() + "/v1/replicas/" + VM + "/fence-check");
     assertThat(Curl.run(feed).status()).as("monitor asking a partner's question").isEqualTo(403);
+  }
+
+  /** A sample for the test's log: the agent's own series, without histogram buckets. */
+  private static void print(String site, String scrape) {
+    System.out.println("--- " + site + "'s /metrics (siterecovery_*, no buckets) ---");
+    scrape.lines().filter(l -> l.startsWith("siterecovery_") && !l.contains("_bucket"))
+        .forEach(System.out::println);
   }
 
   private static Curl.Result scrape(String stem, HostAgent agent) {

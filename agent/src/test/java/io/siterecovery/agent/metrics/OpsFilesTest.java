@@ -149,8 +149,8 @@ class OpsFilesTest {
 
   @Test
   void metricNamesAreReadFromPromQlAsPrometheusWould() {
-    assertThat(metricNames("sum by (vm, le) (rate(a_b_total{vm=~\"$vm\",x=\"y(z)\"}[$__rate_interval]))"
-        + " / on (vm) group_left c:d offset 5m and bool e > 64 * 1024"))
+    assertThat(metricNames("sum by (vm, le) (rate(a_b_total{vm=~\"$vm\",x=\"y(z)\"}"
+        + "[$__rate_interval])) / on (vm) group_left c:d offset 5m and bool e > 64 * 1024"))
         .containsExactlyInAnyOrder("a_b_total", "c:d", "e");
     assertThat(metricNames("label_values(siterecovery_nbd_bytes_total, site)"))
         .containsExactly("siterecovery_nbd_bytes_total");

@@ -80,10 +80,16 @@ class CertificateAuthorityTest {
   }
 
   @Test
-  void identitiesAreOperatorOrASiteWithASafeName() {
+  void identitiesAreOperatorMonitorOrASiteWithASafeName() {
     assertThat(Identity.parse("site:dr-2").siteName()).contains("dr-2");
     assertThat(Identity.operator().isOperator()).isTrue();
-    for (String bad : List.of("admin", "site:", "site:../x", "site:Primary", "site:a b", "")) {
+    Identity monitor = Identity.parse("monitor");
+    assertThat(monitor).isEqualTo(Identity.monitor());
+    assertThat(monitor.isMonitor()).isTrue();
+    assertThat(monitor.isOperator()).as("the monitor drives nothing").isFalse();
+    assertThat(monitor.siteName()).as("nor feeds a replica").isEmpty();
+    assertThat(Identity.operator().isMonitor()).isFalse();
+    for (String bad : List.of("admin", "monitor:x", "Monitor", "site:", "site:../x", "site:Primary", "site:a b", "")) {
       assertThatThrownBy(() -> Identity.parse(bad)).as(bad)
           .isInstanceOf(IllegalArgumentException.class);
     }
