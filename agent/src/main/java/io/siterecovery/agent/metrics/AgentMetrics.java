@@ -186,8 +186,9 @@ public final class AgentMetrics implements NbdObserver {
   /**
    * The true RPO, measured where it matters: how old the replica's latest point is, by this
    * host's clock against the source's seal time of that point (clocks should agree to well under
-   * a cycle; NTP does that). Only for a replica that is not running: once failed over, its age
-   * is no longer data at risk. Each replica's applied-bytes counter exists from the start, at 0,
+   * a cycle; NTP does that). Only for a replica whose initial copy is complete (before that it
+   * holds no point to fail over to; a stalled copy is the stall alert's) and that is not running
+   * (once failed over, its age is no longer data at risk). Each replica's applied-bytes counter exists from the start, at 0,
    * so "nothing applied" is a series an alert can see.
    */
   private void wantReplicaState(Map<String, Supplier<Series>> wanted, VmRecord r) {
@@ -198,7 +199,8 @@ public final class AgentMetrics implements NbdObserver {
     for (Kind kind : List.of(Kind.RANGES, Kind.LOG)) {
       applied(name, kind, 0);
     }
-    if (r.replica().pointTime() != null && r.power() != VmRecord.Power.RUNNING) {
+    if (r.replica().initialComplete() && r.replica().pointTime() != null
+        && r.power() != VmRecord.Power.RUNNING) {
       gauge(wanted, "siterecovery.replica.rpo", () -> rpoSeconds(name), "seconds",
           "Age of the replica's latest recovery point (the RPO), read at scrape", name);
     }

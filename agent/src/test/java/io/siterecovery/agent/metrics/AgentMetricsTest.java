@@ -50,6 +50,8 @@ class AgentMetricsTest {
     qemuIo(disk0, "write -P 0x5a 0 1M", "write -z 2M 64k", "flush").assertOk();
     agents.initialCopy(VM, "disk0", size, 4 * MIB, null);
     agents.p.replicate(VM);
+    assertThat(Exposition.parse(scrape("monitor", agents.secondary).body())
+        .find("siterecovery_replica_rpo_seconds")).as("no point to fail over to yet").isEmpty();
     agents.p.completeInitialReplication(VM);
     qemuIo(disk0, "write -P 0x6b 3M 512k", "discard 6M 64k").assertOk();
     agents.p.replicate(VM);
