@@ -5,6 +5,8 @@ import static io.siterecovery.agent.testing.Tools.qemuIo;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.siterecovery.agent.HostAgent;
+import io.siterecovery.agent.api.AgentMessages.ResyncStepRequest;
+import io.siterecovery.agent.resync.ResyncLedger;
 import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.testing.AgentPair;
 import io.siterecovery.agent.testing.Curl;
@@ -148,6 +150,36 @@ class AgentMetricsTest {
     List<String> feed = new ArrayList<>(Curl.as(TestCerts.dir(), "monitor"));
     feed.add(agents.secondary.url() + "/v1/replicas/" + VM + "/fence-check");
     assertThat(Curl.run(feed).status()).as("monitor asking a partner's question").isEqualTo(403);
+  }
+
+  @Test
+  void resyncProgressAndTheNeedForOneAreReadFromTheSourcesLedger() {
+    assumeInstalled("curl");
+    long size = 4 * MIB;
+    agents.createProtected(VM, size);
+    agents.initialCopy(VM, "disk0", size, size, null);
+    agents.p.replicate(VM);
+    agents.p.completeInitialReplication(VM);
+    String[] disk = {"site", "primary", "vm", VM, "disk", "disk0"};
+    Exposition before = Exposition.parse(scrape("monitor", agents.primary).body());
+    assertThat(before.find("siterecovery_resync_done_bytes")).as("no resync under way").isEmpty();
+
+    agents.p.beginResync(VM);
+    agents.p.resyncStep(VM, "disk0", new ResyncStepRequest(0, 4, 0, null, null)); // 4 x 64 KiB
+    Exposition during = Exposition.parse(scrape("monitor", agents.primary).body());
+    assertThat(during.value("siterecovery_resync_done_bytes", disk)).isEqualTo(256 * 1024);
+    assertThat(during.value("siterecovery_resync_total_bytes", disk)).isEqualTo(size);
+
+    agents.p.resyncStep(VM, "disk0", new ResyncStepRequest(4, 1 << 20, 0, null, null));
+    agents.p.completeResync(VM);
+    Exposition after = Exposition.parse(scrape("monitor", agents.primary).body());
+    assertThat(after.find("siterecovery_resync_done_bytes")).isEmpty();
+    assertThat(after.value("siterecovery_resync_required", "vm", VM)).isZero();
+
+    // the agent's CRITICAL: a cycle found a log missing, say
+    ResyncLedger.markRequired(agents.primary.vms().get(VM), "LOG_CORRUPT: a test");
+    assertThat(Exposition.parse(scrape("monitor", agents.primary).body())
+        .value("siterecovery_resync_required", "vm", VM)).isEqualTo(1);
   }
 
   /** A sample for the test's log: the agent's own series, without histogram buckets. */
