@@ -18,6 +18,7 @@ import io.siterecovery.agent.resync.ResyncLedger;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
 import io.siterecovery.agent.vm.VmRecord;
+import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.EnumMap;
@@ -31,11 +32,12 @@ import java.util.function.Supplier;
 
 /**
  * The agent's Prometheus metrics, one registry per agent (two agents in one JVM, as in
- * {@code dev} and the tests, keep theirs apart). Events (bytes shipped and applied, cycle and apply times, NBD
- * requests) are counted where they happen; state (RPO, unshipped log bytes, bytes tracked, resync
- * progress) is read from the VMs at scrape time, so it is never stale and costs nothing between
- * scrapes. Labels carry names only (site, VM, disk, request type, outcome), so the number of
- * series is bounded by the VMs and disks on this host.
+ * {@code dev} and the tests, keep theirs apart), injected into the roles that count. Events
+ * (bytes shipped and applied, cycle and apply times, NBD requests) are counted where they happen;
+ * state (RPO, unshipped log bytes, bytes tracked, resync progress) is read from the VMs at scrape
+ * time, so it is never stale and costs nothing between scrapes. Labels carry names only (site,
+ * VM, disk, request type, outcome, kind), so the number of series is bounded by the VMs and disks
+ * on this host.
  */
 public final class AgentMetrics implements NbdObserver {
   /** What a byte counter's bytes were: ranges (initial copy, reverse seed), logs, resync ranges. */
@@ -188,8 +190,8 @@ public final class AgentMetrics implements NbdObserver {
    * host's clock against the source's seal time of that point (clocks should agree to well under
    * a cycle; NTP does that). Only for a replica whose initial copy is complete (before that it
    * holds no point to fail over to; a stalled copy is the stall alert's) and that is not running
-   * (once failed over, its age is no longer data at risk). Each replica's applied-bytes counter exists from the start, at 0,
-   * so "nothing applied" is a series an alert can see.
+   * (once failed over, its age is no longer data at risk). Each replica's applied-bytes counter
+   * exists from the start, at 0, so "nothing applied" is a series an alert can see.
    */
   private void wantReplicaState(Map<String, Supplier<Series>> wanted, VmRecord r) {
     if (r.role() != VmRecord.Role.REPLICA || r.replica() == null) {
@@ -220,7 +222,14 @@ public final class AgentMetrics implements NbdObserver {
   private void wantSourceState(Map<String, Supplier<Series>> wanted, Vm vm) {
     String name = vm.name();
     shipped(name, Kind.LOG, 0); // at 0 from the start, like a replica's applied bytes
-    ResyncLedger.State resync = ResyncLedger.load(vm);
+    boolean resyncUnderWay;
+    try {
+      resyncUnderWay = ResyncLedger.load(vm).underWay();
+    } catch (UncheckedIOException e) {
+      // An unreadable ledger fails the resync's own calls, which say why; the scrape goes on
+      // (resync_required reads it too and shows NaN).
+      resyncUnderWay = false;
+    }
     for (var d : vm.disks()) {
       String disk = d.name();
       if (d.tracker() != null) {
@@ -230,7 +239,7 @@ public final class AgentMetrics implements NbdObserver {
                 .baseUnit("bytes").description("Bytes of writes recorded in the change logs")
                 .tags(VM, name, DISK, disk).register(registry), ref));
       }
-      if (resync.underWay()) {
+      if (resyncUnderWay) {
         long size = d.size();
         gauge(wanted, "siterecovery.resync.done", () -> resyncedBytes(name, disk), "bytes",
             "Bytes of a disk compared by the resync under way", name, disk);
@@ -254,7 +263,8 @@ public final class AgentMetrics implements NbdObserver {
   private void gauge(Map<String, Supplier<Series>> wanted, String name, Supplier<Number> value,
       String unit, String description, String vm, String... disk) {
     Tags tags = disk.length == 0 ? Tags.of(VM, vm) : Tags.of(VM, vm, DISK, disk[0]);
-    wanted.put(key(name, vm, String.join("|", disk)), () -> new Series(Gauge.builder(name, value)
+    String key = disk.length == 0 ? key(name, vm) : key(name, vm, disk[0]);
+    wanted.put(key, () -> new Series(Gauge.builder(name, value)
         .baseUnit(unit).description(description).tags(tags).register(registry), null));
   }
 
