@@ -140,7 +140,8 @@ final class ChaosHarness implements Closeable {
   void startWorker() throws IOException {
     Path log = dir.resolve("worker.log");
     long from = Files.exists(log) ? Files.size(log) : 0;
-    worker = ChildJvm.start("worker", SiteRecoveryCli.class, List.of("-Xmx256m"),
+    worker = ChildJvm.start("worker", SiteRecoveryCli.class, List.of("-Xmx256m",
+            "-D" + WorkerRunner.STICKY_PROPERTY + "=PT0S"), // see there: a test server's limit
         List.of("worker", "--config", config.toString()), log,
         QUIET_FILE_LOG, null);
     // Ready when it polls; the server would queue tasks meanwhile, but the worker registers the

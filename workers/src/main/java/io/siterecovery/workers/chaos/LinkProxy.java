@@ -67,6 +67,9 @@ final class LinkProxy implements Closeable {
     synchronized (gate) {
       blocked = true;
       silent = true;
+      for (Pipe p : pipes) { // a hung peer answers nothing more on what it had open either
+        p.silenced = true;
+      }
     }
   }
 

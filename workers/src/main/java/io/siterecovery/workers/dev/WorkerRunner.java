@@ -51,7 +51,7 @@ public final class WorkerRunner implements Closeable {
     this.client = client(service, config.namespace());
     registerSearchAttributes(config.temporal(), config.namespace());
     this.factory = WorkerFactory.newInstance(client);
-    Worker worker = factory.newWorker(Registration.TASK_QUEUE);
+    Worker worker = factory.newWorker(Registration.TASK_QUEUE, workerOptions());
     Registration.registerWorkflows(worker);
     SiteDirectory sites = new SiteDirectory(config.sites(), config.partners(),
         config.operatorCredentials());
@@ -62,6 +62,24 @@ public final class WorkerRunner implements Closeable {
     factory.start();
     log.info("worker polling task queue '{}' on {} namespace {}", Registration.TASK_QUEUE,
         config.temporal(), config.namespace());
+  }
+
+  /**
+   * System property {@value #STICKY_PROPERTY} (an ISO-8601 duration; {@code PT0S} turns sticky
+   * execution off): how long a workflow task waits on this worker's own queue before the server
+   * gives it to another worker. The fault-injection harness sets {@code PT0S}: Temporal's test
+   * server never takes a task back from a killed worker's sticky queue (a real server does after
+   * this timeout, 5 s by default), so every workflow that worker had cached would stall there.
+   */
+  public static final String STICKY_PROPERTY = "siterecovery.worker.stickyScheduleToStart";
+
+  private static io.temporal.worker.WorkerOptions workerOptions() {
+    io.temporal.worker.WorkerOptions.Builder options = io.temporal.worker.WorkerOptions.newBuilder();
+    String sticky = System.getProperty(STICKY_PROPERTY);
+    if (sticky != null && !sticky.isBlank()) {
+      options.setStickyQueueScheduleToStartTimeout(java.time.Duration.parse(sticky.trim()));
+    }
+    return options.build();
   }
 
   public static WorkflowServiceStubs connect(String address) {
