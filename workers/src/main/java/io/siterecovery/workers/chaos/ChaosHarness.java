@@ -58,11 +58,12 @@ final class ChaosHarness implements Closeable {
    * {@code secondaryData}: where the replica agent keeps its data (a small tmpfs for the
    * disk-full scenario), or null for a folder under {@code dir}.
    */
-  ChaosHarness(Path dir, Duration copyFrequency, Double bandwidthMBps) throws IOException {
+  ChaosHarness(Path dir, Duration copyFrequency, Double bandwidthMBps, Path secondaryData)
+      throws IOException {
     this.dir = Files.createDirectories(dir);
     this.copyFrequency = copyFrequency;
     this.certs = dir.resolve("certs");
-    this.secondaryData = dir.resolve("secondary");
+    this.secondaryData = secondaryData != null ? secondaryData : dir.resolve("secondary");
     CertificateAuthority.provision(certs, "chaos", List.of(Identity.site("primary"),
         Identity.site("secondary"), Identity.operator()));
     this.temporalPort = freePort();
@@ -77,7 +78,7 @@ final class ChaosHarness implements Closeable {
          "sites": {"primary": "https://127.0.0.1:%d", "secondary": "https://127.0.0.1:%d"},
          "partners": {"primary": "secondary", "secondary": "primary"},
          "certs": "%s",
-         "policies": {"%s": {"copyFrequency": "%s", "rpoThreshold": "PT1M",
+         "policies": {"%s": {"copyFrequency": "%s", "rpoThreshold": "PT1M", "retention": "PT2M",
            "resyncWindow": {"start": "00:00", "end": "23:59", "timeZone": "UTC"}%s}}}
         """.formatted(temporalPort, primaryHttp, secondaryHttp, certs.toAbsolutePath(), POLICY,
         copyFrequency, bandwidthMBps == null ? "" : ", \"bandwidthMBps\": " + bandwidthMBps));
@@ -89,6 +90,10 @@ final class ChaosHarness implements Closeable {
       close();
       throw e;
     }
+  }
+
+  Path secondaryData() {
+    return secondaryData;
   }
 
   WorkflowClient client() {

@@ -34,17 +34,26 @@ import java.util.function.BooleanSupplier;
  * the product recovered, then the verdict of oracles we did not write at a quiesced point.
  */
 final class ChaosRun {
-  static final long DISK = 128L << 20;
-  static final long PREFILL = 96L << 20;
+  /** The VM of a run: one disk, most of it written before protection starts. */
+  record Vm(long diskBytes, long prefillBytes) {
+    static final Vm NORMAL = new Vm(128L << 20, 96L << 20);
+    /** Small enough for a replica on a 64 MiB tmpfs, with room for its logs and undo data. */
+    static final Vm SMALL = new Vm(16L << 20, 8L << 20);
+  }
+
   private static final String DISK0 = "disk0";
   private static final Duration PHASE_LIMIT = Duration.ofMinutes(3);
 
   private final ChaosHarness harness;
   private final WorkflowClient client;
   private final PrintStream out;
+  private final Vm size;
+  /** What was seen while the fault lasted (the health a full disk showed), for the report. */
+  private String duringFault = "";
 
-  ChaosRun(ChaosHarness harness, PrintStream out) {
+  ChaosRun(ChaosHarness harness, Vm size, PrintStream out) {
     this.harness = harness;
+    this.size = size;
     this.client = harness.client();
     this.out = out;
   }
@@ -52,11 +61,12 @@ final class ChaosRun {
   RunResult run(int number, Scenario scenario, long seed) throws Exception {
     String vm = "c" + number;
     Random random = new Random(seed);
-    harness.primaryAgent().createVm(vm, List.of(DISK));
+    duringFault = "";
+    harness.primaryAgent().createVm(vm, List.of(size.diskBytes()));
     long linkStart = harness.link.bytesToTarget();
-    try (Workload writes = new Workload(vm + "/" + DISK0, harness::primaryNbd, DISK,
+    try (Workload writes = new Workload(vm + "/" + DISK0, harness::primaryNbd, size.diskBytes(),
         random.nextLong(), 8)) {
-      writes.prefill(PREFILL);
+      writes.prefill(size.prefillBytes());
       writes.start();
       writes.resume();
       ProtectVmWorkflow protection = client.newWorkflowStub(ProtectVmWorkflow.class,
@@ -105,7 +115,7 @@ final class ChaosRun {
       String moment = String.format(Locale.ROOT, "%s +%.1fs (%s)",
           phase.name().toLowerCase(Locale.ROOT).replace('_', '-'), delay, observed(running, failover));
       out.printf("run %d: %s at %s%n", number, scenario.name(), moment);
-      Instant faultEnd = inject(scenario);
+      Instant faultEnd = inject(scenario, running);
 
       // 2. recovery: the interrupted operation completes, or a later point is applied.
       FailoverWorkflow fo = failover == null ? null : client.newWorkflowStub(
@@ -148,7 +158,8 @@ final class ChaosRun {
       String compare = qemuImgCompare(source, replica);
       boolean corrupt = !compare.startsWith("identical");
       return result(number, scenario, moment, seconds, linkStart, writes, lost, corrupt, true,
-          compare + ", " + writes.acknowledgedWrites() + " acknowledged writes checked");
+          compare + ", " + writes.acknowledgedWrites() + " acknowledged writes checked"
+              + duringFault);
     } finally {
       for (String id : List.of(FailoverWorkflow.testWorkflowId(vm),
           FailoverWorkflow.workflowId(vm), ProtectVmWorkflow.workflowId(vm))) {
@@ -161,7 +172,8 @@ final class ChaosRun {
     }
   }
 
-  private Instant inject(Scenario scenario) throws IOException, InterruptedException {
+  private Instant inject(Scenario scenario, ProtectVmWorkflow running)
+      throws IOException, InterruptedException {
     switch (scenario.fault()) {
       case WORKER_KILL -> {
         harness.killWorker();
@@ -186,6 +198,24 @@ final class ChaosRun {
         harness.link.heal();
       }
       case LINK_RESET -> harness.link.resetAll();
+      case REPLICA_DISK_FULL -> {
+        Path filler = harness.secondaryData().resolve("chaos-filler");
+        long filled = DiskFiller.fill(filler);
+        java.util.Set<String> health = new java.util.TreeSet<>();
+        long end = System.nanoTime() + scenario.faultLength().toNanos();
+        while (System.nanoTime() < end) { // watching what the operator sees while it lasts
+          try {
+            ProtectionStatus s = running.status();
+            health.add(s.health() + (s.healthReasons().isEmpty() ? ""
+                : " " + s.healthReasons().get(0)));
+          } catch (RuntimeException notNow) {
+            // the query failed; try again
+          }
+          LockSupport.parkNanos(Duration.ofMillis(500).toNanos());
+        }
+        java.nio.file.Files.delete(filler);
+        duringFault = "; while full (" + filled / (1 << 20) + " MiB filler): " + health;
+      }
     }
     return Instant.now();
   }
@@ -193,8 +223,7 @@ final class ChaosRun {
   private RunResult result(int number, Scenario scenario, String moment, Double seconds,
       long linkStart, Workload writes, long lost, boolean corrupt, boolean verified,
       String verification) {
-    long payload = PREFILL + (writes.acknowledgedWrites() - PREFILL / Workload.BLOCK)
-        * Workload.BLOCK;
+    long payload = writes.acknowledgedWrites() * Workload.BLOCK;
     return new RunResult(number, scenario, moment, seconds,
         harness.link.bytesToTarget() - linkStart, payload, lost, corrupt, verified, verification);
   }

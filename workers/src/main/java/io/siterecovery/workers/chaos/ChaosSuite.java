@@ -40,29 +40,64 @@ public final class ChaosSuite {
       throws IOException {
     out.println("chaos: seed " + seed + " (--seed " + seed + " replays these moments), "
         + scenarios.size() + " runs, data in " + dir.toAbsolutePath());
-    out.println("chaos: replica data dir on a tmpfs that fills up: not run (not implemented in "
-        + "this harness yet)");
     empty(dir);
     Random random = new Random(seed);
+    long[] seeds = new long[scenarios.size()];
+    for (int i = 0; i < seeds.length; i++) {
+      seeds[i] = random.nextLong();
+    }
     List<RunResult> results = new ArrayList<>();
-    try (ChaosHarness harness = new ChaosHarness(dir, COPY_FREQUENCY, BANDWIDTH_MBPS)) {
-      ChaosRun runner = new ChaosRun(harness, out);
-      for (int i = 0; i < scenarios.size(); i++) {
-        Scenario s = scenarios.get(i);
-        long runSeed = random.nextLong();
-        try {
-          results.add(runner.run(i + 1, s, runSeed));
-        } catch (Exception e) {
-          out.println("run " + (i + 1) + " failed: " + e);
-          results.add(new RunResult(i + 1, s, null, null, 0, 0, 0, false, false,
-              "error: " + String.valueOf(e).lines().findFirst().orElse("")));
-        }
-        out.println(ChaosReport.row(results.get(results.size() - 1)));
+    List<Integer> diskFull = new ArrayList<>();
+    List<Integer> others = new ArrayList<>();
+    for (int i = 0; i < scenarios.size(); i++) {
+      (scenarios.get(i).fault() == Scenario.Fault.REPLICA_DISK_FULL ? diskFull : others).add(i);
+    }
+    if (!others.isEmpty()) {
+      try (ChaosHarness harness = new ChaosHarness(dir.resolve("stack"), COPY_FREQUENCY,
+          BANDWIDTH_MBPS, null)) {
+        runAll(new ChaosRun(harness, ChaosRun.Vm.NORMAL, out), scenarios, others, seeds,
+            results, out);
       }
     }
+    if (!diskFull.isEmpty()) {
+      // The replica's data on a filesystem of its own that can be filled: a 64 MiB tmpfs.
+      Path mount = Files.createDirectories(dir.resolve("replica-tmpfs"));
+      String why = Tmpfs.mount(mount, "64m");
+      if (why != null) {
+        for (int i : diskFull) {
+          out.println("run " + (i + 1) + " (" + scenarios.get(i).name() + "): skipped, " + why);
+        }
+      } else {
+        try (ChaosHarness harness = new ChaosHarness(dir.resolve("stack-tmpfs"),
+            COPY_FREQUENCY, BANDWIDTH_MBPS, mount)) {
+          runAll(new ChaosRun(harness, ChaosRun.Vm.SMALL, out), scenarios, diskFull, seeds,
+              results, out);
+        } finally {
+          Tmpfs.unmount(mount);
+        }
+      }
+    }
+    results.sort(java.util.Comparator.comparingInt(RunResult::run));
     ChaosReport report = new ChaosReport(seed, results);
     report.print(out);
     return report;
+  }
+
+  private static void runAll(ChaosRun runner, List<Scenario> scenarios, List<Integer> which,
+      long[] seeds, List<RunResult> results, PrintStream out) {
+    for (int i : which) {
+      Scenario s = scenarios.get(i);
+      RunResult r;
+      try {
+        r = runner.run(i + 1, s, seeds[i]);
+      } catch (Exception e) {
+        out.println("run " + (i + 1) + " failed: " + e);
+        r = new RunResult(i + 1, s, null, null, 0, 0, 0, false, false,
+            "error: " + String.valueOf(e).lines().findFirst().orElse(""));
+      }
+      results.add(r);
+      out.println(ChaosReport.row(r));
+    }
   }
 
   static void empty(Path dir) throws IOException {

@@ -22,6 +22,11 @@ record Scenario(Fault fault, Phase phase, Duration faultLength, Duration limit) 
     LINK_RESET,
     /** The target accepts connections and never answers them, for {@code faultLength}. */
     PEER_SILENT,
+    /**
+     * The replica agent's data directory (a 64 MiB tmpfs) filled to the last byte for
+     * {@code faultLength}, then freed: the product should say WARNING and resume by itself.
+     */
+    REPLICA_DISK_FULL,
   }
 
   enum Phase { INITIAL_COPY, DELTA, RESYNC, PLANNED_FAILOVER, TEST_FAILOVER }
@@ -57,5 +62,6 @@ record Scenario(Fault fault, Phase phase, Duration faultLength, Duration limit) 
       of(Fault.REPLICA_AGENT_KILL, Phase.INITIAL_COPY),
       link(Fault.LINK_RESET, Duration.ZERO),
       link(Fault.PEER_SILENT, Duration.ofSeconds(30)),
+      link(Fault.REPLICA_DISK_FULL, Duration.ofSeconds(20)),
       link(Fault.LINK_CUT, Duration.ofMinutes(2)));
 }
