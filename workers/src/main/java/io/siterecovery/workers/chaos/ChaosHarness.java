@@ -73,12 +73,13 @@ final class ChaosHarness implements Closeable {
     this.client = WorkerRunner.client(service, "default");
     this.link = new LinkProxy(secondaryHttp);
     this.config = dir.resolve("worker.json");
+    // "default" too: a test failover takes its maxTestDuration from the default policy.
     Files.writeString(config, """
         {"temporal": "127.0.0.1:%d", "namespace": "default",
          "sites": {"primary": "https://127.0.0.1:%d", "secondary": "https://127.0.0.1:%d"},
          "partners": {"primary": "secondary", "secondary": "primary"},
          "certs": "%s",
-         "policies": {"%s": {"copyFrequency": "%s", "rpoThreshold": "PT1M", "retention": "PT2M",
+         "policies": {"default": {}, "%s": {"copyFrequency": "%s", "rpoThreshold": "PT1M", "retention": "PT2M",
            "resyncWindow": {"start": "00:00", "end": "23:59", "timeZone": "UTC"}%s}}}
         """.formatted(temporalPort, primaryHttp, secondaryHttp, certs.toAbsolutePath(), POLICY,
         copyFrequency, bandwidthMBps == null ? "" : ", \"bandwidthMBps\": " + bandwidthMBps));

@@ -125,10 +125,16 @@ final class ChaosRun {
         case INITIAL_COPY -> () -> state(running) == ProtectionState.PROTECTED;
         case DELTA, RESYNC -> () -> state(running) == ProtectionState.PROTECTED
             && after(harness.replicaPointTime(vm), faultEnd);
-        case PLANNED_FAILOVER -> () -> failoverState(fo) == FailoverState.AWAITING_COMMIT;
-        case TEST_FAILOVER -> () -> failoverState(fo) == FailoverState.TESTING;
+        case PLANNED_FAILOVER -> () -> failoverReached(fo, FailoverState.AWAITING_COMMIT);
+        case TEST_FAILOVER -> () -> failoverReached(fo, FailoverState.TESTING);
       };
-      Double seconds = await(scenario.limit(), recovered);
+      Double seconds;
+      try {
+        seconds = await(scenario.limit(), recovered);
+      } catch (GaveUp e) {
+        return result(number, scenario, moment, null, linkStart, writes, 0, false, false,
+            "not recovered: " + e.getMessage());
+      }
       if (seconds == null) {
         return result(number, scenario, moment, null, linkStart, writes, 0, false, false,
             "not recovered within " + scenario.limit().toSeconds() + " s; "
@@ -269,6 +275,8 @@ final class ChaosRun {
       boolean holds;
       try {
         holds = condition.getAsBoolean();
+      } catch (GaveUp e) {
+        throw e;
       } catch (RuntimeException unreachableYet) { // a query while no worker runs, an agent down
         holds = false;
       }
@@ -284,6 +292,22 @@ final class ChaosRun {
 
   private static ProtectionState state(ProtectVmWorkflow wf) {
     return wf.status().state();
+  }
+
+  /** A failover that FAILED will not reach anything: the run stops waiting and says why. */
+  private static boolean failoverReached(FailoverWorkflow wf, FailoverState wanted) {
+    var status = wf.status();
+    if (status.state() == FailoverState.FAILED) {
+      throw new GaveUp("failover FAILED: " + status.error());
+    }
+    return status.state() == wanted;
+  }
+
+  /** Thrown by a condition that can no longer hold. */
+  static final class GaveUp extends RuntimeException {
+    GaveUp(String why) {
+      super(why);
+    }
   }
 
   private static FailoverState failoverState(FailoverWorkflow wf) {

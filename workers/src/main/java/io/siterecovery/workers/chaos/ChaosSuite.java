@@ -29,9 +29,15 @@ public final class ChaosSuite {
   /** {@code site-recovery chaos --runs N}: run i is scenario i of the catalogue, cycling. */
   public static ChaosReport run(Path dir, int runs, long seed, PrintStream out)
       throws IOException {
+    return run(dir, runs, 1, seed, out);
+  }
+
+  /** The same, starting at scenario {@code first} (1-based) of the catalogue. */
+  public static ChaosReport run(Path dir, int runs, int first, long seed, PrintStream out)
+      throws IOException {
     List<Scenario> chosen = new ArrayList<>();
     for (int i = 0; i < runs; i++) {
-      chosen.add(Scenario.CATALOGUE.get(i % Scenario.CATALOGUE.size()));
+      chosen.add(Scenario.CATALOGUE.get((first - 1 + i) % Scenario.CATALOGUE.size()));
     }
     return run(dir, chosen, seed, out);
   }

@@ -15,6 +15,10 @@ final class ChaosCommand implements Callable<Integer> {
       description = "number of runs; run i is scenario i of the list, cycling (default: ${DEFAULT-VALUE})")
   int runs;
 
+  @Option(names = "--first", defaultValue = "1", description = "start at this scenario of the "
+      + "list (1-based; README, \"Fault injection\") (default: ${DEFAULT-VALUE})")
+  int first;
+
   @Option(names = "--seed", description = "seed of the fault moments (default: random, printed)")
   Long seed;
 
@@ -25,10 +29,10 @@ final class ChaosCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    if (runs < 1) {
-      throw new IllegalArgumentException("--runs must be at least 1");
+    if (runs < 1 || first < 1) {
+      throw new IllegalArgumentException("--runs and --first must be at least 1");
     }
     long s = seed != null ? seed : new java.security.SecureRandom().nextLong();
-    return ChaosSuite.run(dir, runs, s, System.out).ok() ? 0 : 1;
+    return ChaosSuite.run(dir, runs, first, s, System.out).ok() ? 0 : 1;
   }
 }
