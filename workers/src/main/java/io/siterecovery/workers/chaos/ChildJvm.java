@@ -4,7 +4,9 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -29,7 +31,7 @@ final class ChildJvm {
   }
 
   /**
-   * Starts {@code mainClass} with {@code args}; stderr (and stdout) go to the end of {@code log}.
+   * Starts {@code mainClass} with {@code args}; stderr and stdout go to the end of {@code log}.
    * Returns once a line of stdout matches {@code ready} (null: at once), or fails after 90 s.
    */
   static ChildJvm start(String name, Class<?> mainClass, List<String> jvmOptions,
@@ -55,11 +57,17 @@ final class ChildJvm {
     if (ready == null) {
       readyLine.complete("");
     }
-    // Drains stdout for the life of the process: a full pipe would block the child.
+    // Drains stdout for the life of the process (a full pipe would block the child) into the
+    // log as well: a test classpath's logback configuration logs to stdout.
     Thread reader = new Thread(() -> {
       try (BufferedReader out = new BufferedReader(
-          new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+          new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+          java.io.Writer tee = Files.newBufferedWriter(log, StandardCharsets.UTF_8,
+              StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
         for (String line; (line = out.readLine()) != null; ) {
+          tee.write(line);
+          tee.write('\n');
+          tee.flush();
           if (ready != null && ready.test(line)) {
             readyLine.complete(line);
           }
