@@ -20,7 +20,17 @@ import java.util.stream.Stream;
 public final class Bench {
   /** The benchmarks by name, in the order they run. */
   public static final Set<String> NAMES = Set.of("dataplane", "resync", "apply", "memory",
-      "lifecycle", "plan", "worker-kill");
+      "lifecycle", "plan", "worker-kill", "rpo");
+
+  /**
+   * The rpo benchmark's load: {@code vms} VMs writing {@code mbPerSecond} each for
+   * {@code duration}, replicated every {@code frequency}.
+   */
+  public record Rpo(int vms, double mbPerSecond, java.time.Duration duration,
+      java.time.Duration frequency) {
+    public static final Rpo DEFAULT = new Rpo(20, 2, java.time.Duration.ofMinutes(1),
+        java.time.Duration.ofSeconds(30));
+  }
 
   private interface Run {
     List<Measured> run(Path dir) throws Exception;
@@ -30,6 +40,12 @@ public final class Bench {
 
   /** Runs the benchmarks named in {@code only} (all when empty); false if one of them failed. */
   public static boolean run(Path dir, long size, Set<String> only, PrintStream out)
+      throws IOException {
+    return run(dir, size, only, Rpo.DEFAULT, out);
+  }
+
+  /** The same, with the rpo benchmark's load. */
+  public static boolean run(Path dir, long size, Set<String> only, Rpo rpo, PrintStream out)
       throws IOException {
     Map<String, Run> benchmarks = new LinkedHashMap<>();
     benchmarks.put("dataplane", d -> {
@@ -44,6 +60,7 @@ public final class Bench {
     benchmarks.put("plan", d -> new PlanBench(d, out).run());
     // A fixed 48 MiB at 2 MB/s (about 25 s): long enough to kill the worker in the middle.
     benchmarks.put("worker-kill", d -> new WorkerKillBench(d, out).run(48L << 20));
+    benchmarks.put("rpo", d -> new RpoBench(d, out).run(rpo));
     empty(dir);
     List<Measured> results = new ArrayList<>();
     boolean ok = true;

@@ -22,8 +22,24 @@ final class BenchCommand implements Callable<Integer> {
 
   @Option(names = "--only", split = ",", paramLabel = "NAME",
       description = "run only these benchmarks: dataplane, resync, apply, memory, lifecycle, plan, "
-          + "worker-kill (default: all)")
+          + "worker-kill, rpo (default: all)")
   List<String> only = List.of();
+
+  @Option(names = "--vms", defaultValue = "20",
+      description = "rpo: number of VMs writing at once (default: ${DEFAULT-VALUE})")
+  int vms;
+
+  @Option(names = "--rate", defaultValue = "2",
+      description = "rpo: MB/s each VM writes (default: ${DEFAULT-VALUE})")
+  double rate;
+
+  @Option(names = "--minutes", defaultValue = "1",
+      description = "rpo: how long the VMs write while RPO is sampled (default: ${DEFAULT-VALUE})")
+  double minutes;
+
+  @Option(names = "--frequency", defaultValue = "PT30S",
+      description = "rpo: the policy's copy frequency, ISO-8601 (default: ${DEFAULT-VALUE})")
+  java.time.Duration frequency;
 
   @Override
   public Integer call() throws Exception {
@@ -33,6 +49,8 @@ final class BenchCommand implements Callable<Integer> {
       throw new IllegalArgumentException("unknown benchmark(s) " + names + "; choose among "
           + Bench.NAMES);
     }
-    return Bench.run(dir, Sizes.parse(size), Set.copyOf(only), System.out) ? 0 : 1;
+    Bench.Rpo rpo = new Bench.Rpo(vms, rate,
+        java.time.Duration.ofMillis(Math.round(minutes * 60_000)), frequency);
+    return Bench.run(dir, Sizes.parse(size), Set.copyOf(only), rpo, System.out) ? 0 : 1;
   }
 }

@@ -20,7 +20,7 @@ import picocli.CommandLine.Command;
         OperatorCommands.SetPolicy.class, LifecycleCommands.ChangePoint.class,
         LifecycleCommands.Reprotect.class, LifecycleCommands.Failback.class,
         LifecycleCommands.Salvage.class, PlanCommand.class, BenchCommand.class,
-        CertsCommand.class})
+        CertsCommand.class, ChaosCommand.class})
 public final class SiteRecoveryCli {
   /** Accepted anywhere on the command line: logs on the terminal too, not only in the file. */
   static final String VERBOSE = "--verbose";

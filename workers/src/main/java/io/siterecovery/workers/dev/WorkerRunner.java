@@ -74,8 +74,23 @@ public final class WorkerRunner implements Closeable {
    */
   static final Duration HEARTBEAT_THROTTLE = Duration.ofSeconds(4);
 
+  /**
+   * System property {@value #STICKY_PROPERTY} (an ISO-8601 duration; {@code PT0S} turns sticky
+   * execution off): how long a workflow task waits on this worker's own queue before the server
+   * gives it to another worker. The fault-injection harness sets {@code PT0S}: Temporal's test
+   * server never takes a task back from a killed worker's sticky queue (a real server does after
+   * this timeout, 5 s by default), so every workflow that worker had cached would stall there.
+   */
+  public static final String STICKY_PROPERTY = "siterecovery.worker.stickyScheduleToStart";
+
   static WorkerOptions workerOptions() {
-    return WorkerOptions.newBuilder().setMaxHeartbeatThrottleInterval(HEARTBEAT_THROTTLE).build();
+    WorkerOptions.Builder options = WorkerOptions.newBuilder()
+        .setMaxHeartbeatThrottleInterval(HEARTBEAT_THROTTLE);
+    String sticky = System.getProperty(STICKY_PROPERTY);
+    if (sticky != null && !sticky.isBlank()) {
+      options.setStickyQueueScheduleToStartTimeout(Duration.parse(sticky.trim()));
+    }
+    return options.build();
   }
 
   public static WorkflowServiceStubs connect(String address) {

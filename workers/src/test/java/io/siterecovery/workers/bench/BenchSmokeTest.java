@@ -55,6 +55,24 @@ class BenchSmokeTest {
   }
 
   @Test
+  void rpoIsSampledOnTheReplicaSideAndComparedWithTheFrequency() throws Exception {
+    List<Measured> rows = new RpoBench(dir, out).run(new Bench.Rpo(2, 1,
+        java.time.Duration.ofSeconds(20), java.time.Duration.ofSeconds(5)));
+    assertThat(rows).hasSize(1);
+    assertThat(rows.get(0).ratio()).as(printed.toString()).isPositive(); // samples were taken
+    assertThat(rows.get(0).reference()).isEqualTo("F + 10 s = 15 s");
+  }
+
+  @Test
+  void percentiles() {
+    List<Double> sorted = java.util.stream.IntStream.rangeClosed(1, 100).mapToObj(i -> (double) i)
+        .toList();
+    assertThat(RpoBench.percentile(sorted, 0.50)).isEqualTo(50.0);
+    assertThat(RpoBench.percentile(sorted, 0.99)).isEqualTo(99.0);
+    assertThat(RpoBench.percentile(List.of(7.0), 0.99)).isEqualTo(7.0);
+  }
+
+  @Test
   void rowsAndMedians() {
     assertThat(Measured.median(List.of(3.0, 1.0, 2.0))).isEqualTo(2.0);
     assertThat(Measured.median(List.of(4.0, 1.0))).isEqualTo(2.5);

@@ -1,0 +1,343 @@
+package io.siterecovery.workers.chaos;
+
+import io.siterecovery.workers.chaos.Scenario.Fault;
+import io.siterecovery.workers.chaos.Scenario.Phase;
+import io.siterecovery.workflows.Registration;
+import io.siterecovery.workflows.common.OperatorRequest;
+import io.siterecovery.workflows.failover.CleanupRequest;
+import io.siterecovery.workflows.failover.FailoverInput;
+import io.siterecovery.workflows.failover.FailoverState;
+import io.siterecovery.workflows.failover.FailoverType;
+import io.siterecovery.workflows.failover.FailoverWorkflow;
+import io.siterecovery.workflows.protection.ProtectVmInput;
+import io.siterecovery.workflows.protection.ProtectVmWorkflow;
+import io.siterecovery.workflows.protection.ProtectionState;
+import io.siterecovery.workflows.protection.ProtectionStatus;
+import io.temporal.client.WorkflowClient;
+import io.temporal.client.WorkflowOptions;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
+
+/**
+ * One chaos run on a fresh VM of the harness: protection started while the VM writes, the
+ * scenario's phase reached, the fault injected at a seeded random moment of it, the time until
+ * the product recovered, then the verdict of oracles we did not write at a quiesced point.
+ */
+final class ChaosRun {
+  /** The VM of a run: one disk, most of it written before protection starts. */
+  record Vm(long diskBytes, long prefillBytes) {
+    static final Vm NORMAL = new Vm(128L << 20, 96L << 20);
+    /** Small enough for a replica on a 64 MiB tmpfs, with room for its logs and undo data. */
+    static final Vm SMALL = new Vm(16L << 20, 8L << 20);
+  }
+
+  private static final String DISK0 = "disk0";
+  private static final Duration PHASE_LIMIT = Duration.ofMinutes(3);
+
+  private final ChaosHarness harness;
+  private final WorkflowClient client;
+  private final PrintStream out;
+  private final Vm size;
+  /** What was seen while the fault lasted (the health a full disk showed), for the report. */
+  private String duringFault = "";
+
+  ChaosRun(ChaosHarness harness, Vm size, PrintStream out) {
+    this.harness = harness;
+    this.size = size;
+    this.client = harness.client();
+    this.out = out;
+  }
+
+  RunResult run(int number, Scenario scenario, long seed) throws Exception {
+    String vm = "c" + number;
+    Random random = new Random(seed);
+    duringFault = "";
+    harness.primaryAgent().createVm(vm, List.of(size.diskBytes()));
+    long linkStart = harness.link.bytesToTarget();
+    try (Workload writes = new Workload(vm + "/" + DISK0, harness::primaryNbd, size.diskBytes(),
+        random.nextLong(), 8)) {
+      writes.prefill(size.prefillBytes());
+      writes.start();
+      writes.resume();
+      ProtectVmWorkflow protection = client.newWorkflowStub(ProtectVmWorkflow.class,
+          options(ProtectVmWorkflow.workflowId(vm)));
+      WorkflowClient.start(protection::protect, new ProtectVmInput(vm, ChaosHarness.POLICY));
+      ProtectVmWorkflow running = client.newWorkflowStub(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(vm));
+
+      // 1. reach the phase, wait a seeded random moment into it, and break something.
+      Phase phase = scenario.phase();
+      if (phase == Phase.INITIAL_COPY) {
+        require(vm, "initial replication", () -> state(running) == ProtectionState.INITIAL_REPLICATION);
+      } else {
+        require(vm, "protected", () -> state(running) == ProtectionState.PROTECTED
+            && harness.replicaPointTime(vm) != null);
+      }
+      FailoverWorkflow failover = null;
+      double maxDelay = switch (phase) {
+        case INITIAL_COPY -> 2.0;
+        case DELTA -> harness.copyFrequency.toMillis() / 1000.0;
+        case RESYNC, TEST_FAILOVER -> 0.5;
+        case PLANNED_FAILOVER -> 1.0;
+      };
+      switch (phase) {
+        case RESYNC -> {
+          running.resync(new OperatorRequest("chaos"));
+          require(vm, "resyncing", () -> state(running) == ProtectionState.RESYNCING);
+        }
+        case PLANNED_FAILOVER -> {
+          writes.pause(); // the source is shut down: its writer stops first, as a VM would
+          failover = client.newWorkflowStub(FailoverWorkflow.class,
+              options(FailoverWorkflow.workflowId(vm)));
+          WorkflowClient.start(failover::failover,
+              new FailoverInput(vm, FailoverType.PLANNED, "LATEST"));
+        }
+        case TEST_FAILOVER -> {
+          failover = client.newWorkflowStub(FailoverWorkflow.class,
+              options(FailoverWorkflow.testWorkflowId(vm)));
+          WorkflowClient.start(failover::failover,
+              new FailoverInput(vm, FailoverType.TEST, "LATEST"));
+        }
+        default -> { }
+      }
+      double delay = random.nextDouble() * maxDelay;
+      LockSupport.parkNanos((long) (delay * 1e9)); // the random moment itself, not a wait
+      String moment = String.format(Locale.ROOT, "%s +%.1fs (%s)",
+          phase.name().toLowerCase(Locale.ROOT).replace('_', '-'), delay, observed(running, failover));
+      out.printf("run %d: %s at %s%n", number, scenario.name(), moment);
+      Instant faultEnd = inject(scenario, running);
+
+      // 2. recovery: the interrupted operation completes, or a later point is applied.
+      FailoverWorkflow fo = failover == null ? null : client.newWorkflowStub(
+          FailoverWorkflow.class, phase == Phase.TEST_FAILOVER
+              ? FailoverWorkflow.testWorkflowId(vm) : FailoverWorkflow.workflowId(vm));
+      BooleanSupplier recovered = switch (phase) {
+        case INITIAL_COPY -> () -> state(running) == ProtectionState.PROTECTED;
+        case DELTA, RESYNC -> () -> state(running) == ProtectionState.PROTECTED
+            && after(harness.replicaPointTime(vm), faultEnd);
+        case PLANNED_FAILOVER -> () -> failoverReached(fo, FailoverState.AWAITING_COMMIT);
+        case TEST_FAILOVER -> () -> failoverReached(fo, FailoverState.TESTING);
+      };
+      Double seconds;
+      try {
+        seconds = await(scenario.limit(), recovered);
+      } catch (GaveUp e) {
+        return result(number, scenario, moment, null, linkStart, writes, 0, false, false,
+            "not recovered: " + e.getMessage());
+      }
+      if (seconds == null) {
+        return result(number, scenario, moment, null, linkStart, writes, 0, false, false,
+            "not recovered within " + scenario.limit().toSeconds() + " s; "
+                + describe(running, fo));
+      }
+      out.printf(Locale.ROOT, "run %d: recovered %.1f s after the fault%n", number, seconds);
+      if (phase == Phase.TEST_FAILOVER) {
+        fo.cleanup(new CleanupRequest("chaos run " + number));
+        if (await(PHASE_LIMIT, () -> failoverState(fo) == FailoverState.CLEANED_UP) == null) {
+          return result(number, scenario, moment, seconds, linkStart, writes, 0, false, false,
+              "test VM not cleaned up: " + describe(running, fo));
+        }
+      }
+
+      // 3. the quiesced point: no write in flight, and every acknowledged one replicated.
+      if (phase != Phase.PLANNED_FAILOVER) { // a planned failover's replica is that point
+        writes.pause();
+        Instant quiet = Instant.now();
+        if (await(PHASE_LIMIT, () -> after(harness.replicaPointTime(vm), quiet)) == null) {
+          return result(number, scenario, moment, seconds, linkStart, writes, 0, false, false,
+              "no recovery point after the writes stopped: " + describe(running, fo));
+        }
+      }
+      Path source = harness.sourceImage(vm, DISK0);
+      Path replica = harness.replicaImage(vm, DISK0);
+      long lost = Math.max(writes.lostBlocks(source), writes.lostBlocks(replica));
+      String compare = qemuImgCompare(source, replica);
+      boolean corrupt = !compare.startsWith("identical");
+      return result(number, scenario, moment, seconds, linkStart, writes, lost, corrupt, true,
+          compare + ", " + writes.acknowledgedWrites() + " acknowledged writes checked"
+              + duringFault);
+    } finally {
+      for (String id : List.of(FailoverWorkflow.testWorkflowId(vm),
+          FailoverWorkflow.workflowId(vm), ProtectVmWorkflow.workflowId(vm))) {
+        try { // the run is over: its workflows go, so that the next run has the stack to itself
+          client.newUntypedWorkflowStub(id).terminate("chaos run " + number + " done");
+        } catch (RuntimeException notRunning) {
+          // never started, or already ended
+        }
+      }
+    }
+  }
+
+  private Instant inject(Scenario scenario, ProtectVmWorkflow running)
+      throws IOException, InterruptedException {
+    switch (scenario.fault()) {
+      case WORKER_KILL -> {
+        harness.killWorker();
+        harness.startWorker();
+      }
+      case SOURCE_AGENT_KILL -> {
+        harness.killPrimary();
+        harness.startPrimary();
+      }
+      case REPLICA_AGENT_KILL -> {
+        harness.killSecondary();
+        harness.startSecondary();
+      }
+      case LINK_CUT -> {
+        harness.link.cut();
+        Thread.sleep(scenario.faultLength().toMillis()); // the length of the fault itself
+        harness.link.heal();
+      }
+      case PEER_SILENT -> {
+        harness.link.silence();
+        Thread.sleep(scenario.faultLength().toMillis());
+        harness.link.heal();
+      }
+      case LINK_RESET -> harness.link.resetAll();
+      case REPLICA_DISK_FULL -> {
+        Path filler = harness.secondaryData().resolve("chaos-filler");
+        long filled = DiskFiller.fill(filler);
+        java.util.Set<String> health = new java.util.TreeSet<>();
+        long end = System.nanoTime() + scenario.faultLength().toNanos();
+        while (System.nanoTime() < end) { // watching what the operator sees while it lasts
+          try {
+            ProtectionStatus s = running.status();
+            health.add(s.health() + (s.healthReasons().isEmpty() ? ""
+                : " " + s.healthReasons().get(0)));
+          } catch (RuntimeException notNow) {
+            // the query failed; try again
+          }
+          LockSupport.parkNanos(Duration.ofMillis(500).toNanos());
+        }
+        java.nio.file.Files.delete(filler);
+        duringFault = "; while full (" + filled / (1 << 20) + " MiB filler): " + health;
+      }
+    }
+    return Instant.now();
+  }
+
+  private RunResult result(int number, Scenario scenario, String moment, Double seconds,
+      long linkStart, Workload writes, long lost, boolean corrupt, boolean verified,
+      String verification) {
+    long payload = writes.acknowledgedWrites() * Workload.BLOCK;
+    return new RunResult(number, scenario, moment, seconds,
+        harness.link.bytesToTarget() - linkStart, payload, lost, corrupt, verified, verification);
+  }
+
+  /** {@code qemu-img compare} of the two raw images: "identical", or what it said. */
+  static String qemuImgCompare(Path a, Path b) throws IOException, InterruptedException {
+    Process p;
+    try {
+      p = new ProcessBuilder("qemu-img", "compare", "-q", "-f", "raw", "-F", "raw",
+          a.toString(), b.toString()).redirectErrorStream(true).start();
+    } catch (IOException notInstalled) {
+      long diff = io.siterecovery.workers.dev.DiskCompare.firstDifference(a, b);
+      return diff < 0 ? "identical (byte compare; qemu-img not installed)"
+          : "differ at byte " + diff + " (byte compare; qemu-img not installed)";
+    }
+    String said = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+    if (!p.waitFor(10, TimeUnit.MINUTES)) {
+      p.destroyForcibly();
+      return "qemu-img compare timed out";
+    }
+    return switch (p.exitValue()) {
+      case 0 -> "identical (qemu-img compare)";
+      case 1 -> "qemu-img compare: images differ " + said;
+      default -> "qemu-img compare failed (" + p.exitValue() + "): " + said;
+    };
+  }
+
+  private static boolean after(Instant t, Instant than) {
+    return t != null && t.isAfter(than);
+  }
+
+  private void require(String vm, String what, BooleanSupplier condition) {
+    if (await(PHASE_LIMIT, condition) == null) {
+      throw new IllegalStateException(vm + " never reached " + what + " within " + PHASE_LIMIT);
+    }
+  }
+
+  /** Polls {@code condition} until it holds; seconds it took, or null past {@code limit}. */
+  static Double await(Duration limit, BooleanSupplier condition) {
+    long start = System.nanoTime();
+    long deadline = start + limit.toNanos();
+    while (true) {
+      boolean holds;
+      try {
+        holds = condition.getAsBoolean();
+      } catch (GaveUp e) {
+        throw e;
+      } catch (RuntimeException unreachableYet) { // a query while no worker runs, an agent down
+        holds = false;
+      }
+      if (holds) {
+        return (System.nanoTime() - start) / 1e9;
+      }
+      if (System.nanoTime() > deadline) {
+        return null;
+      }
+      LockSupport.parkNanos(Duration.ofMillis(100).toNanos());
+    }
+  }
+
+  private static ProtectionState state(ProtectVmWorkflow wf) {
+    return wf.status().state();
+  }
+
+  /** A failover that FAILED will not reach anything: the run stops waiting and says why. */
+  private static boolean failoverReached(FailoverWorkflow wf, FailoverState wanted) {
+    var status = wf.status();
+    if (status.state() == FailoverState.FAILED) {
+      throw new GaveUp("failover FAILED: " + status.error());
+    }
+    return status.state() == wanted;
+  }
+
+  /** Thrown by a condition that can no longer hold. */
+  static final class GaveUp extends RuntimeException {
+    GaveUp(String why) {
+      super(why);
+    }
+  }
+
+  private static FailoverState failoverState(FailoverWorkflow wf) {
+    return wf.status().state();
+  }
+
+  private static String observed(ProtectVmWorkflow protection, FailoverWorkflow failover) {
+    try {
+      return failover != null ? "failover " + failover.status().state()
+          : protection.status().state().toString();
+    } catch (RuntimeException e) {
+      return "state unknown";
+    }
+  }
+
+  private static String describe(ProtectVmWorkflow protection, FailoverWorkflow failover) {
+    try {
+      ProtectionStatus s = protection.status();
+      String text = s.state() + " " + s.health() + " " + s.healthReasons();
+      if (failover != null) {
+        text += "; failover " + failover.status().state();
+      }
+      return text;
+    } catch (RuntimeException e) {
+      return "status unavailable: " + e.getMessage();
+    }
+  }
+
+  private static WorkflowOptions options(String id) {
+    return WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(id).build();
+  }
+}
