@@ -32,12 +32,14 @@ public final class ResyncLedger {
    * {@code generation}: the resync under way (null: none). {@code seed}: the secret key of its
    * block digests, drawn at begin (null in a ledger written before digests were keyed: the next
    * step draws one). {@code resyncedBytes}: per disk, the prefix of the disk compared and repaired
-   * by steps taken in order since the resync began.
+   * by steps taken in order since the resync began. {@code completedGeneration}: the last
+   * resync completed, so that a complete repeated by a retry (its first answer lost with a
+   * worker) is answered again instead of refused.
    */
   @JsonInclude(JsonInclude.Include.NON_NULL)
   public record State(Long generation, Long seed, String requiredReason,
-      Map<String, Long> resyncedBytes) {
-    static final State EMPTY = new State(null, null, null, Map.of());
+      Map<String, Long> resyncedBytes, Long completedGeneration) {
+    static final State EMPTY = new State(null, null, null, Map.of(), null);
 
     public State {
       resyncedBytes = resyncedBytes == null ? Map.of() : Map.copyOf(resyncedBytes);
@@ -97,13 +99,14 @@ public final class ResyncLedger {
       reasons = reasons + "; " + reason;
     }
     save(vmDir, new State(s.generation(), s.seed(), reasons,
-        s.underWay() ? Map.of() : s.resyncedBytes()));
+        s.underWay() ? Map.of() : s.resyncedBytes(), s.completedGeneration()));
   }
 
   /** Records a resync begun at {@code generation}, with a new random seed for its digests. */
   static synchronized State begin(Path vmDir, long generation) {
     State s = load(vmDir);
-    State next = new State(generation, SEEDS.nextLong(), s.requiredReason(), Map.of());
+    State next = new State(generation, SEEDS.nextLong(), s.requiredReason(), Map.of(),
+        s.completedGeneration());
     save(vmDir, next);
     return next;
   }
@@ -123,7 +126,8 @@ public final class ResyncLedger {
       return s.seed();
     }
     long seed = SEEDS.nextLong();
-    save(vmDir, new State(s.generation(), seed, s.requiredReason(), s.resyncedBytes()));
+    save(vmDir, new State(s.generation(), seed, s.requiredReason(), s.resyncedBytes(),
+        s.completedGeneration()));
     return seed;
   }
 
@@ -140,8 +144,14 @@ public final class ResyncLedger {
     if (from <= done && to > done) {
       Map<String, Long> next = new TreeMap<>(s.resyncedBytes());
       next.put(disk, to);
-      save(vmDir, new State(s.generation(), s.seed(), s.requiredReason(), next));
+      save(vmDir, new State(s.generation(), s.seed(), s.requiredReason(), next,
+          s.completedGeneration()));
     }
+  }
+
+  /** Ends the resync under way: nothing is required or under way, its generation remembered. */
+  static synchronized void completed(Path vmDir, long generation) {
+    save(vmDir, new State(null, null, null, Map.of(), generation));
   }
 
   public static synchronized void clear(Path vmDir) {

@@ -225,6 +225,12 @@ public final class ResyncSource {
     try {
       SourceProtection p = requireProtection(vm);
       ResyncLedger.State state = ResyncLedger.load(vm);
+      if (!state.underWay() && state.completedGeneration() != null) {
+        // A retry whose first attempt completed here but never got the answer back (its worker
+        // died): the replica completes idempotently and says where it stands.
+        return peers.apply(p.targetSite())
+            .completeReplicaResync(vmName, state.completedGeneration());
+      }
       if (!state.underWay()) {
         throw new AgentException(ErrorCode.INVALID_STATE, "no resync of " + vmName
             + " is under way");
@@ -239,7 +245,7 @@ public final class ResyncSource {
       }
       VmRecord replica = peers.apply(p.targetSite())
           .completeReplicaResync(vmName, state.generation());
-      ResyncLedger.clear(vm.dir());
+      ResyncLedger.completed(vm.dir(), state.generation());
       log.info("[{}] resync of {} complete at generation {}", host.site(), vmName,
           state.generation());
       return replica;
