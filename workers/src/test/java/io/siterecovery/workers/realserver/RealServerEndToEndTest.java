@@ -213,6 +213,11 @@ class RealServerEndToEndTest {
     System.out.printf("the other worker finished the copy %.1f s after the kill%n",
         (System.nanoTime() - killed) / 1e9);
     assertThat(survivor.isAlive()).isTrue();
+    // The history records the attempt that completed the copy, and which worker ran it.
+    JsonNode started = copyActivityStarted("protect-big01-initial");
+    assertThat(started.path("identity").asText()).as("the worker of the copy's last attempt")
+        .isEqualTo(identity(survivor));
+    assertThat(started.path("attempt").asInt()).as("attempt of the copy").isGreaterThan(1);
     qemuImgCompare(image("primary", "big01"), image("secondary", "big01").toString());
   }
 
@@ -303,7 +308,8 @@ class RealServerEndToEndTest {
     int main = command.indexOf(SiteRecoveryCli.class.getName());
     List<String> words = new ArrayList<>(List.of(main < 0
         ? Path.of(command.get(0)).getFileName().toString() : "site-recovery"));
-    words.addAll(command.subList(main < 0 ? 1 : main + 1, command.size()));
+    command.subList(main < 0 ? 1 : main + 1, command.size()).stream()
+        .map(w -> w.matches("[\\w./:=@,-]+") ? w : "'" + w + "'").forEach(words::add);
     return String.join(" ", words);
   }
 
@@ -366,6 +372,26 @@ class RealServerEndToEndTest {
       return worker[0] != null;
     });
     return worker[0];
+  }
+
+  /** The ActivityTaskStarted attributes of the CopyDisk activity in a workflow's history. */
+  private JsonNode copyActivityStarted(String workflowId) throws Exception {
+    JsonNode events = Json.MAPPER.readTree(run(temporalCommand("workflow", "show",
+        "--workflow-id", workflowId, "-o", "json"), STEP)).path("events");
+    List<String> copies = new ArrayList<>();
+    for (JsonNode e : events) {
+      if (e.path("activityTaskScheduledEventAttributes").path("activityType").path("name")
+          .asText().equals("CopyDisk")) {
+        copies.add(e.path("eventId").asText());
+      }
+    }
+    for (JsonNode e : events) {
+      JsonNode started = e.path("activityTaskStartedEventAttributes");
+      if (copies.contains(started.path("scheduledEventId").asText())) {
+        return started;
+      }
+    }
+    throw new AssertionError("no CopyDisk activity started in " + workflowId + "'s history");
   }
 
   /** The SDK's default worker identity: {@code pid@host}. */
