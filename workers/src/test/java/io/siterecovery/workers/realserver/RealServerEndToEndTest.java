@@ -22,6 +22,7 @@ import java.util.function.Predicate;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
@@ -46,6 +47,8 @@ class RealServerEndToEndTest {
 
   private final Path dir = Path.of("target", "real-server").toAbsolutePath();
   private final List<Process> started = new ArrayList<>();
+  /** Why the tier cannot run here, or null. */
+  private String skipped;
   private String temporal;
   private String address;
   private Path config;
@@ -57,10 +60,16 @@ class RealServerEndToEndTest {
   @BeforeAll
   void startServerAgentsAndTwoWorkers() throws Exception {
     temporal = onPath("temporal");
-    requires(temporal != null, "the temporal CLI is not on the PATH; ./run-tests builds it with "
-        + "`go install github.com/temporalio/cli/cmd/temporal@v1.5.1` into ~/go/bin");
-    requires(onPath("qemu-io") != null && onPath("qemu-img") != null,
-        "qemu-io and qemu-img (Debian qemu-utils) are not installed");
+    if (temporal == null) {
+      skipped = "the temporal CLI is not on the PATH; ./run-tests builds it with "
+          + "`go install github.com/temporalio/cli/cmd/temporal@v1.5.1` into ~/go/bin";
+    } else if (onPath("qemu-io") == null || onPath("qemu-img") == null) {
+      skipped = "qemu-io and qemu-img (Debian qemu-utils) are not installed";
+    }
+    if (skipped != null) {
+      System.out.println("real-server tests skipped: " + skipped);
+      return;
+    }
     deleteTree(dir);
     Files.createDirectories(dir);
 
@@ -104,6 +113,12 @@ class RealServerEndToEndTest {
         temporalCommand("task-queue", "describe", "--task-queue", "site-recovery", "-o", "json"),
         out -> workerIdentities(out).contains(identity(worker1))
             && workerIdentities(out).contains(identity(worker2)));
+  }
+
+  /** Each test reports itself skipped, with the reason, rather than the class vanishing. */
+  @BeforeEach
+  void requireTheStack() {
+    assumeTrue(skipped == null, skipped);
   }
 
   @AfterAll
@@ -439,13 +454,6 @@ class RealServerEndToEndTest {
   }
 
   // --- helpers ---
-
-  private static void requires(boolean condition, String reason) {
-    if (!condition) {
-      System.out.println("real-server tests skipped: " + reason);
-    }
-    assumeTrue(condition, reason);
-  }
 
   private static String onPath(String program) {
     return Stream.of(System.getenv().getOrDefault("PATH", "").split(File.pathSeparator))
