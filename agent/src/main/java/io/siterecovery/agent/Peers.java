@@ -40,6 +40,6 @@ public final class Peers {
       throw new AgentException(ErrorCode.INVALID_STATE, "site " + site + " is not a peer of this"
           + " agent; start the agent with --peer " + site + "=https://HOST:PORT");
     }
-    return clients.computeIfAbsent(site, s -> new AgentClient(url, credentials, Identity.site(s)));
+    return clients.computeIfAbsent(site, s -> AgentClient.toPeer(url, credentials, Identity.site(s)));
   }
 }

@@ -30,6 +30,18 @@ import io.siterecovery.agent.security.TlsCredentials;
  * site ({@code site:<name>}), wherever that agent listens. Every call has a deadline: short for
  * control calls, long for the ones that move a slice of a disk. Transport failures, deadlines
  * included, become {@link ErrorCode#PEER_UNREACHABLE}, which is recoverable.
+ *
+ * <p>A peer that accepts connections and never answers (a hung agent, a link that black-holes
+ * packets) must not hold a caller, and with it the VM's lock, until such a deadline. A new
+ * connection fails at the connect timeout, TLS handshake included; a pooled keep-alive
+ * connection that went silent took the request and never answered, for up to an hour. So a call
+ * also fails once it stops making progress: nothing moved for {@link #PROGRESS_TIMEOUT} before
+ * its body was all taken, or no answer within its answer deadline after that. Answer
+ * deadlines of agent-to-agent calls ({@link #toPeer}) follow the work the receiver does once it
+ * has the body: {@link #ANSWER_TIMEOUT} for a log or ranges (written as they arrive), that plus
+ * the bytes over {@link #PEER_FLOOR_RATE} for an apply or a checksum run, and
+ * {@link #ANSWER_TIMEOUT} for control calls. A capped transfer is slow but never silent, so it
+ * runs as long as it needs.
  */
 public final class AgentClient {
   static {
@@ -57,12 +69,44 @@ public final class AgentClient {
   /** Deadline of a question asked while an agent starts: it must not hold the start up long. */
   public static final Duration QUICK_TIMEOUT = Duration.ofSeconds(10);
 
+  /**
+   * How long a call may make no progress before its body is all taken (the headers, each chunk).
+   * A new connection has the connect timeout (10 s), which in java.net.http also covers the TLS
+   * handshake: a silent peer fails a call on a new connection there. A pooled connection that
+   * went silent is caught by this and by the answer deadlines.
+   */
+  public static final Duration PROGRESS_TIMEOUT = Duration.ofSeconds(30);
+  /**
+   * How long an agent's peer has to answer once it has a log or ranges (it wrote them as they
+   * arrived and only syncs them), or a control call; the base of the bulk calls' answer deadlines.
+   */
+  public static final Duration ANSWER_TIMEOUT = Duration.ofSeconds(45);
+  /**
+   * The slowest rate, in bytes per second, at which a replica is expected to apply logs or read
+   * blocks for checksums (an apply reads, journals and writes each byte): what an apply or a
+   * checksum run may take beyond {@link #ANSWER_TIMEOUT}.
+   */
+  public static final long PEER_FLOOR_RATE = 4L << 20;
+
   private final URI base;
   private final HttpClient http;
   private final Identity peer;
+  /** Whether this is one agent's client of another: its answer deadlines follow the work. */
+  private final boolean agentToAgent;
 
   /** A client of the agent at {@code baseUrl} (https), which must prove to be {@code peer}. */
   public AgentClient(String baseUrl, TlsCredentials credentials, Identity peer) {
+    this(baseUrl, credentials, peer, false);
+  }
+
+  /** The client an agent uses to reach its peer site: a silent peer fails its calls promptly. */
+  public static AgentClient toPeer(String baseUrl, TlsCredentials credentials, Identity peer) {
+    return new AgentClient(baseUrl, credentials, peer, true);
+  }
+
+  private AgentClient(String baseUrl, TlsCredentials credentials, Identity peer,
+      boolean agentToAgent) {
+    this.agentToAgent = agentToAgent;
     this.base = URI.create(baseUrl.endsWith("/") ? baseUrl : baseUrl + "/");
     if (!"https".equals(base.getScheme())) {
       throw new IllegalArgumentException("agent URL " + baseUrl + " must be https://: agents"
@@ -188,12 +232,15 @@ public final class AgentClient {
   /** Replica side: the requested blocks' digests ({@code digest.bytes()} each), in block order. */
   public byte[] replicaChecksums(String vm, String disk, ChecksumRequest request) {
     try {
+      Progress progress = new Progress();
       HttpRequest http = HttpRequest.newBuilder(base.resolve("v1/replicas/" + vm + "/disks/" + disk
               + "/checksums"))
           .header("Content-Type", "application/json")
           .timeout(BULK_TIMEOUT)
-          .POST(BodyPublishers.ofByteArray(Json.MAPPER.writeValueAsBytes(request))).build();
-      return exchange(http, null);
+          .POST(progress.watch(BodyPublishers.ofByteArray(Json.MAPPER.writeValueAsBytes(request))))
+          .build();
+      return exchange(http, null, progress,
+          answerDeadline(BULK_TIMEOUT, (long) request.count() * request.blockSize()));
     } catch (IOException e) {
       throw unreachable(e);
     }
@@ -275,7 +322,14 @@ public final class AgentClient {
   }
 
   public VmRecord applyLogs(String vm, ApplyRequest request) {
-    return call("POST", "v1/replicas/" + vm + "/apply", request, VmRecord.class);
+    return applyLogs(vm, request, 0);
+  }
+
+  /** As above; {@code logBytes}, the size of the logs to apply, sizes a peer's answer deadline. */
+  public VmRecord applyLogs(String vm, ApplyRequest request, long logBytes) {
+    return call("POST", "v1/replicas/" + vm + "/apply", request, null,
+        JSON.constructType(VmRecord.class), BULK_TIMEOUT,
+        answerDeadline(BULK_TIMEOUT, logBytes));
   }
 
   /** Rolls a powered-off replica back to one of its retained recovery points. */
@@ -347,7 +401,7 @@ public final class AgentClient {
         || seconds > ScriptRunRequest.MAX_TIMEOUT_SECONDS ? CONTROL_TIMEOUT
         : Duration.ofSeconds(seconds).plus(CONTROL_TIMEOUT);
     return call("POST", "v1/scripts/" + name + "/run", request, null,
-        JSON.constructType(ScriptRunResult.class), deadline);
+        JSON.constructType(ScriptRunResult.class), deadline, deadline);
   }
 
   public VmRecord completeReplica(String vm) {
@@ -371,14 +425,32 @@ public final class AgentClient {
 
   private <T> T call(String method, String path, Object body, String contentEncoding,
       JavaType type) {
-    return call(method, path, body, contentEncoding, type,
-        BULK_CALLS.matcher(path).matches() ? BULK_TIMEOUT
-            : path.endsWith("/fence-check") ? QUICK_TIMEOUT : CONTROL_TIMEOUT);
+    Duration timeout = BULK_CALLS.matcher(path).matches() ? BULK_TIMEOUT
+        : path.endsWith("/fence-check") ? QUICK_TIMEOUT : CONTROL_TIMEOUT;
+    // A log or ranges body is written as it arrives, so once it is all sent its answer is near;
+    // the peer's other bulk calls say how much work they are (applyLogs, replicaChecksums).
+    Duration answer = body instanceof LargeChunkPublisher || !BULK_CALLS.matcher(path).matches()
+        ? answerDeadline(timeout, 0) : timeout;
+    return call(method, path, body, contentEncoding, type, timeout, answer);
+  }
+
+  /**
+   * How long after its body a call may wait for the answer: {@code timeout} for an operator's or
+   * a worker's client; for an agent's peer, {@link #ANSWER_TIMEOUT} plus {@code workBytes} at
+   * {@link #PEER_FLOOR_RATE}, never more than {@code timeout}.
+   */
+  private Duration answerDeadline(Duration timeout, long workBytes) {
+    if (!agentToAgent) {
+      return timeout;
+    }
+    Duration d = ANSWER_TIMEOUT.plusSeconds(Math.max(0, workBytes) / PEER_FLOOR_RATE);
+    return d.compareTo(timeout) < 0 ? d : timeout;
   }
 
   private <T> T call(String method, String path, Object body, String contentEncoding,
-      JavaType type, Duration timeout) {
+      JavaType type, Duration timeout, Duration answer) {
     try {
+      Progress progress = new Progress();
       BodyPublisher publisher;
       if (body instanceof BodyPublisher p) {
         publisher = p;
@@ -391,21 +463,57 @@ public final class AgentClient {
           .timeout(timeout)
           .header("Content-Type", body instanceof BodyPublisher
               ? "application/octet-stream" : "application/json")
-          .method(method, publisher);
+          .method(method, progress.watch(publisher));
       if (contentEncoding != null) {
         request.header(Transport.CONTENT_ENCODING, contentEncoding);
       }
-      return exchange(request.build(), type);
+      return exchange(request.build(), type, progress, answer);
     } catch (IOException e) {
       throw unreachable(e);
     }
   }
 
-  /** Sends a request; a JSON answer is read as {@code type}, or returned raw when type is null. */
+  /**
+   * Sends a request; a JSON answer is read as {@code type}, or returned raw when type is null.
+   * Fails the call when {@code progress} stalls (see the class comment) or no answer came within
+   * {@code answer} of the body's end. Cancelling the exchange closes its connection, so a pooled
+   * connection that went silent is not used again.
+   */
   @SuppressWarnings("unchecked")
-  private <T> T exchange(HttpRequest request, JavaType type) {
+  private <T> T exchange(HttpRequest request, JavaType type, Progress progress, Duration answer) {
     try {
-      HttpResponse<InputStream> response = http.send(request, HttpResponse.BodyHandlers.ofInputStream());
+      java.util.concurrent.CompletableFuture<HttpResponse<InputStream>> pending =
+          http.sendAsync(request, HttpResponse.BodyHandlers.ofInputStream());
+      HttpResponse<InputStream> response;
+      while (true) {
+        try {
+          response = pending.get(WATCH_PERIOD.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+          break;
+        } catch (java.util.concurrent.TimeoutException waiting) {
+          String stall = progress.stalled(answer);
+          if (stall != null) {
+            pending.cancel(true);
+            throw new AgentException(ErrorCode.PEER_UNREACHABLE, "agent " + peer + " at " + base
+                + " unreachable: " + stall + " (" + request.method() + " "
+                + request.uri().getPath() + ")");
+          }
+        } catch (InterruptedException e) {
+          pending.cancel(true);
+          throw e;
+        } catch (java.util.concurrent.ExecutionException failed) {
+          Throwable cause = failed.getCause();
+          if (cause instanceof IOException io) {
+            throw io;
+          }
+          if (cause instanceof java.io.UncheckedIOException io) {
+            throw io;
+          }
+          if (cause instanceof RuntimeException r) {
+            throw r;
+          }
+          throw new IOException(cause);
+        }
+      }
       try (InputStream in = response.body()) {
         if (response.statusCode() >= 300) {
           ErrorBody error = Json.MAPPER.readValue(in, ErrorBody.class);
@@ -420,6 +528,77 @@ public final class AgentClient {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new AgentException(ErrorCode.PEER_UNREACHABLE, "interrupted calling " + base, e);
+    }
+  }
+
+  /** How often a waiting call checks its progress. */
+  private static final Duration WATCH_PERIOD = Duration.ofMillis(500);
+
+  /** When a call's body last moved and whether it was all taken. */
+  private static final class Progress {
+    private final long started = System.nanoTime();
+    private volatile long lastMoved = started;
+    private volatile long bodyEnded;
+    private volatile boolean bodyDone;
+
+    /**
+     * {@code publisher}, reporting each item the connection takes and the body's end. An empty
+     * body counts as sent at once: java.net.http never subscribes to it.
+     */
+    BodyPublisher watch(BodyPublisher publisher) {
+      if (publisher.contentLength() == 0) {
+        bodyEnded = started;
+        bodyDone = true;
+        return publisher;
+      }
+      return new BodyPublisher() {
+        @Override
+        public long contentLength() {
+          return publisher.contentLength();
+        }
+
+        @Override
+        public void subscribe(java.util.concurrent.Flow.Subscriber<? super java.nio.ByteBuffer> s) {
+          publisher.subscribe(new java.util.concurrent.Flow.Subscriber<java.nio.ByteBuffer>() {
+            @Override
+            public void onSubscribe(java.util.concurrent.Flow.Subscription subscription) {
+              lastMoved = System.nanoTime();
+              s.onSubscribe(subscription);
+            }
+
+            @Override
+            public void onNext(java.nio.ByteBuffer item) {
+              lastMoved = System.nanoTime();
+              s.onNext(item);
+            }
+
+            @Override
+            public void onError(Throwable error) {
+              s.onError(error);
+            }
+
+            @Override
+            public void onComplete() {
+              bodyEnded = System.nanoTime();
+              bodyDone = true;
+              s.onComplete();
+            }
+          });
+        }
+      };
+    }
+
+    /** Why the call has stalled, or null while it may still be making progress. */
+    String stalled(Duration answer) {
+      long now = System.nanoTime();
+      if (bodyDone) {
+        return now - bodyEnded > answer.toNanos() ? "no answer within " + answer.toSeconds()
+            + " s of sending the request" : null;
+      }
+      if (now - lastMoved > PROGRESS_TIMEOUT.toNanos()) {
+        return "it took nothing of the request for " + PROGRESS_TIMEOUT.toSeconds() + " s";
+      }
+      return null;
     }
   }
 

@@ -233,7 +233,8 @@ public final class ReplicationSource {
         long applying = System.nanoTime();
         shipNanos += applying - shipping;
         replica = peer.applyLogs(vmName, new ApplyRequest(g, pointTime,
-            isMarkedAppConsistent(vm, g), request.retentionSeconds()));
+            isMarkedAppConsistent(vm, g), request.retentionSeconds()),
+            batch.stream().mapToLong(SealedLog::sizeBytes).sum());
         for (VirtualDisk d : vm.disks()) {
           d.tracker().deleteSealed(g);
         }
