@@ -32,6 +32,12 @@ public enum ErrorCode {
   LOG_CORRUPT(422, false),
   TRANSFER_CORRUPT(422, true),
   PEER_UNREACHABLE(502, true),
+  /**
+   * The agent's data directory is full (ENOSPC): what the request wrote was discarded or undone,
+   * and it is retried, so it succeeds once space is freed. The message names the site and the
+   * free space.
+   */
+  INSUFFICIENT_STORAGE(507, true),
   IO_ERROR(500, true);
 
   private final int httpStatus;

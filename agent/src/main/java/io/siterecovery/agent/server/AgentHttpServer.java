@@ -169,16 +169,54 @@ public final class AgentHttpServer implements Closeable {
     } catch (IOException | RuntimeException | OutOfMemoryError e) {
       // An OutOfMemoryError here is this request's (bodies are bounded, so it is rare): what it
       // held is released when it returns, and the caller gets an answer instead of Jetty's page.
-      long ref = errorRefs.incrementAndGet();
-      log.error("[{}] {} {} failed (error ref {})", host.site(), method, path, ref, e);
-      status = 500;
-      body = new ErrorBody(ErrorCode.IO_ERROR.name(), "the agent of site " + host.site()
-          + " failed on this request; its log has the details under error ref " + ref);
+      if (isDiskFull(e)) {
+        AgentException full = diskFull(path);
+        log.warn("[{}] {} {} failed: {} ({})", host.site(), method, path, full.getMessage(),
+            e.toString());
+        status = full.code().httpStatus();
+        body = new ErrorBody(full.code().name(), full.getMessage());
+      } else {
+        long ref = errorRefs.incrementAndGet();
+        log.error("[{}] {} {} failed (error ref {})", host.site(), method, path, ref, e);
+        status = 500;
+        body = new ErrorBody(ErrorCode.IO_ERROR.name(), "the agent of site " + host.site()
+            + " failed on this request; its log has the details under error ref " + ref);
+      }
     }
     if (status != 200 && status != ErrorCode.TOO_LARGE.httpStatus()) {
       drainBody(request);
     }
     respond(response, callback, status, body);
+  }
+
+  /**
+   * Whether {@code e} is, or was caused by, a full file system (ENOSPC). Java reports it only as
+   * an IOException whose message (or a FileSystemException's reason) is the C library's text.
+   */
+  static boolean isDiskFull(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      String reason = t instanceof java.nio.file.FileSystemException fs ? fs.getReason()
+          : t.getMessage();
+      if (t instanceof IOException && reason != null
+          && reason.contains("No space left on device")) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** The answer to a request that filled the data directory, naming the site and what is free. */
+  private AgentException diskFull(String path) {
+    java.nio.file.Path dir = host.dataDir();
+    String free;
+    try {
+      free = java.nio.file.Files.getFileStore(dir).getUsableSpace() + " bytes free";
+    } catch (IOException unknown) {
+      free = "free space unknown: " + unknown.getMessage();
+    }
+    return new AgentException(ErrorCode.INSUFFICIENT_STORAGE, (path.startsWith("/v1/replicas/")
+        ? "replica site " : "site ") + host.site() + " is out of disk space (" + free + " in "
+        + dir + ")");
   }
 
   /**
