@@ -61,7 +61,16 @@ final class Call {
 
   /** A binary body as the sender meant it (see {@link Transport}), at most {@code limit} bytes. */
   InputStream binary(long limit, String what) throws IOException {
-    InputStream wire = bounded(Request.asInputStream(request), limit, what + " on the wire");
+    // Closing Jetty's stream before the end fails the rest of the body, so a refused request
+    // (a log that did not fit, say) could not be drained before its answer: the connection was
+    // closed under a sender still sending, which saw "header parser received no bytes" on it
+    // instead of the answer. The server reads the rest, or Jetty does at the end of the request.
+    InputStream jetty = new FilterInputStream(Request.asInputStream(request)) {
+      @Override
+      public void close() {
+      }
+    };
+    InputStream wire = bounded(jetty, limit, what + " on the wire");
     InputStream decoded = Transport.decode(wire,
         request.getHeaders().get(Transport.CONTENT_ENCODING));
     return decoded == wire ? wire : bounded(decoded, limit, what);

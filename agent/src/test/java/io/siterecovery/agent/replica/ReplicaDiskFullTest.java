@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * A replica whose data directory is full (an 8 MiB tmpfs, so root only) answers the source with
+ * A replica whose data directory is full (a 64 MiB tmpfs, so root only) answers the source with
  * {@link ErrorCode#INSUFFICIENT_STORAGE} naming the site and its free space, whether the log
  * could not be staged or its undo data could not be written; nothing is half-applied, and once
  * space returns the next cycle makes the replica equal to the source.
@@ -88,13 +88,13 @@ class ReplicaDiskFullTest {
     assumeInstalled("qemu-io", "qemu-img");
     Path secondary = Files.createDirectories(tmp.resolve("secondary"));
     if (!"root".equals(System.getProperty("user.name"))
-        || run("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", secondary.toString()) != 0) {
+        || run("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", secondary.toString()) != 0) {
       System.out.println("skipped: mounting a tmpfs for the replica's data directory needs root");
       assumeTrue(false, "mounting a tmpfs needs root");
     }
     mounted = secondary;
     agents = AgentPair.start(tmp);
-    long size = 4 * MIB;
+    long size = 16 * MIB;
     agents.p.createVm("vm", List.of(size));
     write("initial.bin", 1, 0, size);
     agents.p.enableProtection("vm", "secondary");
@@ -103,8 +103,9 @@ class ReplicaDiskFullTest {
     write("first.bin", 2, 0, MIB);
     assertThat(agents.p.replicate("vm").logsShipped()).isEqualTo(1);
 
-    // No room for the log: staging fails and leaves nothing behind.
-    write("second.bin", 3, MIB, MIB);
+    // No room for the log: staging fails and leaves nothing behind. A log of many MiB is still
+    // being sent when the replica refuses it, so the answer needs the rest of the body read.
+    write("second.bin", 3, MIB, 14 * MIB);
     Path filler = fill(secondary, 0);
     // Retried while full, on the source's pooled connection: the same answer each time.
     for (int i = 0; i < 3; i++) {
