@@ -70,7 +70,8 @@ public final class AgentClient {
   public static final Duration QUICK_TIMEOUT = Duration.ofSeconds(10);
 
   /**
-   * How long a call may make no progress before its body is all taken (the headers, each chunk).
+   * How long a call may make no progress before its body is all taken (the headers, each chunk),
+   * counted only while the connection asks for nothing: a slow or paced source is no stall.
    * A new connection has the connect timeout (10 s), which in java.net.http also covers the TLS
    * handshake: a silent peer fails a call on a new connection there. A pooled connection that
    * went silent is caught by this and by the answer deadlines.
@@ -534,10 +535,16 @@ public final class AgentClient {
   /** How often a waiting call checks its progress. */
   private static final Duration WATCH_PERIOD = Duration.ofMillis(500);
 
-  /** When a call's body last moved and whether it was all taken. */
+  /**
+   * When a call's body last moved, whether the connection is waiting for a chunk of it, and
+   * whether it was all taken.
+   */
   private static final class Progress {
     private final long started = System.nanoTime();
     private volatile long lastMoved = started;
+    /** Chunks asked for and not yet given: while any is, a slow or paced source is the wait. */
+    private final java.util.concurrent.atomic.AtomicLong wanted =
+        new java.util.concurrent.atomic.AtomicLong();
     private volatile long bodyEnded;
     private volatile boolean bodyDone;
 
@@ -563,11 +570,24 @@ public final class AgentClient {
             @Override
             public void onSubscribe(java.util.concurrent.Flow.Subscription subscription) {
               lastMoved = System.nanoTime();
-              s.onSubscribe(subscription);
+              s.onSubscribe(new java.util.concurrent.Flow.Subscription() {
+                @Override
+                public void request(long n) {
+                  wanted.getAndAccumulate(n, (a, b) -> a + b < 0 ? Long.MAX_VALUE : a + b);
+                  lastMoved = System.nanoTime();
+                  subscription.request(n);
+                }
+
+                @Override
+                public void cancel() {
+                  subscription.cancel();
+                }
+              });
             }
 
             @Override
             public void onNext(java.nio.ByteBuffer item) {
+              wanted.decrementAndGet();
               lastMoved = System.nanoTime();
               s.onNext(item);
             }
@@ -595,7 +615,7 @@ public final class AgentClient {
         return now - bodyEnded > answer.toNanos() ? "no answer within " + answer.toSeconds()
             + " s of sending the request" : null;
       }
-      if (now - lastMoved > PROGRESS_TIMEOUT.toNanos()) {
+      if (wanted.get() <= 0 && now - lastMoved > PROGRESS_TIMEOUT.toNanos()) {
         return "it took nothing of the request for " + PROGRESS_TIMEOUT.toSeconds() + " s";
       }
       return null;
