@@ -57,8 +57,8 @@ public final class AgentClient {
   /** Deadline of a control call (power, role, status, planning). */
   public static final Duration CONTROL_TIMEOUT = Duration.ofMinutes(2);
   /**
-   * Deadline of a call that copies, compares or applies up to a slice of a disk; a stream whose
-   * receiver stops reading fails sooner (see {@link LargeChunkPublisher#STALL_TIMEOUT}).
+   * Deadline of a call that copies, compares or applies up to a slice of a disk; a call that stops
+   * making progress fails sooner (see {@link #PROGRESS_TIMEOUT} and {@link #ANSWER_TIMEOUT}).
    */
   public static final Duration BULK_TIMEOUT = Duration.ofHours(1);
 
