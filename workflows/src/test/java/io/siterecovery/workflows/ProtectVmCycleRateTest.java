@@ -14,9 +14,13 @@ import io.temporal.activity.Activity;
 import io.temporal.activity.ActivityExecutionContext;
 import io.temporal.api.enums.v1.EventType;
 import io.temporal.api.history.v1.HistoryEvent;
+import io.temporal.api.testservice.v1.LockTimeSkippingRequest;
+import io.temporal.api.testservice.v1.UnlockTimeSkippingRequest;
 import io.temporal.client.ActivityCompletionClient;
 import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowOptions;
+import io.temporal.serviceclient.TestServiceStubs;
+import io.temporal.serviceclient.TestServiceStubsOptions;
 import io.temporal.testing.TestWorkflowEnvironment;
 import io.temporal.testing.TestWorkflowExtension;
 import io.temporal.testing.WorkflowReplayer;
@@ -35,6 +39,10 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * The replication loop's cadence and health while a cycle is under way, with cycles that take
  * virtual time: each delta call is left open (the activity does not complete on return) and the
  * test heartbeats it and completes it once its duration has passed on the test server's clock.
+ * The test server holds its clock to the wall's while an activity is open (it takes a time-skipping
+ * lock from the activity's scheduling to its completion); the test gives that lock back while it
+ * holds a cycle open and takes it again just before completing it, so a 10-minute cycle takes
+ * seconds. Virtual time still moves only in the test's one-second sleeps.
  */
 class ProtectVmCycleRateTest {
   @RegisterExtension
@@ -48,6 +56,7 @@ class ProtectVmCycleRateTest {
 
     private final TestWorkflowEnvironment env;
     private final ActivityCompletionClient completions;
+    private final TestServiceStubs testService;
     private final Queue<Held> open = new ConcurrentLinkedQueue<>();
     private final AtomicLong generation = new AtomicLong(1);
     private volatile Duration duration;
@@ -56,11 +65,18 @@ class ProtectVmCycleRateTest {
         Duration duration) {
       this.env = env;
       this.completions = client.newActivityCompletionClient();
+      this.testService = TestServiceStubs.newServiceStubs(TestServiceStubsOptions
+          .newBuilder(env.getWorkflowServiceStubs().getOptions())
+          .validateAndBuildWithDefaults());
       this.duration = duration;
       doAnswer(inv -> {
         ActivityExecutionContext ctx = Activity.getExecutionContext();
         ctx.doNotCompleteOnReturn();
-        open.add(new Held(ctx.getTaskToken(), env.currentTimeMillis()));
+        long startedMillis = env.currentTimeMillis();
+        testService.blockingStub().unlockTimeSkipping(
+            UnlockTimeSkippingRequest.getDefaultInstance());
+        // Only now may the test complete it (and take the lock again).
+        open.add(new Held(ctx.getTaskToken(), startedMillis));
         return null;
       }).when(agents).replicateDelta(any());
     }
@@ -90,6 +106,8 @@ class ProtectVmCycleRateTest {
         for (Held h : open) {
           if (now - h.startedMillis() >= duration.toMillis()) {
             open.remove(h);
+            testService.blockingStub().lockTimeSkipping(
+                LockTimeSkippingRequest.getDefaultInstance());
             completions.complete(h.token(),
                 WorkflowTestSupport.cycle(env, generation.incrementAndGet()));
           } else {
