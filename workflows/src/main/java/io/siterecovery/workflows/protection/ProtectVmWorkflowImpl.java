@@ -436,7 +436,10 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
         view.cycleOutcome(cycleStarted, now(), true);
         view.recordCycle(cycle);
         if (cycle.appConsistent()) {
-          lastAppConsistentAt = now();
+          // The source quiesces as the cycle starts. Measured from there, the app-consistent
+          // interval stays on the fixed-rate grid; measured from the end, a point due at the
+          // very start of a cycle would wait a whole period more.
+          lastAppConsistentAt = fixedRateCycles ? cycleStarted : now();
         }
         view.health(Health.NORMAL, quiesce && !cycle.appConsistent()
             ? List.of("app-consistent point failed, " + RecoveryPoint.idOf(
