@@ -490,8 +490,35 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
     }
     Promise<ReplicationCycle> cycle = Async.function(deltaAgents::replicateDelta, request);
     view.cycleRunning(startedAt);
-    awaitWatchingHealth(null, cycle::isCompleted);
+    awaitCycle(cycle);
     return cycle.get();
+  }
+
+  /**
+   * Waits for the cycle under way, waking at each instant the health changes meanwhile (the RPO
+   * crossing the threshold) to upsert it. Unlike {@link #awaitWatchingHealth}, the wake-up timer
+   * is cancelled when the cycle ends first: this wait comes with every cycle, and a timer left to
+   * fire later would add a workflow task to the history each time for nothing.
+   */
+  private void awaitCycle(Promise<ReplicationCycle> cycle) {
+    while (!cycle.isCompleted()) {
+      Instant now = now();
+      Instant change = view.nextHealthChange(now);
+      if (change == null) {
+        Workflow.await(cycle::isCompleted);
+        return;
+      }
+      List<Promise<Void>> wake = new ArrayList<>(1);
+      CancellationScope timer = Workflow.newCancellationScope(
+          () -> { wake.add(Workflow.newTimer(Duration.between(now, change))); });
+      timer.run();
+      Workflow.await(() -> cycle.isCompleted() || wake.get(0).isCompleted());
+      if (wake.get(0).isCompleted()) {
+        view.refreshHealth(now());
+      } else {
+        timer.cancel();
+      }
+    }
   }
 
   /**
