@@ -39,4 +39,11 @@ class ProtectVmHistoryReplayTest {
         "histories/initialreplication-long-retry-issue10.json",
         InitialReplicationWorkflowImpl.class)).doesNotThrowAnyException();
   }
+
+  @Test
+  void runsRecordedWithFixedRateCyclesAndHealthDuringCyclesReplay() {
+    assertThatCode(() -> WorkflowReplayer.replayWorkflowExecutionFromResource(
+        "histories/protectvm-lifecycle-rpo.json", ProtectVmWorkflowImpl.class))
+        .doesNotThrowAnyException();
+  }
 }

@@ -75,6 +75,18 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
   /** Disable and pause stop the initial copy and a resync's disk copies. */
   private boolean stoppableCopies;
 
+  /**
+   * Cycles start at a fixed rate, copyFrequency after the previous one started (at once if it
+   * took longer): the oldest a point gets is F + one cycle, not F + two (issue 10's bench).
+   */
+  private boolean fixedRateCycles;
+  /**
+   * The delta runs as a promise the loop waits on while watching health: a cycle that hangs (a
+   * peer that never answers) turns ReplicationHealth WARNING when the RPO crosses the threshold,
+   * instead of when the activity finally times out.
+   */
+  private boolean healthDuringCycles;
+
   private final ProtectionView view = new ProtectionView();
   private String vm;
   private String policyName;
@@ -112,9 +124,11 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
     carryOverContinueAsNew = isNew("carryOverContinueAsNew");
     longTermShortSteps = isNew("longTermShortSteps");
     stoppableCopies = isNew("stoppableCopies");
+    fixedRateCycles = isNew("fixedRateCycles");
+    healthDuringCycles = isNew("healthDuringCycles");
     policy = resolveStartingPolicy(input.carried());
     view.identify(vm, policyName, policy.rpoThreshold(), policy.copyFrequency(),
-        healthWhileWaiting);
+        healthWhileWaiting, fixedRateCycles);
     if (carryOverContinueAsNew && input.carried() != null) {
       restore(input.carried());
     }
@@ -389,8 +403,8 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
         }
         continue;
       }
-      Duration wait = consecutiveFailures == 0
-          ? policy.copyFrequency() : RetrySchedule.delayAfter(consecutiveFailures);
+      Duration wait = consecutiveFailures > 0 ? RetrySchedule.delayAfter(consecutiveFailures)
+          : fixedRateCycles ? view.untilNextCycle(now()) : policy.copyFrequency();
       awaitWatchingHealth(wait,
           () -> pauseRequested || disableRequested || failover != null || resyncRequested);
       if (disableRequested) {
@@ -417,12 +431,15 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
       boolean quiesce = appConsistentPointDue();
       Instant cycleStarted = now();
       try {
-        ReplicationCycle cycle = deltaAgents.replicateDelta(deltaRequest(quiesce));
+        ReplicationCycle cycle = runCycle(deltaRequest(quiesce), cycleStarted);
         consecutiveFailures = 0;
         view.cycleOutcome(cycleStarted, now(), true);
         view.recordCycle(cycle);
         if (cycle.appConsistent()) {
-          lastAppConsistentAt = now();
+          // The source quiesces as the cycle starts. Measured from there, the app-consistent
+          // interval stays on the fixed-rate grid; measured from the end, a point due at the
+          // very start of a cycle would wait a whole period more.
+          lastAppConsistentAt = fixedRateCycles ? cycleStarted : now();
         }
         view.health(Health.NORMAL, quiesce && !cycle.appConsistent()
             ? List.of("app-consistent point failed, " + RecoveryPoint.idOf(
@@ -457,6 +474,49 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
       if (consecutiveFailures == 0 && !view.resyncPending() && (cyclesThisRun >= CYCLES_PER_RUN
           || Workflow.getInfo().isContinueAsNewSuggested())) {
         continueAsNew();
+      }
+    }
+  }
+
+  /**
+   * One delta cycle. Waiting on it as a promise, rather than blocked in the call, lets the
+   * health-watching wait upsert the RPO's WARNING on time while it runs (a hung agent call lasts
+   * up to the activity's timeout). Disable, pause and the other requests still wait for the
+   * cycle's end, as before.
+   */
+  private ReplicationCycle runCycle(DeltaRequest request, Instant startedAt) {
+    if (!healthDuringCycles) {
+      return deltaAgents.replicateDelta(request);
+    }
+    Promise<ReplicationCycle> cycle = Async.function(deltaAgents::replicateDelta, request);
+    view.cycleRunning(startedAt);
+    awaitCycle(cycle);
+    return cycle.get();
+  }
+
+  /**
+   * Waits for the cycle under way, waking at each instant the health changes meanwhile (the RPO
+   * crossing the threshold) to upsert it. Unlike {@link #awaitWatchingHealth}, the wake-up timer
+   * is cancelled when the cycle ends first: this wait comes with every cycle, and a timer left to
+   * fire later would add a workflow task to the history each time for nothing.
+   */
+  private void awaitCycle(Promise<ReplicationCycle> cycle) {
+    while (!cycle.isCompleted()) {
+      Instant now = now();
+      Instant change = view.nextHealthChange(now);
+      if (change == null) {
+        Workflow.await(cycle::isCompleted);
+        return;
+      }
+      List<Promise<Void>> wake = new ArrayList<>(1);
+      CancellationScope timer = Workflow.newCancellationScope(
+          () -> { wake.add(Workflow.newTimer(Duration.between(now, change))); });
+      timer.run();
+      Workflow.await(() -> cycle.isCompleted() || wake.get(0).isCompleted());
+      if (wake.get(0).isCompleted()) {
+        view.refreshHealth(now());
+      } else {
+        timer.cancel();
       }
     }
   }

@@ -61,6 +61,14 @@ final class ProtectionView {
   /** When the next cycle is due at the policy's frequency; null until delta cycles start. */
   private Instant nextCycleDueAt;
   /**
+   * Cycles start at a fixed rate: the next is due a period after the previous one started, or
+   * when it ended if it ran longer. False in runs recorded before (ProtectVmWorkflowImpl reads
+   * the version): due a period after the previous one ended.
+   */
+  private boolean fixedRateCycles;
+  /** When the cycle under way started; null between cycles. */
+  private Instant cycleRunningSince;
+  /**
    * Runs recorded before the RPO and missed-cycle rules were upserted keep upserting only the
    * health the workflow's own errors set (ProtectVmWorkflowImpl reads the version).
    */
@@ -68,12 +76,13 @@ final class ProtectionView {
   private Health upsertedHealth;
 
   void identify(String vm, String policy, Duration rpoThreshold, Duration copyFrequency,
-      boolean upsertDerivedHealth) {
+      boolean upsertDerivedHealth, boolean fixedRateCycles) {
     this.vm = vm;
     this.policy = policy;
     this.rpoThreshold = rpoThreshold;
     this.copyFrequency = copyFrequency;
     this.upsertDerivedHealth = upsertDerivedHealth;
+    this.fixedRateCycles = fixedRateCycles;
   }
 
   void plan(ProtectionPlan plan) {
@@ -233,19 +242,34 @@ final class ProtectionView {
     }
   }
 
+  /** The time until the next cycle is due, zero when it is due already. */
+  Duration untilNextCycle(Instant now) {
+    return now.isBefore(nextCycleDueAt) ? Duration.between(now, nextCycleDueAt) : Duration.ZERO;
+  }
+
+  /** A cycle started at {@code startedAt} and is under way (the health rules account for it). */
+  void cycleRunning(Instant startedAt) {
+    cycleRunningSince = startedAt;
+  }
+
   /**
    * A cycle ran at {@code startedAt} and ended at {@code endedAt}. The due cycles whose whole
-   * period passed before it started were skipped; this one answers the latest due one, and the
-   * next is due a period after it ended (the loop's cadence).
+   * period passed before it started were skipped; this one answers the latest due one. The next
+   * is due a period after it started, or at once if it ran longer than that: a slow cycle makes
+   * the next one late, not missed (the RPO rule shows the lateness). Runs recorded before fixed
+   * rate: a period after it ended.
    */
   void cycleOutcome(Instant startedAt, Instant endedAt, boolean succeeded) {
+    cycleRunningSince = null;
     Instant slot = firstUnrecordedSlot(startedAt);
     while (!slot.plus(copyFrequency).isAfter(startedAt)) {
       cycleOutcomes.addLast(new CycleOutcome(slot, Result.SKIPPED));
       slot = slot.plus(copyFrequency);
     }
     cycleOutcomes.addLast(new CycleOutcome(startedAt, succeeded ? Result.RAN : Result.FAILED));
-    nextCycleDueAt = endedAt.plus(copyFrequency);
+    Instant periodAfterStart = startedAt.plus(copyFrequency);
+    nextCycleDueAt = !fixedRateCycles ? endedAt.plus(copyFrequency)
+        : periodAfterStart.isAfter(endedAt) ? periodAfterStart : endedAt;
     Instant oldest = endedAt.minus(MISSED_CYCLES_WINDOW);
     while (!cycleOutcomes.isEmpty() && !cycleOutcomes.peekFirst().dueAt().isAfter(oldest)) {
       cycleOutcomes.removeFirst();
@@ -267,7 +291,8 @@ final class ProtectionView {
    * The missed-cycle rule as of {@code at}, null when it holds no warning. Due cycles in the last
    * hour: the recorded outcomes, plus the cycles due since the last one that had a whole period
    * to run and were not run (the workflow was waiting on something else). Missed: FAILED and
-   * SKIPPED ones.
+   * SKIPPED ones. A cycle under way is not missing the periods it takes: nothing is due while it
+   * runs (the next one is due when it ends at the latest).
    */
   private String tooManyMissed(Instant at) {
     if (nextCycleDueAt == null || !tracksCycles()) {
@@ -282,7 +307,9 @@ final class ProtectionView {
         missed += o.result() == Result.RAN ? 0 : 1;
       }
     }
-    for (Instant slot = firstUnrecordedSlot(at); !slot.plus(copyFrequency).isAfter(at);
+    Instant notRunUntil = cycleRunningSince != null && cycleRunningSince.isBefore(at)
+        ? cycleRunningSince : at;
+    for (Instant slot = firstUnrecordedSlot(at); !slot.plus(copyFrequency).isAfter(notRunUntil);
         slot = slot.plus(copyFrequency)) {
       if (slot.isAfter(oldest)) {
         due++;
@@ -388,7 +415,9 @@ final class ProtectionView {
       rpo = Math.max(0, now.toEpochMilli() - latestPoint.time().toEpochMilli()) / 1000;
       if (rpoThreshold != null && rpo > rpoThreshold.toSeconds()) {
         reported = worst(reported, Health.WARNING);
-        reasons.add("RPO " + rpo + " s exceeds the policy's " + rpoThreshold.toSeconds() + " s");
+        reasons.add("RPO " + rpo + " s exceeds the policy's " + rpoThreshold.toSeconds() + " s"
+            + (cycleRunningSince == null ? "" : "; a cycle has been running for "
+                + Math.max(0, Duration.between(cycleRunningSince, now).toSeconds()) + " s"));
       }
     }
     String missed = tooManyMissed(now);
