@@ -48,6 +48,7 @@ final class ChaosHarness implements Closeable {
   private final int secondaryHttp = freePort();
   private final int secondaryNbd = freePort();
   private final Path secondaryData;
+  private final Path primaryData;
   final LinkProxy link;
   private final Path config;
   private ChildJvm primary;
@@ -60,10 +61,20 @@ final class ChaosHarness implements Closeable {
    */
   ChaosHarness(Path dir, Duration copyFrequency, Double bandwidthMBps, Path secondaryData)
       throws IOException {
+    this(dir, copyFrequency, bandwidthMBps, null, secondaryData);
+  }
+
+  /**
+   * {@code primaryData}: where the source agent keeps its data (a small tmpfs for the
+   * source-disk-full scenario), or null for a folder under {@code dir}.
+   */
+  ChaosHarness(Path dir, Duration copyFrequency, Double bandwidthMBps, Path primaryData,
+      Path secondaryData) throws IOException {
     this.dir = Files.createDirectories(dir);
     this.copyFrequency = copyFrequency;
     this.certs = dir.resolve("certs");
     this.secondaryData = secondaryData != null ? secondaryData : dir.resolve("secondary");
+    this.primaryData = primaryData != null ? primaryData : dir.resolve("primary");
     CertificateAuthority.provision(certs, "chaos", List.of(Identity.site("primary"),
         Identity.site("secondary"), Identity.operator()));
     this.temporalPort = freePort();
@@ -97,6 +108,10 @@ final class ChaosHarness implements Closeable {
     return secondaryData;
   }
 
+  Path primaryData() {
+    return primaryData;
+  }
+
   WorkflowClient client() {
     return client;
   }
@@ -114,7 +129,7 @@ final class ChaosHarness implements Closeable {
   }
 
   Path sourceImage(String vm, String disk) {
-    return dir.resolve("primary").resolve("vms").resolve(vm).resolve(disk + ".img");
+    return primaryData.resolve("vms").resolve(vm).resolve(disk + ".img");
   }
 
   Path replicaImage(String vm, String disk) {
@@ -174,7 +189,7 @@ final class ChaosHarness implements Closeable {
   }
 
   private ChildJvm agent(String site, int http, int nbd, String peer) throws IOException {
-    Path data = site.equals("secondary") ? secondaryData : dir.resolve(site);
+    Path data = site.equals("secondary") ? secondaryData : primaryData;
     return ChildJvm.start(site, AgentMain.class, List.of("-Xmx384m"),
         List.of("--site", site, "--data", data.toString(), "--http", String.valueOf(http),
             "--nbd", String.valueOf(nbd), "--certs", certs.toString(), "--peer", peer),

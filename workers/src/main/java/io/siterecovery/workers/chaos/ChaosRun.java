@@ -115,7 +115,7 @@ final class ChaosRun {
       String moment = String.format(Locale.ROOT, "%s +%.1fs (%s)",
           phase.name().toLowerCase(Locale.ROOT).replace('_', '-'), delay, observed(running, failover));
       out.printf("run %d: %s at %s%n", number, scenario.name(), moment);
-      Instant faultEnd = inject(scenario, running);
+      Instant faultEnd = inject(scenario, running, writes);
 
       // 2. recovery: the interrupted operation completes, or a later point is applied.
       FailoverWorkflow fo = failover == null ? null : client.newWorkflowStub(
@@ -178,7 +178,7 @@ final class ChaosRun {
     }
   }
 
-  private Instant inject(Scenario scenario, ProtectVmWorkflow running)
+  private Instant inject(Scenario scenario, ProtectVmWorkflow running, Workload writes)
       throws IOException, InterruptedException {
     switch (scenario.fault()) {
       case WORKER_KILL -> {
@@ -221,6 +221,33 @@ final class ChaosRun {
         }
         java.nio.file.Files.delete(filler);
         duringFault = "; while full (" + filled / (1 << 20) + " MiB filler): " + health;
+      }
+      case SOURCE_DISK_FULL -> {
+        // The writer keeps writing: a write the agent cannot record in the .hrl (or store in
+        // the sparse image) must fail with EIO, stay unacknowledged, and be retried with the same
+        // bytes once space returns; the oracles below then check every acknowledged write.
+        Path filler = harness.primaryData().resolve("chaos-filler");
+        long failedBefore = writes.failedAttempts();
+        long ackBefore = writes.acknowledgedWrites();
+        long filled = DiskFiller.fill(filler);
+        java.util.Set<String> health = new java.util.TreeSet<>();
+        long end = System.nanoTime() + scenario.faultLength().toNanos();
+        while (System.nanoTime() < end) {
+          try {
+            ProtectionStatus s = running.status();
+            health.add(s.health() + (s.healthReasons().isEmpty() ? ""
+                : " " + s.healthReasons().get(0)));
+          } catch (RuntimeException notNow) {
+            // the query failed; try again
+          }
+          LockSupport.parkNanos(Duration.ofMillis(500).toNanos());
+        }
+        long failedWhileFull = writes.failedAttempts() - failedBefore;
+        long ackWhileFull = writes.acknowledgedWrites() - ackBefore;
+        java.nio.file.Files.delete(filler);
+        duringFault = "; while full (" + filled / (1 << 20) + " MiB filler): "
+            + failedWhileFull + " writes failed (not acknowledged, retried), "
+            + ackWhileFull + " acknowledged, health " + health;
       }
     }
     return Instant.now();
