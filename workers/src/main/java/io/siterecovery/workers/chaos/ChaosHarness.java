@@ -146,6 +146,16 @@ final class ChaosHarness implements Closeable {
     }
   }
 
+  /** After a failover and Reprotect: the seal time of the old source's (primary's) point. */
+  Instant reverseReplicaPointTime(String vm) {
+    try {
+      VmRecord r = primaryAgent().getVm(vm);
+      return r.replica() == null ? null : r.replica().pointTime();
+    } catch (RuntimeException unreachable) {
+      return null;
+    }
+  }
+
   // --- the processes, each started on its fixed ports so that a restart is the same service
 
   void startPrimary() throws IOException {

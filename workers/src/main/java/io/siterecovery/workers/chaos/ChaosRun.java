@@ -13,6 +13,9 @@ import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.siterecovery.workflows.protection.ProtectionState;
 import io.siterecovery.workflows.protection.ProtectionStatus;
+import io.siterecovery.workflows.reprotect.ReprotectInput;
+import io.siterecovery.workflows.reprotect.ReprotectState;
+import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
 import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowOptions;
 import java.io.IOException;
@@ -89,7 +92,9 @@ final class ChaosRun {
         case DELTA -> harness.copyFrequency.toMillis() / 1000.0;
         case RESYNC, TEST_FAILOVER -> 0.5;
         case PLANNED_FAILOVER -> 1.0;
+        case REPROTECT -> 3.0;
       };
+      ReprotectWorkflow reprotect = null;
       switch (phase) {
         case RESYNC -> {
           running.resync(new OperatorRequest("chaos"));
@@ -108,12 +113,35 @@ final class ChaosRun {
           WorkflowClient.start(failover::failover,
               new FailoverInput(vm, FailoverType.TEST, "LATEST"));
         }
+        case REPROTECT -> {
+          // planned failover, committed; then Reprotect, and the fault while it runs. No writer
+          // after the failover: the two images are compared at the reverse protection's point.
+          writes.pause();
+          FailoverWorkflow planned = client.newWorkflowStub(FailoverWorkflow.class,
+              options(FailoverWorkflow.workflowId(vm)));
+          WorkflowClient.start(planned::failover,
+              new FailoverInput(vm, FailoverType.PLANNED, "LATEST"));
+          FailoverWorkflow f = client.newWorkflowStub(FailoverWorkflow.class,
+              FailoverWorkflow.workflowId(vm));
+          require(vm, "failover awaiting commit",
+              () -> failoverReached(f, FailoverState.AWAITING_COMMIT));
+          f.commit(new OperatorRequest("chaos"));
+          require(vm, "failover committed", () -> failoverReached(f, FailoverState.COMMITTED));
+          failover = f;
+          reprotect = client.newWorkflowStub(ReprotectWorkflow.class,
+              options(ReprotectWorkflow.workflowId(vm)));
+          WorkflowClient.start(reprotect::reprotect,
+              new ReprotectInput(vm, false, ChaosHarness.POLICY));
+        }
         default -> { }
       }
+      ReprotectWorkflow rp = reprotect == null ? null : client.newWorkflowStub(
+          ReprotectWorkflow.class, ReprotectWorkflow.workflowId(vm));
       double delay = random.nextDouble() * maxDelay;
       LockSupport.parkNanos((long) (delay * 1e9)); // the random moment itself, not a wait
       String moment = String.format(Locale.ROOT, "%s +%.1fs (%s)",
-          phase.name().toLowerCase(Locale.ROOT).replace('_', '-'), delay, observed(running, failover));
+          phase.name().toLowerCase(Locale.ROOT).replace('_', '-'), delay,
+          rp != null ? reprotectState(rp) : observed(running, failover));
       out.printf("run %d: %s at %s%n", number, scenario.name(), moment);
       Instant faultEnd = inject(scenario, running, writes);
 
@@ -127,6 +155,8 @@ final class ChaosRun {
             && after(harness.replicaPointTime(vm), faultEnd);
         case PLANNED_FAILOVER -> () -> failoverReached(fo, FailoverState.AWAITING_COMMIT);
         case TEST_FAILOVER -> () -> failoverReached(fo, FailoverState.TESTING);
+        case REPROTECT -> () -> reprotected(rp) && state(running) == ProtectionState.PROTECTED
+            && harness.reverseReplicaPointTime(vm) != null;
       };
       Double seconds;
       try {
@@ -150,7 +180,13 @@ final class ChaosRun {
       }
 
       // 3. the quiesced point: no write in flight, and every acknowledged one replicated.
-      if (phase != Phase.PLANNED_FAILOVER) { // a planned failover's replica is that point
+      if (phase == Phase.REPROTECT) { // reverse protection: a point after the writes stopped
+        Instant quiet = Instant.now();
+        if (await(PHASE_LIMIT, () -> after(harness.reverseReplicaPointTime(vm), quiet)) == null) {
+          return result(number, scenario, moment, seconds, linkStart, writes, 0, false, false,
+              "no reverse recovery point: " + describe(running, fo));
+        }
+      } else if (phase != Phase.PLANNED_FAILOVER) { // a planned failover's replica is that point
         writes.pause();
         Instant quiet = Instant.now();
         if (await(PHASE_LIMIT, () -> after(harness.replicaPointTime(vm), quiet)) == null) {
@@ -158,8 +194,11 @@ final class ChaosRun {
               "no recovery point after the writes stopped: " + describe(running, fo));
         }
       }
-      Path source = harness.sourceImage(vm, DISK0);
-      Path replica = harness.replicaImage(vm, DISK0);
+      // after Reprotect the secondary's image is the source and the primary's the replica
+      Path source = phase == Phase.REPROTECT ? harness.replicaImage(vm, DISK0)
+          : harness.sourceImage(vm, DISK0);
+      Path replica = phase == Phase.REPROTECT ? harness.sourceImage(vm, DISK0)
+          : harness.replicaImage(vm, DISK0);
       long lost = Math.max(writes.lostBlocks(source), writes.lostBlocks(replica));
       String compare = qemuImgCompare(source, replica);
       boolean corrupt = !compare.startsWith("identical");
@@ -167,7 +206,8 @@ final class ChaosRun {
           compare + ", " + writes.acknowledgedWrites() + " acknowledged writes checked"
               + duringFault);
     } finally {
-      for (String id : List.of(FailoverWorkflow.testWorkflowId(vm),
+      for (String id : List.of(ReprotectWorkflow.workflowId(vm),
+          FailoverWorkflow.testWorkflowId(vm),
           FailoverWorkflow.workflowId(vm), ProtectVmWorkflow.workflowId(vm))) {
         try { // the run is over: its workflows go, so that the next run has the stack to itself
           client.newUntypedWorkflowStub(id).terminate("chaos run " + number + " done");
@@ -328,6 +368,23 @@ final class ChaosRun {
       throw new GaveUp("failover FAILED: " + status.error());
     }
     return status.state() == wanted;
+  }
+
+  /** Reprotect reached PROTECTED; FAILED stops the wait with its error. */
+  private static boolean reprotected(ReprotectWorkflow wf) {
+    var status = wf.status();
+    if (status.state() == ReprotectState.FAILED) {
+      throw new GaveUp("reprotect FAILED: " + status.error());
+    }
+    return status.state() == ReprotectState.PROTECTED;
+  }
+
+  private static String reprotectState(ReprotectWorkflow wf) {
+    try {
+      return "reprotect " + wf.status().state();
+    } catch (RuntimeException e) {
+      return "state unknown";
+    }
   }
 
   /** Thrown by a condition that can no longer hold. */

@@ -36,7 +36,11 @@ record Scenario(Fault fault, Phase phase, Duration faultLength, Duration limit) 
     SOURCE_DISK_FULL,
   }
 
-  enum Phase { INITIAL_COPY, DELTA, RESYNC, PLANNED_FAILOVER, TEST_FAILOVER }
+  enum Phase {
+    INITIAL_COPY, DELTA, RESYNC, PLANNED_FAILOVER, TEST_FAILOVER,
+    /** Planned failover, commit, then Reprotect back towards the old source. */
+    REPROTECT
+  }
 
   String name() {
     String length = faultLength.isZero() ? "" : " " + faultLength.toSeconds() + "s";
@@ -72,5 +76,6 @@ record Scenario(Fault fault, Phase phase, Duration faultLength, Duration limit) 
       link(Fault.REPLICA_DISK_FULL, Duration.ofSeconds(20)),
       link(Fault.LINK_CUT, Duration.ofMinutes(2)),
       // appended: the runs above keep their numbers and seeds
-      link(Fault.SOURCE_DISK_FULL, Duration.ofSeconds(20)));
+      link(Fault.SOURCE_DISK_FULL, Duration.ofSeconds(20)),
+      of(Fault.WORKER_KILL, Phase.REPROTECT));
 }
