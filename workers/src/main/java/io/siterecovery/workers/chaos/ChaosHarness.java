@@ -91,9 +91,11 @@ final class ChaosHarness implements Closeable {
          "partners": {"primary": "secondary", "secondary": "primary"},
          "certs": "%s",
          "policies": {"default": {}, "%s": {"copyFrequency": "%s", "rpoThreshold": "PT1M", "retention": "PT2M",
-           "resyncWindow": {"start": "00:00", "end": "23:59", "timeZone": "UTC"}%s}}}
+           "resyncWindow": {"start": "00:00", "end": "23:59", "timeZone": "UTC"}%s}},
+         "plans": {%s}}
         """.formatted(temporalPort, primaryHttp, secondaryHttp, certs.toAbsolutePath(), POLICY,
-        copyFrequency, bandwidthMBps == null ? "" : ", \"bandwidthMBps\": " + bandwidthMBps));
+        copyFrequency, bandwidthMBps == null ? "" : ", \"bandwidthMBps\": " + bandwidthMBps,
+        plans()));
     try {
       startPrimary();
       startSecondary();
@@ -103,6 +105,28 @@ final class ChaosHarness implements Closeable {
       throw e;
     }
   }
+
+  /** Run n's plan: its VM and a second one, in one group (the config is read at start). */
+  static String planOf(int run) {
+    return "chaos-" + run;
+  }
+
+  static String secondVmOf(String vm) {
+    return vm + "b";
+  }
+
+  private static String plans() {
+    StringBuilder b = new StringBuilder();
+    for (int n = 1; n <= PLANNED_RUNS; n++) {
+      b.append(n == 1 ? "" : ", ").append('"').append(planOf(n))
+          .append("\": {\"groups\": [{\"name\": \"all\", \"vms\": [\"c").append(n)
+          .append("\", \"").append(secondVmOf("c" + n)).append("\"]}]}");
+    }
+    return b.toString();
+  }
+
+  /** Runs numbered up to this have a plan in the worker's config. */
+  static final int PLANNED_RUNS = 64;
 
   Path secondaryData() {
     return secondaryData;

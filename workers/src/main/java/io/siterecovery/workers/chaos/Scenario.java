@@ -39,7 +39,9 @@ record Scenario(Fault fault, Phase phase, Duration faultLength, Duration limit) 
   enum Phase {
     INITIAL_COPY, DELTA, RESYNC, PLANNED_FAILOVER, TEST_FAILOVER,
     /** Planned failover, commit, then Reprotect back towards the old source. */
-    REPROTECT
+    REPROTECT,
+    /** A recovery plan of two VMs (the run's and a second one): TEST_FAILOVER, then cleanup. */
+    PLAN
   }
 
   String name() {
@@ -77,5 +79,6 @@ record Scenario(Fault fault, Phase phase, Duration faultLength, Duration limit) 
       link(Fault.LINK_CUT, Duration.ofMinutes(2)),
       // appended: the runs above keep their numbers and seeds
       link(Fault.SOURCE_DISK_FULL, Duration.ofSeconds(20)),
-      of(Fault.WORKER_KILL, Phase.REPROTECT));
+      of(Fault.WORKER_KILL, Phase.REPROTECT),
+      of(Fault.WORKER_KILL, Phase.PLAN));
 }
