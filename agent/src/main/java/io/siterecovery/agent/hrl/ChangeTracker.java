@@ -29,6 +29,12 @@ public final class ChangeTracker {
   private final long diskSize;
   private HrlWriter active;
   /**
+   * The active log was sealed but the next one could not be created (the disk was full): the
+   * next record, force or swap creates it first. Without this the tracker kept the sealed,
+   * closed writer, and every later write and swap failed until the agent restarted.
+   */
+  private boolean activeSealed;
+  /**
    * Bytes of changes recorded since this tracker opened, for metrics. Volatile, not atomic: the
    * callers serialise the writes (one writer), and a scrape only reads it.
    */
@@ -98,6 +104,7 @@ public final class ChangeTracker {
 
   public void recordWrite(long offset, ByteBuffer data) throws IOException {
     requireInsideDisk(offset, data.remaining());
+    ensureActive();
     int length = data.remaining();
     active.appendWrite(offset, data);
     recordedBytes += length;
@@ -105,6 +112,7 @@ public final class ChangeTracker {
 
   public void recordZero(long offset, long length) throws IOException {
     requireInsideDisk(offset, length);
+    ensureActive();
     active.appendZero(offset, length);
     recordedBytes += length;
   }
@@ -126,15 +134,35 @@ public final class ChangeTracker {
   }
 
   public void force() throws IOException {
-    active.force();
+    if (!activeSealed) { // a sealed log is durable already, and nothing was appended since
+      active.force();
+    }
   }
 
-  /** Seals the active log and opens the next one; returns the sealed generation. */
+  /**
+   * Seals the active log and opens the next one; returns the sealed generation. If the next
+   * one cannot be created (ENOSPC), the sealed log stays the tracker's until a later record or
+   * swap creates it.
+   */
   public long swap() throws IOException {
+    ensureActive();
     long sealed = active.generation();
     active.seal();
-    active = HrlWriter.create(pathOf(sealed + 1), header(sealed + 1));
+    activeSealed = true;
+    ensureActive();
     return sealed;
+  }
+
+  /** Creates the log after a sealed one, if a swap could not (see {@link #activeSealed}). */
+  private void ensureActive() throws IOException {
+    if (!activeSealed) {
+      return;
+    }
+    long next = active.generation() + 1;
+    // A create cut short by ENOSPC may have left the file, with at most its header: no record.
+    Files.deleteIfExists(pathOf(next));
+    active = HrlWriter.create(pathOf(next), header(next));
+    activeSealed = false;
   }
 
   public long activeGeneration() {
@@ -142,7 +170,7 @@ public final class ChangeTracker {
   }
 
   public long activeRecords() {
-    return active.records();
+    return activeSealed ? 0 : active.records();
   }
 
   public List<SealedLog> sealedLogs() {

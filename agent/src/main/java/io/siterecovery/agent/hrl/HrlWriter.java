@@ -95,18 +95,29 @@ public final class HrlWriter implements Closeable {
     head.putInt(HrlFormat.crc(head, 0, 24));
     head.putInt(0);
     head.flip();
-    fileCrc.update(head.duplicate());
-    if (data == null) {
-      writeFully(channel, head, position);
-    } else {
-      fileCrc.update(data.duplicate());
-      // One writev for header and data: a tracked write costs two syscalls, not three.
-      ByteBuffer[] record = {head, data.duplicate()};
-      channel.position(position);
-      long remaining = HrlFormat.RECORD_HEADER_SIZE + (long) length;
-      while (remaining > 0) {
-        remaining -= channel.write(record);
+    ByteBuffer headCopy = head.duplicate();
+    try {
+      if (data == null) {
+        writeFully(channel, head, position);
+      } else {
+        // One writev for header and data: a tracked write costs two syscalls, not three.
+        ByteBuffer[] record = {head, data.duplicate()};
+        channel.position(position);
+        long remaining = HrlFormat.RECORD_HEADER_SIZE + (long) length;
+        while (remaining > 0) {
+          remaining -= channel.write(record);
+        }
       }
+    } catch (IOException | RuntimeException e) {
+      // ENOSPC mid-record: the record was not made, so it leaves no bytes and no checksum
+      // behind (the file checksum once counted it, and the sealed log then failed to verify).
+      cutBackTo(position);
+      throw e;
+    }
+    // counted only once written: a failed record is not part of the log
+    fileCrc.update(headCopy);
+    if (data != null) {
+      fileCrc.update(data.duplicate());
     }
     position += HrlFormat.RECORD_HEADER_SIZE + (data == null ? 0 : length);
     records++;
@@ -127,10 +138,26 @@ public final class HrlWriter implements Closeable {
     trailer.putInt((int) fileCrc.getValue());
     trailer.putInt(HrlFormat.crc(trailer, 0, 28));
     trailer.flip();
-    writeFully(channel, trailer, position);
+    try {
+      writeFully(channel, trailer, position);
+      channel.force(true);
+    } catch (IOException | RuntimeException e) {
+      cutBackTo(position); // still the active, unsealed log: a later record overwrites nothing
+      throw e;
+    }
     position += HrlFormat.TRAILER_SIZE;
-    channel.force(true);
     channel.close();
+  }
+
+  /** Best effort: drops whatever a failed write left past {@code end}. */
+  private void cutBackTo(long end) {
+    try {
+      if (channel.isOpen() && channel.size() > end) {
+        channel.truncate(end);
+      }
+    } catch (IOException | RuntimeException ignored) {
+      // the next append overwrites from end anyway; the reader stops at the trailer
+    }
   }
 
   public long generation() {

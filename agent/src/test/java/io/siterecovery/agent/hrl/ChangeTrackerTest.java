@@ -182,4 +182,35 @@ class ChangeTrackerTest {
     assertThat(records.get(2).data()).isEqualTo(filled(777, 0x22));
     assertThat(records.get(3).data()).isEqualTo(filled(4096, 0x33));
   }
+
+  /**
+   * A swap that sealed the active log but could not create the next one (ENOSPC on the source's
+   * data directory, here a directory in the way) must not leave the tracker holding the sealed,
+   * closed log: the writes fail while the next log cannot be made, then work again, and both
+   * logs verify. Before, every later write and swap failed with ClosedChannelException until the
+   * agent restarted (found by chaos scenario source-disk-full).
+   */
+  @Test
+  void aSwapThatCouldNotCreateTheNextLogRecoversOnceItCan() throws IOException {
+    ChangeTracker t = open();
+    t.recordWrite(0, filled(4096, 0x11));
+    Path inTheWay = Files.createDirectories(log(2));
+    Files.writeString(inTheWay.resolve("x"), "x");
+
+    assertThatThrownBy(t::swap).isInstanceOf(IOException.class);
+    assertThat(HrlReader.verifySealed(log(1)).records()).isEqualTo(1);
+    assertThatThrownBy(() -> t.recordWrite(4096, filled(4096, 0x22)))
+        .isInstanceOf(IOException.class);
+    t.force(); // nothing unsealed to make durable
+
+    Files.delete(inTheWay.resolve("x"));
+    Files.delete(inTheWay);
+    t.recordWrite(4096, filled(4096, 0x22));
+    assertThat(t.activeGeneration()).isEqualTo(2);
+    assertThat(t.sealedLogs()).extracting(ChangeTracker.SealedLog::generation).containsExactly(1L);
+    assertThat(t.swap()).isEqualTo(2);
+    assertThat(records(log(1))).extracting(HrlRecord::offset).containsExactly(0L);
+    assertThat(records(log(2))).extracting(HrlRecord::offset).containsExactly(4096L);
+    assertThat(t.activeGeneration()).isEqualTo(3);
+  }
 }

@@ -48,6 +48,7 @@ final class ChaosHarness implements Closeable {
   private final int secondaryHttp = freePort();
   private final int secondaryNbd = freePort();
   private final Path secondaryData;
+  private final Path primaryData;
   final LinkProxy link;
   private final Path config;
   private ChildJvm primary;
@@ -60,10 +61,20 @@ final class ChaosHarness implements Closeable {
    */
   ChaosHarness(Path dir, Duration copyFrequency, Double bandwidthMBps, Path secondaryData)
       throws IOException {
+    this(dir, copyFrequency, bandwidthMBps, null, secondaryData);
+  }
+
+  /**
+   * {@code primaryData}: where the source agent keeps its data (a small tmpfs for the
+   * source-disk-full scenario), or null for a folder under {@code dir}.
+   */
+  ChaosHarness(Path dir, Duration copyFrequency, Double bandwidthMBps, Path primaryData,
+      Path secondaryData) throws IOException {
     this.dir = Files.createDirectories(dir);
     this.copyFrequency = copyFrequency;
     this.certs = dir.resolve("certs");
     this.secondaryData = secondaryData != null ? secondaryData : dir.resolve("secondary");
+    this.primaryData = primaryData != null ? primaryData : dir.resolve("primary");
     CertificateAuthority.provision(certs, "chaos", List.of(Identity.site("primary"),
         Identity.site("secondary"), Identity.operator()));
     this.temporalPort = freePort();
@@ -80,9 +91,11 @@ final class ChaosHarness implements Closeable {
          "partners": {"primary": "secondary", "secondary": "primary"},
          "certs": "%s",
          "policies": {"default": {}, "%s": {"copyFrequency": "%s", "rpoThreshold": "PT1M", "retention": "PT2M",
-           "resyncWindow": {"start": "00:00", "end": "23:59", "timeZone": "UTC"}%s}}}
+           "resyncWindow": {"start": "00:00", "end": "23:59", "timeZone": "UTC"}%s}},
+         "plans": {%s}}
         """.formatted(temporalPort, primaryHttp, secondaryHttp, certs.toAbsolutePath(), POLICY,
-        copyFrequency, bandwidthMBps == null ? "" : ", \"bandwidthMBps\": " + bandwidthMBps));
+        copyFrequency, bandwidthMBps == null ? "" : ", \"bandwidthMBps\": " + bandwidthMBps,
+        plans()));
     try {
       startPrimary();
       startSecondary();
@@ -93,8 +106,34 @@ final class ChaosHarness implements Closeable {
     }
   }
 
+  /** Run n's plan: its VM and a second one, in one group (the config is read at start). */
+  static String planOf(int run) {
+    return "chaos-" + run;
+  }
+
+  static String secondVmOf(String vm) {
+    return vm + "b";
+  }
+
+  private static String plans() {
+    StringBuilder b = new StringBuilder();
+    for (int n = 1; n <= PLANNED_RUNS; n++) {
+      b.append(n == 1 ? "" : ", ").append('"').append(planOf(n))
+          .append("\": {\"groups\": [{\"name\": \"all\", \"vms\": [\"c").append(n)
+          .append("\", \"").append(secondVmOf("c" + n)).append("\"]}]}");
+    }
+    return b.toString();
+  }
+
+  /** Runs numbered up to this have a plan in the worker's config. */
+  static final int PLANNED_RUNS = 64;
+
   Path secondaryData() {
     return secondaryData;
+  }
+
+  Path primaryData() {
+    return primaryData;
   }
 
   WorkflowClient client() {
@@ -114,7 +153,7 @@ final class ChaosHarness implements Closeable {
   }
 
   Path sourceImage(String vm, String disk) {
-    return dir.resolve("primary").resolve("vms").resolve(vm).resolve(disk + ".img");
+    return primaryData.resolve("vms").resolve(vm).resolve(disk + ".img");
   }
 
   Path replicaImage(String vm, String disk) {
@@ -125,6 +164,16 @@ final class ChaosHarness implements Closeable {
   Instant replicaPointTime(String vm) {
     try {
       VmRecord r = secondaryAgent().getVm(vm);
+      return r.replica() == null ? null : r.replica().pointTime();
+    } catch (RuntimeException unreachable) {
+      return null;
+    }
+  }
+
+  /** After a failover and Reprotect: the seal time of the old source's (primary's) point. */
+  Instant reverseReplicaPointTime(String vm) {
+    try {
+      VmRecord r = primaryAgent().getVm(vm);
       return r.replica() == null ? null : r.replica().pointTime();
     } catch (RuntimeException unreachable) {
       return null;
@@ -174,7 +223,7 @@ final class ChaosHarness implements Closeable {
   }
 
   private ChildJvm agent(String site, int http, int nbd, String peer) throws IOException {
-    Path data = site.equals("secondary") ? secondaryData : dir.resolve(site);
+    Path data = site.equals("secondary") ? secondaryData : primaryData;
     return ChildJvm.start(site, AgentMain.class, List.of("-Xmx384m"),
         List.of("--site", site, "--data", data.toString(), "--http", String.valueOf(http),
             "--nbd", String.valueOf(nbd), "--certs", certs.toString(), "--peer", peer),

@@ -13,6 +13,13 @@ import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.siterecovery.workflows.protection.ProtectionState;
 import io.siterecovery.workflows.protection.ProtectionStatus;
+import io.siterecovery.workflows.plan.PlanOperation;
+import io.siterecovery.workflows.plan.PlanState;
+import io.siterecovery.workflows.plan.RecoveryPlanInput;
+import io.siterecovery.workflows.plan.RecoveryPlanWorkflow;
+import io.siterecovery.workflows.reprotect.ReprotectInput;
+import io.siterecovery.workflows.reprotect.ReprotectState;
+import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
 import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowOptions;
 import java.io.IOException;
@@ -50,6 +57,8 @@ final class ChaosRun {
   private final Vm size;
   /** What was seen while the fault lasted (the health a full disk showed), for the report. */
   private String duringFault = "";
+  /** The writes of a plan run's second VM, or null. */
+  private Workload second;
 
   ChaosRun(ChaosHarness harness, Vm size, PrintStream out) {
     this.harness = harness;
@@ -74,6 +83,25 @@ final class ChaosRun {
       WorkflowClient.start(protection::protect, new ProtectVmInput(vm, ChaosHarness.POLICY));
       ProtectVmWorkflow running = client.newWorkflowStub(ProtectVmWorkflow.class,
           ProtectVmWorkflow.workflowId(vm));
+      ProtectVmWorkflow runningB = null;
+      if (scenario.phase() == Phase.PLAN) { // the plan's second VM, writing too
+        if (number > ChaosHarness.PLANNED_RUNS) {
+          throw new IllegalStateException("no plan configured for run " + number);
+        }
+        String vmB = ChaosHarness.secondVmOf(vm);
+        harness.primaryAgent().createVm(vmB, List.of(size.diskBytes()));
+        second = new Workload(vmB + "/" + DISK0, harness::primaryNbd, size.diskBytes(),
+            random.nextLong(), 8);
+        second.prefill(size.prefillBytes());
+        second.start();
+        second.resume();
+        WorkflowClient.start(client.newWorkflowStub(ProtectVmWorkflow.class,
+            options(ProtectVmWorkflow.workflowId(vmB)))::protect,
+            new ProtectVmInput(vmB, ChaosHarness.POLICY));
+        runningB = client.newWorkflowStub(ProtectVmWorkflow.class,
+            ProtectVmWorkflow.workflowId(vmB));
+      }
+      ProtectVmWorkflow protectionB = runningB;
 
       // 1. reach the phase, wait a seeded random moment into it, and break something.
       Phase phase = scenario.phase();
@@ -82,6 +110,11 @@ final class ChaosRun {
       } else {
         require(vm, "protected", () -> state(running) == ProtectionState.PROTECTED
             && harness.replicaPointTime(vm) != null);
+        if (protectionB != null) {
+          String vmB = ChaosHarness.secondVmOf(vm);
+          require(vmB, "protected", () -> state(protectionB) == ProtectionState.PROTECTED
+              && harness.replicaPointTime(vmB) != null);
+        }
       }
       FailoverWorkflow failover = null;
       double maxDelay = switch (phase) {
@@ -89,7 +122,12 @@ final class ChaosRun {
         case DELTA -> harness.copyFrequency.toMillis() / 1000.0;
         case RESYNC, TEST_FAILOVER -> 0.5;
         case PLANNED_FAILOVER -> 1.0;
+        case REPROTECT -> 3.0;
+        case PLAN -> 0.25; // a 2-VM plan awaits cleanup, and cleans up, in well under 1 s
       };
+      ReprotectWorkflow reprotect = null;
+      java.util.concurrent.atomic.AtomicBoolean cleanupSent =
+          new java.util.concurrent.atomic.AtomicBoolean();
       switch (phase) {
         case RESYNC -> {
           running.resync(new OperatorRequest("chaos"));
@@ -108,14 +146,55 @@ final class ChaosRun {
           WorkflowClient.start(failover::failover,
               new FailoverInput(vm, FailoverType.TEST, "LATEST"));
         }
+        case REPROTECT -> {
+          // planned failover, committed; then Reprotect, and the fault while it runs. No writer
+          // after the failover: the two images are compared at the reverse protection's point.
+          writes.pause();
+          FailoverWorkflow planned = client.newWorkflowStub(FailoverWorkflow.class,
+              options(FailoverWorkflow.workflowId(vm)));
+          WorkflowClient.start(planned::failover,
+              new FailoverInput(vm, FailoverType.PLANNED, "LATEST"));
+          FailoverWorkflow f = client.newWorkflowStub(FailoverWorkflow.class,
+              FailoverWorkflow.workflowId(vm));
+          require(vm, "failover awaiting commit",
+              () -> failoverReached(f, FailoverState.AWAITING_COMMIT));
+          f.commit(new OperatorRequest("chaos"));
+          require(vm, "failover committed", () -> failoverReached(f, FailoverState.COMMITTED));
+          failover = f;
+          reprotect = client.newWorkflowStub(ReprotectWorkflow.class,
+              options(ReprotectWorkflow.workflowId(vm)));
+          WorkflowClient.start(reprotect::reprotect,
+              new ReprotectInput(vm, false, ChaosHarness.POLICY));
+        }
+        case PLAN -> {
+          RecoveryPlanWorkflow plan = client.newWorkflowStub(RecoveryPlanWorkflow.class,
+              options(RecoveryPlanWorkflow.workflowId(ChaosHarness.planOf(number))));
+          WorkflowClient.start(plan::run, new RecoveryPlanInput(ChaosHarness.planOf(number),
+              PlanOperation.TEST_FAILOVER, "LATEST", null));
+          // The plan awaits cleanup within about a second: half the runs break its test
+          // failovers, the other half its cleanup.
+          if (random.nextBoolean()) {
+            RecoveryPlanWorkflow p = client.newWorkflowStub(RecoveryPlanWorkflow.class,
+                RecoveryPlanWorkflow.workflowId(ChaosHarness.planOf(number)));
+            require(vm, "plan awaiting cleanup", () -> planReached(p, PlanState.AWAITING_CLEANUP));
+            p.cleanup(new CleanupRequest("chaos run " + number));
+            cleanupSent.set(true);
+          }
+        }
         default -> { }
       }
+      RecoveryPlanWorkflow pl = phase != Phase.PLAN ? null : client.newWorkflowStub(
+          RecoveryPlanWorkflow.class, RecoveryPlanWorkflow.workflowId(ChaosHarness.planOf(number)));
+      ReprotectWorkflow rp = reprotect == null ? null : client.newWorkflowStub(
+          ReprotectWorkflow.class, ReprotectWorkflow.workflowId(vm));
       double delay = random.nextDouble() * maxDelay;
       LockSupport.parkNanos((long) (delay * 1e9)); // the random moment itself, not a wait
       String moment = String.format(Locale.ROOT, "%s +%.1fs (%s)",
-          phase.name().toLowerCase(Locale.ROOT).replace('_', '-'), delay, observed(running, failover));
+          phase.name().toLowerCase(Locale.ROOT).replace('_', '-'), delay,
+          rp != null ? reprotectState(rp) : pl != null ? planState(pl)
+              : observed(running, failover));
       out.printf("run %d: %s at %s%n", number, scenario.name(), moment);
-      Instant faultEnd = inject(scenario, running);
+      Instant faultEnd = inject(scenario, running, writes);
 
       // 2. recovery: the interrupted operation completes, or a later point is applied.
       FailoverWorkflow fo = failover == null ? null : client.newWorkflowStub(
@@ -127,6 +206,15 @@ final class ChaosRun {
             && after(harness.replicaPointTime(vm), faultEnd);
         case PLANNED_FAILOVER -> () -> failoverReached(fo, FailoverState.AWAITING_COMMIT);
         case TEST_FAILOVER -> () -> failoverReached(fo, FailoverState.TESTING);
+        case PLAN -> () -> { // test VMs up, then cleaned up: the plan COMPLETED
+          if (!cleanupSent.get() && planReached(pl, PlanState.AWAITING_CLEANUP)) {
+            pl.cleanup(new CleanupRequest("chaos run " + number));
+            cleanupSent.set(true);
+          }
+          return planReached(pl, PlanState.COMPLETED);
+        };
+        case REPROTECT -> () -> reprotected(rp) && state(running) == ProtectionState.PROTECTED
+            && harness.reverseReplicaPointTime(vm) != null;
       };
       Double seconds;
       try {
@@ -150,7 +238,13 @@ final class ChaosRun {
       }
 
       // 3. the quiesced point: no write in flight, and every acknowledged one replicated.
-      if (phase != Phase.PLANNED_FAILOVER) { // a planned failover's replica is that point
+      if (phase == Phase.REPROTECT) { // reverse protection: a point after the writes stopped
+        Instant quiet = Instant.now();
+        if (await(PHASE_LIMIT, () -> after(harness.reverseReplicaPointTime(vm), quiet)) == null) {
+          return result(number, scenario, moment, seconds, linkStart, writes, 0, false, false,
+              "no reverse recovery point: " + describe(running, fo));
+        }
+      } else if (phase != Phase.PLANNED_FAILOVER) { // a planned failover's replica is that point
         writes.pause();
         Instant quiet = Instant.now();
         if (await(PHASE_LIMIT, () -> after(harness.replicaPointTime(vm), quiet)) == null) {
@@ -158,16 +252,51 @@ final class ChaosRun {
               "no recovery point after the writes stopped: " + describe(running, fo));
         }
       }
-      Path source = harness.sourceImage(vm, DISK0);
-      Path replica = harness.replicaImage(vm, DISK0);
+      // after Reprotect the secondary's image is the source and the primary's the replica
+      Path source = phase == Phase.REPROTECT ? harness.replicaImage(vm, DISK0)
+          : harness.sourceImage(vm, DISK0);
+      Path replica = phase == Phase.REPROTECT ? harness.sourceImage(vm, DISK0)
+          : harness.replicaImage(vm, DISK0);
       long lost = Math.max(writes.lostBlocks(source), writes.lostBlocks(replica));
       String compare = qemuImgCompare(source, replica);
-      boolean corrupt = !compare.startsWith("identical");
+      String bothCompared = compare;
+      if (second != null) { // the plan's second VM: its own quiesced point and oracles
+        String vmB = ChaosHarness.secondVmOf(vm);
+        second.pause();
+        Instant quietB = Instant.now();
+        if (await(PHASE_LIMIT, () -> after(harness.replicaPointTime(vmB), quietB)) == null) {
+          return result(number, scenario, moment, seconds, linkStart, writes, lost, false, false,
+              "no recovery point of " + vmB + " after its writes stopped");
+        }
+        Path sourceB = harness.sourceImage(vmB, DISK0);
+        Path replicaB = harness.replicaImage(vmB, DISK0);
+        lost += Math.max(second.lostBlocks(sourceB), second.lostBlocks(replicaB));
+        String compareB = qemuImgCompare(sourceB, replicaB);
+        compare = compare.startsWith("identical") ? compareB : compare;
+        bothCompared = compare;
+        compare = vm + " and " + vmB + ": " + compare + ", " + vmB + " "
+            + second.acknowledgedWrites() + " acknowledged writes checked";
+      }
+      boolean corrupt = !bothCompared.startsWith("identical");
       return result(number, scenario, moment, seconds, linkStart, writes, lost, corrupt, true,
           compare + ", " + writes.acknowledgedWrites() + " acknowledged writes checked"
               + duringFault);
     } finally {
-      for (String id : List.of(FailoverWorkflow.testWorkflowId(vm),
+      if (second != null) {
+        second.close();
+        second = null;
+        for (String id : List.of(RecoveryPlanWorkflow.workflowId(ChaosHarness.planOf(number)),
+            FailoverWorkflow.testWorkflowId(ChaosHarness.secondVmOf(vm)),
+            ProtectVmWorkflow.workflowId(ChaosHarness.secondVmOf(vm)))) {
+          try {
+            client.newUntypedWorkflowStub(id).terminate("chaos run " + number + " done");
+          } catch (RuntimeException notRunning) {
+            // never started, or already ended
+          }
+        }
+      }
+      for (String id : List.of(ReprotectWorkflow.workflowId(vm),
+          FailoverWorkflow.testWorkflowId(vm),
           FailoverWorkflow.workflowId(vm), ProtectVmWorkflow.workflowId(vm))) {
         try { // the run is over: its workflows go, so that the next run has the stack to itself
           client.newUntypedWorkflowStub(id).terminate("chaos run " + number + " done");
@@ -178,7 +307,7 @@ final class ChaosRun {
     }
   }
 
-  private Instant inject(Scenario scenario, ProtectVmWorkflow running)
+  private Instant inject(Scenario scenario, ProtectVmWorkflow running, Workload writes)
       throws IOException, InterruptedException {
     switch (scenario.fault()) {
       case WORKER_KILL -> {
@@ -221,6 +350,33 @@ final class ChaosRun {
         }
         java.nio.file.Files.delete(filler);
         duringFault = "; while full (" + filled / (1 << 20) + " MiB filler): " + health;
+      }
+      case SOURCE_DISK_FULL -> {
+        // The writer keeps writing: a write the agent cannot record in the .hrl (or store in
+        // the sparse image) must fail with EIO, stay unacknowledged, and be retried with the same
+        // bytes once space returns; the oracles below then check every acknowledged write.
+        Path filler = harness.primaryData().resolve("chaos-filler");
+        long failedBefore = writes.failedAttempts();
+        long ackBefore = writes.acknowledgedWrites();
+        long filled = DiskFiller.fill(filler);
+        java.util.Set<String> health = new java.util.TreeSet<>();
+        long end = System.nanoTime() + scenario.faultLength().toNanos();
+        while (System.nanoTime() < end) {
+          try {
+            ProtectionStatus s = running.status();
+            health.add(s.health() + (s.healthReasons().isEmpty() ? ""
+                : " " + s.healthReasons().get(0)));
+          } catch (RuntimeException notNow) {
+            // the query failed; try again
+          }
+          LockSupport.parkNanos(Duration.ofMillis(500).toNanos());
+        }
+        long failedWhileFull = writes.failedAttempts() - failedBefore;
+        long ackWhileFull = writes.acknowledgedWrites() - ackBefore;
+        java.nio.file.Files.delete(filler);
+        duringFault = "; while full (" + filled / (1 << 20) + " MiB filler): "
+            + failedWhileFull + " writes failed (not acknowledged, retried), "
+            + ackWhileFull + " acknowledged, health " + health;
       }
     }
     return Instant.now();
@@ -301,6 +457,39 @@ final class ChaosRun {
       throw new GaveUp("failover FAILED: " + status.error());
     }
     return status.state() == wanted;
+  }
+
+  /** Reprotect reached PROTECTED; FAILED stops the wait with its error. */
+  private static boolean reprotected(ReprotectWorkflow wf) {
+    var status = wf.status();
+    if (status.state() == ReprotectState.FAILED) {
+      throw new GaveUp("reprotect FAILED: " + status.error());
+    }
+    return status.state() == ReprotectState.PROTECTED;
+  }
+
+  private static boolean planReached(RecoveryPlanWorkflow wf, PlanState wanted) {
+    var status = wf.status();
+    if (status.state() == PlanState.FAILED) {
+      throw new GaveUp("plan FAILED: " + status.failures());
+    }
+    return status.state() == wanted;
+  }
+
+  private static String planState(RecoveryPlanWorkflow wf) {
+    try {
+      return "plan " + wf.status().state();
+    } catch (RuntimeException e) {
+      return "state unknown";
+    }
+  }
+
+  private static String reprotectState(ReprotectWorkflow wf) {
+    try {
+      return "reprotect " + wf.status().state();
+    } catch (RuntimeException e) {
+      return "state unknown";
+    }
   }
 
   /** Thrown by a condition that can no longer hold. */

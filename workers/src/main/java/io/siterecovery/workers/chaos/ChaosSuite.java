@@ -54,9 +54,12 @@ public final class ChaosSuite {
     }
     List<RunResult> results = new ArrayList<>();
     List<Integer> diskFull = new ArrayList<>();
+    List<Integer> sourceFull = new ArrayList<>();
     List<Integer> others = new ArrayList<>();
     for (int i = 0; i < scenarios.size(); i++) {
-      (scenarios.get(i).fault() == Scenario.Fault.REPLICA_DISK_FULL ? diskFull : others).add(i);
+      Scenario.Fault f = scenarios.get(i).fault();
+      (f == Scenario.Fault.REPLICA_DISK_FULL ? diskFull
+          : f == Scenario.Fault.SOURCE_DISK_FULL ? sourceFull : others).add(i);
     }
     if (!others.isEmpty()) {
       try (ChaosHarness harness = new ChaosHarness(dir.resolve("stack"), COPY_FREQUENCY,
@@ -77,6 +80,24 @@ public final class ChaosSuite {
         try (ChaosHarness harness = new ChaosHarness(dir.resolve("stack-tmpfs"),
             COPY_FREQUENCY, BANDWIDTH_MBPS, mount)) {
           runAll(new ChaosRun(harness, ChaosRun.Vm.SMALL, out), scenarios, diskFull, seeds,
+              results, out);
+        } finally {
+          Tmpfs.unmount(mount);
+        }
+      }
+    }
+    if (!sourceFull.isEmpty()) {
+      // The source's data (images and .hrl logs) on a filesystem of its own: a 64 MiB tmpfs.
+      Path mount = Files.createDirectories(dir.resolve("source-tmpfs"));
+      String why = Tmpfs.mount(mount, "64m");
+      if (why != null) {
+        for (int i : sourceFull) {
+          out.println("run " + (i + 1) + " (" + scenarios.get(i).name() + "): skipped, " + why);
+        }
+      } else {
+        try (ChaosHarness harness = new ChaosHarness(dir.resolve("stack-source-tmpfs"),
+            COPY_FREQUENCY, BANDWIDTH_MBPS, mount, null)) {
+          runAll(new ChaosRun(harness, ChaosRun.Vm.SMALL, out), scenarios, sourceFull, seeds,
               results, out);
         } finally {
           Tmpfs.unmount(mount);

@@ -27,9 +27,22 @@ record Scenario(Fault fault, Phase phase, Duration faultLength, Duration limit) 
      * {@code faultLength}, then freed: the product should say WARNING and resume by itself.
      */
     REPLICA_DISK_FULL,
+    /**
+     * The source agent's data directory (disk images and .hrl logs, a 64 MiB tmpfs) filled to
+     * the last byte for {@code faultLength} while the VM writes, then freed: a write the agent
+     * could not record (or store) fails with EIO and is never acknowledged; the writer retries it
+     * once space returns.
+     */
+    SOURCE_DISK_FULL,
   }
 
-  enum Phase { INITIAL_COPY, DELTA, RESYNC, PLANNED_FAILOVER, TEST_FAILOVER }
+  enum Phase {
+    INITIAL_COPY, DELTA, RESYNC, PLANNED_FAILOVER, TEST_FAILOVER,
+    /** Planned failover, commit, then Reprotect back towards the old source. */
+    REPROTECT,
+    /** A recovery plan of two VMs (the run's and a second one): TEST_FAILOVER, then cleanup. */
+    PLAN
+  }
 
   String name() {
     String length = faultLength.isZero() ? "" : " " + faultLength.toSeconds() + "s";
@@ -63,5 +76,9 @@ record Scenario(Fault fault, Phase phase, Duration faultLength, Duration limit) 
       link(Fault.LINK_RESET, Duration.ZERO),
       link(Fault.PEER_SILENT, Duration.ofSeconds(30)),
       link(Fault.REPLICA_DISK_FULL, Duration.ofSeconds(20)),
-      link(Fault.LINK_CUT, Duration.ofMinutes(2)));
+      link(Fault.LINK_CUT, Duration.ofMinutes(2)),
+      // appended: the runs above keep their numbers and seeds
+      link(Fault.SOURCE_DISK_FULL, Duration.ofSeconds(20)),
+      of(Fault.WORKER_KILL, Phase.REPROTECT),
+      of(Fault.WORKER_KILL, Phase.PLAN));
 }
