@@ -5,6 +5,7 @@ import io.siterecovery.activities.FailureTypes;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.common.StepLog;
 import io.siterecovery.workflows.common.MemberListener;
 import io.siterecovery.workflows.common.MemberState;
 import io.siterecovery.workflows.common.OperatorRequest;
@@ -25,8 +26,6 @@ import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Promise;
 import io.temporal.workflow.Workflow;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.List;
 import org.slf4j.Logger;
 
 /**
@@ -47,7 +46,7 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
   private String from;
   private FailoverStatus failover;
   private ReprotectStatus reprotect;
-  private final List<String> steps = new ArrayList<>();
+  private final StepLog steps = new StepLog(log);
   private String error;
   private Instant startedAt;
   /** A decision received and not yet passed on to the failover: "commit" or "cancel". */
@@ -61,6 +60,7 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
     startedAt = Instant.ofEpochMilli(Workflow.currentTimeMillis());
     Inputs.requireInput(input, "{\"vm\":\"web01\",\"reprotect\":true}");
     vm = Inputs.requireName("vm", input.vm());
+    steps.about(vm);
     if (input.policy() != null) {
       Inputs.requireName("policy", input.policy());
     }
@@ -78,22 +78,22 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
             + " to " + plan.targetSite() + ", not to its home site " + home + "; Failback "
             + "returns it home only over that link", FailureTypes.NOTHING_TO_FAIL_BACK);
       }
-      step("failback of " + vm + " from " + from + " to its home site " + home);
+      steps.add("failback of " + vm + " from " + from + " to its home site " + home);
       failOverHome();
       if (failover.state() != FailoverState.COMMITTED) {
-        step("the failover home ended " + failover.state() + ": " + vm + " stays on " + from);
+        steps.add("the failover home ended " + failover.state() + ": " + vm + " stays on " + from);
         state = FailbackState.CANCELLED;
         return status();
       }
       if (Boolean.FALSE.equals(input.reprotect())) {
-        step(vm + " runs on " + home + " again; not reprotected, as asked");
+        steps.add(vm + " runs on " + home + " again; not reprotected, as asked");
       } else {
         state = FailbackState.REPROTECTING;
         ReprotectWorkflow child = Workflow.newChildWorkflowStub(ReprotectWorkflow.class,
             childOptions(ReprotectWorkflow.workflowId(vm)));
-        step("reverse replication: " + ReprotectWorkflow.workflowId(vm));
+        steps.add("reverse replication: " + ReprotectWorkflow.workflowId(vm));
         reprotect = child.reprotect(new ReprotectInput(vm, false, input.policy()));
-        step(vm + " runs on " + home + " and is protected to " + from + " again ("
+        steps.add(vm + " runs on " + home + " and is protected to " + from + " again ("
             + reprotect.mode() + ", " + reprotect.bytesSent() + " bytes sent)");
       }
     } catch (TemporalFailure e) {
@@ -113,7 +113,7 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
     Promise<FailoverStatus> done = Async.function(child::failover,
         new FailoverInput(vm, FailoverType.PLANNED, "LATEST"));
     Workflow.getWorkflowExecution(child).get();
-    step(FailoverWorkflow.workflowId(vm) + " started (planned: " + from + " shut down, its last"
+    steps.add(FailoverWorkflow.workflowId(vm) + " started (planned: " + from + " shut down, its last"
         + " logs applied); send 'commit' or 'cancel' here or there once it awaits commit");
     while (!done.isCompleted()) {
       Workflow.await(() -> done.isCompleted() || pendingDecision != null
@@ -132,7 +132,7 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
         } else {
           child.cancel(pendingRequest);
         }
-        step("'" + decision + "' passed on to " + FailoverWorkflow.workflowId(vm));
+        steps.add("'" + decision + "' passed on to " + FailoverWorkflow.workflowId(vm));
       }
     }
     failover = done.get();
@@ -151,10 +151,6 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
         .build();
   }
 
-  private void step(String what) {
-    steps.add(Instant.ofEpochMilli(Workflow.currentTimeMillis()) + " " + what);
-    log.info("{}: {}", vm, what);
-  }
 
   @Override
   public void memberState(MemberState state) {
@@ -175,7 +171,7 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
 
   @Override
   public FailbackStatus status() {
-    return new FailbackStatus(vm, state, home, from, failover, reprotect, List.copyOf(steps),
+    return new FailbackStatus(vm, state, home, from, failover, reprotect, steps.list(),
         error, startedAt);
   }
 }

@@ -12,6 +12,7 @@ import io.siterecovery.activities.FailureTypes;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.common.StepLog;
 import io.siterecovery.workflows.common.MemberListener;
 import io.siterecovery.workflows.common.MemberState;
 import io.siterecovery.workflows.common.OperatorRequest;
@@ -60,7 +61,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   private FailoverState state = FailoverState.VALIDATING;
   private ProtectionPlan plan;
   private RecoveryPoint point;
-  private final List<String> steps = new ArrayList<>();
+  private final StepLog steps = new StepLog(log);
   private String error;
   private Instant startedAt;
   private Decision decision;
@@ -84,6 +85,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     startedAt = Instant.ofEpochMilli(Workflow.currentTimeMillis());
     Inputs.requireInput(input, "{\"vm\":\"web01\",\"type\":\"PLANNED\",\"recoveryPoint\":\"LATEST\"}");
     vm = Inputs.requireName("vm", input.vm());
+    steps.about(vm);
     type = input.type();
     if (type == null) {
       throw Inputs.invalid("field 'type' is required: PLANNED, UNPLANNED or TEST");
@@ -98,7 +100,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     commitPolicy = CommitPolicy.validate(input.commitPolicy());
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.VM_NAME.valueSet(vm));
     plan = agents.describeProtection(vm);
-    step(type + " failover of " + vm + " from " + plan.sourceSite() + " to "
+    steps.add(type + " failover of " + vm + " from " + plan.sourceSite() + " to "
         + plan.targetSite() + " at recovery point " + choice);
     ProtectVmWorkflow protection = Workflow.newExternalWorkflowStub(ProtectVmWorkflow.class,
         ProtectVmWorkflow.workflowId(vm));
@@ -109,7 +111,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       throw ApplicationFailure.newNonRetryableFailure("no running ProtectVm workflow "
           + ProtectVmWorkflow.workflowId(vm) + " for VM " + vm, FailureTypes.NOT_PROTECTED);
     }
-    step("replication cycles of " + ProtectVmWorkflow.workflowId(vm) + " stopped");
+    steps.add("replication cycles of " + ProtectVmWorkflow.workflowId(vm) + " stopped");
 
     try {
       // Runs started before tests existed replay without the look for one.
@@ -128,7 +130,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       ReplicaPoint replica = agents.replicaPoint(plan.targetSite(), vm);
       long generation = RecoveryPointChoice.resolve(choice, replica);
       if (onLayers) {
-        fence = new SourceFence(plan.sourceSite(), vm, this::step);
+        fence = new SourceFence(plan.sourceSite(), vm, steps::add);
         if (type == FailoverType.PLANNED) {
           fence.fence();
         } else {
@@ -156,14 +158,14 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       } else {
         agents.commitFailover(plan);
         protection.failover(notice(FailoverNotice.Stage.COMMITTED));
-        step("committed: " + vm + " now runs on " + plan.targetSite()
+        steps.add("committed: " + vm + " now runs on " + plan.targetSite()
             + (type == FailoverType.UNPLANNED ? "; it is not protected until reprotected" : ""));
         setState(FailoverState.COMMITTED);
       }
     } else {
       setState(FailoverState.CANCELLING);
       rollBack(protection);
-      step("cancelled: " + vm + (sourceStopped() ? " runs on " + plan.sourceSite() + " again; "
+      steps.add("cancelled: " + vm + (sourceStopped() ? " runs on " + plan.sourceSite() + " again; "
           : " was not stopped on " + plan.sourceSite() + "; ")
           + (onLayers ? "protection resumes without a resync: the replica's disks were not "
               + "written" : "protection resumes with a resync, as the replica ran"));
@@ -175,7 +177,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   private void commitOnLayers(ProtectVmWorkflow protection) {
     PromoteOutcome promoted = agents.promoteReplica(plan);
     protection.failover(notice(FailoverNotice.Stage.COMMITTED));
-    step("committed: " + vm + " is the primary on " + plan.targetSite() + ", its writes tracked;"
+    steps.add("committed: " + vm + " is the primary on " + plan.targetSite() + ", its writes tracked;"
         + " " + promoted.changedBytes() + " bytes changed since " + point.id() + " wait for "
         + "Reprotect (reverse replication to " + plan.sourceSite() + ")");
     setState(FailoverState.COMMITTED);
@@ -196,11 +198,11 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     String verb = commitPolicy == null ? null
         : commitPolicy.action() == CommitPolicy.Action.COMMIT ? "commit" : "cancel";
     if (commitPolicy == null) {
-      step("awaiting 'commit' or 'cancel'");
+      steps.add("awaiting 'commit' or 'cancel'");
     } else {
       decidesItselfAt = Instant.ofEpochMilli(Workflow.currentTimeMillis())
           .plus(commitPolicy.after());
-      step("awaiting 'commit' or 'cancel'; without either, the commit policy will " + verb
+      steps.add("awaiting 'commit' or 'cancel'; without either, the commit policy will " + verb
           + " at " + decidesItselfAt);
     }
     while (decision == null) {
@@ -213,7 +215,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
             || !Workflow.await(left, () -> decision != null || requestedPoint != null)) {
           decision = commitPolicy.action() == CommitPolicy.Action.COMMIT ? Decision.COMMIT
               : Decision.CANCEL;
-          step("no 'commit' or 'cancel' within " + commitPolicy.after() + ": the commit policy "
+          steps.add("no 'commit' or 'cancel' within " + commitPolicy.after() + ": the commit policy "
               + verb + "s the failover");
         }
       }
@@ -228,7 +230,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     String requested = requestedPoint;
     requestedPoint = null;
     if (!onLayers) {
-      step("changeRecoveryPoint to " + requested + " refused: this failover started before the"
+      steps.add("changeRecoveryPoint to " + requested + " refused: this failover started before the"
           + " replica could run at another point without a resync");
       return;
     }
@@ -239,22 +241,22 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       replica = agents.replicaPoint(plan.targetSite(), vm);
       generation = RecoveryPointChoice.resolve(choice, replica);
     } catch (ApplicationFailure refused) {
-      step("changeRecoveryPoint to " + requested + " refused: " + refused.getOriginalMessage());
+      steps.add("changeRecoveryPoint to " + requested + " refused: " + refused.getOriginalMessage());
       return;
     }
     if (generation == point.generation()) {
-      step("changeRecoveryPoint: the replica VM already runs at " + point.id());
+      steps.add("changeRecoveryPoint: the replica VM already runs at " + point.id());
       return;
     }
     setState(FailoverState.CHANGING_RECOVERY_POINT);
     RecoveryPoint previous = point;
     agents.stopReplica(plan.targetSite(), vm);
-    step("replica VM stopped at " + point.id() + "; what it wrote there is dropped");
+    steps.add("replica VM stopped at " + point.id() + "; what it wrote there is dropped");
     try {
       startOnLayers(generation, replica);
     } catch (ActivityFailure f) {
       // The VM must run somewhere while the operator decides: back where it was.
-      step("changeRecoveryPoint to " + requested + " failed: the replica VM could not start at "
+      steps.add("changeRecoveryPoint to " + requested + " failed: the replica VM could not start at "
           + RecoveryPoint.idOf(generation) + " (" + f.getCause().getMessage() + "); starting it "
           + "again at " + previous.id());
       startOnLayers(previous.generation(), replica);
@@ -287,7 +289,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     } catch (SignalExternalWorkflowException | ApplicationFailure e) {
       told = "no " + testId + " was running to tell";
     }
-    step("a test failover was running: its test VM " + live.testVm() + " ("
+    steps.add("a test failover was running: its test VM " + live.testVm() + " ("
         + RecoveryPoint.idOf(live.generation()) + ", created " + live.createdAt()
         + ") was deleted first; " + told);
   }
@@ -307,7 +309,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     setState(FailoverState.SHUTTING_DOWN_SOURCE);
     agents.powerOff(plan.sourceSite(), vm);
     sourceStopped = true;
-    step("source VM shut down on " + plan.sourceSite() + " (flushed, clients dropped)");
+    steps.add("source VM shut down on " + plan.sourceSite() + " (flushed, clients dropped)");
     setState(FailoverState.SYNCHRONIZING);
     // Everything the source still holds ships now: no 2-minute limit (runs recorded before keep
     // the short step's options).
@@ -319,7 +321,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
           + last.appliedGeneration() + " but the source sealed " + last.lastSealedGeneration(),
           FailureTypes.REPLICA_BEHIND);
     }
-    step("final logs shipped and applied: replica at " + RecoveryPoint.idOf(
+    steps.add("final logs shipped and applied: replica at " + RecoveryPoint.idOf(
         last.appliedGeneration()) + " = source's last write (" + last.logsShipped() + " logs, "
         + last.bytesShipped() + " bytes)");
   }
@@ -329,10 +331,10 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     setState(FailoverState.SYNCHRONIZING);
     try {
       ReplicationCycle last = oneAttempt.replicateDelta(finalDelta());
-      step("the source still answered: its last logs were applied (" + last.logsShipped()
+      steps.add("the source still answered: its last logs were applied (" + last.logsShipped()
           + " logs)");
     } catch (ActivityFailure f) {
-      step("the source did not answer (" + f.getCause().getMessage()
+      steps.add("the source did not answer (" + f.getCause().getMessage()
           + "); failing over to the latest processed point");
     }
   }
@@ -351,7 +353,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       setState(FailoverState.ROLLING_BACK);
       replicaChanged = true;
       replica = agents.rollbackReplica(plan.targetSite(), vm, generation);
-      step("replica rolled back from " + RecoveryPoint.idOf(replica.appliedGeneration())
+      steps.add("replica rolled back from " + RecoveryPoint.idOf(replica.appliedGeneration())
           + " to " + RecoveryPoint.idOf(generation));
     }
     point = RecoveryPointChoice.pointOf(generation, replica);
@@ -359,7 +361,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     agents.powerOn(plan.targetSite(), vm);
     replicaStarted = true;
     replicaChanged = true;
-    step("replica VM started on " + plan.targetSite() + " at " + point.id() + " ("
+    steps.add("replica VM started on " + plan.targetSite() + " at " + point.id() + " ("
         + point.time() + (point.appConsistent() ? ", app-consistent" : "") + ")");
   }
 
@@ -370,7 +372,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     replicaStarted = true;
     point = RecoveryPointChoice.pointOf(generation, replica);
     pointsTried.add(point);
-    step("replica VM started on " + plan.targetSite() + " at " + point.id() + " ("
+    steps.add("replica VM started on " + plan.targetSite() + " at " + point.id() + " ("
         + point.time() + (point.appConsistent() ? ", app-consistent" : "") + "); the replica's "
         + "disks stay at " + RecoveryPoint.idOf(replica.appliedGeneration()) + " until a commit");
   }
@@ -406,10 +408,6 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
         "FAILOVER_" + next.name()));
   }
 
-  private void step(String what) {
-    steps.add(Instant.ofEpochMilli(Workflow.currentTimeMillis()) + " " + what);
-    log.info("{}: {}", vm, what);
-  }
 
   @Override
   public void commit(OperatorRequest request) {
@@ -443,7 +441,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       return test.status();
     }
     return new FailoverStatus(vm, type, state, plan == null ? null : plan.sourceSite(),
-        plan == null ? null : plan.targetSite(), point, List.copyOf(steps), error, startedAt,
+        plan == null ? null : plan.targetSite(), point, steps.list(), error, startedAt,
         commitPolicy, decision == null ? decidesItselfAt : null, null, List.copyOf(pointsTried),
         fence == null ? null : fence.description());
   }

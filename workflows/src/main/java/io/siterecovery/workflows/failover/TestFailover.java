@@ -9,6 +9,7 @@ import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.common.StepLog;
 import io.siterecovery.workflows.common.MemberListener;
 import io.siterecovery.workflows.common.MemberState;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
@@ -22,7 +23,6 @@ import io.temporal.workflow.Saga;
 import io.temporal.workflow.Workflow;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.List;
 import org.slf4j.Logger;
 
@@ -49,7 +49,7 @@ final class TestFailover {
   private FailoverState state = FailoverState.VALIDATING;
   private ProtectionPlan plan;
   private RecoveryPoint point;
-  private final List<String> steps = new ArrayList<>();
+  private final StepLog steps = new StepLog(log);
   private String error;
   private Instant startedAt;
   private Duration maxTestDuration;
@@ -67,6 +67,7 @@ final class TestFailover {
 
   FailoverStatus run(String vm, FailoverInput input, Instant startedAt) {
     this.vm = vm;
+    steps.about(vm);
     this.startedAt = startedAt;
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.VM_NAME.valueSet(vm));
     setState(FailoverState.VALIDATING);
@@ -93,7 +94,7 @@ final class TestFailover {
     maxTestDuration = maxTestDuration(input.maxTestDuration(), policies.resolvePolicy(POLICY));
     ReplicaPoint replica = agents.replicaPoint(plan.targetSite(), vm);
     point = RecoveryPointChoice.pointOf(RecoveryPointChoice.resolve(choice, replica), replica);
-    step("TEST failover of " + vm + " on " + plan.targetSite() + " at " + describe(point)
+    steps.add("TEST failover of " + vm + " on " + plan.targetSite() + " at " + describe(point)
         + " (asked for " + choice + "); replication from " + plan.sourceSite()
         + " carries on meanwhile");
   }
@@ -150,10 +151,10 @@ final class TestFailover {
         return;
       }
       TestCleanup c = agents.deleteTestVm(plan.targetSite(), vm);
-      step("creation failed; the half-made " + found.testVm() + " was deleted"
+      steps.add("creation failed; the half-made " + found.testVm() + " was deleted"
           + (c.remaining().isEmpty() ? "" : ", except " + c.remaining()));
     } catch (ActivityFailure f) {
-      step("creation failed, and removing what it may have left failed too ("
+      steps.add("creation failed, and removing what it may have left failed too ("
           + reason(f) + "); check for " + vm + "-test on " + plan.targetSite());
     }
   }
@@ -163,7 +164,7 @@ final class TestFailover {
     MemberListener.tellParent(new MemberState(vm, Workflow.getInfo().getWorkflowId(),
         FailoverState.TESTING.name(), point.id(), point.time()));
     cleanupDueAt = now().plus(maxTestDuration);
-    step("test VM " + testVm.testVm() + " runs on " + plan.targetSite() + " at " + point.id()
+    steps.add("test VM " + testVm.testVm() + " runs on " + plan.targetSite() + " at " + point.id()
         + ", writable: " + testVm.exports() + "; its writes go to scratch space, never to the "
         + "replica. It cleans itself up at " + cleanupDueAt + " (maxTestDuration "
         + iso(maxTestDuration) + ") unless 'cleanup' comes first");
@@ -172,12 +173,12 @@ final class TestFailover {
       signalled = Workflow.await(maxTestDuration, () -> cleanupRequest != null);
     } catch (CanceledFailure c) {
       cleanedUpBy = "cancellation of the workflow";
-      step("the workflow was cancelled: the test VM goes with it");
+      steps.add("the workflow was cancelled: the test VM goes with it");
       Workflow.newDetachedCancellationScope(this::cleanUpOnce).run();
       throw c;
     }
     cleanedUpBy = signalled ? "the 'cleanup' signal" : "maxTestDuration " + iso(maxTestDuration);
-    step("cleanup by " + cleanedUpBy + (notes() == null ? "" : ": " + notes()));
+    steps.add("cleanup by " + cleanedUpBy + (notes() == null ? "" : ": " + notes()));
   }
 
   /** Only an empty {@code remaining} is clean; until then it retries, and says what is left. */
@@ -193,11 +194,11 @@ final class TestFailover {
       }
       failures++;
       if (failures < CLEANUP_ATTEMPTS) {
-        step(left + "; not clean yet, trying again in " + CLEANUP_RETRY.toMinutes()
+        steps.add(left + "; not clean yet, trying again in " + CLEANUP_RETRY.toMinutes()
             + " min (attempt " + failures + " of " + CLEANUP_ATTEMPTS + ")");
         Workflow.await(CLEANUP_RETRY, () -> cleanupAgain);
       } else {
-        step(left + "; not clean after " + failures + " attempts: remove it on "
+        steps.add(left + "; not clean after " + failures + " attempts: remove it on "
             + plan.targetSite() + ", then send 'cleanup' to try again");
         Workflow.await(() -> cleanupAgain);
         failures = 0;
@@ -217,7 +218,7 @@ final class TestFailover {
     }
     error = left + "; the workflow was cancelled, so nobody retries: remove it on "
         + plan.targetSite();
-    step(error);
+    steps.add(error);
     setState(FailoverState.FAILED);
   }
 
@@ -233,7 +234,7 @@ final class TestFailover {
     if (!remaining.isEmpty()) {
       return "cleanup of " + c.testVm() + " left " + remaining;
     }
-    step(c.existed() ? c.testVm() + " and its scratch data deleted; nothing of it remains "
+    steps.add(c.existed() ? c.testVm() + " and its scratch data deleted; nothing of it remains "
         + "(export, files, inventory entry)" : c.testVm() + " was already gone");
     return null;
   }
@@ -274,10 +275,6 @@ final class TestFailover {
         "TEST_FAILOVER_" + next.name()));
   }
 
-  private void step(String what) {
-    steps.add(now() + " " + what);
-    log.info("{}: {}", vm, what);
-  }
 
   FailoverStatus status() {
     TestVmStatus test = new TestVmStatus(testVm == null ? null : testVm.testVm(),
@@ -285,6 +282,6 @@ final class TestFailover {
         maxTestDuration, cleanupDueAt, cleanedUpBy, notes(), remaining);
     return new FailoverStatus(vm, FailoverType.TEST, state,
         plan == null ? null : plan.sourceSite(), plan == null ? null : plan.targetSite(), point,
-        List.copyOf(steps), error, startedAt, null, null, test, List.of(), null);
+        steps.list(), error, startedAt, null, null, test, List.of(), null);
   }
 }

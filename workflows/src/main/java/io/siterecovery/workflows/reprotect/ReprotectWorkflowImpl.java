@@ -17,6 +17,7 @@ import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.activities.ProtectionPlan.DiskInfo;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.common.StepLog;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.siterecovery.workflows.protection.Progress;
 import io.siterecovery.workflows.protection.ProtectVmInput;
@@ -28,8 +29,6 @@ import io.temporal.workflow.Async;
 import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Workflow;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.List;
 import org.slf4j.Logger;
 
 /**
@@ -58,7 +57,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
   private long bytesSent;
   private Salvaged salvaged;
   private Progress progress;
-  private final List<String> steps = new ArrayList<>();
+  private final StepLog steps = new StepLog(log);
   private String error;
   private Instant startedAt;
   /** The policy's transfer settings (compression, bandwidth) for every byte sent back. */
@@ -69,6 +68,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
     startedAt = Instant.ofEpochMilli(Workflow.currentTimeMillis());
     Inputs.requireInput(input, "{\"vm\":\"web01\"}");
     vm = Inputs.requireName("vm", input.vm());
+    steps.about(vm);
     String policy = input.policy() == null ? "default" : Inputs.requireName("policy",
         input.policy());
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.VM_NAME.valueSet(vm));
@@ -82,14 +82,14 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
       Workflow.upsertTypedSearchAttributes(
           SearchAttributeKeys.SOURCE_SITE.valueSet(plan.activeSite()),
           SearchAttributeKeys.TARGET_SITE.valueSet(plan.oldSite()));
-      step("reverse replication of " + vm + " from " + plan.activeSite() + " (active) to "
+      steps.add("reverse replication of " + vm + " from " + plan.activeSite() + " (active) to "
           + plan.oldSite() + "; the copy there is " + plan.oldCopy());
       prepareOldSite(plan, Boolean.TRUE.equals(input.shutDownOldSource()));
       agents.enableReplication(reverse);
       switch (mode) {
         case CHANGED_RANGES -> sendChanges();
         case CHECKSUM_RESYNC -> resync();
-        case FULL_COPY -> step("the old site has no disks for " + vm + ": protect-" + vm
+        case FULL_COPY -> steps.add("the old site has no disks for " + vm + ": protect-" + vm
             + " copies them in full (initial replication)");
       }
       if (mode != ReverseMode.FULL_COPY) {
@@ -120,20 +120,20 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
       }
       setState(ReprotectState.SHUTTING_DOWN_OLD_SOURCE);
       agents.powerOff(plan.oldSite(), vm);
-      step("the old copy on " + plan.oldSite() + " was running: shut down as asked");
+      steps.add("the old copy on " + plan.oldSite() + " was running: shut down as asked");
     }
     setState(ReprotectState.PREPARING_OLD_SITE);
     ReverseOutcome outcome = agents.reverseOldSource(plan.oldSite(), vm, plan.activeSite());
     salvaged = outcome.salvaged();
     if (salvaged != null) {
-      step("SALVAGED: the old copy held " + salvaged.bytes() + " bytes in " + salvaged.rangeCount()
+      steps.add("SALVAGED: the old copy held " + salvaged.bytes() + " bytes in " + salvaged.rangeCount()
           + " ranges that never reached the replica (written " + salvaged.firstWrite() + " .. "
           + salvaged.lastWrite() + "); kept on " + salvaged.site() + " as " + salvaged.id()
           + " (" + salvaged.path() + ") until you delete them");
     }
     mode = outcome.resyncReason() == null ? ReverseMode.CHANGED_RANGES
         : ReverseMode.CHECKSUM_RESYNC;
-    step("the old copy on " + plan.oldSite() + " is now the replica of " + plan.activeSite()
+    steps.add("the old copy on " + plan.oldSite() + " is now the replica of " + plan.activeSite()
         + (outcome.resyncReason() == null ? "; its disks equal the failover point"
             : "; its disks are compared block by block: " + outcome.resyncReason()));
   }
@@ -146,7 +146,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
       ranges += r.ranges();
       bytesSent += r.bytesSent();
     }
-    step("sent the " + ranges + " ranges changed since the failover: " + bytesSent + " bytes of "
+    steps.add("sent the " + ranges + " ranges changed since the failover: " + bytesSent + " bytes of "
         + bytesChanged + " changed");
   }
 
@@ -163,7 +163,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
       bytesSent += r.bytesSent();
     }
     agents.completeResync(reverse);
-    step("checksum resync at generation " + generation + ": " + differing + " of " + compared
+    steps.add("checksum resync at generation " + generation + ": " + differing + " of " + compared
         + " blocks differed, " + bytesSent + " bytes sent");
   }
 
@@ -174,7 +174,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
         transfer));
     bytesSent += last.bytesShipped();
     agents.completeInitialReplication(reverse);
-    step("logs since then shipped (" + last.logsShipped() + " logs, " + last.bytesShipped()
+    steps.add("logs since then shipped (" + last.logsShipped() + " logs, " + last.bytesShipped()
         + " bytes): the replica on " + reverse.targetSite() + " equals " + vm + " at "
         + "rp-" + last.appliedGeneration() + "; " + bytesSent + " bytes sent in all");
   }
@@ -189,7 +189,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
             .build());
     Async.function(protection::protect, new ProtectVmInput(vm, policy));
     Workflow.getWorkflowExecution(protection).get();
-    step(ProtectVmWorkflow.workflowId(vm) + " started: " + vm + " is protected from "
+    steps.add(ProtectVmWorkflow.workflowId(vm) + " started: " + vm + " is protected from "
         + reverse.sourceSite() + " to " + reverse.targetSite() + " with policy " + policy);
   }
 
@@ -199,10 +199,6 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
         "REPROTECT_" + next.name()));
   }
 
-  private void step(String what) {
-    steps.add(Instant.ofEpochMilli(Workflow.currentTimeMillis()) + " " + what);
-    log.info("{}: {}", vm, what);
-  }
 
   @Override
   public void copyProgress(CopyProgress p) {
@@ -216,7 +212,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
   public ReprotectStatus status() {
     return new ReprotectStatus(vm, state, reverse == null ? null : reverse.sourceSite(),
         reverse == null ? null : reverse.targetSite(), mode, bytesChanged, bytesSent, salvaged,
-        state == ReprotectState.RESYNCING ? progress : null, List.copyOf(steps), error,
+        state == ReprotectState.RESYNCING ? progress : null, steps.list(), error,
         startedAt);
   }
 }
