@@ -2,6 +2,8 @@ package io.siterecovery.workers.cli;
 
 import io.siterecovery.workflows.Registration;
 import io.siterecovery.workflows.common.OperatorRequest;
+import io.siterecovery.agent.vm.VmRecord;
+import io.siterecovery.workflows.failback.FailbackStatus;
 import io.siterecovery.workflows.failback.FailbackWorkflow;
 import io.siterecovery.workflows.failover.CleanupRequest;
 import io.siterecovery.workflows.failover.CommitPolicy;
@@ -10,6 +12,7 @@ import io.siterecovery.workflows.failover.FailoverStatus;
 import io.siterecovery.workflows.failover.FailoverType;
 import io.siterecovery.workflows.failover.FailoverWorkflow;
 import io.siterecovery.workflows.protection.PolicyChange;
+import io.siterecovery.workflows.reprotect.ReprotectStatus;
 import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
 import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
@@ -17,11 +20,18 @@ import io.siterecovery.workflows.protection.ProtectionStatus;
 import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.siterecovery.workers.dev.WorkerRunner;
 import io.temporal.client.WorkflowClient;
+import io.temporal.client.WorkflowNotFoundException;
 import io.temporal.client.WorkflowOptions;
 import io.temporal.client.WorkflowStub;
 import io.temporal.serviceclient.WorkflowServiceStubs;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.function.Function;
+import java.util.function.Supplier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -41,6 +51,31 @@ final class OperatorCommands {
     }
   }
 
+  /** The workflow's {@code status} query, on its latest run (ProtectVm continues as new). */
+  static <T> T query(WorkflowClient client, String workflowId, Class<T> type) {
+    return client.newUntypedWorkflowStub(workflowId).query("status", type);
+  }
+
+  /**
+   * After a verb started {@code workflowId}: says so ({@code text}, or the JSON of it), or with
+   * {@code --watch} draws its status until it gets where the verb is for; the result then is the
+   * last status, exit 1 if it will not get there.
+   */
+  static int started(WorkflowClient client, OutputOptions output, boolean watch,
+      String workflowId, String text, Supplier<Watch.Poll> poll) {
+    if (!watch) {
+      output.print(new OutputOptions.Sent(workflowId, "started", null), () -> text);
+      return 0;
+    }
+    output.remarks().println(text);
+    Watch.Poll last = Watch.until(client, workflowId, poll,
+        WatchRenderer.forConsole(output.remarks()));
+    if (output.json()) {
+      System.out.println(OutputOptions.toJson(last.status()));
+    }
+    return Watch.exitCode(last);
+  }
+
   static WorkflowOptions options(String workflowId) {
     return WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE)
         .setWorkflowId(workflowId).build();
@@ -54,68 +89,127 @@ final class OperatorCommands {
     @Option(names = "--policy", description = "replication policy (default: default)")
     String policy;
 
+    @Option(names = "--watch", description = "show progress and steps until it is PROTECTED")
+    boolean watch;
+
     @Mixin
     TemporalOptions options;
+
+    @Mixin
+    OutputOptions output;
 
     @Override
     public Integer call() {
       return withClient(options, client -> {
-        ProtectVmWorkflow wf = client.newWorkflowStub(ProtectVmWorkflow.class,
-            options(ProtectVmWorkflow.workflowId(vm)));
+        String id = ProtectVmWorkflow.workflowId(vm);
+        ProtectVmWorkflow wf = client.newWorkflowStub(ProtectVmWorkflow.class, options(id));
         WorkflowClient.start(wf::protect, new ProtectVmInput(vm, policy));
-        System.out.printf("started %s; watch it with: ./site-recovery status %s%n",
-            ProtectVmWorkflow.workflowId(vm), vm);
-        return 0;
+        return started(client, output, watch, id, String.format("started %s; watch it with: "
+            + "./site-recovery status %s", id, vm), () -> {
+              ProtectionStatus s = query(client, id, ProtectionStatus.class);
+              return new Watch.Poll(s, Watch.protect(s));
+            });
       });
     }
   }
 
-  @Command(name = "status", description = "Query the status of a VM's protection and failover.")
+  @Command(name = "status", description = "Without a VM: a table of every VM on every site "
+      + "(state, health, RPO, latest point, next cycle). With one: its protection and failovers.")
   static final class Status implements Callable<Integer> {
-    @Parameters(index = "0", description = "VM name")
+    @Parameters(index = "0", arity = "0..1", description = "VM name (default: every VM)")
     String vm;
 
     @Mixin
     TemporalOptions options;
 
+    @Mixin
+    OutputOptions output;
+
+    /** The JSON of one VM: each workflow's status, null where it never ran. */
+    record VmReport(String vm, ProtectionStatus protection, FailoverStatus testFailover,
+        FailoverStatus failover, ReprotectStatus reprotect, FailbackStatus failback) {}
+
     @Override
     public Integer call() {
+      return vm == null ? table() : one();
+    }
+
+    private int one() {
       return withClient(options, client -> {
-        boolean any = false;
+        String noProtection = null;
+        ProtectionStatus protection = null;
         try {
-          ProtectionStatus s = client.newWorkflowStub(ProtectVmWorkflow.class,
-              ProtectVmWorkflow.workflowId(vm)).status();
-          System.out.println(StatusText.of(s));
-          any = true;
+          protection = query(client, ProtectVmWorkflow.workflowId(vm), ProtectionStatus.class);
         } catch (RuntimeException e) {
-          System.out.println("protection: none (" + rootMessage(e) + ")");
+          noProtection = rootMessage(e);
         }
-        for (String id : java.util.List.of(FailoverWorkflow.testWorkflowId(vm),
-            FailoverWorkflow.workflowId(vm))) {
-          try {
-            FailoverStatus f = client.newWorkflowStub(FailoverWorkflow.class, id).status();
-            System.out.println(StatusText.of(f));
-            any = true;
-          } catch (RuntimeException e) {
-            // no such failover has run for this VM: nothing to show
+        VmReport r = new VmReport(vm, protection,
+            ifRan(client, FailoverWorkflow.testWorkflowId(vm), FailoverStatus.class),
+            ifRan(client, FailoverWorkflow.workflowId(vm), FailoverStatus.class),
+            ifRan(client, ReprotectWorkflow.workflowId(vm), ReprotectStatus.class),
+            ifRan(client, FailbackWorkflow.workflowId(vm), FailbackStatus.class));
+        String none = noProtection;
+        output.print(r, () -> {
+          java.util.List<String> parts = new java.util.ArrayList<>();
+          parts.add(r.protection() != null ? StatusText.of(r.protection())
+              : "protection: none (" + none + ")");
+          java.util.stream.Stream.of(r.testFailover(), r.failover()).filter(f -> f != null)
+              .forEach(f -> parts.add(StatusText.of(f)));
+          if (r.reprotect() != null) {
+            parts.add(StatusText.of(r.reprotect()));
           }
-        }
-        try {
-          System.out.println(StatusText.of(client.newWorkflowStub(ReprotectWorkflow.class,
-              ReprotectWorkflow.workflowId(vm)).status()));
-          any = true;
-        } catch (RuntimeException e) {
-          // never reprotected
-        }
-        try {
-          System.out.println(StatusText.of(client.newWorkflowStub(FailbackWorkflow.class,
-              FailbackWorkflow.workflowId(vm)).status()));
-          any = true;
-        } catch (RuntimeException e) {
-          // never failed back
-        }
+          if (r.failback() != null) {
+            parts.add(StatusText.of(r.failback()));
+          }
+          return String.join("\n", parts);
+        });
+        boolean any = protection != null || r.testFailover() != null || r.failover() != null
+            || r.reprotect() != null || r.failback() != null;
         return any ? 0 : 1;
       });
+    }
+
+    /** A workflow's status, or null if it never ran for this VM. */
+    private static <T> T ifRan(WorkflowClient client, String workflowId, Class<T> type) {
+      try {
+        return query(client, workflowId, type);
+      } catch (RuntimeException e) {
+        return null;
+      }
+    }
+
+    private int table() {
+      SiteRecoveryConfig config = options.resolve();
+      Map<String, List<VmRecord>> inventories = new LinkedHashMap<>();
+      Map<String, String> unreachable = new LinkedHashMap<>();
+      for (String site : config.sites().keySet()) {
+        try {
+          inventories.put(site, VmCommand.agent(config, site).listVms());
+        } catch (RuntimeException e) {
+          unreachable.put(site, rootMessage(e));
+        }
+      }
+      List<StatusTable.Row> rows = withClient(options, client -> {
+        List<StatusTable.Row> all = new ArrayList<>();
+        StatusTable.runningSites(inventories).forEach((name, site) -> {
+          try {
+            all.add(StatusTable.Row.of(query(client, ProtectVmWorkflow.workflowId(name),
+                ProtectionStatus.class)));
+          } catch (WorkflowNotFoundException e) {
+            all.add(StatusTable.Row.unprotected(name, site));
+          } catch (RuntimeException e) {
+            all.add(StatusTable.Row.unreadable(name, site, rootMessage(e)));
+          }
+        });
+        return all;
+      });
+      StatusTable.Report report = new StatusTable.Report(rows, unreachable);
+      output.print(report, () -> StatusTable.text(report, Instant.now()));
+      boolean complete = unreachable.isEmpty() && rows.stream().allMatch(r -> r.error() == null);
+      if (!complete && output.json()) {
+        System.err.println("error: not every VM could be read; see unreachableSites and error");
+      }
+      return complete ? 0 : 1;
     }
   }
 
@@ -145,8 +239,15 @@ final class OperatorCommands {
         + "long AWAITING_COMMIT waits for a signal before --auto applies")
     java.time.Duration autoAfter;
 
+    @Option(names = "--watch", description = "show the steps until it awaits commit (TEST: "
+        + "until it is TESTING), or its end")
+    boolean watch;
+
     @Mixin
     TemporalOptions options;
+
+    @Mixin
+    OutputOptions output;
 
     @Override
     public Integer call() {
@@ -162,16 +263,21 @@ final class OperatorCommands {
       }
       CommitPolicy policy = autoAction == null ? null : new CommitPolicy(autoAction, autoAfter);
       return withClient(options, client -> {
-        FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class,
-            options(FailoverWorkflow.workflowId(vm)));
+        String id = FailoverWorkflow.workflowId(vm);
+        FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class, options(id));
         WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint, policy,
             null));
-        System.out.printf("started %s; when it is AWAITING_COMMIT: ./site-recovery commit %s "
-            + "(or cancel)%s%n", FailoverWorkflow.workflowId(vm), vm, policy == null ? ""
-                : "; without either, it will " + autoAction.name().toLowerCase()
-                    + " by itself " + autoAfter + " after that");
-        return 0;
+        return started(client, output, watch, id, String.format("started %s; when it is "
+            + "AWAITING_COMMIT: ./site-recovery commit %s (or cancel)%s", id, vm,
+            policy == null ? "" : "; without either, it will "
+                + autoAction.name().toLowerCase() + " by itself " + autoAfter + " after that"),
+            () -> poll(client, id));
       });
+    }
+
+    static Watch.Poll poll(WorkflowClient client, String id) {
+      FailoverStatus f = query(client, id, FailoverStatus.class);
+      return new Watch.Poll(f, Watch.failover(f, Instant.now()));
     }
 
     private int startTest() {
@@ -184,11 +290,11 @@ final class OperatorCommands {
         FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class, options(id));
         WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint, null,
             maxTestDuration));
-        System.out.printf("started %s: %s-test on the replica site, at %s, while replication "
-            + "carries on; when it is TESTING, ./site-recovery status %s shows its NBD exports. "
-            + "End it with: ./site-recovery cleanup %s --notes \"what you checked\"%n", id, vm,
-            recoveryPoint, vm, vm);
-        return 0;
+        return started(client, output, watch, id, String.format("started %s: %s-test on the "
+            + "replica site, at %s, while replication carries on; when it is TESTING, "
+            + "./site-recovery status %s shows its NBD exports. End it with: ./site-recovery "
+            + "cleanup %s --notes \"what you checked\"", id, vm, recoveryPoint, vm, vm),
+            () -> poll(client, id));
       });
     }
   }
@@ -205,13 +311,17 @@ final class OperatorCommands {
     @Mixin
     TemporalOptions options;
 
+    @Mixin
+    OutputOptions output;
+
     @Override
     public Integer call() {
       return withClient(options, client -> {
         String id = FailoverWorkflow.testWorkflowId(vm);
         client.newUntypedWorkflowStub(id).signal("cleanup", new CleanupRequest(notes));
-        System.out.printf("sent 'cleanup' to %s; it reports CLEANED_UP once nothing of %s-test "
-            + "remains: ./site-recovery status %s%n", id, vm, vm);
+        output.print(new OutputOptions.Sent(id, "signal cleanup", notes), () -> String.format(
+            "sent 'cleanup' to %s; it reports CLEANED_UP once nothing of %s-test remains: "
+                + "./site-recovery status %s", id, vm, vm));
         return 0;
       });
     }
@@ -225,9 +335,12 @@ final class OperatorCommands {
     @Mixin
     TemporalOptions options;
 
+    @Mixin
+    OutputOptions output;
+
     @Override
     public Integer call() {
-      return signal(options, FailoverWorkflow.workflowId(vm), "commit");
+      return signal(options, output, FailoverWorkflow.workflowId(vm), "commit");
     }
   }
 
@@ -239,9 +352,12 @@ final class OperatorCommands {
     @Mixin
     TemporalOptions options;
 
+    @Mixin
+    OutputOptions output;
+
     @Override
     public Integer call() {
-      return signal(options, FailoverWorkflow.workflowId(vm), "cancel");
+      return signal(options, output, FailoverWorkflow.workflowId(vm), "cancel");
     }
   }
 
@@ -257,12 +373,16 @@ final class OperatorCommands {
     @Mixin
     TemporalOptions options;
 
+    @Mixin
+    OutputOptions output;
+
     @Override
     public Integer call() {
       return withClient(options, client -> {
-        client.newUntypedWorkflowStub(ProtectVmWorkflow.workflowId(vm))
-            .signal("setPolicy", new PolicyChange(policy));
-        System.out.printf("sent setPolicy %s to %s%n", policy, ProtectVmWorkflow.workflowId(vm));
+        String id = ProtectVmWorkflow.workflowId(vm);
+        client.newUntypedWorkflowStub(id).signal("setPolicy", new PolicyChange(policy));
+        output.print(new OutputOptions.Sent(id, "signal setPolicy", policy),
+            () -> String.format("sent setPolicy %s to %s", policy, id));
         return 0;
       });
     }
@@ -279,21 +399,26 @@ final class OperatorCommands {
     @Mixin
     TemporalOptions options;
 
+    @Mixin
+    OutputOptions output;
+
     @Override
     public Integer call() {
       if (!java.util.Set.of("pause", "resume", "resync", "disable").contains(name)) {
         throw new IllegalArgumentException("unknown signal '" + name
             + "': pause, resume, resync or disable");
       }
-      return signal(options, ProtectVmWorkflow.workflowId(vm), name);
+      return signal(options, output, ProtectVmWorkflow.workflowId(vm), name);
     }
   }
 
-  static int signal(TemporalOptions options, String workflowId, String signal) {
+  static int signal(TemporalOptions options, OutputOptions output, String workflowId,
+      String signal) {
     return withClient(options, client -> {
       WorkflowStub stub = client.newUntypedWorkflowStub(workflowId);
       stub.signal(signal, new OperatorRequest("from site-recovery CLI"));
-      System.out.printf("sent '%s' to %s%n", signal, workflowId);
+      output.print(new OutputOptions.Sent(workflowId, "signal " + signal, null),
+          () -> String.format("sent '%s' to %s", signal, workflowId));
       return 0;
     });
   }

@@ -1,6 +1,8 @@
 package io.siterecovery.workers.cli;
 
 import static io.siterecovery.workers.cli.OperatorCommands.options;
+import static io.siterecovery.workers.cli.OperatorCommands.query;
+import static io.siterecovery.workers.cli.OperatorCommands.started;
 import static io.siterecovery.workers.cli.OperatorCommands.withClient;
 
 import io.siterecovery.workflows.common.OperatorRequest;
@@ -14,6 +16,7 @@ import io.siterecovery.workflows.plan.RecoveryPlanWorkflow;
 import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowStub;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -45,8 +48,15 @@ final class PlanCommand {
     @Option(names = "--after", description = "ISO-8601 duration for --auto, e.g. PT1H")
     Duration after;
 
+    @Option(names = "--watch", description = "show progress and steps until the plan ends or "
+        + "waits for an approval, a commit or a cleanup")
+    boolean watch;
+
     @Mixin
     TemporalOptions options;
+
+    @Mixin
+    OutputOptions output;
 
     @Override
     public Integer call() {
@@ -55,9 +65,11 @@ final class PlanCommand {
         RecoveryPlanWorkflow wf = client.newWorkflowStub(RecoveryPlanWorkflow.class, options(id));
         WorkflowClient.start(wf::run, new RecoveryPlanInput(plan, operation, point,
             auto == null ? null : new CommitPolicy(auto, after)));
-        System.out.printf("started %s (%s); watch it with: ./site-recovery plan status %s%n", id,
-            operation, plan);
-        return 0;
+        return started(client, output, watch, id, String.format("started %s (%s); watch it "
+            + "with: ./site-recovery plan status %s", id, operation, plan), () -> {
+              PlanStatus s = query(client, id, PlanStatus.class);
+              return new Watch.Poll(s, Watch.plan(s, Instant.now()));
+            });
       });
     }
   }
@@ -78,6 +90,9 @@ final class PlanCommand {
     @Mixin
     TemporalOptions options;
 
+    @Mixin
+    OutputOptions output;
+
     @Override
     public Integer call() {
       return withClient(options, client -> {
@@ -85,7 +100,7 @@ final class PlanCommand {
         RecoveryPlanWorkflow wf = client.newWorkflowStub(RecoveryPlanWorkflow.class, options(id));
         PlanStatus s = wf.run(new RecoveryPlanInput(plan, PlanOperation.VALIDATE, null,
             auto == null ? null : new CommitPolicy(auto, after)));
-        System.out.println(PlanReport.validation(s));
+        output.print(s, () -> PlanReport.validation(s));
         return s.failures().isEmpty() ? 0 : 1;
       });
     }
@@ -99,12 +114,15 @@ final class PlanCommand {
     @Mixin
     TemporalOptions options;
 
+    @Mixin
+    OutputOptions output;
+
     @Override
     public Integer call() {
       return withClient(options, client -> {
-        System.out.println(PlanReport.markdown(PlanReport.asOf(client.newWorkflowStub(
-            RecoveryPlanWorkflow.class, RecoveryPlanWorkflow.workflowId(plan)).status(),
-            java.time.Instant.now())));
+        PlanStatus s = PlanReport.asOf(query(client, RecoveryPlanWorkflow.workflowId(plan),
+            PlanStatus.class), Instant.now());
+        output.print(s, () -> PlanReport.markdown(s));
         return 0;
       });
     }
@@ -124,12 +142,16 @@ final class PlanCommand {
     @Mixin
     TemporalOptions options;
 
+    @Mixin
+    OutputOptions output;
+
     @Override
     public Integer call() {
       return withClient(options, client -> {
-        client.newUntypedWorkflowStub(RecoveryPlanWorkflow.workflowId(plan))
-            .signal("approve", new Approval(step, by));
-        System.out.printf("sent 'approve' of \"%s\" by %s to plan-%s%n", step, by, plan);
+        String id = RecoveryPlanWorkflow.workflowId(plan);
+        client.newUntypedWorkflowStub(id).signal("approve", new Approval(step, by));
+        output.print(new OutputOptions.Sent(id, "signal approve", step + " by " + by),
+            () -> String.format("sent 'approve' of \"%s\" by %s to %s", step, by, id));
         return 0;
       });
     }
@@ -150,6 +172,9 @@ final class PlanCommand {
     @Mixin
     TemporalOptions options;
 
+    @Mixin
+    OutputOptions output;
+
     @Override
     public Integer call() {
       if (!java.util.List.of("commit", "cancel", "cleanup").contains(signal)) {
@@ -159,7 +184,8 @@ final class PlanCommand {
         WorkflowStub stub = client.newUntypedWorkflowStub(RecoveryPlanWorkflow.workflowId(plan));
         stub.signal(signal, signal.equals("cleanup") ? new CleanupRequest(notes)
             : new OperatorRequest("from site-recovery CLI"));
-        System.out.printf("sent '%s' to plan-%s%n", signal, plan);
+        output.print(new OutputOptions.Sent(RecoveryPlanWorkflow.workflowId(plan),
+            "signal " + signal, notes), () -> String.format("sent '%s' to plan-%s", signal, plan));
         return 0;
       });
     }

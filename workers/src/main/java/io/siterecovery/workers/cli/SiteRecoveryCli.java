@@ -20,7 +20,7 @@ import picocli.CommandLine.Command;
         OperatorCommands.SetPolicy.class, LifecycleCommands.ChangePoint.class,
         LifecycleCommands.Reprotect.class, LifecycleCommands.Failback.class,
         LifecycleCommands.Salvage.class, PlanCommand.class, BenchCommand.class,
-        CertsCommand.class, ChaosCommand.class})
+        CertsCommand.class, ChaosCommand.class, CompletionCommand.class})
 public final class SiteRecoveryCli {
   /** Accepted anywhere on the command line: logs on the terminal too, not only in the file. */
   static final String VERBOSE = "--verbose";
@@ -36,10 +36,15 @@ public final class SiteRecoveryCli {
         logback.detachAppender("OUT");
       }
     }
-    System.exit(new CommandLine(new SiteRecoveryCli())
+    System.exit(commandLine().execute(rest.toArray(String[]::new)));
+  }
+
+  /** The command line as main runs it: a verb's failure is one line on stderr and exit 2. */
+  static CommandLine commandLine() {
+    return new CommandLine(new SiteRecoveryCli())
         .setExecutionExceptionHandler((e, cmd, parsed) -> {
           cmd.getErr().println("error: " + (e.getMessage() != null ? e.getMessage() : e));
           return 2;
-        }).execute(rest.toArray(String[]::new)));
+        });
   }
 }

@@ -8,7 +8,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.workers.config.SiteRecoveryConfig;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.Collectors;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -42,14 +44,20 @@ final class VmCommand {
     @Mixin
     TemporalOptions options;
 
+    @Mixin
+    OutputOptions output;
+
     @Override
     public Integer call() {
       SiteRecoveryConfig config = options.resolve();
       VmRecord vm = agent(config, site).createVm(name, disks.stream().map(Sizes::parse).toList());
       String nbd = site.equals("primary") ? "10809" : "10810";
-      System.out.printf("created %s on %s:%n", vm.name(), site);
-      vm.disks().forEach(d -> System.out.printf("  %s  %s  nbd://127.0.0.1:%s/%s/%s%n", d.name(),
-          Sizes.format(d.sizeBytes()), nbd, vm.name(), d.name()));
+      output.print(new SiteVm(site, vm), () -> {
+        StringBuilder b = new StringBuilder(String.format("created %s on %s:", vm.name(), site));
+        vm.disks().forEach(d -> b.append(String.format("%n  %s  %s  nbd://127.0.0.1:%s/%s/%s",
+            d.name(), Sizes.format(d.sizeBytes()), nbd, vm.name(), d.name())));
+        return b.toString();
+      });
       return 0;
     }
   }
@@ -88,21 +96,28 @@ final class VmCommand {
     }
   }
 
+  /** A VM as one site's agent has it: the JSON of {@code vm list} and {@code vm create}. */
+  record SiteVm(String site, VmRecord vm) {}
+
   @Command(name = "list", description = "List VMs on every configured site.")
   static final class ListVms implements Callable<Integer> {
     @Mixin
     TemporalOptions options;
 
+    @Mixin
+    OutputOptions output;
+
     @Override
     public Integer call() {
       SiteRecoveryConfig config = options.resolve();
+      List<SiteVm> all = new ArrayList<>();
       for (String site : config.sites().keySet()) {
-        for (VmRecord vm : agent(config, site).listVms()) {
-          System.out.printf("%-10s %-16s %-12s %-8s %d disk(s)%s%n", site, vm.name(), vm.role(),
-              vm.power(), vm.disks().size(), vm.replica() != null
-                  ? "  replica at generation " + vm.replica().appliedGeneration() : "");
-        }
+        agent(config, site).listVms().forEach(vm -> all.add(new SiteVm(site, vm)));
       }
+      output.print(all, () -> all.stream().map(v -> String.format("%-10s %-16s %-12s %-8s %d "
+          + "disk(s)%s", v.site(), v.vm().name(), v.vm().role(), v.vm().power(),
+          v.vm().disks().size(), v.vm().replica() != null ? "  replica at generation "
+              + v.vm().replica().appliedGeneration() : "")).collect(Collectors.joining("\n")));
       return 0;
     }
   }

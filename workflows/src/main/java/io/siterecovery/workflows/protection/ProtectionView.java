@@ -443,6 +443,7 @@ final class ProtectionView {
     return new ProtectionStatus(vm, policy, state, a.health(), a.reasons(),
         plan == null ? null : plan.sourceSite(), plan == null ? null : plan.targetSite(),
         a.rpoSeconds(), latestPoint, points, progress, resyncPendingUntil, resyncReason,
-        List.copyOf(notes), deltaCycles, failedCycles, bytesShipped, lastCycleAt);
+        List.copyOf(notes), deltaCycles, failedCycles, bytesShipped, lastCycleAt,
+        tracksCycles() && state != ProtectionState.PAUSED ? nextCycleDueAt : null);
   }
 }
