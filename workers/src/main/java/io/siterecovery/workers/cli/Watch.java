@@ -3,6 +3,7 @@ package io.siterecovery.workers.cli;
 import io.siterecovery.workers.cli.WatchRenderer.Frame;
 import io.siterecovery.workers.cli.WatchRenderer.Outcome;
 import io.siterecovery.workers.dev.ProgressLine;
+import io.siterecovery.workflows.common.Health;
 import io.siterecovery.workflows.failback.FailbackStatus;
 import io.siterecovery.workflows.failover.FailoverState;
 import io.siterecovery.workflows.failover.FailoverStatus;
@@ -99,12 +100,14 @@ final class Watch {
             + s.latestRecoveryPoint().id() + ", RPO " + s.rpoSeconds() + " s";
     List<String> steps = new ArrayList<>(s.notes());
     s.healthReasons().forEach(r -> steps.add("! " + r));
-    return new Frame(s.state().name() + "  health " + s.health(), steps,
+    String health = s.health() == Health.NORMAL ? "" : "  health " + s.health();
+    return new Frame(s.state().name() + health, steps,
         fraction(s.progress(), s.state() == ProtectionState.PROTECTED), detail, outcome);
   }
 
   private static Double fraction(Progress p, boolean complete) {
-    return p != null ? ProgressLine.fraction(p) : complete ? 1.0 : null;
+    return p != null ? Double.valueOf(ProgressLine.fraction(p)) : complete ? Double.valueOf(1.0)
+        : null;
   }
 
   /** The states a failover of each type passes through to the one the operator acts on. */

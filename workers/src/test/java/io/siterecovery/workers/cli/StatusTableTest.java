@@ -1,0 +1,51 @@
+package io.siterecovery.workers.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.siterecovery.agent.vm.VmRecord;
+import io.siterecovery.workflows.common.Health;
+import io.siterecovery.workflows.protection.ProtectionState;
+import io.siterecovery.workflows.protection.ProtectionStatus;
+import io.siterecovery.workflows.protection.RecoveryPoint;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** {@code status} without a VM: every VM once, aligned, with times a person reads at a glance. */
+class StatusTableTest {
+  private static final Instant NOW = Instant.parse("2026-11-29T10:00:00Z");
+
+  private static VmRecord vm(String name, VmRecord.Role role) {
+    return new VmRecord(name, role, VmRecord.Power.RUNNING, List.of(), null, null, "primary");
+  }
+
+  @Test
+  void aReplicaIsListedWhereItsSourceRunsUnlessItIsAllThereIs() {
+    Map<String, String> sites = StatusTable.runningSites(new java.util.LinkedHashMap<>(Map.of(
+        "primary", List.of(vm("web01", VmRecord.Role.PRIMARY)),
+        "secondary", List.of(vm("web01", VmRecord.Role.REPLICA),
+            vm("db01", VmRecord.Role.FAILED_OVER), vm("orphan", VmRecord.Role.REPLICA)))));
+    assertThat(sites).containsExactly(Map.entry("db01", "secondary"),
+        Map.entry("orphan", "secondary"), Map.entry("web01", "primary"));
+  }
+
+  @Test
+  void oneAlignedLinePerVmWithRpoLatestPointAndNextCycle() {
+    RecoveryPoint rp = RecoveryPoint.of(7, NOW.minusSeconds(12), false);
+    ProtectionStatus web = new ProtectionStatus("web01", "default", ProtectionState.PROTECTED,
+        Health.WARNING, List.of(), "primary", "secondary", 12L, rp, List.of(rp), null, null, null,
+        List.of(), 3, 0, 0, NOW.minusSeconds(12), NOW.plusSeconds(18));
+    StatusTable.Report report = new StatusTable.Report(List.of(StatusTable.Row.of(web),
+        StatusTable.Row.unprotected("db01", "primary"),
+        StatusTable.Row.unreadable("app01", "secondary", "deadline exceeded")),
+        Map.of("tertiary", "connection refused"));
+    assertThat(StatusTable.text(report, NOW).lines().toList()).containsExactly(
+        "VM     SITE                STATE        HEALTH   RPO   LATEST POINT     NEXT CYCLE",
+        "web01  primary->secondary  PROTECTED    WARNING  12 s  rp-7 (12 s ago)  in 18 s",
+        "db01   primary             UNPROTECTED  -        -     -                -",
+        "app01  secondary           UNKNOWN      -        -     -                -",
+        "! app01: deadline exceeded",
+        "! site tertiary not listed: connection refused");
+  }
+}

@@ -1,0 +1,123 @@
+package io.siterecovery.workers.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.siterecovery.workers.cli.WatchRenderer.Frame;
+import io.siterecovery.workers.cli.WatchRenderer.Outcome;
+import io.siterecovery.workflows.common.Health;
+import io.siterecovery.workflows.failover.FailoverState;
+import io.siterecovery.workflows.failover.FailoverStatus;
+import io.siterecovery.workflows.failover.FailoverType;
+import io.siterecovery.workflows.protection.Progress;
+import io.siterecovery.workflows.protection.ProtectionState;
+import io.siterecovery.workflows.protection.ProtectionStatus;
+import io.siterecovery.workflows.protection.RecoveryPoint;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** {@code --watch} as drawn from a made-up run of polls, on a terminal and in a log. */
+class WatchRendererTest {
+  private static final long MIB = 1 << 20;
+  private static final Instant T = Instant.parse("2026-11-29T10:00:00Z");
+
+  private static ProtectionStatus protection(ProtectionState state, Progress progress,
+      List<String> notes) {
+    RecoveryPoint point = state == ProtectionState.PROTECTED ? RecoveryPoint.of(1, T, false)
+        : null;
+    return new ProtectionStatus("web01", "default", state, Health.NORMAL, List.of(), "primary",
+        "secondary", point == null ? null : 2L, point, point == null ? List.of()
+            : List.of(point), progress, null, null, notes, 0, 0, 0, null, null);
+  }
+
+  /** A protection from ENABLING to PROTECTED, one poll a second: seconds, status. */
+  private static List<ProtectionStatus> protectRun() {
+    List<String> notes = new ArrayList<>();
+    List<ProtectionStatus> run = new ArrayList<>();
+    run.add(protection(ProtectionState.ENABLING, null, List.copyOf(notes)));
+    for (int mib = 0; mib <= 64; mib += 8) {
+      run.add(protection(ProtectionState.INITIAL_REPLICATION, new Progress("initial copy",
+          "disk0", mib * MIB, 64 * MIB, 8e6, (64L - mib) / 8), List.copyOf(notes)));
+    }
+    notes.add(T + " initial copy done: 67108864 bytes read");
+    run.add(protection(ProtectionState.PROTECTED, null, List.copyOf(notes)));
+    return run;
+  }
+
+  private static String render(boolean terminal, List<Frame> frames) {
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    long[] clock = {0};
+    WatchRenderer r = new WatchRenderer(new PrintStream(bytes, true, StandardCharsets.UTF_8),
+        terminal, () -> clock[0], Duration.ofSeconds(5));
+    for (Frame f : frames) {
+      r.show(f);
+      clock[0] += Duration.ofSeconds(1).toNanos();
+    }
+    return bytes.toString(StandardCharsets.UTF_8);
+  }
+
+  @Test
+  void inALogEachStepIsOneLineAndProgressAtMostEveryFiveSeconds() {
+    List<Frame> frames = protectRun().stream().map(Watch::protect).toList();
+    assertThat(frames.get(frames.size() - 1).outcome()).isEqualTo(Outcome.REACHED);
+    assertThat(frames.subList(0, frames.size() - 1)).allMatch(f -> f.outcome() == null);
+
+    String log = render(false, frames);
+    assertThat(log).doesNotContain("\r", "\u001b", "[#");
+    List<String> lines = log.lines().toList();
+    assertThat(lines).containsSubsequence("state ENABLING",
+        "state INITIAL_REPLICATION",
+        "  initial copy disk0   0%  0 / 64 MiB  8 MB/s  ETA 8 s",
+        "  initial copy disk0  63%  40 / 64 MiB  8 MB/s  ETA 3 s",
+        "state PROTECTED",
+        "  " + T + " initial copy done: 67108864 bytes read",
+        "  latest point rp-1, RPO 2 s");
+    assertThat(lines).filteredOn(l -> l.contains("initial copy done")).hasSize(1);
+    assertThat(lines).filteredOn(l -> l.contains("MiB")).as("9 progress polls in 9 s")
+        .hasSize(2);
+  }
+
+  @Test
+  void onATerminalTheBarIsRedrawnInPlaceUnderTheSteps() {
+    String screen = render(true, protectRun().stream().map(Watch::protect).toList());
+    assertThat(screen).contains("\r\u001b[2K[" + "#".repeat(12) + ".".repeat(12)
+        + "] INITIAL_REPLICATION  initial copy disk0  50%  32 / 64 MiB  8 MB/s"
+        + "  ETA 4 s");
+    // Every poll redraws the bar; a step goes above it, printed once, and the last bar stays.
+    assertThat(screen.split("\u001b\\[2K", -1)).hasSize(11);
+    assertThat(screen.split("initial copy done", -1)).hasSize(2);
+    assertThat(screen).endsWith("[" + "#".repeat(24) + "] PROTECTED  latest "
+        + "point rp-1, RPO 2 s\n");
+    assertThat(screen).contains("\u001b[2Kstate PROTECTED\n  " + T
+        + " initial copy done");
+  }
+
+  @Test
+  void aFailoverIsWatchedUntilItAwaitsCommitWithEachStepOnce() {
+    List<String> steps = new ArrayList<>();
+    List<Frame> frames = new ArrayList<>();
+    for (FailoverState state : List.of(FailoverState.VALIDATING, FailoverState.VALIDATING,
+        FailoverState.SHUTTING_DOWN_SOURCE, FailoverState.SYNCHRONIZING,
+        FailoverState.STARTING_REPLICA, FailoverState.AWAITING_COMMIT)) {
+      steps.add(T + " " + state.name().toLowerCase().replace('_', ' '));
+      frames.add(Watch.failover(new FailoverStatus("web01", FailoverType.PLANNED, state,
+          "primary", "secondary", null, List.copyOf(steps), null, T, null, null, null,
+          List.of(), null), T.plusSeconds(frames.size())));
+    }
+    assertThat(frames.get(2).fraction()).isEqualTo(0.25);
+    assertThat(frames.get(2).detail()).isEqualTo("step 2 of 5, elapsed 2 s");
+    assertThat(frames.get(5).outcome()).isEqualTo(Outcome.REACHED);
+
+    String log = render(false, frames);
+    assertThat(log.lines().toList()).containsSubsequence("state VALIDATING",
+        "  " + T + " validating", "state SHUTTING_DOWN_SOURCE", "  " + T + " shutting down source",
+        "state AWAITING_COMMIT", "  " + T + " awaiting commit");
+    assertThat(log.split("validating", -1)).as("the step repeated in every poll, shown once")
+        .hasSize(2);
+  }
+}
