@@ -1,12 +1,24 @@
 package io.siterecovery.workers.cli;
 
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.Appender;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import org.slf4j.LoggerFactory;
 
-/** Runs the CLI in this process as main would, with what it prints to stdout and stderr. */
+/**
+ * Runs the CLI in this process as main would, with what it prints to stdout and stderr; as in
+ * main, logs (here also the embedded stack's) stay off stdout meanwhile.
+ */
 record CliRun(int exit, String out, String err) {
   static CliRun of(String... args) {
+    Logger root = (Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
+    Appender<ILoggingEvent> console = root.getAppender("OUT");
+    if (console != null) {
+      root.detachAppender(console);
+    }
     PrintStream out = System.out;
     PrintStream err = System.err;
     ByteArrayOutputStream outBytes = new ByteArrayOutputStream();
@@ -20,6 +32,9 @@ record CliRun(int exit, String out, String err) {
     } finally {
       System.setOut(out);
       System.setErr(err);
+      if (console != null) {
+        root.addAppender(console);
+      }
     }
   }
 }
