@@ -8,6 +8,11 @@ import io.siterecovery.workflows.common.Health;
 import io.siterecovery.workflows.failover.FailoverState;
 import io.siterecovery.workflows.failover.FailoverStatus;
 import io.siterecovery.workflows.failover.FailoverType;
+import io.siterecovery.workflows.plan.PlanOperation;
+import io.siterecovery.workflows.plan.PlanState;
+import io.siterecovery.workflows.plan.PlanStatus;
+import io.siterecovery.workflows.plan.PlanStatus.GroupStatus;
+import io.siterecovery.workflows.plan.PlanStatus.VmStatus;
 import io.siterecovery.workflows.protection.Progress;
 import io.siterecovery.workflows.protection.ProtectionState;
 import io.siterecovery.workflows.protection.ProtectionStatus;
@@ -119,5 +124,33 @@ class WatchRendererTest {
         "state AWAITING_COMMIT", "  " + T + " awaiting commit");
     assertThat(log.split("validating", -1)).as("the step repeated in every poll, shown once")
         .hasSize(2);
+  }
+
+  @Test
+  void aPlanIsWatchedUntilItWaitsForTheOperatorWithItsEtaAsOfNow() {
+    PlanStatus running = plan(PlanState.RUNNING, null, List.of(T + " group db started"));
+    Frame first = Watch.plan(running, T.plusSeconds(60));
+    assertThat(first.outcome()).isNull();
+    assertThat(first.fraction()).isEqualTo(0.5);
+    assertThat(first.detail()).isEqualTo("0 of 1 VM(s) ready, elapsed 60 s, ETA 60 s");
+
+    Frame waiting = Watch.plan(plan(PlanState.AWAITING_APPROVAL, "confirm DB",
+        List.of(T + " group db started", T + " waiting for approval of: confirm DB")),
+        T.plusSeconds(90));
+    assertThat(waiting.outcome()).isEqualTo(Outcome.REACHED);
+    assertThat(render(false, List.of(first, waiting)).lines().toList()).containsExactly(
+        "state RUNNING", "  " + T + " group db started", "  0 of 1 VM(s) ready, elapsed 60 s, "
+            + "ETA 60 s", "state AWAITING_APPROVAL", "  " + T + " waiting for approval of: "
+            + "confirm DB", "  0 of 1 VM(s) ready, elapsed 90 s, ETA 30 s, waiting for approval"
+            + " of: confirm DB");
+  }
+
+  /** A one-VM plan's run, its status last stamped at T+60 s with 60 s to go. */
+  private static PlanStatus plan(PlanState state, String awaiting, List<String> steps) {
+    return new PlanStatus("shop", PlanOperation.TEST_FAILOVER, state, awaiting, null, List.of(
+        new GroupStatus("db", "RUNNING", List.of(new VmStatus("db01", "test-failover-db01",
+            "CREATING_TEST_VM", null, null, null, T, null, null, 60L, 60L)), List.of(), T, null,
+            60L, 60L)), steps, List.of(), T, null, null, T.plusSeconds(60), 60L, 60L,
+        "run 1f2e", null);
   }
 }
