@@ -62,6 +62,9 @@ class ProtectVmWorkflowTest {
     assertThat(later.health()).isEqualTo(Health.NORMAL);
     assertThat(later.rpoSeconds()).isBetween(0L, 30L);
     assertThat(later.sourceSite()).isEqualTo("primary");
+    java.time.Instant now = java.time.Instant.ofEpochMilli(env.currentTimeMillis());
+    assertThat(later.nextCycleAt()).as("the next cycle, a period at most from now")
+        .isAfterOrEqualTo(now).isBeforeOrEqualTo(now.plusSeconds(30));
   }
 
   @Test
@@ -166,10 +169,12 @@ class ProtectVmWorkflowTest {
     WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == ProtectionState.PAUSED);
     env.sleep(Duration.ofMinutes(10));
     verify(agents, times(0)).replicateDelta(any());
+    assertThat(wf.status().nextCycleAt()).as("no cycle is due while paused").isNull();
 
     wf.disable(new OperatorRequest("decommissioned"));
     ProtectionStatus end = WorkflowStub.fromTyped(wf).getResult(ProtectionStatus.class);
     assertThat(end.state()).isEqualTo(ProtectionState.DISABLED);
+    assertThat(end.nextCycleAt()).isNull();
     verify(agents).disableReplication(PLAN);
   }
 
