@@ -29,9 +29,11 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.concurrent.Callable;
 import java.util.function.Function;
 import java.util.function.Supplier;
+import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -150,10 +152,10 @@ final class OperatorCommands {
             ifRan(client, FailbackWorkflow.workflowId(vm), FailbackStatus.class));
         String none = noProtection;
         output.print(r, () -> {
-          java.util.List<String> parts = new java.util.ArrayList<>();
+          List<String> parts = new ArrayList<>();
           parts.add(r.protection() != null ? StatusText.of(r.protection())
               : "protection: none (" + none + ")");
-          java.util.stream.Stream.of(r.testFailover(), r.failover()).filter(f -> f != null)
+          Stream.of(r.testFailover(), r.failover()).filter(Objects::nonNull)
               .forEach(f -> parts.add(StatusText.of(f)));
           if (r.reprotect() != null) {
             parts.add(StatusText.of(r.reprotect()));

@@ -5,6 +5,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.siterecovery.workers.cli.WatchRenderer.Frame;
 import io.siterecovery.workers.cli.WatchRenderer.Outcome;
 import io.siterecovery.workflows.common.Health;
+import io.siterecovery.workflows.failback.FailbackState;
+import io.siterecovery.workflows.failback.FailbackStatus;
 import io.siterecovery.workflows.failover.FailoverState;
 import io.siterecovery.workflows.failover.FailoverStatus;
 import io.siterecovery.workflows.failover.FailoverType;
@@ -17,6 +19,9 @@ import io.siterecovery.workflows.protection.Progress;
 import io.siterecovery.workflows.protection.ProtectionState;
 import io.siterecovery.workflows.protection.ProtectionStatus;
 import io.siterecovery.workflows.protection.RecoveryPoint;
+import io.siterecovery.workflows.reprotect.ReprotectState;
+import io.siterecovery.workflows.reprotect.ReprotectStatus;
+import io.siterecovery.workflows.reprotect.ReverseMode;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -152,5 +157,36 @@ class WatchRendererTest {
             "CREATING_TEST_VM", null, null, null, T, null, null, 60L, 60L)), List.of(), T, null,
             60L, 60L)), steps, List.of(), T, null, null, T.plusSeconds(60), 60L, 60L,
         "run 1f2e", null);
+  }
+
+  @Test
+  void reprotectShowsTheReverseCopyAndEndsWhenProtected() {
+    Frame sending = Watch.reprotect(new ReprotectStatus("web01", ReprotectState.SENDING_CHANGES,
+        "secondary", "primary", ReverseMode.CHANGED_RANGES, 8 * MIB, 2 * MIB, null,
+        new Progress("changed ranges", "disk0", 2 * MIB, 8 * MIB, 4e6, 2L), List.of(), null, T));
+    assertThat(sending.fraction()).isEqualTo(0.25);
+    assertThat(sending.detail()).isEqualTo("changed ranges disk0  25%  2 / 8 MiB  4 MB/s  ETA 2 s");
+    assertThat(sending.outcome()).isNull();
+    Frame done = Watch.reprotect(new ReprotectStatus("web01", ReprotectState.PROTECTED,
+        "secondary", "primary", ReverseMode.CHANGED_RANGES, 8 * MIB, 8 * MIB, null, null,
+        List.of(), null, T));
+    assertThat(done.outcome()).isEqualTo(Outcome.REACHED);
+    assertThat(done.fraction()).isEqualTo(1.0);
+  }
+
+  @Test
+  void failbackStopsWhenItsFailoverAwaitsCommitShowingTheFailoversSteps() {
+    FailbackStatus failingOver = new FailbackStatus("web01", FailbackState.FAILING_OVER,
+        "primary", "secondary", null, null, List.of(T + " failover-web01 started"), null, T);
+    assertThat(Watch.failback(failingOver, null, T).outcome()).as("its failover not yet there")
+        .isNull();
+    FailoverStatus awaiting = new FailoverStatus("web01", FailoverType.PLANNED,
+        FailoverState.AWAITING_COMMIT, "secondary", "primary", null, List.of(T
+            + " awaiting 'commit' or 'cancel'"), null, T, null, null, null, List.of(), null);
+    Frame f = Watch.failback(failingOver, awaiting, T.plusSeconds(4));
+    assertThat(f.outcome()).isEqualTo(Outcome.REACHED);
+    assertThat(f.state()).isEqualTo("FAILING_OVER (failover AWAITING_COMMIT)");
+    assertThat(f.steps()).containsExactly(T + " failover-web01 started",
+        "failover-web01: " + T + " awaiting 'commit' or 'cancel'");
   }
 }
