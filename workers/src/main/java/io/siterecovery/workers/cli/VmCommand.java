@@ -80,6 +80,12 @@ final class VmCommand {
     @Parameters(index = "1..*", arity = "0..*", description = "command and arguments (after --)")
     List<String> command;
 
+    @Mixin
+    OutputOptions output;
+
+    /** The JSON of the hook as set: null command once removed. */
+    record HookSet(String vm, List<String> command, Integer timeoutSeconds, String file) {}
+
     @Override
     public Integer call() throws IOException {
       if (!Files.isDirectory(data.resolve("vms").resolve(name))) {
@@ -89,9 +95,11 @@ final class VmCommand {
       QuiesceHooks.Hook hook = command == null || command.isEmpty() ? null
           : new QuiesceHooks.Hook(command, timeoutSeconds);
       QuiesceHooks.set(data, name, hook);
-      System.out.println(hook == null ? "quiesce hook of " + name + " removed"
-          : "quiesce hook of " + name + ": " + String.join(" ", command) + " (timeout "
-              + timeoutSeconds + " s), in " + QuiesceHooks.file(data, name));
+      output.print(new HookSet(name, hook == null ? null : command,
+          hook == null ? null : timeoutSeconds, QuiesceHooks.file(data, name).toString()),
+          () -> hook == null ? "quiesce hook of " + name + " removed"
+              : "quiesce hook of " + name + ": " + String.join(" ", command) + " (timeout "
+                  + timeoutSeconds + " s), in " + QuiesceHooks.file(data, name));
       return 0;
     }
   }

@@ -7,9 +7,12 @@ import io.siterecovery.agent.Json;
 import io.temporal.testserver.TestServer;
 import java.io.IOException;
 import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code --output json} against a Temporal server without a worker: stdout is one JSON document
@@ -76,5 +79,18 @@ class OutputJsonTest {
     assertThat(run.exit()).isNotZero();
     assertThat(run.out()).isEmpty();
     assertThat(run.err()).contains("--output", "text, json");
+  }
+
+  @Test
+  void aLocalVerbAnswersInJsonToo(@TempDir Path agentData) throws IOException {
+    Files.createDirectories(agentData.resolve("vms").resolve("db01"));
+    CliRun run = CliRun.of("vm", "quiesce-hook", "db01", "--data", agentData.toString(),
+        "--output", "json", "--", "fsfreeze", "--freeze", "/var/lib/db");
+    assertThat(run.exit()).as(run.err()).isZero();
+    JsonNode hook = Json.MAPPER.readTree(run.out());
+    assertThat(hook.get("vm").asText()).isEqualTo("db01");
+    assertThat(hook.get("command").toString()).isEqualTo(
+        "[\"fsfreeze\",\"--freeze\",\"/var/lib/db\"]");
+    assertThat(hook.get("timeoutSeconds").asInt()).isEqualTo(30);
   }
 }
