@@ -39,8 +39,8 @@ final class PlanReport {
     List<GroupStatus> groups = new java.util.ArrayList<>();
     for (GroupStatus g : s.groups()) {
       boolean running = "RUNNING".equals(g.state());
-      Long eta = running && g.etaSeconds() != null ? Math.max(0, g.etaSeconds() - drift)
-          : g.etaSeconds();
+      Long eta = running && g.etaSeconds() != null
+          ? Long.valueOf(Math.max(0, g.etaSeconds() - drift)) : g.etaSeconds();
       runEta = runEta == null || eta == null ? null : runEta + eta;
       groups.add(new GroupStatus(g.name(), g.state(), g.vms().stream().map(v -> {
         boolean underWay = v.startedAt() != null && v.readyAt() == null && v.endedAt() == null;

@@ -17,7 +17,9 @@ import io.siterecovery.workflows.protection.ProtectionStatus;
 import io.siterecovery.workflows.reprotect.ReprotectState;
 import io.siterecovery.workflows.reprotect.ReprotectStatus;
 import io.temporal.api.enums.v1.WorkflowExecutionStatus;
+import io.grpc.StatusRuntimeException;
 import io.temporal.client.WorkflowClient;
+import io.temporal.client.WorkflowException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -31,7 +33,10 @@ import java.util.function.Supplier;
  */
 final class Watch {
   private static final Duration EVERY = Duration.ofSeconds(1);
-  /** A query may fail until the workflow's first task has run; longer than this is an error. */
+  /**
+   * A query may fail until the workflow's first task has run, or while the server or a worker
+   * restarts; failing longer than this is an error.
+   */
   private static final Duration QUERY_PATIENCE = Duration.ofSeconds(30);
 
   private Watch() {}
@@ -48,7 +53,7 @@ final class Watch {
       try {
         p = poll.get();
         failingSince = 0;
-      } catch (RuntimeException e) {
+      } catch (WorkflowException | StatusRuntimeException e) {
         long now = System.nanoTime();
         failingSince = failingSince == 0 ? now : failingSince;
         if (now - failingSince > QUERY_PATIENCE.toNanos()) {

@@ -73,6 +73,17 @@ class PlanReportTest {
         + "no previous run)");
   }
 
+  /** A group without an ETA (no earlier run to go by) that is not running reads as such. */
+  @Test
+  void statusOfAGroupWithoutEtaAsOfNow() {
+    PlanStatus waiting = new PlanStatus("shop", PlanOperation.TEST_FAILOVER,
+        PlanState.AWAITING_APPROVAL, "confirm", null, List.of(new GroupStatus("web", "DONE",
+            List.of(), List.of(), T, T.plusSeconds(30), 30L, null)), List.of(), List.of(), T,
+        null, null, T.plusSeconds(30), 30L, null, "no previous run", null);
+    assertThat(PlanReport.markdown(PlanReport.asOf(waiting, T.plusSeconds(90))))
+        .contains("elapsed 90 s", "## Group web: DONE (elapsed 30 s, ETA - s)");
+  }
+
   @Test
   void validationPrintsEveryProblemAsATable() {
     PlanStatus failed = new PlanStatus("shop", PlanOperation.VALIDATE, PlanState.FAILED, null,
