@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import io.temporal.client.WorkflowExecutionAlreadyStarted;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -43,8 +44,16 @@ public final class SiteRecoveryCli {
   static CommandLine commandLine() {
     return new CommandLine(new SiteRecoveryCli())
         .setExecutionExceptionHandler((e, cmd, parsed) -> {
-          cmd.getErr().println("error: " + (e.getMessage() != null ? e.getMessage() : e));
+          cmd.getErr().println("error: " + message(e));
           return 2;
         });
+  }
+
+  private static String message(Exception e) {
+    if (e instanceof WorkflowExecutionAlreadyStarted started) {
+      return started.getExecution().getWorkflowId() + " already runs (one at a time per VM or "
+          + "plan): see its status, or let it end first";
+    }
+    return e.getMessage() != null ? e.getMessage() : e.toString();
   }
 }

@@ -74,6 +74,15 @@ class OutputJsonTest {
   }
 
   @Test
+  void startingWhatAlreadyRunsSaysSo() throws IOException {
+    json("failover", "db01");
+    CliRun again = CliRun.of("failover", "db01", "--output", "json", "--temporal", address);
+    assertThat(again.exit()).isEqualTo(2);
+    assertThat(again.out()).isEmpty();
+    assertThat(again.err()).startsWith("error: failover-db01 already runs");
+  }
+
+  @Test
   void onlyTextAndJsonAreFormats() {
     CliRun run = CliRun.of("commit", "web01", "--output", "yaml", "--temporal", address);
     assertThat(run.exit()).isNotZero();
