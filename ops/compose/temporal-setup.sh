@@ -6,16 +6,25 @@
 set -eu
 : "${TEMPORAL_ADDRESS:?}" "${TEMPORAL_NAMESPACE:?}" "${SEARCH_ATTRIBUTES:?}"
 retention="${NAMESPACE_RETENTION:-30d}"
-deadline=$(( $(date +%s) + ${SETUP_TIMEOUT_SECONDS:-300} ))
+timeout="${SETUP_TIMEOUT_SECONDS:-300}"
+deadline=$(( $(date +%s) + timeout ))
 
-until temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; do
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "Temporal at $TEMPORAL_ADDRESS is not healthy after ${SETUP_TIMEOUT_SECONDS:-300} s" >&2
-    exit 1
-  fi
-  echo "waiting for Temporal at $TEMPORAL_ADDRESS"
-  sleep 2
-done
+# Runs a command until it succeeds, every 2 s, failing the job past the deadline.
+retry() {
+  what="$1"
+  shift
+  until "$@"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "gave up after $timeout s: $what" >&2
+      exit 1
+    fi
+    echo "not yet: $what; again in 2 s"
+    sleep 2
+  done
+}
+
+retry "Temporal at $TEMPORAL_ADDRESS answering" \
+  temporal operator cluster health --address "$TEMPORAL_ADDRESS"
 
 if temporal operator namespace describe --address "$TEMPORAL_ADDRESS" \
     --namespace "$TEMPORAL_NAMESPACE" >/dev/null 2>&1; then
@@ -26,8 +35,11 @@ else
   echo "namespace $TEMPORAL_NAMESPACE created (retention $retention)"
 fi
 
+# A new namespace reaches every part of the server within seconds (its registry is a cache):
+# until then creating a search attribute in it fails with "namespace not found".
 for name in $SEARCH_ATTRIBUTES; do
-  temporal operator search-attribute create --address "$TEMPORAL_ADDRESS" \
+  retry "search attribute $name (Keyword) in $TEMPORAL_NAMESPACE" \
+    temporal operator search-attribute create --address "$TEMPORAL_ADDRESS" \
       --namespace "$TEMPORAL_NAMESPACE" --name "$name" --type Keyword
   echo "search attribute $name (Keyword) in $TEMPORAL_NAMESPACE"
 done

@@ -12,6 +12,7 @@ import io.temporal.api.enums.v1.IndexedValueType;
 import io.temporal.common.SearchAttributeKey;
 import java.io.File;
 import java.io.IOException;
+import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -157,6 +158,65 @@ class ComposeFileTest {
           + " --name " + key.getName() + " --type Keyword");
     }
     assertThat(Files.readAllLines(calls)).containsExactlyElementsOf(expected);
+  }
+
+  /**
+   * The same script against a real server ({@code temporal server start-dev}, on ports of its
+   * own) with the real CLI, in a namespace it has to create, twice: the admin-tools image ships
+   * this CLI's 1.5 line, so the flags and the wait for a new namespace are the ones it needs.
+   */
+  @Test
+  void theSetupScriptPreparesARealServerAndCanRunAgain() throws Exception {
+    String temporal = which("temporal");
+    assumeTrue(temporal != null, "the temporal CLI is not on the PATH; ./run-tests builds it "
+        + "into ~/go/bin");
+    int port = freePort();
+    String address = "127.0.0.1:" + port;
+    Process server = new ProcessBuilder(temporal, "server", "start-dev", "--headless",
+        "--ip", "127.0.0.1", "--port", String.valueOf(port),
+        "--ui-port", String.valueOf(freePort()), "--http-port", String.valueOf(freePort()),
+        "--metrics-port", String.valueOf(freePort()), "--log-level", "warn")
+        .redirectErrorStream(true).redirectOutput(tmp.resolve("server.log").toFile()).start();
+    try {
+      JsonNode setupService = services.get("temporal-setup");
+      Map<String, String> env = new LinkedHashMap<>(environment(setupService));
+      env.put("TEMPORAL_ADDRESS", address);
+      env.put("TEMPORAL_NAMESPACE", "compose-check");
+      env.put("SETUP_TIMEOUT_SECONDS", "120");
+      env.put("HOME", System.getProperty("user.home"));
+      env.put("PATH", Path.of(temporal).getParent() + File.pathSeparator + System.getenv("PATH"));
+      List<String> command = List.of("sh",
+          bindSource(setupService, "/scripts/temporal-setup.sh").toString());
+      for (String run : List.of("first", "second")) {
+        Result result = run(command, env);
+        System.out.printf("temporal-setup.sh, %s run against start-dev:%n%s", run,
+            result.output());
+        assertThat(result.exit()).as("%s run: %s", run, result.output()).isZero();
+      }
+      assertThat(server.isAlive()).as("the test's own server answered (%s)",
+          Files.readString(tmp.resolve("server.log"))).isTrue();
+
+      Result listed = run(List.of(temporal, "operator", "search-attribute", "list",
+          "--address", address, "--namespace", "compose-check", "-o", "json"), env);
+      assertThat(listed.exit()).as(listed.output()).isZero();
+      JsonNode custom = new ObjectMapper().readTree(listed.output()).get("customAttributes");
+      Map<String, String> types = new LinkedHashMap<>();
+      custom.fields().forEachRemaining(f -> types.put(f.getKey(), f.getValue().asText()));
+      Map<String, String> expected = new LinkedHashMap<>();
+      SearchAttributeKeys.ALL.forEach(k -> expected.put(k.getName(), k.getValueType().name()));
+      assertThat(types).containsExactlyInAnyOrderEntriesOf(expected);
+
+      Result described = run(List.of(temporal, "operator", "namespace", "describe",
+          "--address", address, "--namespace", "compose-check", "-o", "json"), env);
+      assertThat(new ObjectMapper().readTree(described.output()).path("config")
+          .path("workflowExecutionRetentionTtl").asText())
+          .as("retention %s", env.get("NAMESPACE_RETENTION")).isEqualTo("2592000s");
+    } finally {
+      server.destroy();
+      if (!server.waitFor(30, TimeUnit.SECONDS)) {
+        server.destroyForcibly().waitFor();
+      }
+    }
   }
 
   @Test
@@ -380,8 +440,19 @@ class ComposeFileTest {
   }
 
   private static boolean onPath(String program) {
+    return which(program) != null;
+  }
+
+  private static String which(String program) {
     return Stream.of(System.getenv().getOrDefault("PATH", "").split(File.pathSeparator))
-        .anyMatch(d -> Files.isExecutable(Path.of(d, program)));
+        .map(d -> Path.of(d, program)).filter(Files::isExecutable).findFirst()
+        .map(Path::toString).orElse(null);
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
   }
 
   private static Path repositoryRoot() {
