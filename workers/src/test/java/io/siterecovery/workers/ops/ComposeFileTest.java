@@ -319,6 +319,58 @@ class ComposeFileTest {
     }
   }
 
+  /**
+   * The image: its build copies every Maven module and nothing else of the repository (so no
+   * certificate), runs the jar it built as a user other than root, and keeps the agents' data
+   * where the compose file puts a volume.
+   */
+  @Test
+  void theImageBuildsEveryModuleAndKeepsAgentDataInAVolume() throws IOException {
+    List<String> dockerfile = Files.readAllLines(ROOT.resolve("Dockerfile"));
+    List<String> modules = new ArrayList<>();
+    Matcher module = Pattern.compile("<module>([^<]+)</module>")
+        .matcher(Files.readString(ROOT.resolve("pom.xml")));
+    while (module.find()) {
+      modules.add(module.group(1));
+    }
+    Set<String> copiedPoms = new TreeSet<>();
+    Set<String> copiedSources = new TreeSet<>();
+    String jar = null;
+    for (String line : dockerfile) {
+      String[] w = line.trim().split("\\s+");
+      if (!w[0].equals("COPY")) {
+        continue;
+      }
+      if (w[1].startsWith("--from=")) {
+        jar = w[3];
+        assertThat(w[2]).endsWith("/workers/target/site-recovery.jar");
+      } else if (w[1].endsWith("/pom.xml")) {
+        copiedPoms.add(w[1].substring(0, w[1].indexOf('/')));
+      } else if (w[1].endsWith("/src")) {
+        copiedSources.add(w[1].substring(0, w[1].indexOf('/')));
+      } else {
+        assertThat(w[1]).as("the build copies only the modules: %s", line).isEqualTo("pom.xml");
+      }
+    }
+    assertThat(copiedPoms).containsExactlyInAnyOrderElementsOf(modules);
+    assertThat(copiedSources).containsExactlyInAnyOrderElementsOf(modules);
+    assertThat(Files.readString(ROOT.resolve("workers/pom.xml")))
+        .contains("<finalName>site-recovery</finalName>");
+    String entrypoint = dockerfile.stream().filter(l -> l.startsWith("ENTRYPOINT")).findFirst()
+        .orElseThrow();
+    assertThat(entrypoint).contains("\"" + jar + "\"");
+    assertThat(dockerfile).filteredOn(l -> l.startsWith("USER ")).singleElement()
+        .isNotEqualTo("USER root");
+
+    String volume = dockerfile.stream().filter(l -> l.startsWith("VOLUME ")).findFirst()
+        .orElseThrow().substring("VOLUME ".length()).trim();
+    agentCommands().forEach((site, command) -> {
+      assertThat(option(command, "--data")).isEqualTo(volume);
+      assertThat(mounts(services.get(agentService(site))))
+          .anyMatch(m -> !m.bind() && m.target().equals(volume));
+    });
+  }
+
   // --- the compose file ---
 
   record Mount(boolean bind, String source, String target, boolean readOnly) {}
