@@ -161,6 +161,45 @@ class ComposeFileTest {
   }
 
   /**
+   * The schema job, run against a stand-in for temporal-sql-tool that records its calls: both
+   * databases the server reads (its defaults, as the compose file names none), created, set up
+   * and updated from the postgres12 schemas, with the server's connection settings.
+   */
+  @Test
+  void theSchemaScriptPreparesBothDatabasesTheServerReads() throws Exception {
+    Path bin = Files.createDirectories(tmp.resolve("bin"));
+    Path calls = tmp.resolve("calls");
+    Path fake = bin.resolve("temporal-sql-tool");
+    Files.writeString(fake, "#!/bin/sh\necho \"$*\" >> \"$CALLS\"\n");
+    Files.setPosixFilePermissions(fake, PosixFilePermissions.fromString("rwxr-xr-x"));
+    JsonNode schemaService = services.get("temporal-schema");
+    Map<String, String> env = new LinkedHashMap<>(environment(schemaService));
+    env.put("SQL_PASSWORD", "from-the-test");
+    env.put("CALLS", calls.toString());
+    env.put("PATH", bin + File.pathSeparator + System.getenv("PATH"));
+    Result result = run(List.of("sh",
+        bindSource(schemaService, "/scripts/temporal-schema.sh").toString()), env);
+    assertThat(result.exit()).as("%s", result.output()).isZero();
+
+    Map<String, String> server = environment(services.get("temporal"));
+    assertThat(server).doesNotContainKeys("DBNAME", "VISIBILITY_DBNAME");
+    assertThat(server.get("DB")).isEqualTo("postgres12");
+    assertThat(server.get("POSTGRES_SEEDS")).isEqualTo(env.get("POSTGRES_SEEDS"));
+    assertThat(server.get("DB_PORT")).isEqualTo(env.get("DB_PORT"));
+    assertThat(server.get("POSTGRES_USER")).isEqualTo(env.get("POSTGRES_USER"));
+    String connect = "--plugin postgres12 --ep " + server.get("POSTGRES_SEEDS") + " -p "
+        + server.get("DB_PORT") + " -u " + server.get("POSTGRES_USER");
+    List<String> expected = new ArrayList<>();
+    for (String[] db : List.of(new String[] {"temporal", "temporal"},
+        new String[] {"temporal_visibility", "visibility"})) {
+      String on = connect + " --db " + db[0];
+      expected.addAll(List.of(on + " create", on + " setup-schema -v 0.0",
+          on + " update-schema -d /etc/temporal/schema/postgresql/v12/" + db[1] + "/versioned"));
+    }
+    assertThat(Files.readAllLines(calls)).containsExactlyElementsOf(expected);
+  }
+
+  /**
    * The same script against a real server ({@code temporal server start-dev}, on ports of its
    * own) with the real CLI, in a namespace it has to create, twice: the admin-tools image ships
    * this CLI's 1.5 line, so the flags and the wait for a new namespace are the ones it needs.
