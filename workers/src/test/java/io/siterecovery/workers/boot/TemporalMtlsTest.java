@@ -85,7 +85,7 @@ class TemporalMtlsTest {
         RecoveryPlanWorkflow plan = client.newWorkflowStub(RecoveryPlanWorkflow.class,
             WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE)
                 .setWorkflowId(RecoveryPlanWorkflow.workflowId("nowhere")).build());
-        // A workflow task and an activity task went through the worker, over TLS, to fail so.
+        // Workflow tasks and the plan lookup went through the worker, over TLS, to fail so.
         assertThatThrownBy(() -> plan.run(new RecoveryPlanInput("nowhere", PlanOperation.VALIDATE,
             null, null))).isInstanceOf(WorkflowFailedException.class)
             .rootCause().hasMessageContaining("nowhere");
