@@ -13,7 +13,15 @@ import io.temporal.spring.boot.TemporalOptionsCustomizer;
 import io.temporal.spring.boot.WorkerOptionsCustomizer;
 import io.temporal.worker.WorkerOptions;
 import io.temporal.worker.WorkflowImplementationOptions;
+import io.siterecovery.workflows.Registration;
+import io.temporal.spring.boot.autoconfigure.properties.TemporalProperties;
+import io.temporal.worker.WorkerFactory;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.springframework.boot.ApplicationRunner;
+import org.springframework.boot.availability.AvailabilityChangeEvent;
+import org.springframework.boot.availability.ReadinessState;
+import org.springframework.context.ApplicationListener;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 
@@ -24,6 +32,7 @@ import org.springframework.context.annotation.Configuration;
  */
 @Configuration(proxyBeanMethods = false)
 class WorkerBeans {
+  private static final Logger log = LoggerFactory.getLogger(WorkerBeans.class);
 
   @Bean
   WorkerSettings workerSettings(SiteRecoveryProperties properties) {
@@ -66,6 +75,21 @@ class WorkerBeans {
   @Bean
   WorkerOptionsCustomizer workerTuning() {
     return (builder, workerName, taskQueue) -> WorkerRunner.tuned(builder);
+  }
+
+  /**
+   * Says so once the starter's workers poll (they start on ApplicationReadyEvent, and readiness is
+   * announced after it): supervisors and the fault-injection harness wait for this line.
+   */
+  @Bean
+  ApplicationListener<AvailabilityChangeEvent<ReadinessState>> announcePolling(
+      WorkerFactory factory, WorkflowClient client, TemporalProperties temporal) {
+    return event -> {
+      if (event.getState() == ReadinessState.ACCEPTING_TRAFFIC && factory.isStarted()) {
+        log.info("worker polling task queue '{}' on {} namespace {}", Registration.TASK_QUEUE,
+            temporal.getConnection().getTarget(), client.getOptions().getNamespace());
+      }
+    };
   }
 
   /**
