@@ -31,6 +31,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.springframework.boot.web.context.WebServerApplicationContext;
@@ -101,9 +102,12 @@ class SpringWorkerTest {
         // counters reach the registry at the SDK's next report (every 10 s).
         Eventually.await(Duration.ofSeconds(30), () -> {
           Curl metrics = curl(certs, "monitor", base + "/actuator/prometheus");
-          return metrics.status() == 200
-              && metrics.body().contains("temporal_workflow_task_queue_poll_succeed_total")
-              && metrics.body().contains("temporal_activity_execution_latency_seconds");
+          // The names the ops/ files use (agent's OpsFilesTest lists the same).
+          return metrics.status() == 200 && Stream.of(
+              "temporal_workflow_task_queue_poll_succeed_total",
+              "temporal_activity_execution_latency_seconds_bucket",
+              "temporal_workflow_task_execution_latency_seconds_bucket")
+              .allMatch(metrics.body()::contains);
         });
         assertThat(curl(certs, "operator", base + "/actuator/health").status()).isEqualTo(200);
 
