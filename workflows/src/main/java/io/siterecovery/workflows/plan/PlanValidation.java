@@ -11,10 +11,8 @@ import io.siterecovery.activities.PlanRunActivities;
 import io.siterecovery.activities.PolicyActivities;
 import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ProtectionPlan;
-import io.siterecovery.workflows.failback.FailbackWorkflow;
+import io.siterecovery.workflows.common.VmOperations;
 import io.siterecovery.workflows.failover.CommitPolicy;
-import io.siterecovery.workflows.failover.FailoverWorkflow;
-import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
 import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.workflow.Workflow;
@@ -159,18 +157,9 @@ final class PlanValidation {
 
   /** A VM whose own workflow runs (a failover, a test, a reprotect, a failback) is busy. */
   private void busy(List<String> problems) {
-    Map<String, String> vmOf = new LinkedHashMap<>();
-    for (String vm : plan.vms()) {
-      for (String id : List.of(FailoverWorkflow.workflowId(vm),
-          FailoverWorkflow.testWorkflowId(vm), ReprotectWorkflow.workflowId(vm),
-          FailbackWorkflow.workflowId(vm))) {
-        vmOf.put(id, vm);
-      }
-    }
     try {
-      for (String id : runs.openWorkflows(List.copyOf(vmOf.keySet()))) {
-        problems.add(vmOf.get(id) + ": busy: " + id + " is running");
-      }
+      VmOperations.running(runs, plan.vms(), List.of()).forEach((id, vm) ->
+          problems.add(vm + ": busy: " + id + " is running"));
     } catch (ActivityFailure f) {
       problems.add("cannot tell which VMs are busy: " + message(f));
     }
