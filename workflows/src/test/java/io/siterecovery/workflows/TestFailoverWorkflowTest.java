@@ -527,4 +527,42 @@ class TestFailoverWorkflowTest {
     fo.cancel(new OperatorRequest(null));
     assertThat(result(fo).state()).isEqualTo(FailoverState.CANCELLED);
   }
+
+  /**
+   * The other order: a test checked before the failover started, and made its VM while the
+   * failover shut the source down. The failover looks again before the replica VM starts, and
+   * deletes it first.
+   */
+  @Test
+  void aTestVmMadeWhileTheFailoverShutTheSourceDownIsDeletedBeforeTheReplicaStarts(
+      TestWorkflowEnvironment env, WorkflowClient client) {
+    AtomicReference<TestVm> live = new AtomicReference<>();
+    AgentActivities agents = agentsWithTestVms(env, live);
+    doAnswer(inv -> {
+      live.set(new TestVm("web01", "web01-test", 1, Instant.EPOCH, "late", Instant.EPOCH,
+          EXPORTS));
+      return null;
+    }).when(agents).powerOff("primary", "web01");
+    AtomicReference<TestVm> atReplicaStart = new AtomicReference<>();
+    doAnswer(inv -> {
+      atReplicaStart.set(live.get());
+      return null;
+    }).when(agents).startReplica(eq("secondary"), eq("web01"), anyLong(), anyString());
+    WorkflowTestSupport.start(env, agents);
+    protect(env, client);
+
+    FailoverWorkflow fo = startFailover(client, FailoverType.PLANNED);
+    WorkflowTestSupport.awaitVirtual(env,
+        () -> fo.status().state() == FailoverState.AWAITING_COMMIT);
+    assertThat(atReplicaStart.get()).as("a test VM when the replica VM started").isNull();
+    assertThat(fo.status().steps()).anyMatch(s -> s.contains("a test failover was running: its "
+        + "test VM web01-test (rp-1"));
+    InOrder order = inOrder(agents);
+    order.verify(agents).powerOff("primary", "web01");
+    order.verify(agents).deleteTestVm("secondary", "web01");
+    order.verify(agents).startReplica(eq("secondary"), eq("web01"), anyLong(), anyString());
+    fo.cancel(new OperatorRequest(null));
+    assertThat(result(fo).state()).isEqualTo(FailoverState.CANCELLED);
+    replays(client, FailoverWorkflow.workflowId("web01"));
+  }
 }
