@@ -766,6 +766,20 @@ class RecoveryPlanWorkflowTest {
   }
 
   @Test
+  void aVmNoSiteKnowsIsReportedAsNotFoundNotAsUnprotected(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    Rig r = rig(env);
+    org.mockito.Mockito.doThrow(ApplicationFailure.newNonRetryableFailure("VM db02 not found on "
+        + "any site (primary, secondary)", "VM_NOT_FOUND")).when(r.agents)
+        .describeProtection("db02");
+    WorkflowTestSupport.PLANS.put("erp", erp(10, List.of()));
+    start(env, r);
+    PlanStatus validated = result(run(client, PlanOperation.VALIDATE));
+    assertThat(validated.failures()).containsExactly(
+        "db02 (group db): VM db02 not found on any site (primary, secondary)");
+  }
+
+  @Test
   void validateOfAHealthyPlanCompletes(TestWorkflowEnvironment env, WorkflowClient client) {
     Rig r = rig(env);
     WorkflowTestSupport.PLANS.put("erp", erp(10, List.of(script("check-db"))));

@@ -50,6 +50,8 @@ final class PlanValidation {
    */
   static final double TEST_CLONE_FRACTION = 0.10;
   static final double REVERSE_TRACKING_FRACTION = 0.10;
+  /** The agents' answer for a VM name no site knows. */
+  private static final String VM_NOT_FOUND = "VM_NOT_FOUND";
   private static final List<String> DECIDING = List.of(PlanOperation.PLANNED_FAILOVER.name(),
       PlanOperation.UNPLANNED_FAILOVER.name(), PlanOperation.FAILBACK.name());
 
@@ -92,7 +94,7 @@ final class PlanValidation {
         try {
           p = lookups.describeProtection(vm);
         } catch (ActivityFailure f) {
-          problems.add(vm + " (group " + g.name() + "): not protected: " + message(f));
+          problems.add(vm + " (group " + g.name() + "): " + notDescribed(f));
           continue;
         }
         groupSite = groupSite == null ? p.targetSite() : groupSite;
@@ -245,6 +247,12 @@ final class PlanValidation {
     List<Action> all = new ArrayList<>(g.before());
     all.addAll(g.after());
     return all;
+  }
+
+  /** Why a VM's protection could not be described: a VM no site knows is said as such. */
+  static String notDescribed(ActivityFailure f) {
+    return f.getCause() instanceof ApplicationFailure a && VM_NOT_FOUND.equals(a.getType())
+        ? a.getOriginalMessage() : "not protected: " + message(f);
   }
 
   private static String message(ActivityFailure f) {
