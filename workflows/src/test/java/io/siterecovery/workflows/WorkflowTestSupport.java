@@ -21,6 +21,7 @@ import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
+import io.siterecovery.activities.PlanRunActivitiesImpl;
 import io.siterecovery.activities.PolicyActivitiesImpl;
 import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ProtectionPlan;
@@ -92,7 +93,8 @@ final class WorkflowTestSupport {
     Worker worker = env.newWorker(Registration.TASK_QUEUE);
     Registration.registerWorkflows(worker);
     worker.registerActivitiesImplementations(agents,
-        new PolicyActivitiesImpl(() -> Map.copyOf(POLICIES), () -> Map.copyOf(PLANS)));
+        new PolicyActivitiesImpl(() -> Map.copyOf(POLICIES), () -> Map.copyOf(PLANS)),
+        new PlanRunActivitiesImpl(env.getWorkflowClient()));
     env.start();
   }
 

@@ -2,6 +2,7 @@ package io.siterecovery.workflows.failback;
 
 import io.siterecovery.activities.AgentActivities;
 import io.siterecovery.activities.FailureTypes;
+import io.siterecovery.activities.PlanRunActivities;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
@@ -10,6 +11,7 @@ import io.siterecovery.workflows.common.MemberListener;
 import io.siterecovery.workflows.common.MemberState;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
+import io.siterecovery.workflows.common.VmOperations;
 import io.siterecovery.workflows.failover.FailoverInput;
 import io.siterecovery.workflows.failover.FailoverState;
 import io.siterecovery.workflows.failover.FailoverStatus;
@@ -26,6 +28,7 @@ import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Promise;
 import io.temporal.workflow.Workflow;
 import java.time.Instant;
+import java.util.Map;
 import org.slf4j.Logger;
 
 /**
@@ -39,6 +42,8 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
 
   private final AgentActivities agents =
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.shortStep());
+  private final PlanRunActivities runs =
+      Workflow.newActivityStub(PlanRunActivities.class, AgentSteps.shortStep());
 
   private String vm;
   private FailbackState state = FailbackState.VALIDATING;
@@ -66,6 +71,13 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
     }
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.VM_NAME.valueSet(vm));
     try {
+      // Failbacks begun before this look replay without it.
+      if (Workflow.getVersion("failbackRefusesBusyVm", Workflow.DEFAULT_VERSION, 1) == 1) {
+        VmOperations.refuseWhileRunning(runs, vm, "Failback", Map.of(
+            ReprotectWorkflow.workflowId(vm), "fail back once it has ended: the failback "
+                + "travels over the protection it builds",
+            FailoverWorkflow.workflowId(vm), "commit or cancel it first"));
+      }
       ProtectionPlan plan = agents.describeProtection(vm);
       home = agents.homeOf(plan);
       from = plan.sourceSite();

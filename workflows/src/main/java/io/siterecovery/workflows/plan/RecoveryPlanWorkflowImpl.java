@@ -367,7 +367,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
             continue;
           }
         }
-        fail(m, "not protected: " + message(f));
+        fail(m, PlanValidation.notDescribed(f));
       }
     }
     if (choice.equals("LATEST_COMMON")) {

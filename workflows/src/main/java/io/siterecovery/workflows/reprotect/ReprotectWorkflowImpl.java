@@ -12,6 +12,7 @@ import io.siterecovery.activities.AgentActivityRecords.Salvaged;
 import io.siterecovery.activities.AgentActivityRecords.SeedResult;
 import io.siterecovery.activities.AgentActivityRecords.TransferSettings;
 import io.siterecovery.activities.FailureTypes;
+import io.siterecovery.activities.PlanRunActivities;
 import io.siterecovery.activities.PolicyActivities;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.activities.ProtectionPlan.DiskInfo;
@@ -19,6 +20,9 @@ import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
 import io.siterecovery.workflows.common.StepLog;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
+import io.siterecovery.workflows.common.VmOperations;
+import io.siterecovery.workflows.failback.FailbackWorkflow;
+import io.siterecovery.workflows.failover.FailoverWorkflow;
 import io.siterecovery.workflows.protection.Progress;
 import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
@@ -29,6 +33,8 @@ import io.temporal.workflow.Async;
 import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Workflow;
 import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import org.slf4j.Logger;
 
 /**
@@ -48,6 +54,8 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.diskCopy());
   private final PolicyActivities policies =
       Workflow.newLocalActivityStub(PolicyActivities.class, AgentSteps.policyLookup());
+  private final PlanRunActivities runs =
+      Workflow.newActivityStub(PlanRunActivities.class, AgentSteps.shortStep());
 
   private String vm;
   private ReprotectState state = ReprotectState.VALIDATING;
@@ -73,6 +81,10 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
         input.policy());
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.VM_NAME.valueSet(vm));
     try {
+      // Reprotects begun before this look replay without it.
+      if (Workflow.getVersion("reprotectRefusesBusyVm", Workflow.DEFAULT_VERSION, 1) == 1) {
+        refuseWhileBusy();
+      }
       // The protection that follows runs with this policy: an unknown one fails here, before
       // the old site is touched, not in protect-<vm> after all the work below.
       transfer = policies.resolvePolicy(policy).transfer();
@@ -103,6 +115,22 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
     }
     setState(ReprotectState.PROTECTED);
     return status();
+  }
+
+  /**
+   * An uncommitted failover may still be cancelled, the VM back on the site Reprotect would turn
+   * into the replica; one committed but still owing the old site its fence ends once that site
+   * answers, which Reprotect needs too. A Failback that started this Reprotect is not in its way.
+   */
+  private void refuseWhileBusy() {
+    Map<String, String> conflicting = new LinkedHashMap<>();
+    conflicting.put(FailoverWorkflow.workflowId(vm), "commit it first (or cancel it: then there "
+        + "is nothing to reprotect); a committed failover still running waits for the old site "
+        + "to answer and be fenced");
+    conflicting.put(FailbackWorkflow.workflowId(vm), "it reprotects the VM itself once its "
+        + "failover home is committed");
+    Workflow.getInfo().getParentWorkflowId().ifPresent(conflicting::remove);
+    VmOperations.refuseWhileRunning(runs, vm, "Reprotect", conflicting);
   }
 
   /** Two copies must never run: the old one is fenced already, or shut down now if asked. */
