@@ -39,6 +39,11 @@ pg_port="${PG_PORT:-5432}"
 shift_by="${PORT_SHIFT:-10200}"
 src="${TEMPORAL_SERVER_SRC:-$HOME/go/pkg/mod/go.temporal.io/server@v1.29.1}"
 bin="${GOBIN:-$HOME/go/bin}"
+[[ "$shift_by" =~ ^[0-9]{1,5}$ ]] && ((8000 + shift_by <= 65535)) \
+  || { echo "PORT_SHIFT must be 0..57535 (Temporal's highest port, 8000, plus it must fit)" >&2; exit 1; }
+[[ "$pg_port" =~ ^[0-9]{1,5}$ ]] && ((pg_port <= 65535)) || { echo "PG_PORT: not a port" >&2; exit 1; }
+[[ "$cluster" =~ ^[0-9]+/[A-Za-z0-9_-]+$ ]] || { echo "PG_CLUSTER: expected e.g. 15/main" >&2; exit 1; }
+[[ -n "$password" ]] || { echo "TEMPORAL_DB_PASSWORD is empty" >&2; exit 1; }
 frontend="127.0.0.1:$((7233 + shift_by))"
 
 temporal_cli() { "$bin/temporal" "$@" --address "$frontend"; }
@@ -138,6 +143,15 @@ fi
 server_pid=$!
 echo "$server_pid" >"$work/server.pid"
 echo "pid $server_pid"
+# Until the namespace is ready (and in the foreground, until the end), this script ending for
+# any reason, Ctrl-C and TERM included, stops the server it started.
+stop_server() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+}
+trap stop_server EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 deadline=$((SECONDS + 120))
 until temporal_cli operator cluster health 2>/dev/null | grep -q SERVING; do
@@ -171,10 +185,11 @@ until temporal_cli workflow list --namespace default --limit 1 >/dev/null 2>&1; 
 done
 echo "namespace default ready: temporal ... --address $frontend"
 
+
 if $background; then
+  trap - EXIT INT TERM
   echo "running in the background; stop it with: kill \$(cat $work/server.pid)"
   exit 0
 fi
-# Ctrl-C or a TERM stops the server, and the script ends when it has.
-trap 'kill "$server_pid" 2>/dev/null || true; wait "$server_pid"; exit 130' INT TERM
+echo "running in the foreground; Ctrl-C stops it"
 wait "$server_pid"
