@@ -73,13 +73,18 @@ class RealServerEndToEndTest {
     deleteTree(dir);
     Files.createDirectories(dir);
 
-    int port = freePort();
-    address = "127.0.0.1:" + port;
-    // Every port of its own, so that this server never meets a developer's start-dev on 7233.
-    spawn("temporal-server", List.of(temporal, "server", "start-dev", "--headless",
-        "--ip", "127.0.0.1", "--port", String.valueOf(port),
-        "--ui-port", String.valueOf(freePort()), "--http-port", String.valueOf(freePort()),
-        "--metrics-port", String.valueOf(freePort()), "--log-level", "warn"));
+    // SITE_RECOVERY_REAL_TEMPORAL=host:port: a server of one's own, e.g. on PostgreSQL
+    // (ops/postgres/temporal-server.sh), with its namespace default, instead of start-dev.
+    address = System.getenv("SITE_RECOVERY_REAL_TEMPORAL");
+    if (address == null) {
+      int port = freePort();
+      address = "127.0.0.1:" + port;
+      // Every port of its own, so that this server never meets a developer's start-dev on 7233.
+      spawn("temporal-server", List.of(temporal, "server", "start-dev", "--headless",
+          "--ip", "127.0.0.1", "--port", String.valueOf(port),
+          "--ui-port", String.valueOf(freePort()), "--http-port", String.valueOf(freePort()),
+          "--metrics-port", String.valueOf(freePort()), "--log-level", "warn"));
+    }
     awaitCommand("the Temporal server at " + address + " to answer",
         temporalCommand("operator", "cluster", "health"), out -> out.contains("SERVING"));
 
