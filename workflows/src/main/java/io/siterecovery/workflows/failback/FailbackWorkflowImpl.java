@@ -22,6 +22,7 @@ import io.temporal.api.enums.v1.ParentClosePolicy;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.failure.TemporalFailure;
 import io.temporal.workflow.Async;
+import io.siterecovery.workflows.Summaries;
 import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Promise;
 import io.temporal.workflow.Workflow;
@@ -90,7 +91,8 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
       } else {
         state = FailbackState.REPROTECTING;
         ReprotectWorkflow child = Workflow.newChildWorkflowStub(ReprotectWorkflow.class,
-            childOptions(ReprotectWorkflow.workflowId(vm)));
+            childOptions(ReprotectWorkflow.workflowId(vm),
+                Summaries.reprotect(vm, input.policy()) + " (failback)"));
         steps.add("reverse replication: " + ReprotectWorkflow.workflowId(vm));
         reprotect = child.reprotect(new ReprotectInput(vm, false, input.policy()));
         steps.add(vm + " runs on " + home + " and is protected to " + from + " again ("
@@ -109,7 +111,8 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
   private void failOverHome() {
     state = FailbackState.FAILING_OVER;
     FailoverWorkflow child = Workflow.newChildWorkflowStub(FailoverWorkflow.class,
-        childOptions(FailoverWorkflow.workflowId(vm)));
+        childOptions(FailoverWorkflow.workflowId(vm),
+            Summaries.failover(FailoverType.PLANNED, vm, "LATEST", home) + " (failback)"));
     Promise<FailoverStatus> done = Async.function(child::failover,
         new FailoverInput(vm, FailoverType.PLANNED, "LATEST"));
     Workflow.getWorkflowExecution(child).get();
@@ -144,9 +147,10 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
    * there to commit or cancel, and a reverse replication must finish, rather than be terminated
    * with it (the default). A cancel of this workflow is still passed on to them.
    */
-  private static ChildWorkflowOptions childOptions(String workflowId) {
+  private static ChildWorkflowOptions childOptions(String workflowId, String summary) {
     return ChildWorkflowOptions.newBuilder()
         .setWorkflowId(workflowId)
+        .setStaticSummary(summary)
         .setParentClosePolicy(ParentClosePolicy.PARENT_CLOSE_POLICY_ABANDON)
         .build();
   }

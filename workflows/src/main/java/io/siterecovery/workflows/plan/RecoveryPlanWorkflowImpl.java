@@ -42,6 +42,7 @@ import io.temporal.common.SearchAttributes;
 import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.workflow.Async;
+import io.siterecovery.workflows.Summaries;
 import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Promise;
 import io.temporal.workflow.Workflow;
@@ -462,12 +463,13 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
         boolean test = operation == PlanOperation.TEST_FAILOVER;
         m.workflowId = test ? FailoverWorkflow.testWorkflowId(m.vm)
             : FailoverWorkflow.workflowId(m.vm);
-        FailoverWorkflow child = Workflow.newChildWorkflowStub(FailoverWorkflow.class,
-            options(m.workflowId, attributes));
-        m.stub = child;
         FailoverType type = test ? FailoverType.TEST
             : operation == PlanOperation.PLANNED_FAILOVER ? FailoverType.PLANNED
                 : FailoverType.UNPLANNED;
+        FailoverWorkflow child = Workflow.newChildWorkflowStub(FailoverWorkflow.class,
+            options(m.workflowId, attributes,
+                Summaries.failover(type, m.vm, m.requestedPoint, null) + inPlan()));
+        m.stub = child;
         m.result = Async.function(child::failover, new FailoverInput(m.vm, type,
             m.requestedPoint));
         m.result.handle((r, f) -> ended(m, f == null ? null : message(f), r == null ? null
@@ -476,7 +478,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
       case REPROTECT -> {
         m.workflowId = ReprotectWorkflow.workflowId(m.vm);
         ReprotectWorkflow child = Workflow.newChildWorkflowStub(ReprotectWorkflow.class,
-            options(m.workflowId, attributes));
+            options(m.workflowId, attributes, Summaries.reprotect(m.vm, null) + inPlan()));
         m.stub = child;
         m.result = Async.function(child::reprotect, new ReprotectInput(m.vm, false, null));
         m.result.handle((r, f) -> {
@@ -490,7 +492,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
       case FAILBACK -> {
         m.workflowId = FailbackWorkflow.workflowId(m.vm);
         FailbackWorkflow child = Workflow.newChildWorkflowStub(FailbackWorkflow.class,
-            options(m.workflowId, attributes));
+            options(m.workflowId, attributes, Summaries.failback(m.vm, true) + inPlan()));
         m.stub = child;
         m.result = Async.function(child::failback, new FailbackInput(m.vm, true));
         m.result.handle((r, f) -> ended(m, f == null ? null : message(f), r == null ? null
@@ -501,10 +503,15 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     step(m.vm + ": " + m.workflowId + " started");
   }
 
-  private static ChildWorkflowOptions options(String id, SearchAttributes attributes) {
+  private String inPlan() {
+    return " (plan " + planName + ")";
+  }
+
+  private static ChildWorkflowOptions options(String id, SearchAttributes attributes,
+      String summary) {
     // The VMs' workflows outlive a plan that is terminated: a failover half done must finish.
     return ChildWorkflowOptions.newBuilder().setWorkflowId(id)
-        .setTypedSearchAttributes(attributes)
+        .setTypedSearchAttributes(attributes).setStaticSummary(summary)
         .setParentClosePolicy(ParentClosePolicy.PARENT_CLOSE_POLICY_ABANDON).build();
   }
 

@@ -26,6 +26,7 @@ import io.temporal.api.enums.v1.ParentClosePolicy;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.failure.TemporalFailure;
 import io.temporal.workflow.Async;
+import io.siterecovery.workflows.Summaries;
 import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Workflow;
 import java.time.Instant;
@@ -186,6 +187,8 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
         ChildWorkflowOptions.newBuilder()
             .setWorkflowId(ProtectVmWorkflow.workflowId(vm))
             .setParentClosePolicy(ParentClosePolicy.PARENT_CLOSE_POLICY_ABANDON)
+            .setStaticSummary(Summaries.protect(vm, policy, reverse.sourceSite(),
+                reverse.targetSite()))
             .build());
     Async.function(protection::protect, new ProtectVmInput(vm, policy));
     Workflow.getWorkflowExecution(protection).get();
