@@ -12,10 +12,8 @@ import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.siterecovery.workflows.protection.ProtectionState;
 import io.siterecovery.workflows.replication.InitialReplicationWorkflow;
-import io.temporal.api.sdk.v1.WorkflowMetadata;
 import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowOptions;
-import io.temporal.client.WorkflowStub;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.testing.TestWorkflowEnvironment;
 import io.temporal.testing.TestWorkflowExtension;
@@ -30,8 +28,6 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * details it reads through the built-in {@code __temporal_workflow_metadata} query.
  */
 class ProtectVmLiveDetailsTest {
-  /** The query the Web UI and {@code temporal workflow describe} read current details with. */
-  private static final String METADATA_QUERY = "__temporal_workflow_metadata";
   private static final long MIB = 1L << 20;
 
   @RegisterExtension
@@ -46,9 +42,8 @@ class ProtectVmLiveDetailsTest {
     return wf;
   }
 
-  private static String currentDetails(ProtectVmWorkflow wf) {
-    return WorkflowStub.fromTyped(wf).query(METADATA_QUERY, WorkflowMetadata.class)
-        .getCurrentDetails();
+  private static String currentDetails(WorkflowClient client) {
+    return WorkflowTestSupport.currentDetails(client, ProtectVmWorkflow.workflowId("web01"));
   }
 
   @Test
@@ -71,8 +66,8 @@ class ProtectVmLiveDetailsTest {
     WorkflowTestSupport.start(env, agents);
     ProtectVmWorkflow wf = protect(client);
 
-    WorkflowTestSupport.awaitVirtual(env, () -> currentDetails(wf).contains("Progress:"));
-    String copying = currentDetails(wf);
+    WorkflowTestSupport.awaitVirtual(env, () -> currentDetails(client).contains("Progress:"));
+    String copying = currentDetails(client);
     // 512 MiB of 3 GiB: 16 %; the 2.5 GiB left at 50 MiB/s take 52 s.
     assertThat(copying).startsWith("**INITIAL_REPLICATION** · health **NORMAL**\n")
         .contains("- Progress: `[###-----------------]  16 %` 512.0 MiB of 3.0 GiB "
@@ -84,7 +79,7 @@ class ProtectVmLiveDetailsTest {
     targetDown.set(false);
     env.sleep(Duration.ofMinutes(45));
     assertThat(wf.status().state()).isEqualTo(ProtectionState.PROTECTED);
-    String protectedDetails = currentDetails(wf);
+    String protectedDetails = currentDetails(client);
     assertThat(protectedDetails).startsWith("**PROTECTED** · health **NORMAL**\n")
         .doesNotContain("Progress:")
         .containsPattern("- RPO: \\d+ s · latest point rp-\\d+ at \\S+Z, crash-consistent")
@@ -97,12 +92,12 @@ class ProtectVmLiveDetailsTest {
     WorkflowTestSupport.start(env, WorkflowTestSupport.healthyAgents(env, true));
     ProtectVmWorkflow wf = protect(client);
     env.sleep(Duration.ofSeconds(95));
-    assertThat(currentDetails(wf)).contains("- Cycles: 3 done, 0 failed")
+    assertThat(currentDetails(client)).contains("- Cycles: 3 done, 0 failed")
         .contains("latest point rp-4");
 
     wf.pause(new io.siterecovery.workflows.common.OperatorRequest("maintenance"));
-    WorkflowTestSupport.awaitVirtual(env, () -> currentDetails(wf).startsWith("**PAUSED**"));
-    assertThat(currentDetails(wf)).doesNotContain("next delta cycle due");
+    WorkflowTestSupport.awaitVirtual(env, () -> currentDetails(client).startsWith("**PAUSED**"));
+    assertThat(currentDetails(client)).doesNotContain("next delta cycle due");
   }
 
   /**
@@ -117,10 +112,10 @@ class ProtectVmLiveDetailsTest {
     ProtectVmWorkflow wf = protect(client);
     WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == ProtectionState.PROTECTED);
 
-    assertThat(WorkflowStub.fromTyped(wf).describe().getStaticSummary())
+    assertThat(WorkflowTestSupport.staticSummary(client, ProtectVmWorkflow.workflowId("web01")))
         .isEqualTo("Protect web01, policy default");
-    assertThat(client.newUntypedWorkflowStub(InitialReplicationWorkflow.workflowId("web01"))
-        .describe().getStaticSummary())
+    assertThat(WorkflowTestSupport.staticSummary(client,
+        InitialReplicationWorkflow.workflowId("web01")))
         .isEqualTo("Initial copy of web01: primary → secondary");
   }
 }

@@ -56,6 +56,12 @@ public final class LiveDetails {
     return this;
   }
 
+  /** A bar of things rather than bytes: {@code - VMs ready: `[####----]  50 %` 2 of 4}. */
+  public LiveDetails count(String label, long done, long total) {
+    lines.add("- " + label + ": `" + progressBar(done, total) + "` " + done + " of " + total);
+    return this;
+  }
+
   /** A further line, e.g. {@code ("Step", "replica VM started")}; skipped when text is null. */
   public LiveDetails line(String label, String text) {
     if (text != null && !text.isBlank()) {
@@ -139,7 +145,7 @@ public final class LiveDetails {
   }
 
   /** {@code 45 s}, {@code 12 min 5 s}, {@code 3 h 20 min}. */
-  static String duration(long seconds) {
+  public static String duration(long seconds) {
     Duration d = Duration.ofSeconds(Math.max(0, seconds));
     if (d.toHours() > 0) {
       return d.toHours() + " h " + d.toMinutesPart() + " min";

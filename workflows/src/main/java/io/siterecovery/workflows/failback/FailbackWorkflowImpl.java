@@ -5,6 +5,7 @@ import io.siterecovery.activities.FailureTypes;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.common.LiveDetails;
 import io.siterecovery.workflows.common.StepLog;
 import io.siterecovery.workflows.common.MemberListener;
 import io.siterecovery.workflows.common.MemberState;
@@ -47,7 +48,7 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
   private String from;
   private FailoverStatus failover;
   private ReprotectStatus reprotect;
-  private final StepLog steps = new StepLog(log);
+  private final StepLog steps = new StepLog(log, this::showDetails);
   private String error;
   private Instant startedAt;
   /** A decision received and not yet passed on to the failover: "commit" or "cancel". */
@@ -55,6 +56,8 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
   private OperatorRequest pendingRequest;
   /** What failover-<vm> last said, not yet passed on to this failback's own parent. */
   private MemberState childState;
+  /** What failover-<vm> last said, for the current details. */
+  private MemberState failoverHeard;
 
   @Override
   public FailbackStatus failback(FailbackInput input) {
@@ -83,13 +86,13 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
       failOverHome();
       if (failover.state() != FailoverState.COMMITTED) {
         steps.add("the failover home ended " + failover.state() + ": " + vm + " stays on " + from);
-        state = FailbackState.CANCELLED;
+        setState(FailbackState.CANCELLED);
         return status();
       }
       if (Boolean.FALSE.equals(input.reprotect())) {
         steps.add(vm + " runs on " + home + " again; not reprotected, as asked");
       } else {
-        state = FailbackState.REPROTECTING;
+        setState(FailbackState.REPROTECTING);
         ReprotectWorkflow child = Workflow.newChildWorkflowStub(ReprotectWorkflow.class,
             childOptions(ReprotectWorkflow.workflowId(vm),
                 Summaries.reprotect(vm, input.policy()) + " (failback)"));
@@ -100,16 +103,16 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
       }
     } catch (TemporalFailure e) {
       error = e.getCause() != null ? e.getCause().getMessage() : e.getMessage();
-      state = FailbackState.FAILED;
+      setState(FailbackState.FAILED);
       throw e;
     }
-    state = FailbackState.COMPLETED;
+    setState(FailbackState.COMPLETED);
     return status();
   }
 
   /** Runs the planned failover home, passing the operator's decision on when it comes. */
   private void failOverHome() {
-    state = FailbackState.FAILING_OVER;
+    setState(FailbackState.FAILING_OVER);
     FailoverWorkflow child = Workflow.newChildWorkflowStub(FailoverWorkflow.class,
         childOptions(FailoverWorkflow.workflowId(vm),
             Summaries.failover(FailoverType.PLANNED, vm, "LATEST", home) + " (failback)"));
@@ -124,6 +127,8 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
       if (childState != null) {
         MemberState heard = childState;
         childState = null;
+        failoverHeard = heard;
+        showDetails();
         MemberListener.tellParent(new MemberState(vm, Workflow.getInfo().getWorkflowId(),
             heard.state(), heard.recoveryPoint(), heard.pointTime()));
       }
@@ -171,6 +176,28 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
   public void cancel(OperatorRequest request) {
     pendingDecision = "cancel";
     pendingRequest = request;
+  }
+
+  private void setState(FailbackState next) {
+    state = next;
+    showDetails();
+  }
+
+  /** The Web UI's current details: state, where to, the failover's state as it reported it. */
+  private void showDetails() {
+    LiveDetails.of(state)
+        .line("Home", home == null ? null : from + " → " + home)
+        .line("Failover", state != FailbackState.FAILING_OVER ? null
+            : FailoverWorkflow.workflowId(vm) + (failoverHeard == null ? " running"
+                : " " + failoverHeard.state() + (failoverHeard.recoveryPoint() == null ? ""
+                    : " at " + failoverHeard.recoveryPoint())
+                    + (FailoverState.AWAITING_COMMIT.name().equals(failoverHeard.state())
+                        ? ": send 'commit' or 'cancel' here or there" : "")))
+        .line("Reverse replication", state != FailbackState.REPROTECTING ? null
+            : ReprotectWorkflow.workflowId(vm) + " (its page shows its progress)")
+        .line("Error", error)
+        .line("Last", steps.last())
+        .show();
   }
 
   @Override

@@ -43,6 +43,7 @@ import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.workflow.Async;
 import io.siterecovery.workflows.Summaries;
+import io.siterecovery.workflows.common.LiveDetails;
 import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Promise;
 import io.temporal.workflow.Workflow;
@@ -189,12 +190,12 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     if (operation == PlanOperation.VALIDATE) {
       new PlanValidation(lookups, runs, config, plan, commitPolicy, this::step).run()
           .forEach(failures::add);
-      state = failures.isEmpty() ? PlanState.COMPLETED : PlanState.FAILED;
+      setState(failures.isEmpty() ? PlanState.COMPLETED : PlanState.FAILED);
       step(failures.isEmpty() ? "no problem found" : failures.size() + " problem(s) found");
       return finish();
     }
     readPreviousRun();
-    state = PlanState.RUNNING;
+    setState(PlanState.RUNNING);
     resolveMembers(choice);
     return runGroups(0);
   }
@@ -235,7 +236,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     }
     decide();
     awaitAllEnded();
-    state = failures.isEmpty() ? PlanState.COMPLETED : PlanState.FAILED;
+    setState(failures.isEmpty() ? PlanState.COMPLETED : PlanState.FAILED);
     return finish();
   }
 
@@ -276,7 +277,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     failures.addAll(c.failures());
     groupStartedAt.putAll(c.groupStartedAt());
     groupEndedAt.putAll(c.groupEndedAt());
-    state = PlanState.RUNNING;
+    setState(PlanState.RUNNING);
     for (Group g : plan.groups()) {
       groupStates.put(g.name(), c.groupStates().get(g.name()));
       actions.put(g.name(), new ArrayList<>(c.actions().get(g.name())));
@@ -549,7 +550,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
 
   private void awaitApproval(Group g, String when, Action a) {
     Instant began = now();
-    state = PlanState.AWAITING_APPROVAL;
+    setState(PlanState.AWAITING_APPROVAL);
     awaitingStep = a.manual();
     step("group " + g.name() + ", " + when + ": waiting for 'approve' {\"step\":\"" + a.manual()
         + "\"}" + (a.timeout() == null ? "" : " within " + a.timeout()));
@@ -565,7 +566,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     String by = approved ? (approval.by() == null ? "unnamed" : approval.by()) : null;
     approval = null;
     awaitingStep = null;
-    state = PlanState.RUNNING;
+    setState(PlanState.RUNNING);
     if (approved) {
       step("approved: " + a.manual() + " (by " + by + ")");
     } else {
@@ -654,13 +655,13 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     lastReady = members.values().stream().map(m -> m.readyAt).filter(t -> t != null)
         .max(Comparator.naturalOrder()).orElse(null);
     if (operation == PlanOperation.TEST_FAILOVER) {
-      state = PlanState.AWAITING_CLEANUP;
+      setState(PlanState.AWAITING_CLEANUP);
       awaitAdopted(); // a test VM also ends by itself, after its maxTestDuration
       step("every test VM is up: awaiting 'cleanup' (each also cleans itself up after its "
           + "maxTestDuration)");
       Workflow.await(() -> cleanupRequest != null || allEnded());
       if (cleanupRequest != null) {
-        state = PlanState.FINISHING;
+        setState(PlanState.FINISHING);
         for (Member m : live) {
           if (m.endedAt == null) {
             ((FailoverWorkflow) m.stub).cleanup(cleanupRequest);
@@ -673,7 +674,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     if (!decides() || live.isEmpty()) {
       return;
     }
-    state = PlanState.AWAITING_COMMIT;
+    setState(PlanState.AWAITING_COMMIT);
     if (commitPolicy == null) {
       step("awaiting 'commit' or 'cancel' for " + live.size() + " VMs");
       Workflow.await(() -> decision != null);
@@ -687,7 +688,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
             + "s");
       }
     }
-    state = PlanState.FINISHING;
+    setState(PlanState.FINISHING);
     for (Member m : live) {
       if (m.endedAt != null) {
         continue;
@@ -786,6 +787,36 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
   private void step(String what) {
     steps.add(now() + " " + what);
     log.info("plan {}: {}", planName, what);
+    showDetails();
+  }
+
+  private void setState(PlanState next) {
+    state = next;
+    showDetails();
+  }
+
+  /**
+   * The Web UI's current details: the run's state, its VMs as a bar (ready, or ended, of all),
+   * what it waits for, the ETA and the latest step. The VMs' own pages show their details.
+   */
+  private void showDetails() {
+    PlanStatus s = status();
+    List<VmStatus> vms = s.groups().stream().flatMap(g -> g.vms().stream()).toList();
+    long settled = vms.stream().filter(v -> v.readyAt() != null || v.endedAt() != null).count();
+    String running = s.groups().stream().filter(g -> "RUNNING".equals(g.state()))
+        .map(GroupStatus::name).collect(java.util.stream.Collectors.joining(", "));
+    LiveDetails.of(s.state())
+        .count("VMs ready or ended", settled, vms.size())
+        .line("Operation", s.operation() == null ? null : s.operation().name())
+        .line("Groups running", running)
+        .line("Awaiting", s.awaitingStep())
+        .line("Failures", s.failures().isEmpty() ? null : s.failures().size() + ": "
+            + s.failures().get(s.failures().size() - 1))
+        .line("ETA", s.etaSeconds() == null ? null : LiveDetails.duration(s.etaSeconds())
+            + " (from " + s.etaFrom() + ")")
+        .line("RTO", s.rtoSeconds() == null ? null : LiveDetails.duration(s.rtoSeconds()))
+        .line("Last", s.steps().isEmpty() ? null : s.steps().get(s.steps().size() - 1))
+        .show();
   }
 
   @Override

@@ -17,6 +17,7 @@ import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.activities.ProtectionPlan.DiskInfo;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.common.LiveDetails;
 import io.siterecovery.workflows.common.StepLog;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.siterecovery.workflows.protection.Progress;
@@ -58,7 +59,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
   private long bytesSent;
   private Salvaged salvaged;
   private Progress progress;
-  private final StepLog steps = new StepLog(log);
+  private final StepLog steps = new StepLog(log, this::showDetails);
   private String error;
   private Instant startedAt;
   /** The policy's transfer settings (compression, bandwidth) for every byte sent back. */
@@ -200,6 +201,22 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
     state = next;
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.PROTECTION_STATE.valueSet(
         "REPROTECT_" + next.name()));
+    showDetails();
+  }
+
+  /** The Web UI's current details: state, direction, the resync's bar, bytes sent, last step. */
+  private void showDetails() {
+    ReprotectStatus s = status();
+    LiveDetails.of(s.state()).progress(s.progress())
+        .line("Direction", s.sourceSite() == null ? null
+            : s.sourceSite() + " (active) → " + s.targetSite())
+        .line("Mode", s.mode() == null ? null : s.mode().name())
+        .line("Sent", s.bytesSent() + " bytes for " + s.bytesChanged() + " changed")
+        .line("Salvaged", s.salvaged() == null ? null : s.salvaged().bytes() + " bytes kept on "
+            + s.targetSite())
+        .line("Error", s.error())
+        .line("Last", steps.last())
+        .show();
   }
 
 
@@ -209,6 +226,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
         ? (long) Math.ceil((p.bytesTotal() - p.bytesDone()) / p.bytesPerSecond()) : null;
     progress = new Progress(p.phase(), p.disk(), p.bytesDone(), p.bytesTotal(),
         p.bytesPerSecond(), eta);
+    showDetails();
   }
 
   @Override
