@@ -56,6 +56,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.stream.Collectors;
 import org.slf4j.Logger;
 
 /**
@@ -797,25 +798,36 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
 
   /**
    * The Web UI's current details: the run's state, its VMs as a bar (ready, or ended, of all),
-   * what it waits for, the ETA and the latest step. The VMs' own pages show their details.
+   * what it waits for, the ETA and the latest step. The VMs' own pages show their details. Set
+   * at every step, so worked out from the members directly: {@link #status} copies every step
+   * and VM, too much to do a thousand times in a thousand-VM plan.
    */
   private void showDetails() {
-    PlanStatus s = status();
-    List<VmStatus> vms = s.groups().stream().flatMap(g -> g.vms().stream()).toList();
-    long settled = vms.stream().filter(v -> v.readyAt() != null || v.endedAt() != null).count();
-    String running = s.groups().stream().filter(g -> "RUNNING".equals(g.state()))
-        .map(GroupStatus::name).collect(java.util.stream.Collectors.joining(", "));
-    LiveDetails.of(s.state())
-        .count("VMs ready or ended", settled, vms.size())
-        .line("Operation", s.operation() == null ? null : s.operation().name())
+    Instant now = now();
+    long settled = members.values().stream().filter(Member::ready).count();
+    Long eta = previous == null || plan == null ? null : 0L;
+    if (eta != null) {
+      for (Group g : plan.groups()) {
+        Long groupEta = groupEta(g.name(), now);
+        eta = groupEta == null ? null : eta + groupEta;
+        if (eta == null) {
+          break;
+        }
+      }
+    }
+    String running = groupStates.entrySet().stream().filter(e -> "RUNNING".equals(e.getValue()))
+        .map(Map.Entry::getKey).collect(Collectors.joining(", "));
+    LiveDetails.of(state)
+        .count("VMs ready or ended", settled, members.size())
+        .line("Operation", operation == null ? null : operation.name())
         .line("Groups running", running)
-        .line("Awaiting", s.awaitingStep())
-        .line("Failures", s.failures().isEmpty() ? null : s.failures().size() + ": "
-            + s.failures().get(s.failures().size() - 1))
-        .line("ETA", s.etaSeconds() == null ? null : LiveDetails.duration(s.etaSeconds())
-            + " (from " + s.etaFrom() + ")")
-        .line("RTO", s.rtoSeconds() == null ? null : LiveDetails.duration(s.rtoSeconds()))
-        .line("Last", s.steps().isEmpty() ? null : s.steps().get(s.steps().size() - 1))
+        .line("Awaiting", awaitingStep)
+        .line("Failures", failures.isEmpty() ? null
+            : failures.size() + ": " + failures.get(failures.size() - 1))
+        .line("ETA", eta == null ? null : LiveDetails.duration(eta) + " (from " + etaFrom + ")")
+        .line("RTO", lastReady == null ? null
+            : LiveDetails.duration(Duration.between(startedAt, lastReady).toSeconds()))
+        .line("Last", steps.isEmpty() ? null : steps.get(steps.size() - 1))
         .show();
   }
 
