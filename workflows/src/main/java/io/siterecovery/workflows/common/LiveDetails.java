@@ -84,7 +84,8 @@ public final class LiveDetails {
         md.append(": ").append(cut(healthReason));
       }
     }
-    md.append('\n');
+    // A blank line: not every Markdown renderer lets a list interrupt a paragraph.
+    md.append("\n\n");
     if (progress != null) {
       md.append("- Progress: `").append(progressBar(progress.bytesDone(), progress.bytesTotal()))
           .append("` ").append(size(progress.bytesDone())).append(" of ")

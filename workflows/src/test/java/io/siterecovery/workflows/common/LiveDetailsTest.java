@@ -38,6 +38,7 @@ class LiveDetailsTest {
 
     assertThat(md).isEqualTo("""
         **INITIAL_REPLICATION** · health **NORMAL**
+
         - Progress: `[##########----------]  50 %` 1.5 GiB of 3.0 GiB (INITIAL_REPLICATION, disk1)
         - Rate: 50.0 MiB/s · ETA 31 s (2026-11-30T00:30:31Z)
         - Updated: 2026-11-30T00:30:00Z""");
@@ -63,6 +64,7 @@ class LiveDetailsTest {
 
     assertThat(md).isEqualTo("""
         **PROTECTED** · health **WARNING**: RPO 200 s exceeds the policy's 120 s
+
         - RPO: 3 min 20 s · latest point rp-7 at 2026-11-30T00:26:40Z, app-consistent
         - Cycle: next delta cycle due at 2026-11-30T00:30:30Z
         - Updated: 2026-11-30T00:30:00Z""");
