@@ -75,6 +75,13 @@ class ProtectVmLiveDetailsTest {
         .contains("- Rate: 50.0 MiB/s · ETA 52 s (")
         .contains("- Route: primary → secondary, policy default")
         .contains("- Updated: ");
+    // the child's own page says which disk it copies and where the progress is
+    assertThat(WorkflowTestSupport.currentDetails(client,
+        InitialReplicationWorkflow.workflowId("web01")))
+        .startsWith("**COPYING**\n")
+        .contains("- Disks copied: `[--------------------]   0 %` 0 of 2\n")
+        .contains("- Disk: disk0 (1.0 GiB)\n")
+        .contains("- Progress: on protect-web01's page");
 
     targetDown.set(false);
     env.sleep(Duration.ofMinutes(45));

@@ -131,7 +131,7 @@ public final class LiveDetails {
         + String.format(Locale.ROOT, "%3d %%", percent);
   }
 
-  static String size(long bytes) {
+  public static String size(long bytes) {
     if (bytes >= 1L << 30) {
       return String.format(Locale.ROOT, "%.1f GiB", bytes / (double) (1L << 30));
     }
