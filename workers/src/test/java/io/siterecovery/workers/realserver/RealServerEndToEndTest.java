@@ -201,7 +201,8 @@ class RealServerEndToEndTest {
   /**
    * Workers are stateless and share the task queue: the one running a copy is killed with
    * {@code kill -9} in the middle of it, and the other finishes it (after the copy activity's
-   * heartbeat timeout) with a replica equal to the source.
+   * heartbeat timeout) with a replica equal to the source. Started with {@code site-recovery
+   * protect}, the copy's page in the Web UI shows the CLI's summary and the copy's progress bar.
    */
   @Test
   @Order(2)
@@ -209,11 +210,25 @@ class RealServerEndToEndTest {
     runCli("vm", "create", "big01", "--site", "primary", "--disk", "40M",
         "--config", config.toString());
     qemuIo(primaryNbd, "big01", "write -P 0x3c 0 40M");
-    run(temporalCommand("workflow", "start", "--task-queue", "site-recovery",
-        "--type", "ProtectVm", "--workflow-id", "protect-big01",
-        "--input", "{\"vm\":\"big01\",\"policy\":\"capped\"}"), STEP);
+    runCli("protect", "big01", "--policy", "capped", "--config", config.toString());
     awaitStatus("protect-big01", "a quarter of the initial copy across",
         s -> s.path("progress").path("bytesDone").asLong() >= BIG_DISK / 4);
+    // What the Web UI shows on the workflow's page: the summary the CLI started it with, and
+    // the current details, read as the UI reads them.
+    assertThat(Json.MAPPER.readTree(run(temporalCommand("workflow", "describe",
+        "--workflow-id", "protect-big01", "-o", "json"), STEP))
+        .path("executionConfig").path("userMetadata").path("summary").asText())
+        .isEqualTo("Protect big01, policy capped");
+    String metadata = run(temporalCommand("workflow", "query", "--workflow-id", "protect-big01",
+        "--type", "__temporal_workflow_metadata", "-o", "json"), STEP);
+    JsonNode result = Json.MAPPER.readTree(metadata).path("queryResult");
+    String details = (result.isArray() ? result.path(0) : result).path("currentDetails").asText();
+    System.out.println("current details of protect-big01:\n" + details);
+    assertThat(details).startsWith("**INITIAL_REPLICATION** · health **NORMAL**\n")
+        .containsPattern("- Progress: `\\[#+-*\\] +\\d+ %` [\\d.]+ MiB of 40\\.0 MiB "
+            + "\\(INITIAL_REPLICATION, disk0\\)\n")
+        .containsPattern("- Rate: [\\d.]+ MiB/s · ETA \\d+ s")
+        .contains("- Route: primary → secondary, policy capped\n");
 
     String copier = copyActivityWorker("protect-big01-initial");
     Process victim = copier.equals(identity(worker1)) ? worker1
