@@ -24,7 +24,8 @@ import org.slf4j.Logger;
 
 /**
  * What ProtectVm shows: state, health, points, progress and counters, kept in step with the
- * search attributes. Lives in the workflow thread; the query reads it.
+ * search attributes and with the current details the Web UI shows (every change sets them).
+ * Lives in the workflow thread; the query reads it.
  *
  * <p>Health is the worst of: what the workflow's own errors set ({@link #health}: WARNING while
  * retrying, CRITICAL on a non-recoverable error), and WARNING when the RPO exceeds the policy's
