@@ -175,6 +175,9 @@ class RealServerEndToEndTest {
 
     runReadme(readme.take("--type Reprotect"));
     awaitState("reprotect-web01", "PROTECTED");
+    // Reprotect started the reverse protection as its child, summary and all.
+    assertThat(staticSummary("protect-web01"))
+        .isEqualTo("Protect web01: secondary → primary, policy default");
     // The old disks on primary now replicate what web01 runs on secondary.
     awaitCompare(image("primary", "web01"), nbd(secondaryNbd, "web01"));
 
@@ -215,10 +218,7 @@ class RealServerEndToEndTest {
         s -> s.path("progress").path("bytesDone").asLong() >= BIG_DISK / 4);
     // What the Web UI shows on the workflow's page: the summary the CLI started it with, and
     // the current details, read as the UI reads them.
-    assertThat(Json.MAPPER.readTree(run(temporalCommand("workflow", "describe",
-        "--workflow-id", "protect-big01", "-o", "json"), STEP))
-        .path("executionConfig").path("userMetadata").path("summary").asText())
-        .isEqualTo("Protect big01, policy capped");
+    assertThat(staticSummary("protect-big01")).isEqualTo("Protect big01, policy capped");
     String metadata = run(temporalCommand("workflow", "query", "--workflow-id", "protect-big01",
         "--type", "__temporal_workflow_metadata", "-o", "json"), STEP);
     JsonNode result = Json.MAPPER.readTree(metadata).path("queryResult");
@@ -385,6 +385,13 @@ class RealServerEndToEndTest {
       }
       return ok.test(status);
     }, () -> "last status: " + last[0] + " " + error[0]);
+  }
+
+  /** The summary the Web UI shows for the workflow's latest run, as the server describes it. */
+  private String staticSummary(String workflowId) throws Exception {
+    return Json.MAPPER.readTree(run(temporalCommand("workflow", "describe", "--workflow-id",
+        workflowId, "-o", "json"), STEP)).path("executionConfig").path("userMetadata")
+        .path("summary").asText();
   }
 
   /** The identity of the worker running the copy activity of an initial replication. */
