@@ -164,6 +164,16 @@ class FailbackWorkflowTest {
         .getWorkflowId()).isEqualTo("failback-web01");
     assertThat(away.status().state()).isEqualTo(ProtectionState.FAILED_OVER);
     verify(agents, never()).promoteReplica(any());
+    // what the Web UI shows on the two pages
+    WorkflowTestSupport.awaitVirtual(env, () -> WorkflowTestSupport.currentDetails(client,
+        "failback-web01").contains("- Failover: failover-web01 AWAITING_COMMIT at rp-"));
+    assertThat(WorkflowTestSupport.currentDetails(client, "failback-web01"))
+        .startsWith("**FAILING_OVER**\n").contains("- Home: secondary → primary\n")
+        .contains("send 'commit' or 'cancel' here or there");
+    assertThat(WorkflowTestSupport.currentDetails(client, "failover-web01"))
+        .startsWith("**AWAITING_COMMIT**\n").contains("- Failover: PLANNED, secondary → primary");
+    assertThat(WorkflowTestSupport.staticSummary(client, "failover-web01"))
+        .isEqualTo("Planned failover of web01 to primary (failback)");
 
     // the operator answers Failback; it passes the commit on
     untyped.signal("commit", Map.of("reason", "home again"));
@@ -176,6 +186,15 @@ class FailbackWorkflowTest {
     assertThat(end.reprotect().sourceSite()).isEqualTo("primary");
     assertThat(end.reprotect().targetSite()).isEqualTo("secondary");
     assertThat(end.steps()).anyMatch(s -> s.contains("'commit' passed on to failover-web01"));
+    assertThat(WorkflowTestSupport.currentDetails(client, "failback-web01"))
+        .startsWith("**COMPLETED**\n").contains("- Last: ");
+    assertThat(WorkflowTestSupport.staticSummary(client, "reprotect-web01"))
+        .isEqualTo("Reprotect web01: reverse replication, policy default (failback)");
+    assertThat(WorkflowTestSupport.currentDetails(client, "reprotect-web01"))
+        .startsWith("**PROTECTED**\n").contains("- Direction: primary (active) → secondary\n")
+        .contains("- Mode: CHANGED_RANGES\n");
+    assertThat(WorkflowTestSupport.staticSummary(client, "protect-web01"))
+        .isEqualTo("Protect web01: primary → secondary, policy default");
     assertThat(end.steps()).anyMatch(s -> s.contains("web01 runs on primary and is protected to "
         + "secondary again (CHANGED_RANGES"));
 

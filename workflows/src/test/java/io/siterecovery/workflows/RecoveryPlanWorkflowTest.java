@@ -416,11 +416,19 @@ class RecoveryPlanWorkflowTest {
     protect(client, List.of("db01", "db02", "app01"));
     RecoveryPlanWorkflow wf = run(client, PlanOperation.PLANNED_FAILOVER);
     awaitState(env, wf, PlanState.AWAITING_COMMIT);
+    assertThat(WorkflowTestSupport.currentDetails(client, "plan-erp"))
+        .startsWith("**AWAITING_COMMIT**\n")
+        .contains("- VMs ready or ended: `[####################] 100 %` 3 of 3\n")
+        .contains("- Operation: PLANNED_FAILOVER\n");
+    assertThat(WorkflowTestSupport.staticSummary(client, "failover-db01"))
+        .isEqualTo("Planned failover of db01 (plan erp)");
     env.sleep(Duration.ofMinutes(5));
     wf.commit(new OperatorRequest("go"));
     PlanStatus end = result(wf);
 
     assertThat(end.state()).isEqualTo(PlanState.COMPLETED);
+    assertThat(WorkflowTestSupport.currentDetails(client, "plan-erp"))
+        .startsWith("**COMPLETED**\n").containsPattern("- RTO: \\d+ (s|min \\d+ s)\n");
     assertThat(end.failures()).isEmpty();
     assertThat(vmStates(end)).containsOnlyKeys("db01", "db02", "app01")
         .allSatisfy((k, v) -> assertThat(v).as(k).isEqualTo("COMMITTED"));

@@ -152,6 +152,11 @@ class TestFailoverWorkflowTest {
         testing.test().cleanupDueAt())).isBetween(Duration.ofDays(14).minusMinutes(1),
         Duration.ofDays(14));
     assertThat(testing.steps()).anyMatch(s -> s.contains("cleans itself up at"));
+    assertThat(WorkflowTestSupport.currentDetails(client, "test-failover-web01"))
+        .startsWith("**TESTING**\n").contains("- Failover: TEST, primary → secondary\n")
+        .contains("- Recovery point: rp-2 at ")
+        .contains("- Test VM: web01-test, exports " + String.join(" ", EXPORTS) + "\n")
+        .contains("- Cleanup due: " + testing.test().cleanupDueAt() + "\n");
     verify(agents).createTestVm(eq("secondary"), eq("web01"), eq(2L),
         org.mockito.ArgumentMatchers.matches("[0-9a-f-]{36}"));
 

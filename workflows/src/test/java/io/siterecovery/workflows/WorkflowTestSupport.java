@@ -29,6 +29,8 @@ import io.siterecovery.activities.ResyncWindow;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.siterecovery.workflows.common.SiteRecoveryDataConverter;
 import io.temporal.api.enums.v1.IndexedValueType;
+import io.temporal.api.sdk.v1.WorkflowMetadata;
+import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowClientOptions;
 import io.temporal.testing.TestWorkflowEnvironment;
 import io.temporal.testing.TestWorkflowExtension;
@@ -184,6 +186,20 @@ final class WorkflowTestSupport {
     Instant now = Instant.ofEpochMilli(env.currentTimeMillis());
     return new ReplicationCycle(generation, generation, now, 2, 4096, false, null,
         List.of(new PointInfo(generation, now, false)), HEALTHY_SOURCE);
+  }
+
+  /**
+   * The workflow's current details as the Temporal Web UI and {@code temporal workflow describe}
+   * read them: through the built-in {@code __temporal_workflow_metadata} query.
+   */
+  static String currentDetails(WorkflowClient client, String workflowId) {
+    return client.newUntypedWorkflowStub(workflowId)
+        .query("__temporal_workflow_metadata", WorkflowMetadata.class).getCurrentDetails();
+  }
+
+  /** The static summary the run was started with, as DescribeWorkflowExecution returns it. */
+  static String staticSummary(WorkflowClient client, String workflowId) {
+    return client.newUntypedWorkflowStub(workflowId).describe().getStaticSummary();
   }
 
   /** Advances virtual time in small steps until the condition holds. */

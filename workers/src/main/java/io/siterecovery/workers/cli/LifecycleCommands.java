@@ -6,6 +6,7 @@ import static io.siterecovery.workers.cli.OperatorCommands.withClient;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.api.AgentMessages.SalvageInfo;
 import io.siterecovery.agent.security.Identity;
+import io.siterecovery.workflows.Summaries;
 import io.siterecovery.workflows.failback.FailbackInput;
 import io.siterecovery.workflows.failback.FailbackWorkflow;
 import io.siterecovery.workflows.failover.ChangeRecoveryPoint;
@@ -69,7 +70,8 @@ final class LifecycleCommands {
     public Integer call() {
       return withClient(options, client -> {
         String id = ReprotectWorkflow.workflowId(vm);
-        ReprotectWorkflow wf = client.newWorkflowStub(ReprotectWorkflow.class, options(id));
+        ReprotectWorkflow wf = client.newWorkflowStub(ReprotectWorkflow.class,
+            options(id, Summaries.reprotect(vm, policy)));
         io.temporal.client.WorkflowClient.start(wf::reprotect,
             new ReprotectInput(vm, shutDownOldSource, policy));
         System.out.printf("started %s; it ends with protect-%s running in the new direction: "
@@ -98,7 +100,8 @@ final class LifecycleCommands {
     public Integer call() {
       return withClient(options, client -> {
         String id = FailbackWorkflow.workflowId(vm);
-        FailbackWorkflow wf = client.newWorkflowStub(FailbackWorkflow.class, options(id));
+        FailbackWorkflow wf = client.newWorkflowStub(FailbackWorkflow.class,
+            options(id, Summaries.failback(vm, !noReprotect)));
         io.temporal.client.WorkflowClient.start(wf::failback, new FailbackInput(vm, !noReprotect, policy));
         System.out.printf("started %s; once failover-%s awaits commit: ./site-recovery commit %s"
             + "%n", id, vm, vm);

@@ -1,6 +1,7 @@
 package io.siterecovery.workers.cli;
 
 import io.siterecovery.workflows.Registration;
+import io.siterecovery.workflows.Summaries;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.failback.FailbackWorkflow;
 import io.siterecovery.workflows.failover.CleanupRequest;
@@ -41,9 +42,10 @@ final class OperatorCommands {
     }
   }
 
-  static WorkflowOptions options(String workflowId) {
+  /** {@code summary}: what the Web UI shows for the run (see {@link Summaries}). */
+  static WorkflowOptions options(String workflowId, String summary) {
     return WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE)
-        .setWorkflowId(workflowId).build();
+        .setWorkflowId(workflowId).setStaticSummary(summary).build();
   }
 
   @Command(name = "protect", description = "Start ProtectVm: enable protection of a VM.")
@@ -61,7 +63,7 @@ final class OperatorCommands {
     public Integer call() {
       return withClient(options, client -> {
         ProtectVmWorkflow wf = client.newWorkflowStub(ProtectVmWorkflow.class,
-            options(ProtectVmWorkflow.workflowId(vm)));
+            options(ProtectVmWorkflow.workflowId(vm), Summaries.protect(vm, policy)));
         WorkflowClient.start(wf::protect, new ProtectVmInput(vm, policy));
         System.out.printf("started %s; watch it with: ./site-recovery status %s%n",
             ProtectVmWorkflow.workflowId(vm), vm);
@@ -163,7 +165,8 @@ final class OperatorCommands {
       CommitPolicy policy = autoAction == null ? null : new CommitPolicy(autoAction, autoAfter);
       return withClient(options, client -> {
         FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class,
-            options(FailoverWorkflow.workflowId(vm)));
+            options(FailoverWorkflow.workflowId(vm),
+                Summaries.failover(type, vm, recoveryPoint, null)));
         WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint, policy,
             null));
         System.out.printf("started %s; when it is AWAITING_COMMIT: ./site-recovery commit %s "
@@ -181,7 +184,8 @@ final class OperatorCommands {
       }
       return withClient(options, client -> {
         String id = FailoverWorkflow.testWorkflowId(vm);
-        FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class, options(id));
+        FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class,
+            options(id, Summaries.failover(type, vm, recoveryPoint, null)));
         WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint, null,
             maxTestDuration));
         System.out.printf("started %s: %s-test on the replica site, at %s, while replication "

@@ -3,6 +3,7 @@ package io.siterecovery.workers.cli;
 import static io.siterecovery.workers.cli.OperatorCommands.options;
 import static io.siterecovery.workers.cli.OperatorCommands.withClient;
 
+import io.siterecovery.workflows.Summaries;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.failover.CleanupRequest;
 import io.siterecovery.workflows.failover.CommitPolicy;
@@ -52,7 +53,8 @@ final class PlanCommand {
     public Integer call() {
       return withClient(options, client -> {
         String id = RecoveryPlanWorkflow.workflowId(plan);
-        RecoveryPlanWorkflow wf = client.newWorkflowStub(RecoveryPlanWorkflow.class, options(id));
+        RecoveryPlanWorkflow wf = client.newWorkflowStub(RecoveryPlanWorkflow.class,
+            options(id, Summaries.plan(plan, operation)));
         WorkflowClient.start(wf::run, new RecoveryPlanInput(plan, operation, point,
             auto == null ? null : new CommitPolicy(auto, after)));
         System.out.printf("started %s (%s); watch it with: ./site-recovery plan status %s%n", id,
@@ -82,7 +84,8 @@ final class PlanCommand {
     public Integer call() {
       return withClient(options, client -> {
         String id = RecoveryPlanWorkflow.workflowId(plan);
-        RecoveryPlanWorkflow wf = client.newWorkflowStub(RecoveryPlanWorkflow.class, options(id));
+        RecoveryPlanWorkflow wf = client.newWorkflowStub(RecoveryPlanWorkflow.class,
+            options(id, Summaries.plan(plan, PlanOperation.VALIDATE)));
         PlanStatus s = wf.run(new RecoveryPlanInput(plan, PlanOperation.VALIDATE, null,
             auto == null ? null : new CommitPolicy(auto, after)));
         System.out.println(PlanReport.validation(s));

@@ -61,7 +61,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   private FailoverState state = FailoverState.VALIDATING;
   private ProtectionPlan plan;
   private RecoveryPoint point;
-  private final StepLog steps = new StepLog(log);
+  private final StepLog steps = new StepLog(log, this::showDetails);
   private String error;
   private Instant startedAt;
   private Decision decision;
@@ -412,6 +412,14 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     state = next;
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.PROTECTION_STATE.valueSet(
         "FAILOVER_" + next.name()));
+    showDetails();
+  }
+
+  /** A TEST failover shows its own (TestFailover keeps them). */
+  private void showDetails() {
+    if (type != FailoverType.TEST) {
+      FailoverDetails.show(status());
+    }
   }
 
 

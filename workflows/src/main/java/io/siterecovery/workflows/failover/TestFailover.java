@@ -56,7 +56,7 @@ final class TestFailover {
   private FailoverState state = FailoverState.VALIDATING;
   private ProtectionPlan plan;
   private RecoveryPoint point;
-  private final StepLog steps = new StepLog(log);
+  private final StepLog steps = new StepLog(log, () -> FailoverDetails.show(status()));
   private String error;
   private Instant startedAt;
   private Duration maxTestDuration;
@@ -298,6 +298,7 @@ final class TestFailover {
     state = next;
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.PROTECTION_STATE.valueSet(
         "TEST_FAILOVER_" + next.name()));
+    FailoverDetails.show(status());
   }
 
 

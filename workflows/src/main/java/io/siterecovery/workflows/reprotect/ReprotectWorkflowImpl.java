@@ -18,6 +18,7 @@ import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.activities.ProtectionPlan.DiskInfo;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.common.LiveDetails;
 import io.siterecovery.workflows.common.StepLog;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.siterecovery.workflows.common.VmOperations;
@@ -30,6 +31,7 @@ import io.temporal.api.enums.v1.ParentClosePolicy;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.failure.TemporalFailure;
 import io.temporal.workflow.Async;
+import io.siterecovery.workflows.Summaries;
 import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Workflow;
 import java.time.Instant;
@@ -65,7 +67,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
   private long bytesSent;
   private Salvaged salvaged;
   private Progress progress;
-  private final StepLog steps = new StepLog(log);
+  private final StepLog steps = new StepLog(log, this::showDetails);
   private String error;
   private Instant startedAt;
   /** The policy's transfer settings (compression, bandwidth) for every byte sent back. */
@@ -214,6 +216,8 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
         ChildWorkflowOptions.newBuilder()
             .setWorkflowId(ProtectVmWorkflow.workflowId(vm))
             .setParentClosePolicy(ParentClosePolicy.PARENT_CLOSE_POLICY_ABANDON)
+            .setStaticSummary(Summaries.protect(vm, policy, reverse.sourceSite(),
+                reverse.targetSite()))
             .build());
     Async.function(protection::protect, new ProtectVmInput(vm, policy));
     Workflow.getWorkflowExecution(protection).get();
@@ -225,6 +229,22 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
     state = next;
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.PROTECTION_STATE.valueSet(
         "REPROTECT_" + next.name()));
+    showDetails();
+  }
+
+  /** The Web UI's current details: state, direction, the resync's bar, bytes sent, last step. */
+  private void showDetails() {
+    ReprotectStatus s = status();
+    LiveDetails.of(s.state()).progress(s.progress())
+        .line("Direction", s.sourceSite() == null ? null
+            : s.sourceSite() + " (active) → " + s.targetSite())
+        .line("Mode", s.mode() == null ? null : s.mode().name())
+        .line("Sent", s.bytesSent() + " bytes for " + s.bytesChanged() + " changed")
+        .line("Salvaged", s.salvaged() == null ? null : s.salvaged().bytes() + " bytes kept on "
+            + s.targetSite())
+        .line("Error", s.error())
+        .line("Last", steps.last())
+        .show();
   }
 
 
@@ -234,6 +254,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
         ? (long) Math.ceil((p.bytesTotal() - p.bytesDone()) / p.bytesPerSecond()) : null;
     progress = new Progress(p.phase(), p.disk(), p.bytesDone(), p.bytesTotal(),
         p.bytesPerSecond(), eta);
+    showDetails();
   }
 
   @Override
