@@ -114,16 +114,26 @@ public class AgentActivitiesImpl implements AgentActivities {
         return toPlan(record, site, target);
       }
     }
-    throw ApplicationFailure.newNonRetryableFailure(seen.isEmpty()
-        ? "VM " + vm + " not found on any site (" + String.join(", ", sites.agentUrls().keySet()) + ")"
-        : "VM " + vm + " has no primary copy; found on " + seen, "VM_NOT_FOUND");
+    if (seen.isEmpty()) {
+      throw notFoundOnAnySite(vm);
+    }
+    throw ApplicationFailure.newNonRetryableFailure("VM " + vm + " has no primary copy; found on "
+        + seen, "VM_NOT_FOUND");
+  }
+
+  /** A name no site knows: said as such, not as a VM in the wrong state. */
+  private ApplicationFailure notFoundOnAnySite(String vm) {
+    return ApplicationFailure.newNonRetryableFailure("VM " + vm + " not found on any site ("
+        + String.join(", ", sites.agentUrls().keySet()) + ")", "VM_NOT_FOUND");
   }
 
   @Override
   public ProtectionPlan describeProtection(String vm) {
+    boolean seen = false;
     for (String site : sites.sites()) {
       VmRecord record = call(() -> agent(site).listVms()).stream()
           .filter(r -> r.name().equals(vm)).findFirst().orElse(null);
+      seen |= record != null;
       if (record != null && record.protection() != null) {
         if (!record.protection().initialComplete()) {
           throw ApplicationFailure.newNonRetryableFailure("VM " + vm
@@ -131,6 +141,9 @@ public class AgentActivitiesImpl implements AgentActivities {
         }
         return toPlan(record, site, record.protection().targetSite());
       }
+    }
+    if (!seen) {
+      throw notFoundOnAnySite(vm);
     }
     throw ApplicationFailure.newNonRetryableFailure("VM " + vm + " is not protected on any site",
         FailureTypes.NOT_PROTECTED);
@@ -415,14 +428,19 @@ public class AgentActivitiesImpl implements AgentActivities {
   public ReprotectPlan planReprotect(String vm) {
     VmRecord active = null;
     String activeSite = null;
+    boolean seen = false;
     for (String site : sites.sites()) {
       VmRecord r = call(() -> agent(site).listVms()).stream().filter(v -> v.name().equals(vm))
           .findFirst().orElse(null);
+      seen |= r != null;
       if (r != null && r.role() == VmRecord.Role.PRIMARY && r.protection() != null
           && !r.protection().initialComplete()) {
         active = r;
         activeSite = site;
       }
+    }
+    if (!seen) {
+      throw notFoundOnAnySite(vm);
     }
     if (active == null) {
       throw ApplicationFailure.newNonRetryableFailure("VM " + vm + " has no committed failover "

@@ -13,6 +13,8 @@ public final class FailureTypes {
   public static final String PLAN_FAILED = "PlanFailed";
   public static final String NOTHING_TO_FAIL_BACK = "NothingToFailBack";
   public static final String OLD_SOURCE_RUNNING = "OldSourceRunning";
+  /** Another operation of the same VM (failover, Reprotect, Failback) runs. */
+  public static final String VM_BUSY = "VmBusy";
 
   private FailureTypes() {}
 }

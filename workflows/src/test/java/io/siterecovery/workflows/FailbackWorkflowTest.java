@@ -10,12 +10,14 @@ import static org.mockito.ArgumentMatchers.anyLong;
 import static org.mockito.ArgumentMatchers.anyString;
 import static org.mockito.ArgumentMatchers.argThat;
 import static org.mockito.ArgumentMatchers.eq;
+import static org.mockito.Mockito.doAnswer;
 import static org.mockito.Mockito.doReturn;
 import static org.mockito.Mockito.inOrder;
 import static org.mockito.Mockito.never;
 import static org.mockito.Mockito.verify;
 
 import io.siterecovery.activities.AgentActivities;
+import io.siterecovery.activities.AgentActivityRecords.SeedResult;
 import io.siterecovery.activities.FailureTypes;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.failback.FailbackInput;
@@ -31,7 +33,10 @@ import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.siterecovery.workflows.protection.ProtectionState;
 import io.siterecovery.workflows.protection.ProtectionStatus;
+import io.siterecovery.workflows.reprotect.ReprotectInput;
 import io.siterecovery.workflows.reprotect.ReprotectState;
+import io.siterecovery.workflows.reprotect.ReprotectStatus;
+import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
 import io.siterecovery.workflows.reprotect.ReverseMode;
 import io.temporal.api.history.v1.HistoryEvent;
 import io.temporal.client.WorkflowClient;
@@ -46,6 +51,7 @@ import io.temporal.testing.WorkflowReplayer;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
@@ -158,6 +164,16 @@ class FailbackWorkflowTest {
         .getWorkflowId()).isEqualTo("failback-web01");
     assertThat(away.status().state()).isEqualTo(ProtectionState.FAILED_OVER);
     verify(agents, never()).promoteReplica(any());
+    // what the Web UI shows on the two pages
+    WorkflowTestSupport.awaitVirtual(env, () -> WorkflowTestSupport.currentDetails(client,
+        "failback-web01").contains("- Failover: failover-web01 AWAITING_COMMIT at rp-"));
+    assertThat(WorkflowTestSupport.currentDetails(client, "failback-web01"))
+        .startsWith("**FAILING_OVER**\n").contains("- Home: secondary → primary\n")
+        .contains("send 'commit' or 'cancel' here or there");
+    assertThat(WorkflowTestSupport.currentDetails(client, "failover-web01"))
+        .startsWith("**AWAITING_COMMIT**\n").contains("- Failover: PLANNED, secondary → primary");
+    assertThat(WorkflowTestSupport.staticSummary(client, "failover-web01"))
+        .isEqualTo("Planned failover of web01 to primary (failback)");
 
     // the operator answers Failback; it passes the commit on
     untyped.signal("commit", Map.of("reason", "home again"));
@@ -170,6 +186,15 @@ class FailbackWorkflowTest {
     assertThat(end.reprotect().sourceSite()).isEqualTo("primary");
     assertThat(end.reprotect().targetSite()).isEqualTo("secondary");
     assertThat(end.steps()).anyMatch(s -> s.contains("'commit' passed on to failover-web01"));
+    assertThat(WorkflowTestSupport.currentDetails(client, "failback-web01"))
+        .startsWith("**COMPLETED**\n").contains("- Last: ");
+    assertThat(WorkflowTestSupport.staticSummary(client, "reprotect-web01"))
+        .isEqualTo("Reprotect web01: reverse replication, policy default (failback)");
+    assertThat(WorkflowTestSupport.currentDetails(client, "reprotect-web01"))
+        .startsWith("**PROTECTED**\n").contains("- Direction: primary (active) → secondary\n")
+        .contains("- Mode: CHANGED_RANGES\n");
+    assertThat(WorkflowTestSupport.staticSummary(client, "protect-web01"))
+        .isEqualTo("Protect web01: primary → secondary, policy default");
     assertThat(end.steps()).anyMatch(s -> s.contains("web01 runs on primary and is protected to "
         + "secondary again (CHANGED_RANGES"));
 
@@ -294,5 +319,49 @@ class FailbackWorkflowTest {
         .contains("field 'vm' is required");
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Failback",
         Map.of("vm", "web01", "reprotect", "maybe"))).contains("reprotect");
+  }
+
+  /** Failback travels over the protection Reprotect builds: it waits for Reprotect to end. */
+  @Test
+  void failbackWhileReprotectRunsIsRefusedNamingIt(TestWorkflowEnvironment env,
+      WorkflowClient client) throws InterruptedException {
+    AgentActivities agents = awayFromHome(env);
+    CountDownLatch sending = new CountDownLatch(1);
+    doAnswer(inv -> {
+      sending.await(30, TimeUnit.SECONDS);
+      return new SeedResult(12, 1_000_000);
+    }).when(agents).sendChangedRanges(any(), anyString(), any());
+    WorkflowTestSupport.start(env, agents);
+    ReprotectWorkflow reprotect = client.newWorkflowStub(ReprotectWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(ReprotectWorkflow.workflowId("web01")).build());
+    WorkflowClient.start(reprotect::reprotect, new ReprotectInput("web01", false, null));
+    WorkflowTestSupport.awaitVirtual(env,
+        () -> reprotect.status().state() == ReprotectState.SENDING_CHANGES);
+
+    // started, then awaited in small steps: the blocked copy must not time out meanwhile
+    FailbackWorkflow refused = client.newWorkflowStub(FailbackWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(FailbackWorkflow.workflowId("web01")).build());
+    WorkflowClient.start(refused::failback, new FailbackInput("web01", true));
+    WorkflowTestSupport.awaitVirtual(env, () -> refused.status().state() != FailbackState.VALIDATING);
+    Throwable failure = catchThrowable(() ->
+        WorkflowStub.fromTyped(refused).getResult(FailbackStatus.class));
+    assertThat(failure).isInstanceOf(WorkflowFailedException.class);
+    assertThat(failure.getCause()).isInstanceOf(ApplicationFailure.class);
+    ApplicationFailure cause = (ApplicationFailure) failure.getCause();
+    assertThat(cause.getType()).isEqualTo(FailureTypes.VM_BUSY);
+    assertThat(cause.getOriginalMessage()).isEqualTo("Failback of web01 refused: reprotect-web01 "
+        + "is running; fail back once it has ended: the failback travels over the protection it "
+        + "builds");
+    assertThat(failback(client).status().state()).isEqualTo(FailbackState.FAILED);
+    assertThatCode(() -> WorkflowStub.fromTyped(failoverHome(client)).describe())
+        .isInstanceOf(WorkflowNotFoundException.class);
+    verify(agents, never()).powerOff(any(), any());
+
+    sending.countDown();
+    assertThat(WorkflowStub.fromTyped(reprotect).getResult(ReprotectStatus.class).state())
+        .isEqualTo(ReprotectState.PROTECTED);
+    replays(client);
   }
 }

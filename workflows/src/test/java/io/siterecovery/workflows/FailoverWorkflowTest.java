@@ -166,10 +166,17 @@ class FailoverWorkflowTest {
     assertThat(ids(waiting.pointsTried())).containsExactly("rp-2");
     verify(agents).startReplica(eq("secondary"), eq("web01"), eq(2L), matches(key(1)));
     verify(agents, never()).promoteReplica(any());
+    assertThat(WorkflowTestSupport.currentDetails(client, "failover-web01"))
+        .startsWith("**AWAITING_COMMIT**\n")
+        .contains("- Failover: PLANNED, primary → secondary\n")
+        .containsPattern("- Recovery point: rp-2 at \\S+, crash-consistent\n")
+        .contains("- Source: fenced on primary");
 
     fo.commit(new OperatorRequest("go"));
     FailoverStatus end = result(fo);
     assertThat(end.state()).isEqualTo(FailoverState.COMMITTED);
+    assertThat(WorkflowTestSupport.currentDetails(client, "failover-web01"))
+        .startsWith("**COMMITTED**\n").contains("- Last: ").contains("committed: web01");
     assertThat(end.steps()).anyMatch(s -> s.contains("committed: web01 is the primary on "
         + "secondary") && s.contains("3145728 bytes changed since rp-2"));
     InOrder order = inOrder(agents);

@@ -146,8 +146,13 @@ class RecoveryPlanWorkflowTest {
   /** The mocked agents and what they were asked, in order. */
   private static final class Rig {
     final AgentActivities agents = mock(AgentActivities.class, withSettings().withoutAnnotations());
-    /** "begin <vm>" (a Failover looks for a test VM first), "ready <vm>", "script <name>". */
+    /**
+     * "begin <vm>" (a Failover looks for a test VM first; its second look, before the replica VM
+     * starts, is not counted again), "ready <vm>", "script <name>".
+     */
     final List<String> calls = Collections.synchronizedList(new ArrayList<>());
+    /** VMs with a "begin" and no "ready" since. */
+    final Set<String> begun = ConcurrentHashMap.newKeySet();
     final Set<String> notProtected = ConcurrentHashMap.newKeySet();
     final Set<String> liveTests = ConcurrentHashMap.newKeySet();
     final Map<String, List<PointInfo>> points = new ConcurrentHashMap<>();
@@ -174,7 +179,9 @@ class RecoveryPlanWorkflowTest {
     when(a.sourceHealth(any())).thenReturn(WorkflowTestSupport.HEALTHY_SOURCE);
     when(a.findTestVm(anyString(), anyString())).thenAnswer(inv -> {
       String vm = inv.getArgument(1);
-      r.calls.add("begin " + vm);
+      if (r.begun.add(vm)) {
+        r.calls.add("begin " + vm);
+      }
       Instant now = Instant.ofEpochMilli(env.currentTimeMillis());
       return r.liveTests.contains(vm) ? new TestVm(vm, vm + "-test", 5, now, "k", now,
           List.of(vm + "-test/disk0")) : null;
@@ -191,12 +198,14 @@ class RecoveryPlanWorkflowTest {
       return new ReplicaPoint(last.generation(), last.time(), true, p);
     });
     org.mockito.Mockito.doAnswer(inv -> {
+      r.begun.remove(inv.getArgument(1, String.class));
       r.calls.add("ready " + inv.getArgument(1));
       return null;
     }).when(a).startReplica(anyString(), anyString(), anyLong(), anyString());
     when(a.promoteReplica(any())).thenReturn(new PromoteOutcome(1));
     when(a.createTestVm(anyString(), anyString(), anyLong(), anyString())).thenAnswer(inv -> {
       String vm = inv.getArgument(1);
+      r.begun.remove(vm);
       r.calls.add("ready " + vm);
       Instant now = Instant.ofEpochMilli(env.currentTimeMillis());
       return new TestVm(vm, vm + "-test", inv.getArgument(2), now, inv.getArgument(3), now,
@@ -407,11 +416,19 @@ class RecoveryPlanWorkflowTest {
     protect(client, List.of("db01", "db02", "app01"));
     RecoveryPlanWorkflow wf = run(client, PlanOperation.PLANNED_FAILOVER);
     awaitState(env, wf, PlanState.AWAITING_COMMIT);
+    assertThat(WorkflowTestSupport.currentDetails(client, "plan-erp"))
+        .startsWith("**AWAITING_COMMIT**\n")
+        .contains("- VMs ready or ended: `[####################] 100 %` 3 of 3\n")
+        .contains("- Operation: PLANNED_FAILOVER\n");
+    assertThat(WorkflowTestSupport.staticSummary(client, "failover-db01"))
+        .isEqualTo("Planned failover of db01 (plan erp)");
     env.sleep(Duration.ofMinutes(5));
     wf.commit(new OperatorRequest("go"));
     PlanStatus end = result(wf);
 
     assertThat(end.state()).isEqualTo(PlanState.COMPLETED);
+    assertThat(WorkflowTestSupport.currentDetails(client, "plan-erp"))
+        .startsWith("**COMPLETED**\n").containsPattern("- RTO: \\d+ (s|min \\d+ s)\n");
     assertThat(end.failures()).isEmpty();
     assertThat(vmStates(end)).containsOnlyKeys("db01", "db02", "app01")
         .allSatisfy((k, v) -> assertThat(v).as(k).isEqualTo("COMMITTED"));
@@ -754,6 +771,20 @@ class RecoveryPlanWorkflowTest {
     for (String vm : List.of("db01", "db02", "app01")) {
       assertThat(exists(client, FailoverWorkflow.workflowId(vm))).isFalse();
     }
+  }
+
+  @Test
+  void aVmNoSiteKnowsIsReportedAsNotFoundNotAsUnprotected(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    Rig r = rig(env);
+    org.mockito.Mockito.doThrow(ApplicationFailure.newNonRetryableFailure("VM db02 not found on "
+        + "any site (primary, secondary)", "VM_NOT_FOUND")).when(r.agents)
+        .describeProtection("db02");
+    WorkflowTestSupport.PLANS.put("erp", erp(10, List.of()));
+    start(env, r);
+    PlanStatus validated = result(run(client, PlanOperation.VALIDATE));
+    assertThat(validated.failures()).containsExactly(
+        "db02 (group db): VM db02 not found on any site (primary, secondary)");
   }
 
   @Test

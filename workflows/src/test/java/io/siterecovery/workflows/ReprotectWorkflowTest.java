@@ -344,4 +344,45 @@ class ReprotectWorkflowTest {
     assertThat(ProtectVmWorkflowTest.failureOf(client, "Reprotect",
         Map.of("vm", "../etc"))).contains("not a valid name");
   }
+
+  /**
+   * An uncommitted failover may still be cancelled, putting the VM back where Reprotect would
+   * make the replica: Reprotect is refused, naming the failover, before it touches any site.
+   */
+  @Test
+  void reprotectDuringAnUncommittedFailoverIsRefusedNamingIt(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
+    WorkflowTestSupport.followTheVm(agents, PLAN, new AtomicReference<>("FAILED_OVER"));
+    WorkflowTestSupport.start(env, agents);
+    ProtectVmWorkflow first = client.newWorkflowStub(ProtectVmWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(ProtectVmWorkflow.workflowId("web01")).build());
+    WorkflowClient.start(first::protect, new ProtectVmInput("web01", null));
+    WorkflowTestSupport.awaitVirtual(env, () -> first.status().state() == ProtectionState.PROTECTED);
+    FailoverWorkflow fo = client.newWorkflowStub(FailoverWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(FailoverWorkflow.workflowId("web01")).build());
+    WorkflowClient.start(fo::failover, new FailoverInput("web01", FailoverType.PLANNED, null));
+    WorkflowTestSupport.awaitVirtual(env, () -> fo.status().state() == FailoverState.AWAITING_COMMIT);
+
+    ReprotectWorkflow wf = start(client, new ReprotectInput("web01", true, null));
+    Throwable failure = catchThrowable(() -> result(wf));
+    assertThat(failure).isInstanceOf(WorkflowFailedException.class);
+    assertThat(failure.getCause()).isInstanceOf(ApplicationFailure.class);
+    ApplicationFailure cause = (ApplicationFailure) failure.getCause();
+    assertThat(cause.getType()).isEqualTo(FailureTypes.VM_BUSY);
+    assertThat(cause.getOriginalMessage()).startsWith("Reprotect of web01 refused: "
+        + "failover-web01 is running; commit it first");
+    assertThat(wf.status().state()).isEqualTo(ReprotectState.FAILED);
+    verify(agents, never()).planReprotect(any());
+    verify(agents, never()).reverseOldSource(any(), any(), any());
+    verify(agents, times(1)).powerOff(any(), any()); // the failover's, none by Reprotect
+
+    assertThat(fo.status().state()).isEqualTo(FailoverState.AWAITING_COMMIT);
+    fo.cancel(new OperatorRequest(null));
+    assertThat(WorkflowStub.fromTyped(fo).getResult(FailoverStatus.class).state())
+        .isEqualTo(FailoverState.CANCELLED);
+    replays(client);
+  }
 }

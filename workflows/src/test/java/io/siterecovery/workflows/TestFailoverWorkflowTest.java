@@ -50,6 +50,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -151,6 +152,11 @@ class TestFailoverWorkflowTest {
         testing.test().cleanupDueAt())).isBetween(Duration.ofDays(14).minusMinutes(1),
         Duration.ofDays(14));
     assertThat(testing.steps()).anyMatch(s -> s.contains("cleans itself up at"));
+    assertThat(WorkflowTestSupport.currentDetails(client, "test-failover-web01"))
+        .startsWith("**TESTING**\n").contains("- Failover: TEST, primary → secondary\n")
+        .contains("- Recovery point: rp-2 at ")
+        .contains("- Test VM: web01-test, exports " + String.join(" ", EXPORTS) + "\n")
+        .contains("- Cleanup due: " + testing.test().cleanupDueAt() + "\n");
     verify(agents).createTestVm(eq("secondary"), eq("web01"), eq(2L),
         org.mockito.ArgumentMatchers.matches("[0-9a-f-]{36}"));
 
@@ -451,5 +457,117 @@ class TestFailoverWorkflowTest {
     assertThat(live.get()).isNull();
     fo.cancel(new OperatorRequest(null));
     assertThat(result(fo).state()).isEqualTo(FailoverState.CANCELLED);
+  }
+
+  private static FailoverWorkflow startFailover(WorkflowClient client, FailoverType type) {
+    FailoverWorkflow fo = client.newWorkflowStub(FailoverWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(FailoverWorkflow.workflowId("web01")).build());
+    WorkflowClient.start(fo::failover, new FailoverInput("web01", type, null));
+    return fo;
+  }
+
+  /** Starts a TEST and waits until it either runs its test VM or has failed. */
+  private static FailoverStatus testStartedBeside(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    FailoverWorkflow test = startTest(client, new FailoverInput("web01", FailoverType.TEST, null));
+    WorkflowTestSupport.awaitVirtual(env, () -> test.status().state() == FailoverState.FAILED
+        || test.status().state() == FailoverState.TESTING);
+    return test.status();
+  }
+
+  /**
+   * The race: a planned failover shutting its source down has not started the replica VM yet; a
+   * test VM created now would stand in its way (the replica start meets it, retries with the
+   * source down, then rolls back). The test is refused, naming the failover, which goes on.
+   */
+  @Test
+  void aTestStartedWhileAPlannedFailoverShutsTheSourceDownIsRefusedAndTheFailoverGoesOn(
+      TestWorkflowEnvironment env, WorkflowClient client) throws InterruptedException {
+    AtomicReference<TestVm> live = new AtomicReference<>();
+    AgentActivities agents = agentsWithTestVms(env, live);
+    CountDownLatch sourceDown = new CountDownLatch(1);
+    doAnswer(inv -> {
+      sourceDown.await(30, TimeUnit.SECONDS);
+      return null;
+    }).when(agents).powerOff("primary", "web01");
+    WorkflowTestSupport.start(env, agents);
+    protect(env, client);
+    FailoverWorkflow fo = startFailover(client, FailoverType.PLANNED);
+    WorkflowTestSupport.awaitVirtual(env,
+        () -> fo.status().state() == FailoverState.SHUTTING_DOWN_SOURCE);
+
+    FailoverStatus refused = testStartedBeside(env, client);
+    assertThat(refused.state()).isEqualTo(FailoverState.FAILED);
+    assertThat(refused.error()).contains("a TEST failover of web01 refused: failover-web01 is "
+        + "running; start the test once it has ended");
+    verify(agents, never()).createTestVm(anyString(), anyString(), anyLong(), anyString());
+
+    sourceDown.countDown();
+    WorkflowTestSupport.awaitVirtual(env,
+        () -> fo.status().state() == FailoverState.AWAITING_COMMIT);
+    verify(agents, times(1)).startReplica(eq("secondary"), eq("web01"), anyLong(), anyString());
+    fo.commit(new OperatorRequest(null));
+    assertThat(result(fo).state()).isEqualTo(FailoverState.COMMITTED);
+    replays(client, FailoverWorkflow.testWorkflowId("web01"));
+  }
+
+  @Test
+  void aTestWhileAFailoverAwaitsCommitIsRefusedNamingIt(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    AtomicReference<TestVm> live = new AtomicReference<>();
+    AgentActivities agents = agentsWithTestVms(env, live);
+    WorkflowTestSupport.start(env, agents);
+    protect(env, client);
+    FailoverWorkflow fo = startFailover(client, FailoverType.UNPLANNED);
+    WorkflowTestSupport.awaitVirtual(env,
+        () -> fo.status().state() == FailoverState.AWAITING_COMMIT);
+
+    FailoverStatus refused = testStartedBeside(env, client);
+    assertThat(refused.state()).isEqualTo(FailoverState.FAILED);
+    assertThat(refused.error()).contains("failover-web01 is running; start the test once it has "
+        + "ended (committed or cancelled)");
+    verify(agents, never()).createTestVm(anyString(), anyString(), anyLong(), anyString());
+    assertThat(fo.status().state()).isEqualTo(FailoverState.AWAITING_COMMIT);
+    fo.cancel(new OperatorRequest(null));
+    assertThat(result(fo).state()).isEqualTo(FailoverState.CANCELLED);
+  }
+
+  /**
+   * The other order: a test checked before the failover started, and made its VM while the
+   * failover shut the source down. The failover looks again before the replica VM starts, and
+   * deletes it first.
+   */
+  @Test
+  void aTestVmMadeWhileTheFailoverShutTheSourceDownIsDeletedBeforeTheReplicaStarts(
+      TestWorkflowEnvironment env, WorkflowClient client) {
+    AtomicReference<TestVm> live = new AtomicReference<>();
+    AgentActivities agents = agentsWithTestVms(env, live);
+    doAnswer(inv -> {
+      live.set(new TestVm("web01", "web01-test", 1, Instant.EPOCH, "late", Instant.EPOCH,
+          EXPORTS));
+      return null;
+    }).when(agents).powerOff("primary", "web01");
+    AtomicReference<TestVm> atReplicaStart = new AtomicReference<>();
+    doAnswer(inv -> {
+      atReplicaStart.set(live.get());
+      return null;
+    }).when(agents).startReplica(eq("secondary"), eq("web01"), anyLong(), anyString());
+    WorkflowTestSupport.start(env, agents);
+    protect(env, client);
+
+    FailoverWorkflow fo = startFailover(client, FailoverType.PLANNED);
+    WorkflowTestSupport.awaitVirtual(env,
+        () -> fo.status().state() == FailoverState.AWAITING_COMMIT);
+    assertThat(atReplicaStart.get()).as("a test VM when the replica VM started").isNull();
+    assertThat(fo.status().steps()).anyMatch(s -> s.contains("a test failover was running: its "
+        + "test VM web01-test (rp-1"));
+    InOrder order = inOrder(agents);
+    order.verify(agents).powerOff("primary", "web01");
+    order.verify(agents).deleteTestVm("secondary", "web01");
+    order.verify(agents).startReplica(eq("secondary"), eq("web01"), anyLong(), anyString());
+    fo.cancel(new OperatorRequest(null));
+    assertThat(result(fo).state()).isEqualTo(FailoverState.CANCELLED);
+    replays(client, FailoverWorkflow.workflowId("web01"));
   }
 }

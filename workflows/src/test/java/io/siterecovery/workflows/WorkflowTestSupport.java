@@ -21,6 +21,7 @@ import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
+import io.siterecovery.activities.PlanRunActivitiesImpl;
 import io.siterecovery.activities.PolicyActivitiesImpl;
 import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ProtectionPlan;
@@ -28,6 +29,8 @@ import io.siterecovery.activities.ResyncWindow;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.siterecovery.workflows.common.SiteRecoveryDataConverter;
 import io.temporal.api.enums.v1.IndexedValueType;
+import io.temporal.api.sdk.v1.WorkflowMetadata;
+import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowClientOptions;
 import io.temporal.testing.TestWorkflowEnvironment;
 import io.temporal.testing.TestWorkflowExtension;
@@ -92,7 +95,8 @@ final class WorkflowTestSupport {
     Worker worker = env.newWorker(Registration.TASK_QUEUE);
     Registration.registerWorkflows(worker);
     worker.registerActivitiesImplementations(agents,
-        new PolicyActivitiesImpl(() -> Map.copyOf(POLICIES), () -> Map.copyOf(PLANS)));
+        new PolicyActivitiesImpl(() -> Map.copyOf(POLICIES), () -> Map.copyOf(PLANS)),
+        new PlanRunActivitiesImpl(env.getWorkflowClient()));
     env.start();
   }
 
@@ -182,6 +186,20 @@ final class WorkflowTestSupport {
     Instant now = Instant.ofEpochMilli(env.currentTimeMillis());
     return new ReplicationCycle(generation, generation, now, 2, 4096, false, null,
         List.of(new PointInfo(generation, now, false)), HEALTHY_SOURCE);
+  }
+
+  /**
+   * The workflow's current details as the Temporal Web UI and {@code temporal workflow describe}
+   * read them: through the built-in {@code __temporal_workflow_metadata} query.
+   */
+  static String currentDetails(WorkflowClient client, String workflowId) {
+    return client.newUntypedWorkflowStub(workflowId)
+        .query("__temporal_workflow_metadata", WorkflowMetadata.class).getCurrentDetails();
+  }
+
+  /** The static summary the run was started with, as DescribeWorkflowExecution returns it. */
+  static String staticSummary(WorkflowClient client, String workflowId) {
+    return client.newUntypedWorkflowStub(workflowId).describe().getStaticSummary();
   }
 
   /** Advances virtual time in small steps until the condition holds. */

@@ -14,10 +14,16 @@ import io.siterecovery.agent.api.AgentMessages.SalvageInfo;
 import io.siterecovery.agent.api.AgentMessages.SalvagedRange;
 import io.siterecovery.agent.api.AgentMessages.SendChangedResult;
 import io.siterecovery.agent.testing.AgentPair;
+import io.siterecovery.agent.testing.HrlFile;
 import io.siterecovery.agent.testing.ResyncRun;
 import io.siterecovery.agent.vm.VmRecord;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
+import java.util.BitSet;
+import java.util.List;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -106,9 +112,12 @@ class ReverseReplicationTest {
   void afterAnUnplannedFailoverTheOldSourcesLostWritesAreSavedThenResynced() throws IOException {
     assumeInstalled("qemu-img", "qemu-io");
     qemuIo(uri(true), "write -P 0x11 0 8M").assertOk();
+    Instant lastPointTaken = Instant.now();
     agents.p.replicate(VM);
     // the site is lost before these reach the replica
+    Instant lostWritesBegin = Instant.now();
     qemuIo(uri(true), "write -P 0x66 5M 1M", "write -P 0x67 12M 512k").assertOk();
+    Instant lostWritesEnd = Instant.now();
     failOverAndCommit();
     qemuIo(uri(false), "write -P 0x21 20M 1M").assertOk();
     commit();
@@ -125,8 +134,16 @@ class ReverseReplicationTest {
     assertThat(salvage.bytes()).isEqualTo(MIB + 512 * 1024);
     assertThat(salvage.ranges()).containsExactly(new SalvagedRange("disk0", 5 * MIB, MIB),
         new SalvagedRange("disk0", 12 * MIB, 512 * 1024));
+    assertThat(salvage.rangeCount()).isEqualTo(2);
     assertThat(Path.of(salvage.path())).isDirectory();
     assertThat(agents.p.salvaged()).containsExactly(salvage);
+    // the span: from the log's start (the last replicated point) to the last lost write;
+    // file times are coarser than the clock, hence the second either side
+    assertThat(salvage.firstWrite()).isBetween(lastPointTaken.minusSeconds(1),
+        lostWritesEnd.plusSeconds(1));
+    assertThat(salvage.lastWrite()).isBetween(lostWritesBegin.minusSeconds(1),
+        lostWritesEnd.plusSeconds(1)).isAfterOrEqualTo(salvage.firstWrite());
+    assertSalvagedExactlyTheLostWrites(Path.of(salvage.path()), salvage);
 
     agents.s.enableProtection(VM, "primary");
     long generation = agents.s.beginResync(VM).generation();
@@ -143,5 +160,41 @@ class ReverseReplicationTest {
     agents.p.deleteSalvaged(salvage.id());
     assertThat(agents.p.salvaged()).isEmpty();
     assertThat(Path.of(salvage.path())).doesNotExist();
+  }
+
+  /**
+   * Read with the naive reader, the salvaged logs hold the two lost writes byte for byte and
+   * nothing else: 0x66 over [5M, 6M), 0x67 over [12M, 12.5M).
+   */
+  private static void assertSalvagedExactlyTheLostWrites(Path dir, SalvageInfo salvage)
+      throws IOException {
+    byte[] image = new byte[(int) DISK];
+    BitSet written = new BitSet((int) DISK);
+    List<Path> logs;
+    try (Stream<Path> files = Files.list(dir)) {
+      logs = files.filter(f -> f.getFileName().toString().endsWith(".hrl")).sorted().toList();
+    }
+    assertThat(logs).hasSize(salvage.logs());
+    long records = 0;
+    for (Path log : logs) {
+      for (HrlFile.Entry e : HrlFile.entries(log)) {
+        assertThat(e.isWrite()).as("a write record in %s", log.getFileName()).isTrue();
+        System.arraycopy(e.data(), 0, image, (int) e.offset(), e.length());
+        written.set((int) e.offset(), (int) e.offset() + e.length());
+        records++;
+      }
+    }
+    assertThat(records).isEqualTo(salvage.records());
+    BitSet lost = new BitSet((int) DISK);
+    lost.set((int) (5 * MIB), (int) (6 * MIB));
+    lost.set((int) (12 * MIB), (int) (12 * MIB + 512 * 1024));
+    assertThat(written).as("the bytes the salvaged logs cover").isEqualTo(lost);
+    for (int i = written.nextSetBit(0); i >= 0; i = written.nextSetBit(i + 1)) {
+      byte expected = i < 6 * MIB ? (byte) 0x66 : (byte) 0x67;
+      if (image[i] != expected) {
+        throw new AssertionError("salvaged byte at " + i + " is " + image[i] + ", the lost write"
+            + " there was " + expected);
+      }
+    }
   }
 }

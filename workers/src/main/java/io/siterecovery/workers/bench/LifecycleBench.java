@@ -4,6 +4,7 @@ import io.siterecovery.agent.nbd.NbdClient;
 import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.siterecovery.workers.dev.DevStack;
 import io.siterecovery.workflows.Registration;
+import io.siterecovery.workflows.Summaries;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.failover.CleanupRequest;
 import io.siterecovery.workflows.failover.FailoverInput;
@@ -74,7 +75,8 @@ final class LifecycleBench {
           String.format(Locale.ROOT, "1 GiB: %.2f s", small), large / small,
           "≤ 2 s for both", large <= 2 && small <= 2));
 
-      FailoverWorkflow failover = stub(FailoverWorkflow.class, FailoverWorkflow.workflowId("small"));
+      FailoverWorkflow failover = stub(FailoverWorkflow.class, FailoverWorkflow.workflowId("small"),
+          Summaries.failover(FailoverType.PLANNED, "small", "LATEST", null));
       WorkflowClient.start(failover::failover,
           new FailoverInput("small", FailoverType.PLANNED, "LATEST"));
       await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
@@ -82,7 +84,8 @@ final class LifecycleBench {
       failover.commit(new OperatorRequest("bench"));
       WorkflowStub.fromTyped(failover).getResult(Object.class);
       written += write(stack.secondary().nbdPort(), "small", random, 2048, 4096);
-      ReprotectStatus back = stub(ReprotectWorkflow.class, ReprotectWorkflow.workflowId("small"))
+      ReprotectStatus back = stub(ReprotectWorkflow.class, ReprotectWorkflow.workflowId("small"),
+          Summaries.reprotect("small", "bench"))
           .reprotect(new ReprotectInput("small", false, "bench"));
       double ratio = (double) back.bytesSent() / written;
       out.printf(Locale.ROOT, "reprotect: %s, %d bytes sent for %d written (4 KiB random writes, "
@@ -95,7 +98,8 @@ final class LifecycleBench {
   }
 
   private void protect(String vm) {
-    ProtectVmWorkflow wf = stub(ProtectVmWorkflow.class, ProtectVmWorkflow.workflowId(vm));
+    ProtectVmWorkflow wf = stub(ProtectVmWorkflow.class, ProtectVmWorkflow.workflowId(vm),
+        Summaries.protect(vm, "bench"));
     WorkflowClient.start(wf::protect, new ProtectVmInput(vm, "bench"));
     await(() -> wf.status().state() == ProtectionState.PROTECTED);
   }
@@ -104,7 +108,8 @@ final class LifecycleBench {
   private double timeToTesting(String vm) {
     List<Double> times = new ArrayList<>();
     for (int i = 0; i < RUNS; i++) {
-      FailoverWorkflow test = stub(FailoverWorkflow.class, FailoverWorkflow.testWorkflowId(vm));
+      FailoverWorkflow test = stub(FailoverWorkflow.class, FailoverWorkflow.testWorkflowId(vm),
+          Summaries.failover(FailoverType.TEST, vm, "LATEST", null));
       long t = System.nanoTime();
       WorkflowClient.start(test::failover, new FailoverInput(vm, FailoverType.TEST, "LATEST"));
       await(() -> test.status().state() == FailoverState.TESTING);
@@ -119,9 +124,10 @@ final class LifecycleBench {
     return String.format(Locale.ROOT, "%.1f MiB", bytes / (double) MIB);
   }
 
-  private <T> T stub(Class<T> type, String id) {
+  private <T> T stub(Class<T> type, String id, String summary) {
     return client.newWorkflowStub(type, WorkflowOptions.newBuilder()
-        .setTaskQueue(Registration.TASK_QUEUE).setWorkflowId(id).build());
+        .setTaskQueue(Registration.TASK_QUEUE).setWorkflowId(id).setStaticSummary(summary)
+        .build());
   }
 
   private static long write(int port, String vm, Random random, int count, int size)

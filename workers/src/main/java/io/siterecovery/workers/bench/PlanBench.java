@@ -5,6 +5,7 @@ import io.siterecovery.agent.nbd.NbdClient;
 import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.siterecovery.workers.dev.DevStack;
 import io.siterecovery.workflows.Registration;
+import io.siterecovery.workflows.Summaries;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.plan.PlanOperation;
 import io.siterecovery.workflows.plan.PlanState;
@@ -74,7 +75,8 @@ final class PlanBench {
         }
         ProtectVmWorkflow p = client.newWorkflowStub(ProtectVmWorkflow.class, WorkflowOptions
             .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
-            .setWorkflowId(ProtectVmWorkflow.workflowId(vm)).build());
+            .setWorkflowId(ProtectVmWorkflow.workflowId(vm))
+            .setStaticSummary(Summaries.protect(vm, "bench")).build());
         WorkflowClient.start(p::protect, new ProtectVmInput(vm, "bench"));
       }
       for (String vm : all) {
@@ -88,7 +90,9 @@ final class PlanBench {
 
       RecoveryPlanWorkflow plan = client.newWorkflowStub(RecoveryPlanWorkflow.class,
           WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE)
-              .setWorkflowId(RecoveryPlanWorkflow.workflowId("hundred")).build());
+              .setWorkflowId(RecoveryPlanWorkflow.workflowId("hundred"))
+              .setStaticSummary(Summaries.plan("hundred", PlanOperation.PLANNED_FAILOVER))
+              .build());
       long start = System.nanoTime();
       WorkflowClient.start(plan::run, new RecoveryPlanInput("hundred",
           PlanOperation.PLANNED_FAILOVER, null, null));

@@ -6,6 +6,7 @@ import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.siterecovery.workers.dev.DevStack;
 import io.siterecovery.workflows.Registration;
+import io.siterecovery.workflows.Summaries;
 import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.siterecovery.workflows.protection.ProtectionState;
@@ -65,7 +66,8 @@ final class RpoBench {
         primary.createVm(vm, List.of(disk));
         ProtectVmWorkflow p = client.newWorkflowStub(ProtectVmWorkflow.class, WorkflowOptions
             .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
-            .setWorkflowId(ProtectVmWorkflow.workflowId(vm)).build());
+            .setWorkflowId(ProtectVmWorkflow.workflowId(vm))
+            .setStaticSummary(Summaries.protect(vm, POLICY)).build());
         WorkflowClient.start(p::protect, new ProtectVmInput(vm, POLICY));
       }
       long deadline = System.nanoTime() + Duration.ofMinutes(10).toNanos();

@@ -3,6 +3,7 @@ package io.siterecovery.workers.bench;
 import io.siterecovery.agent.Json;
 import io.siterecovery.workers.dev.WorkerRunner;
 import io.siterecovery.workflows.Registration;
+import io.siterecovery.workflows.Summaries;
 import io.siterecovery.workflows.common.SiteRecoveryDataConverter;
 import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
@@ -72,7 +73,8 @@ final class WorkerKillBench {
         workers.add(worker(config, 1));
         ProtectVmWorkflow wf = client.newWorkflowStub(ProtectVmWorkflow.class,
             WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE)
-                .setWorkflowId(ProtectVmWorkflow.workflowId(VM)).build());
+                .setWorkflowId(ProtectVmWorkflow.workflowId(VM))
+                .setStaticSummary(Summaries.protect(VM, "bench")).build());
         WorkflowClient.start(wf::protect, new ProtectVmInput(VM, "bench"));
 
         PendingActivityInfo before = awaitCopy(service, a -> heartbeat(a) >= size / 4, 120);
@@ -120,7 +122,7 @@ final class WorkerKillBench {
   private Process worker(Path config, int n) throws IOException {
     List<String> command = AgentProcess.javaCommand(
         io.siterecovery.workers.cli.SiteRecoveryCli.class.getName(), List.of("-Xmx256m"));
-    command.addAll(List.of("worker", "--config", config.toString()));
+    command.addAll(List.of("worker", "--config", config.toString(), "--http-port", "0"));
     ProcessBuilder builder = new ProcessBuilder(command)
         .redirectErrorStream(true).redirectOutput(dir.resolve("worker-" + n + ".log").toFile());
     builder.environment().put("SITE_RECOVERY_LOG_FILE", dir.resolve("worker-" + n + ".log.file")

@@ -3,6 +3,7 @@ package io.siterecovery.workers.chaos;
 import io.siterecovery.workers.chaos.Scenario.Fault;
 import io.siterecovery.workers.chaos.Scenario.Phase;
 import io.siterecovery.workflows.Registration;
+import io.siterecovery.workflows.Summaries;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.failover.CleanupRequest;
 import io.siterecovery.workflows.failover.FailoverInput;
@@ -79,7 +80,7 @@ final class ChaosRun {
       writes.start();
       writes.resume();
       ProtectVmWorkflow protection = client.newWorkflowStub(ProtectVmWorkflow.class,
-          options(ProtectVmWorkflow.workflowId(vm)));
+          options(ProtectVmWorkflow.workflowId(vm), Summaries.protect(vm, ChaosHarness.POLICY)));
       WorkflowClient.start(protection::protect, new ProtectVmInput(vm, ChaosHarness.POLICY));
       ProtectVmWorkflow running = client.newWorkflowStub(ProtectVmWorkflow.class,
           ProtectVmWorkflow.workflowId(vm));
@@ -96,7 +97,8 @@ final class ChaosRun {
         second.start();
         second.resume();
         WorkflowClient.start(client.newWorkflowStub(ProtectVmWorkflow.class,
-            options(ProtectVmWorkflow.workflowId(vmB)))::protect,
+            options(ProtectVmWorkflow.workflowId(vmB),
+                Summaries.protect(vmB, ChaosHarness.POLICY)))::protect,
             new ProtectVmInput(vmB, ChaosHarness.POLICY));
         runningB = client.newWorkflowStub(ProtectVmWorkflow.class,
             ProtectVmWorkflow.workflowId(vmB));
@@ -136,13 +138,15 @@ final class ChaosRun {
         case PLANNED_FAILOVER -> {
           writes.pause(); // the source is shut down: its writer stops first, as a VM would
           failover = client.newWorkflowStub(FailoverWorkflow.class,
-              options(FailoverWorkflow.workflowId(vm)));
+              options(FailoverWorkflow.workflowId(vm),
+                  Summaries.failover(FailoverType.PLANNED, vm, "LATEST", null)));
           WorkflowClient.start(failover::failover,
               new FailoverInput(vm, FailoverType.PLANNED, "LATEST"));
         }
         case TEST_FAILOVER -> {
           failover = client.newWorkflowStub(FailoverWorkflow.class,
-              options(FailoverWorkflow.testWorkflowId(vm)));
+              options(FailoverWorkflow.testWorkflowId(vm),
+                  Summaries.failover(FailoverType.TEST, vm, "LATEST", null)));
           WorkflowClient.start(failover::failover,
               new FailoverInput(vm, FailoverType.TEST, "LATEST"));
         }
@@ -151,7 +155,8 @@ final class ChaosRun {
           // after the failover: the two images are compared at the reverse protection's point.
           writes.pause();
           FailoverWorkflow planned = client.newWorkflowStub(FailoverWorkflow.class,
-              options(FailoverWorkflow.workflowId(vm)));
+              options(FailoverWorkflow.workflowId(vm),
+                  Summaries.failover(FailoverType.PLANNED, vm, "LATEST", null)));
           WorkflowClient.start(planned::failover,
               new FailoverInput(vm, FailoverType.PLANNED, "LATEST"));
           FailoverWorkflow f = client.newWorkflowStub(FailoverWorkflow.class,
@@ -162,13 +167,15 @@ final class ChaosRun {
           require(vm, "failover committed", () -> failoverReached(f, FailoverState.COMMITTED));
           failover = f;
           reprotect = client.newWorkflowStub(ReprotectWorkflow.class,
-              options(ReprotectWorkflow.workflowId(vm)));
+              options(ReprotectWorkflow.workflowId(vm),
+                  Summaries.reprotect(vm, ChaosHarness.POLICY)));
           WorkflowClient.start(reprotect::reprotect,
               new ReprotectInput(vm, false, ChaosHarness.POLICY));
         }
         case PLAN -> {
           RecoveryPlanWorkflow plan = client.newWorkflowStub(RecoveryPlanWorkflow.class,
-              options(RecoveryPlanWorkflow.workflowId(ChaosHarness.planOf(number))));
+              options(RecoveryPlanWorkflow.workflowId(ChaosHarness.planOf(number)),
+                  Summaries.plan(ChaosHarness.planOf(number), PlanOperation.TEST_FAILOVER)));
           WorkflowClient.start(plan::run, new RecoveryPlanInput(ChaosHarness.planOf(number),
               PlanOperation.TEST_FAILOVER, "LATEST", null));
           // The plan awaits cleanup within about a second: half the runs break its test
@@ -525,8 +532,8 @@ final class ChaosRun {
     }
   }
 
-  private static WorkflowOptions options(String id) {
+  private static WorkflowOptions options(String id, String summary) {
     return WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE)
-        .setWorkflowId(id).build();
+        .setWorkflowId(id).setStaticSummary(summary).build();
   }
 }

@@ -8,6 +8,7 @@ import static io.siterecovery.workers.cli.OperatorCommands.withClient;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.api.AgentMessages.SalvageInfo;
 import io.siterecovery.agent.security.Identity;
+import io.siterecovery.workflows.Summaries;
 import io.siterecovery.workflows.failback.FailbackInput;
 import io.siterecovery.workflows.failback.FailbackState;
 import io.siterecovery.workflows.failback.FailbackStatus;
@@ -90,7 +91,8 @@ final class LifecycleCommands {
     public Integer call() {
       return withClient(options, client -> {
         String id = ReprotectWorkflow.workflowId(vm);
-        ReprotectWorkflow wf = client.newWorkflowStub(ReprotectWorkflow.class, options(id));
+        ReprotectWorkflow wf = client.newWorkflowStub(ReprotectWorkflow.class,
+            options(id, Summaries.reprotect(vm, policy)));
         io.temporal.client.WorkflowClient.start(wf::reprotect,
             new ReprotectInput(vm, shutDownOldSource, policy));
         return started(client, output, watch, id, String.format("started %s; it ends with "
@@ -129,7 +131,8 @@ final class LifecycleCommands {
     public Integer call() {
       return withClient(options, client -> {
         String id = FailbackWorkflow.workflowId(vm);
-        FailbackWorkflow wf = client.newWorkflowStub(FailbackWorkflow.class, options(id));
+        FailbackWorkflow wf = client.newWorkflowStub(FailbackWorkflow.class,
+            options(id, Summaries.failback(vm, !noReprotect)));
         io.temporal.client.WorkflowClient.start(wf::failback, new FailbackInput(vm, !noReprotect, policy));
         return started(client, output, watch, id, String.format("started %s; once failover-%s "
             + "awaits commit: ./site-recovery commit %s", id, vm, vm), () -> {

@@ -1,6 +1,7 @@
 package io.siterecovery.workers.cli;
 
 import io.siterecovery.workflows.Registration;
+import io.siterecovery.workflows.Summaries;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.workflows.failback.FailbackStatus;
@@ -78,9 +79,10 @@ final class OperatorCommands {
     return Watch.exitCode(last);
   }
 
-  static WorkflowOptions options(String workflowId) {
+  /** {@code summary}: what the Web UI shows for the run (see {@link Summaries}). */
+  static WorkflowOptions options(String workflowId, String summary) {
     return WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE)
-        .setWorkflowId(workflowId).build();
+        .setWorkflowId(workflowId).setStaticSummary(summary).build();
   }
 
   @Command(name = "protect", description = "Start ProtectVm: enable protection of a VM.")
@@ -104,7 +106,8 @@ final class OperatorCommands {
     public Integer call() {
       return withClient(options, client -> {
         String id = ProtectVmWorkflow.workflowId(vm);
-        ProtectVmWorkflow wf = client.newWorkflowStub(ProtectVmWorkflow.class, options(id));
+        ProtectVmWorkflow wf = client.newWorkflowStub(ProtectVmWorkflow.class,
+            options(id, Summaries.protect(vm, policy)));
         WorkflowClient.start(wf::protect, new ProtectVmInput(vm, policy));
         return started(client, output, watch, id, String.format("started %s; watch it with: "
             + "./site-recovery status %s", id, vm), () -> {
@@ -266,7 +269,8 @@ final class OperatorCommands {
       CommitPolicy policy = autoAction == null ? null : new CommitPolicy(autoAction, autoAfter);
       return withClient(options, client -> {
         String id = FailoverWorkflow.workflowId(vm);
-        FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class, options(id));
+        FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class,
+            options(id, Summaries.failover(type, vm, recoveryPoint, null)));
         WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint, policy,
             null));
         return started(client, output, watch, id, String.format("started %s; when it is "
@@ -289,7 +293,8 @@ final class OperatorCommands {
       }
       return withClient(options, client -> {
         String id = FailoverWorkflow.testWorkflowId(vm);
-        FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class, options(id));
+        FailoverWorkflow wf = client.newWorkflowStub(FailoverWorkflow.class,
+            options(id, Summaries.failover(type, vm, recoveryPoint, null)));
         WorkflowClient.start(wf::failover, new FailoverInput(vm, type, recoveryPoint, null,
             maxTestDuration));
         return started(client, output, watch, id, String.format("started %s: %s-test on the "

@@ -5,6 +5,7 @@ import static io.siterecovery.workers.cli.OperatorCommands.query;
 import static io.siterecovery.workers.cli.OperatorCommands.started;
 import static io.siterecovery.workers.cli.OperatorCommands.withClient;
 
+import io.siterecovery.workflows.Summaries;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.failover.CleanupRequest;
 import io.siterecovery.workflows.failover.CommitPolicy;
@@ -62,7 +63,8 @@ final class PlanCommand {
     public Integer call() {
       return withClient(options, client -> {
         String id = RecoveryPlanWorkflow.workflowId(plan);
-        RecoveryPlanWorkflow wf = client.newWorkflowStub(RecoveryPlanWorkflow.class, options(id));
+        RecoveryPlanWorkflow wf = client.newWorkflowStub(RecoveryPlanWorkflow.class,
+            options(id, Summaries.plan(plan, operation)));
         WorkflowClient.start(wf::run, new RecoveryPlanInput(plan, operation, point,
             auto == null ? null : new CommitPolicy(auto, after)));
         return started(client, output, watch, id, String.format("started %s (%s); watch it "
@@ -97,7 +99,8 @@ final class PlanCommand {
     public Integer call() {
       return withClient(options, client -> {
         String id = RecoveryPlanWorkflow.workflowId(plan);
-        RecoveryPlanWorkflow wf = client.newWorkflowStub(RecoveryPlanWorkflow.class, options(id));
+        RecoveryPlanWorkflow wf = client.newWorkflowStub(RecoveryPlanWorkflow.class,
+            options(id, Summaries.plan(plan, PlanOperation.VALIDATE)));
         PlanStatus s = wf.run(new RecoveryPlanInput(plan, PlanOperation.VALIDATE, null,
             auto == null ? null : new CommitPolicy(auto, after)));
         output.print(s, () -> PlanReport.validation(s));

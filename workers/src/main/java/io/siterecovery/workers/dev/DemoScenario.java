@@ -6,6 +6,7 @@ import io.siterecovery.agent.nbd.NbdClient;
 import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.siterecovery.workflows.Registration;
+import io.siterecovery.workflows.Summaries;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.failback.FailbackInput;
 import io.siterecovery.workflows.failback.FailbackState;
@@ -101,8 +102,7 @@ public final class DemoScenario {
     long protectStart = System.nanoTime();
     for (String vm : vms.keySet()) {
       ProtectVmWorkflow wf = client.newWorkflowStub(ProtectVmWorkflow.class,
-          WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE)
-              .setWorkflowId(ProtectVmWorkflow.workflowId(vm)).build());
+          options(ProtectVmWorkflow.workflowId(vm), Summaries.protect(vm, POLICY)));
       WorkflowClient.start(wf::protect, new ProtectVmInput(vm, POLICY));
     }
     Map<String, String> lastLine = new LinkedHashMap<>();
@@ -127,7 +127,8 @@ public final class DemoScenario {
     out.println("== 4. test failover of web01 (a drill) while the writer keeps writing ==");
     long testStart = System.nanoTime();
     FailoverWorkflow drill = client.newWorkflowStub(FailoverWorkflow.class, options(
-        FailoverWorkflow.testWorkflowId("web01")));
+        FailoverWorkflow.testWorkflowId("web01"),
+        Summaries.failover(FailoverType.TEST, "web01", "LATEST", "secondary") + " (demo drill)"));
     WorkflowClient.start(drill::failover, new FailoverInput("web01", FailoverType.TEST, "LATEST"));
     FailoverStatus ds = awaitFailover(drill, FailoverState.TESTING, 0);
     double toTesting = (System.nanoTime() - testStart) / 1e9;
@@ -158,7 +159,8 @@ public final class DemoScenario {
     out.println("== 5. planned failover of web01 to site secondary ==");
     long foStart = System.nanoTime();
     FailoverWorkflow fo = client.newWorkflowStub(FailoverWorkflow.class,
-        options(FailoverWorkflow.workflowId("web01")));
+        options(FailoverWorkflow.workflowId("web01"),
+            Summaries.failover(FailoverType.PLANNED, "web01", "LATEST", "secondary")));
     WorkflowClient.start(fo::failover, new FailoverInput("web01", FailoverType.PLANNED, "LATEST"));
     FailoverStatus fs = awaitFailover(fo, FailoverState.AWAITING_COMMIT, 0);
     double failoverSeconds = (System.nanoTime() - foStart) / 1e9;
@@ -173,7 +175,7 @@ public final class DemoScenario {
 
     out.println("== 7. Reprotect: replicate web01 back to primary, reusing its disks there ==");
     ReprotectWorkflow reprotect = client.newWorkflowStub(ReprotectWorkflow.class,
-        options(ReprotectWorkflow.workflowId("web01")));
+        options(ReprotectWorkflow.workflowId("web01"), Summaries.reprotect("web01", POLICY)));
     long rpStart = System.nanoTime();
     ReprotectStatus rs = reprotect.reprotect(new ReprotectInput("web01", false, POLICY));
     rs.steps().forEach(step -> out.println("   " + step));
@@ -184,7 +186,7 @@ public final class DemoScenario {
 
     out.println("== 8. Failback: planned failover home to primary, then reverse replication ==");
     FailbackWorkflow failback = client.newWorkflowStub(FailbackWorkflow.class,
-        options(FailbackWorkflow.workflowId("web01")));
+        options(FailbackWorkflow.workflowId("web01"), Summaries.failback("web01", true)));
     WorkflowClient.start(failback::failback, new FailbackInput("web01", true, POLICY));
     awaitFailbackStarted(failback);
     FailoverWorkflow home = client.newWorkflowStub(FailoverWorkflow.class,
@@ -223,9 +225,9 @@ public final class DemoScenario {
     return verified;
   }
 
-  private static WorkflowOptions options(String id) {
+  private static WorkflowOptions options(String id, String summary) {
     return WorkflowOptions.newBuilder().setTaskQueue(Registration.TASK_QUEUE).setWorkflowId(id)
-        .build();
+        .setStaticSummary(summary).build();
   }
 
   /** The VM's disks on {@code active}, as its NBD exports serve them, against its copy's images. */

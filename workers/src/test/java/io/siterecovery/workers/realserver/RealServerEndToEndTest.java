@@ -73,13 +73,18 @@ class RealServerEndToEndTest {
     deleteTree(dir);
     Files.createDirectories(dir);
 
-    int port = freePort();
-    address = "127.0.0.1:" + port;
-    // Every port of its own, so that this server never meets a developer's start-dev on 7233.
-    spawn("temporal-server", List.of(temporal, "server", "start-dev", "--headless",
-        "--ip", "127.0.0.1", "--port", String.valueOf(port),
-        "--ui-port", String.valueOf(freePort()), "--http-port", String.valueOf(freePort()),
-        "--metrics-port", String.valueOf(freePort()), "--log-level", "warn"));
+    // SITE_RECOVERY_REAL_TEMPORAL=host:port: a server of one's own, e.g. on PostgreSQL
+    // (ops/postgres/temporal-server.sh), with its namespace default, instead of start-dev.
+    address = System.getenv("SITE_RECOVERY_REAL_TEMPORAL");
+    if (address == null) {
+      int port = freePort();
+      address = "127.0.0.1:" + port;
+      // Every port of its own, so that this server never meets a developer's start-dev on 7233.
+      spawn("temporal-server", List.of(temporal, "server", "start-dev", "--headless",
+          "--ip", "127.0.0.1", "--port", String.valueOf(port),
+          "--ui-port", String.valueOf(freePort()), "--http-port", String.valueOf(freePort()),
+          "--metrics-port", String.valueOf(freePort()), "--log-level", "warn"));
+    }
     awaitCommand("the Temporal server at " + address + " to answer",
         temporalCommand("operator", "cluster", "health"), out -> out.contains("SERVING"));
 
@@ -106,9 +111,9 @@ class RealServerEndToEndTest {
             "capped", Map.of("copyFrequency", "PT5S", "bandwidthMBps", 2,
                 "compression", false)))));
     worker1 = spawn("worker-1", cliCommand(List.of("-Xmx256m"),
-        "worker", "--temporal", address, "--config", config.toString()));
+        "worker", "--temporal", address, "--config", config.toString(), "--http-port", "0"));
     worker2 = spawn("worker-2", cliCommand(List.of("-Xmx256m"),
-        "worker", "--temporal", address, "--config", config.toString()));
+        "worker", "--temporal", address, "--config", config.toString(), "--http-port", "0"));
     awaitCommand("two workers polling task queue site-recovery",
         temporalCommand("task-queue", "describe", "--task-queue", "site-recovery", "-o", "json"),
         out -> workerIdentities(out).contains(identity(worker1))
@@ -175,6 +180,9 @@ class RealServerEndToEndTest {
 
     runReadme(readme.take("--type Reprotect"));
     awaitState("reprotect-web01", "PROTECTED");
+    // Reprotect started the reverse protection as its child, summary and all.
+    assertThat(staticSummary("protect-web01"))
+        .isEqualTo("Protect web01: secondary → primary, policy default");
     // The old disks on primary now replicate what web01 runs on secondary.
     awaitCompare(image("primary", "web01"), nbd(secondaryNbd, "web01"));
 
@@ -201,7 +209,8 @@ class RealServerEndToEndTest {
   /**
    * Workers are stateless and share the task queue: the one running a copy is killed with
    * {@code kill -9} in the middle of it, and the other finishes it (after the copy activity's
-   * heartbeat timeout) with a replica equal to the source.
+   * heartbeat timeout) with a replica equal to the source. Started with {@code site-recovery
+   * protect}, the copy's page in the Web UI shows the CLI's summary and the copy's progress bar.
    */
   @Test
   @Order(2)
@@ -209,11 +218,22 @@ class RealServerEndToEndTest {
     runCli("vm", "create", "big01", "--site", "primary", "--disk", "40M",
         "--config", config.toString());
     qemuIo(primaryNbd, "big01", "write -P 0x3c 0 40M");
-    run(temporalCommand("workflow", "start", "--task-queue", "site-recovery",
-        "--type", "ProtectVm", "--workflow-id", "protect-big01",
-        "--input", "{\"vm\":\"big01\",\"policy\":\"capped\"}"), STEP);
+    runCli("protect", "big01", "--policy", "capped", "--config", config.toString());
     awaitStatus("protect-big01", "a quarter of the initial copy across",
         s -> s.path("progress").path("bytesDone").asLong() >= BIG_DISK / 4);
+    // What the Web UI shows on the workflow's page: the summary the CLI started it with, and
+    // the current details, read as the UI reads them.
+    assertThat(staticSummary("protect-big01")).isEqualTo("Protect big01, policy capped");
+    String metadata = run(temporalCommand("workflow", "query", "--workflow-id", "protect-big01",
+        "--type", "__temporal_workflow_metadata", "-o", "json"), STEP);
+    JsonNode result = Json.MAPPER.readTree(metadata).path("queryResult");
+    String details = (result.isArray() ? result.path(0) : result).path("currentDetails").asText();
+    System.out.println("current details of protect-big01:\n" + details);
+    assertThat(details).startsWith("**INITIAL_REPLICATION** · health **NORMAL**\n")
+        .containsPattern("- Progress: `\\[#+-*\\] +\\d+ %` [\\d.]+ MiB of 40\\.0 MiB "
+            + "\\(INITIAL_REPLICATION, disk0\\)\n")
+        .containsPattern("- Rate: [\\d.]+ MiB/s · ETA \\d+ s")
+        .contains("- Route: primary → secondary, policy capped\n");
 
     String copier = copyActivityWorker("protect-big01-initial");
     Process victim = copier.equals(identity(worker1)) ? worker1
@@ -370,6 +390,13 @@ class RealServerEndToEndTest {
       }
       return ok.test(status);
     }, () -> "last status: " + last[0] + " " + error[0]);
+  }
+
+  /** The summary the Web UI shows for the workflow's latest run, as the server describes it. */
+  private String staticSummary(String workflowId) throws Exception {
+    return Json.MAPPER.readTree(run(temporalCommand("workflow", "describe", "--workflow-id",
+        workflowId, "-o", "json"), STEP)).path("executionConfig").path("userMetadata")
+        .path("summary").asText();
   }
 
   /** The identity of the worker running the copy activity of an initial replication. */

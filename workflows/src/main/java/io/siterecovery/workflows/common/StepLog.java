@@ -12,11 +12,14 @@ import org.slf4j.Logger;
  */
 public final class StepLog {
   private final Logger log;
+  /** The workflow's current details follow each step (see {@link LiveDetails}). */
+  private final Runnable afterEachStep;
   private final List<String> steps = new ArrayList<>();
   private String subject;
 
-  public StepLog(Logger log) {
+  public StepLog(Logger log, Runnable afterEachStep) {
     this.log = log;
+    this.afterEachStep = afterEachStep;
   }
 
   /** Names what the following steps are about in the log (the VM), once the input is read. */
@@ -27,6 +30,12 @@ public final class StepLog {
   public void add(String what) {
     steps.add(Instant.ofEpochMilli(Workflow.currentTimeMillis()) + " " + what);
     log.info("{}: {}", subject, what);
+    afterEachStep.run();
+  }
+
+  /** The latest step, null before the first. */
+  public String last() {
+    return steps.isEmpty() ? null : steps.get(steps.size() - 1);
   }
 
   public List<String> list() {

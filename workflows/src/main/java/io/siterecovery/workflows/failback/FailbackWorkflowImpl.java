@@ -2,14 +2,17 @@ package io.siterecovery.workflows.failback;
 
 import io.siterecovery.activities.AgentActivities;
 import io.siterecovery.activities.FailureTypes;
+import io.siterecovery.activities.PlanRunActivities;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.common.LiveDetails;
 import io.siterecovery.workflows.common.StepLog;
 import io.siterecovery.workflows.common.MemberListener;
 import io.siterecovery.workflows.common.MemberState;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
+import io.siterecovery.workflows.common.VmOperations;
 import io.siterecovery.workflows.failover.FailoverInput;
 import io.siterecovery.workflows.failover.FailoverState;
 import io.siterecovery.workflows.failover.FailoverStatus;
@@ -22,10 +25,12 @@ import io.temporal.api.enums.v1.ParentClosePolicy;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.failure.TemporalFailure;
 import io.temporal.workflow.Async;
+import io.siterecovery.workflows.Summaries;
 import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Promise;
 import io.temporal.workflow.Workflow;
 import java.time.Instant;
+import java.util.Map;
 import org.slf4j.Logger;
 
 /**
@@ -39,6 +44,8 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
 
   private final AgentActivities agents =
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.shortStep());
+  private final PlanRunActivities runs =
+      Workflow.newActivityStub(PlanRunActivities.class, AgentSteps.shortStep());
 
   private String vm;
   private FailbackState state = FailbackState.VALIDATING;
@@ -46,7 +53,7 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
   private String from;
   private FailoverStatus failover;
   private ReprotectStatus reprotect;
-  private final StepLog steps = new StepLog(log);
+  private final StepLog steps = new StepLog(log, this::showDetails);
   private String error;
   private Instant startedAt;
   /** A decision received and not yet passed on to the failover: "commit" or "cancel". */
@@ -54,6 +61,8 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
   private OperatorRequest pendingRequest;
   /** What failover-<vm> last said, not yet passed on to this failback's own parent. */
   private MemberState childState;
+  /** What failover-<vm> last said, for the current details. */
+  private MemberState failoverHeard;
 
   @Override
   public FailbackStatus failback(FailbackInput input) {
@@ -66,6 +75,13 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
     }
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.VM_NAME.valueSet(vm));
     try {
+      // Failbacks begun before this look replay without it.
+      if (Workflow.getVersion("failbackRefusesBusyVm", Workflow.DEFAULT_VERSION, 1) == 1) {
+        VmOperations.refuseWhileRunning(runs, vm, "Failback", Map.of(
+            ReprotectWorkflow.workflowId(vm), "fail back once it has ended: the failback "
+                + "travels over the protection it builds",
+            FailoverWorkflow.workflowId(vm), "commit or cancel it first"));
+      }
       ProtectionPlan plan = agents.describeProtection(vm);
       home = agents.homeOf(plan);
       from = plan.sourceSite();
@@ -82,15 +98,16 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
       failOverHome();
       if (failover.state() != FailoverState.COMMITTED) {
         steps.add("the failover home ended " + failover.state() + ": " + vm + " stays on " + from);
-        state = FailbackState.CANCELLED;
+        setState(FailbackState.CANCELLED);
         return status();
       }
       if (Boolean.FALSE.equals(input.reprotect())) {
         steps.add(vm + " runs on " + home + " again; not reprotected, as asked");
       } else {
-        state = FailbackState.REPROTECTING;
+        setState(FailbackState.REPROTECTING);
         ReprotectWorkflow child = Workflow.newChildWorkflowStub(ReprotectWorkflow.class,
-            childOptions(ReprotectWorkflow.workflowId(vm)));
+            childOptions(ReprotectWorkflow.workflowId(vm),
+                Summaries.reprotect(vm, input.policy()) + " (failback)"));
         steps.add("reverse replication: " + ReprotectWorkflow.workflowId(vm));
         reprotect = child.reprotect(new ReprotectInput(vm, false, input.policy()));
         steps.add(vm + " runs on " + home + " and is protected to " + from + " again ("
@@ -98,18 +115,19 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
       }
     } catch (TemporalFailure e) {
       error = e.getCause() != null ? e.getCause().getMessage() : e.getMessage();
-      state = FailbackState.FAILED;
+      setState(FailbackState.FAILED);
       throw e;
     }
-    state = FailbackState.COMPLETED;
+    setState(FailbackState.COMPLETED);
     return status();
   }
 
   /** Runs the planned failover home, passing the operator's decision on when it comes. */
   private void failOverHome() {
-    state = FailbackState.FAILING_OVER;
+    setState(FailbackState.FAILING_OVER);
     FailoverWorkflow child = Workflow.newChildWorkflowStub(FailoverWorkflow.class,
-        childOptions(FailoverWorkflow.workflowId(vm)));
+        childOptions(FailoverWorkflow.workflowId(vm),
+            Summaries.failover(FailoverType.PLANNED, vm, "LATEST", home) + " (failback)"));
     Promise<FailoverStatus> done = Async.function(child::failover,
         new FailoverInput(vm, FailoverType.PLANNED, "LATEST"));
     Workflow.getWorkflowExecution(child).get();
@@ -121,6 +139,8 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
       if (childState != null) {
         MemberState heard = childState;
         childState = null;
+        failoverHeard = heard;
+        showDetails();
         MemberListener.tellParent(new MemberState(vm, Workflow.getInfo().getWorkflowId(),
             heard.state(), heard.recoveryPoint(), heard.pointTime()));
       }
@@ -144,9 +164,10 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
    * there to commit or cancel, and a reverse replication must finish, rather than be terminated
    * with it (the default). A cancel of this workflow is still passed on to them.
    */
-  private static ChildWorkflowOptions childOptions(String workflowId) {
+  private static ChildWorkflowOptions childOptions(String workflowId, String summary) {
     return ChildWorkflowOptions.newBuilder()
         .setWorkflowId(workflowId)
+        .setStaticSummary(summary)
         .setParentClosePolicy(ParentClosePolicy.PARENT_CLOSE_POLICY_ABANDON)
         .build();
   }
@@ -167,6 +188,28 @@ public class FailbackWorkflowImpl implements FailbackWorkflow {
   public void cancel(OperatorRequest request) {
     pendingDecision = "cancel";
     pendingRequest = request;
+  }
+
+  private void setState(FailbackState next) {
+    state = next;
+    showDetails();
+  }
+
+  /** The Web UI's current details: state, where to, the failover's state as it reported it. */
+  private void showDetails() {
+    LiveDetails.of(state)
+        .line("Home", home == null ? null : from + " → " + home)
+        .line("Failover", state != FailbackState.FAILING_OVER ? null
+            : FailoverWorkflow.workflowId(vm) + (failoverHeard == null ? " running"
+                : " " + failoverHeard.state() + (failoverHeard.recoveryPoint() == null ? ""
+                    : " at " + failoverHeard.recoveryPoint())
+                    + (FailoverState.AWAITING_COMMIT.name().equals(failoverHeard.state())
+                        ? ": send 'commit' or 'cancel' here or there" : "")))
+        .line("Reverse replication", state != FailbackState.REPROTECTING ? null
+            : ReprotectWorkflow.workflowId(vm) + " (its page shows its progress)")
+        .line("Error", error)
+        .line("Last", steps.last())
+        .show();
   }
 
   @Override

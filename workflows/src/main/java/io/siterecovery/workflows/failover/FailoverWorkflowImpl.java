@@ -61,7 +61,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   private FailoverState state = FailoverState.VALIDATING;
   private ProtectionPlan plan;
   private RecoveryPoint point;
-  private final StepLog steps = new StepLog(log);
+  private final StepLog steps = new StepLog(log, this::showDetails);
   private String error;
   private Instant startedAt;
   private Decision decision;
@@ -129,6 +129,12 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
       // fails the failover without stopping a source that may still be running.
       ReplicaPoint replica = agents.replicaPoint(plan.targetSite(), vm);
       long generation = RecoveryPointChoice.resolve(choice, replica);
+      // A test that passed its own check just before this failover started may have made its
+      // VM since the first look; it would stand where the replica VM starts. Runs begun before
+      // this second look replay without it.
+      if (Workflow.getVersion("cleanUpTestBeforeStart", Workflow.DEFAULT_VERSION, 1) == 1) {
+        cleanUpTestFailover();
+      }
       if (onLayers) {
         fence = new SourceFence(plan.sourceSite(), vm, steps::add);
         if (type == FailoverType.PLANNED) {
@@ -406,6 +412,14 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     state = next;
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.PROTECTION_STATE.valueSet(
         "FAILOVER_" + next.name()));
+    showDetails();
+  }
+
+  /** A TEST failover shows its own (TestFailover keeps them). */
+  private void showDetails() {
+    if (type != FailoverType.TEST) {
+      FailoverDetails.show(status());
+    }
   }
 
 

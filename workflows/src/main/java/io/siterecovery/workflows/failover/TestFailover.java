@@ -4,6 +4,7 @@ import io.siterecovery.activities.AgentActivities;
 import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.TestCleanup;
 import io.siterecovery.activities.AgentActivityRecords.TestVm;
+import io.siterecovery.activities.PlanRunActivities;
 import io.siterecovery.activities.PolicyActivities;
 import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ProtectionPlan;
@@ -13,8 +14,11 @@ import io.siterecovery.workflows.common.StepLog;
 import io.siterecovery.workflows.common.MemberListener;
 import io.siterecovery.workflows.common.MemberState;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
+import io.siterecovery.workflows.common.VmOperations;
+import io.siterecovery.workflows.failback.FailbackWorkflow;
 import io.siterecovery.workflows.failover.FailoverStatus.TestVmStatus;
 import io.siterecovery.workflows.protection.RecoveryPoint;
+import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
 import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.failure.CanceledFailure;
@@ -24,6 +28,7 @@ import io.temporal.workflow.Workflow;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.Map;
 import org.slf4j.Logger;
 
 /**
@@ -44,12 +49,14 @@ final class TestFailover {
   private final AgentActivities agents;
   private final PolicyActivities policies =
       Workflow.newLocalActivityStub(PolicyActivities.class, AgentSteps.policyLookup());
+  private final PlanRunActivities runs =
+      Workflow.newActivityStub(PlanRunActivities.class, AgentSteps.shortStep());
 
   private String vm;
   private FailoverState state = FailoverState.VALIDATING;
   private ProtectionPlan plan;
   private RecoveryPoint point;
-  private final StepLog steps = new StepLog(log);
+  private final StepLog steps = new StepLog(log, () -> FailoverDetails.show(status()));
   private String error;
   private Instant startedAt;
   private Duration maxTestDuration;
@@ -90,6 +97,10 @@ final class TestFailover {
           + "never committed; it ends with the 'cleanup' signal or after maxTestDuration");
     }
     String choice = RecoveryPointChoice.validate(input.recoveryPoint());
+    // Tests begun before this look replay without it.
+    if (Workflow.getVersion("testRefusesBusyVm", Workflow.DEFAULT_VERSION, 1) == 1) {
+      refuseWhileBusy();
+    }
     plan = agents.describeProtection(vm);
     maxTestDuration = maxTestDuration(input.maxTestDuration(), policies.resolvePolicy(POLICY));
     ReplicaPoint replica = agents.replicaPoint(plan.targetSite(), vm);
@@ -97,6 +108,20 @@ final class TestFailover {
     steps.add("TEST failover of " + vm + " on " + plan.targetSite() + " at " + describe(point)
         + " (asked for " + choice + "); replication from " + plan.sourceSite()
         + " carries on meanwhile");
+  }
+
+  /**
+   * A failover that has not started its replica VM yet would meet this test's VM in its way (and
+   * retry against it, its source shut down, until it rolled back): a test waits for the VM's
+   * other operations to end. A failover started during a test cleans the test up instead.
+   */
+  private void refuseWhileBusy() {
+    String after = "start the test once it has ended";
+    VmOperations.refuseWhileRunning(runs, vm, "a TEST failover", Map.of(
+        FailoverWorkflow.workflowId(vm), after + " (committed or cancelled): a test VM would "
+            + "stand where the failover starts the replica VM",
+        ReprotectWorkflow.workflowId(vm), after + ": the replica is being rebuilt",
+        FailbackWorkflow.workflowId(vm), after + ": the VM is failing back"));
   }
 
   /** The policy's limit, or a shorter one asked for in the input. */
@@ -273,6 +298,7 @@ final class TestFailover {
     state = next;
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.PROTECTION_STATE.valueSet(
         "TEST_FAILOVER_" + next.name()));
+    FailoverDetails.show(status());
   }
 
 

@@ -11,10 +11,8 @@ import io.siterecovery.activities.PlanRunActivities;
 import io.siterecovery.activities.PolicyActivities;
 import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ProtectionPlan;
-import io.siterecovery.workflows.failback.FailbackWorkflow;
+import io.siterecovery.workflows.common.VmOperations;
 import io.siterecovery.workflows.failover.CommitPolicy;
-import io.siterecovery.workflows.failover.FailoverWorkflow;
-import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
 import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.workflow.Workflow;
@@ -52,6 +50,8 @@ final class PlanValidation {
    */
   static final double TEST_CLONE_FRACTION = 0.10;
   static final double REVERSE_TRACKING_FRACTION = 0.10;
+  /** The agents' answer for a VM name no site knows. */
+  private static final String VM_NOT_FOUND = "VM_NOT_FOUND";
   private static final List<String> DECIDING = List.of(PlanOperation.PLANNED_FAILOVER.name(),
       PlanOperation.UNPLANNED_FAILOVER.name(), PlanOperation.FAILBACK.name());
 
@@ -94,7 +94,7 @@ final class PlanValidation {
         try {
           p = lookups.describeProtection(vm);
         } catch (ActivityFailure f) {
-          problems.add(vm + " (group " + g.name() + "): not protected: " + message(f));
+          problems.add(vm + " (group " + g.name() + "): " + notDescribed(f));
           continue;
         }
         groupSite = groupSite == null ? p.targetSite() : groupSite;
@@ -159,18 +159,9 @@ final class PlanValidation {
 
   /** A VM whose own workflow runs (a failover, a test, a reprotect, a failback) is busy. */
   private void busy(List<String> problems) {
-    Map<String, String> vmOf = new LinkedHashMap<>();
-    for (String vm : plan.vms()) {
-      for (String id : List.of(FailoverWorkflow.workflowId(vm),
-          FailoverWorkflow.testWorkflowId(vm), ReprotectWorkflow.workflowId(vm),
-          FailbackWorkflow.workflowId(vm))) {
-        vmOf.put(id, vm);
-      }
-    }
     try {
-      for (String id : runs.openWorkflows(List.copyOf(vmOf.keySet()))) {
-        problems.add(vmOf.get(id) + ": busy: " + id + " is running");
-      }
+      VmOperations.running(runs, plan.vms(), List.of()).forEach((id, vm) ->
+          problems.add(vm + ": busy: " + id + " is running"));
     } catch (ActivityFailure f) {
       problems.add("cannot tell which VMs are busy: " + message(f));
     }
@@ -256,6 +247,12 @@ final class PlanValidation {
     List<Action> all = new ArrayList<>(g.before());
     all.addAll(g.after());
     return all;
+  }
+
+  /** Why a VM's protection could not be described: a VM no site knows is said as such. */
+  static String notDescribed(ActivityFailure f) {
+    return f.getCause() instanceof ApplicationFailure a && VM_NOT_FOUND.equals(a.getType())
+        ? a.getOriginalMessage() : "not protected: " + message(f);
   }
 
   private static String message(ActivityFailure f) {

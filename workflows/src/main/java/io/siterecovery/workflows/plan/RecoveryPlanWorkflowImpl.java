@@ -42,6 +42,8 @@ import io.temporal.common.SearchAttributes;
 import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.workflow.Async;
+import io.siterecovery.workflows.Summaries;
+import io.siterecovery.workflows.common.LiveDetails;
 import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Promise;
 import io.temporal.workflow.Workflow;
@@ -54,6 +56,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.stream.Collectors;
 import org.slf4j.Logger;
 
 /**
@@ -188,12 +191,12 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     if (operation == PlanOperation.VALIDATE) {
       new PlanValidation(lookups, runs, config, plan, commitPolicy, this::step).run()
           .forEach(failures::add);
-      state = failures.isEmpty() ? PlanState.COMPLETED : PlanState.FAILED;
+      setState(failures.isEmpty() ? PlanState.COMPLETED : PlanState.FAILED);
       step(failures.isEmpty() ? "no problem found" : failures.size() + " problem(s) found");
       return finish();
     }
     readPreviousRun();
-    state = PlanState.RUNNING;
+    setState(PlanState.RUNNING);
     resolveMembers(choice);
     return runGroups(0);
   }
@@ -234,7 +237,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     }
     decide();
     awaitAllEnded();
-    state = failures.isEmpty() ? PlanState.COMPLETED : PlanState.FAILED;
+    setState(failures.isEmpty() ? PlanState.COMPLETED : PlanState.FAILED);
     return finish();
   }
 
@@ -275,7 +278,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     failures.addAll(c.failures());
     groupStartedAt.putAll(c.groupStartedAt());
     groupEndedAt.putAll(c.groupEndedAt());
-    state = PlanState.RUNNING;
+    setState(PlanState.RUNNING);
     for (Group g : plan.groups()) {
       groupStates.put(g.name(), c.groupStates().get(g.name()));
       actions.put(g.name(), new ArrayList<>(c.actions().get(g.name())));
@@ -367,7 +370,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
             continue;
           }
         }
-        fail(m, "not protected: " + message(f));
+        fail(m, PlanValidation.notDescribed(f));
       }
     }
     if (choice.equals("LATEST_COMMON")) {
@@ -462,12 +465,13 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
         boolean test = operation == PlanOperation.TEST_FAILOVER;
         m.workflowId = test ? FailoverWorkflow.testWorkflowId(m.vm)
             : FailoverWorkflow.workflowId(m.vm);
-        FailoverWorkflow child = Workflow.newChildWorkflowStub(FailoverWorkflow.class,
-            options(m.workflowId, attributes));
-        m.stub = child;
         FailoverType type = test ? FailoverType.TEST
             : operation == PlanOperation.PLANNED_FAILOVER ? FailoverType.PLANNED
                 : FailoverType.UNPLANNED;
+        FailoverWorkflow child = Workflow.newChildWorkflowStub(FailoverWorkflow.class,
+            options(m.workflowId, attributes,
+                Summaries.failover(type, m.vm, m.requestedPoint, null) + inPlan()));
+        m.stub = child;
         m.result = Async.function(child::failover, new FailoverInput(m.vm, type,
             m.requestedPoint));
         m.result.handle((r, f) -> ended(m, f == null ? null : message(f), r == null ? null
@@ -476,7 +480,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
       case REPROTECT -> {
         m.workflowId = ReprotectWorkflow.workflowId(m.vm);
         ReprotectWorkflow child = Workflow.newChildWorkflowStub(ReprotectWorkflow.class,
-            options(m.workflowId, attributes));
+            options(m.workflowId, attributes, Summaries.reprotect(m.vm, null) + inPlan()));
         m.stub = child;
         m.result = Async.function(child::reprotect, new ReprotectInput(m.vm, false, null));
         m.result.handle((r, f) -> {
@@ -490,7 +494,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
       case FAILBACK -> {
         m.workflowId = FailbackWorkflow.workflowId(m.vm);
         FailbackWorkflow child = Workflow.newChildWorkflowStub(FailbackWorkflow.class,
-            options(m.workflowId, attributes));
+            options(m.workflowId, attributes, Summaries.failback(m.vm, true) + inPlan()));
         m.stub = child;
         m.result = Async.function(child::failback, new FailbackInput(m.vm, true));
         m.result.handle((r, f) -> ended(m, f == null ? null : message(f), r == null ? null
@@ -501,10 +505,15 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     step(m.vm + ": " + m.workflowId + " started");
   }
 
-  private static ChildWorkflowOptions options(String id, SearchAttributes attributes) {
+  private String inPlan() {
+    return " (plan " + planName + ")";
+  }
+
+  private static ChildWorkflowOptions options(String id, SearchAttributes attributes,
+      String summary) {
     // The VMs' workflows outlive a plan that is terminated: a failover half done must finish.
     return ChildWorkflowOptions.newBuilder().setWorkflowId(id)
-        .setTypedSearchAttributes(attributes)
+        .setTypedSearchAttributes(attributes).setStaticSummary(summary)
         .setParentClosePolicy(ParentClosePolicy.PARENT_CLOSE_POLICY_ABANDON).build();
   }
 
@@ -542,7 +551,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
 
   private void awaitApproval(Group g, String when, Action a) {
     Instant began = now();
-    state = PlanState.AWAITING_APPROVAL;
+    setState(PlanState.AWAITING_APPROVAL);
     awaitingStep = a.manual();
     step("group " + g.name() + ", " + when + ": waiting for 'approve' {\"step\":\"" + a.manual()
         + "\"}" + (a.timeout() == null ? "" : " within " + a.timeout()));
@@ -558,7 +567,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     String by = approved ? (approval.by() == null ? "unnamed" : approval.by()) : null;
     approval = null;
     awaitingStep = null;
-    state = PlanState.RUNNING;
+    setState(PlanState.RUNNING);
     if (approved) {
       step("approved: " + a.manual() + " (by " + by + ")");
     } else {
@@ -647,13 +656,13 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     lastReady = members.values().stream().map(m -> m.readyAt).filter(t -> t != null)
         .max(Comparator.naturalOrder()).orElse(null);
     if (operation == PlanOperation.TEST_FAILOVER) {
-      state = PlanState.AWAITING_CLEANUP;
+      setState(PlanState.AWAITING_CLEANUP);
       awaitAdopted(); // a test VM also ends by itself, after its maxTestDuration
       step("every test VM is up: awaiting 'cleanup' (each also cleans itself up after its "
           + "maxTestDuration)");
       Workflow.await(() -> cleanupRequest != null || allEnded());
       if (cleanupRequest != null) {
-        state = PlanState.FINISHING;
+        setState(PlanState.FINISHING);
         for (Member m : live) {
           if (m.endedAt == null) {
             ((FailoverWorkflow) m.stub).cleanup(cleanupRequest);
@@ -666,7 +675,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
     if (!decides() || live.isEmpty()) {
       return;
     }
-    state = PlanState.AWAITING_COMMIT;
+    setState(PlanState.AWAITING_COMMIT);
     if (commitPolicy == null) {
       step("awaiting 'commit' or 'cancel' for " + live.size() + " VMs");
       Workflow.await(() -> decision != null);
@@ -680,7 +689,7 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
             + "s");
       }
     }
-    state = PlanState.FINISHING;
+    setState(PlanState.FINISHING);
     for (Member m : live) {
       if (m.endedAt != null) {
         continue;
@@ -779,6 +788,47 @@ public class RecoveryPlanWorkflowImpl implements RecoveryPlanWorkflow {
   private void step(String what) {
     steps.add(now() + " " + what);
     log.info("plan {}: {}", planName, what);
+    showDetails();
+  }
+
+  private void setState(PlanState next) {
+    state = next;
+    showDetails();
+  }
+
+  /**
+   * The Web UI's current details: the run's state, its VMs as a bar (ready, or ended, of all),
+   * what it waits for, the ETA and the latest step. The VMs' own pages show their details. Set
+   * at every step, so worked out from the members directly: {@link #status} copies every step
+   * and VM, too much to do a thousand times in a thousand-VM plan.
+   */
+  private void showDetails() {
+    Instant now = now();
+    long settled = members.values().stream().filter(Member::ready).count();
+    Long eta = previous == null || plan == null ? null : 0L;
+    if (eta != null) {
+      for (Group g : plan.groups()) {
+        Long groupEta = groupEta(g.name(), now);
+        eta = groupEta == null ? null : eta + groupEta;
+        if (eta == null) {
+          break;
+        }
+      }
+    }
+    String running = groupStates.entrySet().stream().filter(e -> "RUNNING".equals(e.getValue()))
+        .map(Map.Entry::getKey).collect(Collectors.joining(", "));
+    LiveDetails.of(state)
+        .count("VMs ready or ended", settled, members.size())
+        .line("Operation", operation == null ? null : operation.name())
+        .line("Groups running", running)
+        .line("Awaiting", awaitingStep)
+        .line("Failures", failures.isEmpty() ? null
+            : failures.size() + ": " + failures.get(failures.size() - 1))
+        .line("ETA", eta == null ? null : LiveDetails.duration(eta) + " (from " + etaFrom + ")")
+        .line("RTO", lastReady == null ? null
+            : LiveDetails.duration(Duration.between(startedAt, lastReady).toSeconds()))
+        .line("Last", steps.isEmpty() ? null : steps.get(steps.size() - 1))
+        .show();
   }
 
   @Override

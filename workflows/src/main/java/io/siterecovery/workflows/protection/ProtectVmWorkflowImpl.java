@@ -11,6 +11,7 @@ import io.siterecovery.activities.PolicyActivities;
 import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.activities.ProtectionPlan.DiskInfo;
+import io.siterecovery.workflows.Summaries;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Health;
 import io.siterecovery.workflows.common.Inputs;
@@ -334,7 +335,9 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
   private InitialReplicationWorkflow initialCopy() {
     return Workflow.newChildWorkflowStub(InitialReplicationWorkflow.class,
         ChildWorkflowOptions.newBuilder()
-            .setWorkflowId(InitialReplicationWorkflow.workflowId(vm)).build());
+            .setWorkflowId(InitialReplicationWorkflow.workflowId(vm))
+            .setStaticSummary(Summaries.initialCopy(vm, plan.sourceSite(), plan.targetSite()))
+            .build());
   }
 
   /**

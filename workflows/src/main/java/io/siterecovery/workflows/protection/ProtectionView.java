@@ -7,6 +7,7 @@ import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.activities.PolicySettings;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.workflows.common.Health;
+import io.siterecovery.workflows.common.LiveDetails;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.siterecovery.workflows.protection.CycleOutcome.Result;
 import io.temporal.workflow.Workflow;
@@ -23,7 +24,8 @@ import org.slf4j.Logger;
 
 /**
  * What ProtectVm shows: state, health, points, progress and counters, kept in step with the
- * search attributes. Lives in the workflow thread; the query reads it.
+ * search attributes and with the current details the Web UI shows (every change sets them).
+ * Lives in the workflow thread; the query reads it.
  *
  * <p>Health is the worst of: what the workflow's own errors set ({@link #health}: WARNING while
  * retrying, CRITICAL on a non-recoverable error), and WARNING when the RPO exceeds the policy's
@@ -107,6 +109,7 @@ final class ProtectionView {
     upsertedHealth = shown;
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.PROTECTION_STATE.valueSet(next.name()),
         SearchAttributeKeys.REPLICATION_HEALTH.valueSet(shown.name()));
+    showDetails();
   }
 
   /** Sets the health the workflow's own errors give; the derived rules are added to it. */
@@ -123,6 +126,7 @@ final class ProtectionView {
         Workflow.upsertTypedSearchAttributes(
             SearchAttributeKeys.REPLICATION_HEALTH.valueSet(next.name()));
       }
+      showDetails();
     }
   }
 
@@ -182,11 +186,13 @@ final class ProtectionView {
       notes.remove(0);
     }
     log.info("{}: {}", vm, text);
+    showDetails();
   }
 
   void phase(String phase) {
     progress = new Progress(phase, null, 0, plan.totalBytes(), 0, null);
     diskProgress.clear();
+    showDetails();
   }
 
   void copyProgress(CopyProgress p) {
@@ -195,6 +201,7 @@ final class ProtectionView {
     long total = plan.totalBytes();
     Long eta = p.bytesPerSecond() > 0 ? (long) Math.ceil((total - done) / p.bytesPerSecond()) : null;
     progress = new Progress(p.phase(), p.disk(), done, total, p.bytesPerSecond(), eta);
+    showDetails();
   }
 
   /** Per disk, the bytes the copy under way last reported done. */
@@ -215,6 +222,7 @@ final class ProtectionView {
     if (cycle.points() != null) {
       points(cycle.points());
     }
+    showDetails();
   }
 
   void recordPoints(ReplicaPoint replica) {
@@ -225,6 +233,7 @@ final class ProtectionView {
               replica.pointTime(), false));
     }
     points(replica.points());
+    showDetails();
   }
 
   private void points(List<PointInfo> retained) {
@@ -250,6 +259,7 @@ final class ProtectionView {
   /** A cycle started at {@code startedAt} and is under way (the health rules account for it). */
   void cycleRunning(Instant startedAt) {
     cycleRunningSince = startedAt;
+    showDetails();
   }
 
   /**
@@ -274,6 +284,7 @@ final class ProtectionView {
     while (!cycleOutcomes.isEmpty() && !cycleOutcomes.peekFirst().dueAt().isAfter(oldest)) {
       cycleOutcomes.removeFirst();
     }
+    showDetails();
   }
 
   /** The first due cycle not yet recorded that can still count in the window ending at {@code at}. */
@@ -369,6 +380,7 @@ final class ProtectionView {
   void clearPoints() {
     latestPoint = null;
     points = List.of();
+    showDetails();
   }
 
   /** What the previous run handed over; {@code lastAppConsistentAt} and requests are the caller's. */
@@ -435,6 +447,25 @@ final class ProtectionView {
 
   private static Health worst(Health a, Health b) {
     return a.compareTo(b) >= 0 ? a : b;
+  }
+
+  /**
+   * The Web UI's current details: the status as of now, and what the workflow does next (the
+   * cycle under way or the next one due) and did last (the latest note).
+   */
+  private void showDetails() {
+    ProtectionStatus s = status(now());
+    String cycle = cycleRunningSince != null ? "delta cycle running since " + cycleRunningSince
+        : s.state() == ProtectionState.PROTECTED && nextCycleDueAt != null
+            ? "next delta cycle due at " + nextCycleDueAt : null;
+    LiveDetails.of(s.state()).health(s.health(), s.healthReasons()).progress(s.progress())
+        .rpo(s.rpoSeconds(), s.latestRecoveryPoint())
+        .line("Route", plan == null ? null : plan.sourceSite() + " → " + plan.targetSite()
+            + ", policy " + policy)
+        .line("Cycle", cycle)
+        .line("Cycles", deltaCycles + " done, " + failedCycles + " failed")
+        .line("Last", notes.isEmpty() ? null : notes.get(notes.size() - 1))
+        .show();
   }
 
   /** The status as of {@code now}: the query passes the time it is read at. */

@@ -5,6 +5,7 @@ import io.siterecovery.activities.AgentActivityRecords.CopyDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.DiskCopyResult;
 import io.siterecovery.activities.ProtectionPlan.DiskInfo;
 import io.siterecovery.workflows.common.AgentSteps;
+import io.siterecovery.workflows.common.LiveDetails;
 import io.siterecovery.workflows.common.RetrySchedule;
 import io.temporal.failure.ActivityFailure;
 import io.temporal.failure.ApplicationFailure;
@@ -40,6 +41,9 @@ public class InitialReplicationWorkflowImpl implements InitialReplicationWorkflo
           throw f;
         }
         rounds++;
+        showDetails(input, disk, "retrying: " + f.getCause().getMessage() + "; again at "
+            + Instant.ofEpochMilli(Workflow.currentTimeMillis()).plus(RetrySchedule.LONG_TERM)
+            + " (round " + rounds + ")");
         log.warn("copy of {}/{} still failing after its retries ({}); trying again in {} "
             + "(round {})", input.plan().vm(), disk.name(), f.getCause().getMessage(),
             RetrySchedule.LONG_TERM, rounds);
@@ -68,12 +72,28 @@ public class InitialReplicationWorkflowImpl implements InitialReplicationWorkflo
     }
   }
 
+  /**
+   * The Web UI's current details: which disk is being copied. The bytes, rate and ETA are on
+   * ProtectVm's page, where the copy reports its progress.
+   */
+  private static void showDetails(InitialReplicationInput input, DiskInfo disk, String retry) {
+    List<DiskInfo> disks = input.plan().disks();
+    LiveDetails.of("COPYING")
+        .count("Disks copied", disks.indexOf(disk), disks.size())
+        .line("Disk", disk.name() + " (" + LiveDetails.size(disk.sizeBytes()) + ")")
+        .line("Copy", retry)
+        .line("Progress", input.progressWorkflowId() == null ? null
+            : "on " + input.progressWorkflowId() + "'s page")
+        .show();
+  }
+
   @Override
   public InitialReplicationResult replicate(InitialReplicationInput input) {
     long started = Workflow.currentTimeMillis();
     List<DiskCopyResult> results = new ArrayList<>();
     // One disk at a time, as the seeds ask: bandwidth stays predictable and progress is per disk.
     for (DiskInfo disk : input.plan().disks()) {
+      showDetails(input, disk, null);
       DiskCopyResult r = copyWithLongRetries(input, disk);
       log.info("copied {}/{}: {} bytes read, {} sent in {} ms", input.plan().vm(), disk.name(),
           r.bytesRead(), r.bytesSent(), r.durationMillis());

@@ -12,13 +12,18 @@ import io.siterecovery.activities.AgentActivityRecords.Salvaged;
 import io.siterecovery.activities.AgentActivityRecords.SeedResult;
 import io.siterecovery.activities.AgentActivityRecords.TransferSettings;
 import io.siterecovery.activities.FailureTypes;
+import io.siterecovery.activities.PlanRunActivities;
 import io.siterecovery.activities.PolicyActivities;
 import io.siterecovery.activities.ProtectionPlan;
 import io.siterecovery.activities.ProtectionPlan.DiskInfo;
 import io.siterecovery.workflows.common.AgentSteps;
 import io.siterecovery.workflows.common.Inputs;
+import io.siterecovery.workflows.common.LiveDetails;
 import io.siterecovery.workflows.common.StepLog;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
+import io.siterecovery.workflows.common.VmOperations;
+import io.siterecovery.workflows.failback.FailbackWorkflow;
+import io.siterecovery.workflows.failover.FailoverWorkflow;
 import io.siterecovery.workflows.protection.Progress;
 import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
@@ -26,9 +31,12 @@ import io.temporal.api.enums.v1.ParentClosePolicy;
 import io.temporal.failure.ApplicationFailure;
 import io.temporal.failure.TemporalFailure;
 import io.temporal.workflow.Async;
+import io.siterecovery.workflows.Summaries;
 import io.temporal.workflow.ChildWorkflowOptions;
 import io.temporal.workflow.Workflow;
 import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import org.slf4j.Logger;
 
 /**
@@ -48,6 +56,8 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
       Workflow.newActivityStub(AgentActivities.class, AgentSteps.diskCopy());
   private final PolicyActivities policies =
       Workflow.newLocalActivityStub(PolicyActivities.class, AgentSteps.policyLookup());
+  private final PlanRunActivities runs =
+      Workflow.newActivityStub(PlanRunActivities.class, AgentSteps.shortStep());
 
   private String vm;
   private ReprotectState state = ReprotectState.VALIDATING;
@@ -57,7 +67,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
   private long bytesSent;
   private Salvaged salvaged;
   private Progress progress;
-  private final StepLog steps = new StepLog(log);
+  private final StepLog steps = new StepLog(log, this::showDetails);
   private String error;
   private Instant startedAt;
   /** The policy's transfer settings (compression, bandwidth) for every byte sent back. */
@@ -73,6 +83,10 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
         input.policy());
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.VM_NAME.valueSet(vm));
     try {
+      // Reprotects begun before this look replay without it.
+      if (Workflow.getVersion("reprotectRefusesBusyVm", Workflow.DEFAULT_VERSION, 1) == 1) {
+        refuseWhileBusy();
+      }
       // The protection that follows runs with this policy: an unknown one fails here, before
       // the old site is touched, not in protect-<vm> after all the work below.
       transfer = policies.resolvePolicy(policy).transfer();
@@ -103,6 +117,22 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
     }
     setState(ReprotectState.PROTECTED);
     return status();
+  }
+
+  /**
+   * An uncommitted failover may still be cancelled, the VM back on the site Reprotect would turn
+   * into the replica; one committed but still owing the old site its fence ends once that site
+   * answers, which Reprotect needs too. A Failback that started this Reprotect is not in its way.
+   */
+  private void refuseWhileBusy() {
+    Map<String, String> conflicting = new LinkedHashMap<>();
+    conflicting.put(FailoverWorkflow.workflowId(vm), "commit it first (or cancel it: then there "
+        + "is nothing to reprotect); a committed failover still running waits for the old site "
+        + "to answer and be fenced");
+    conflicting.put(FailbackWorkflow.workflowId(vm), "it reprotects the VM itself once its "
+        + "failover home is committed");
+    Workflow.getInfo().getParentWorkflowId().ifPresent(conflicting::remove);
+    VmOperations.refuseWhileRunning(runs, vm, "Reprotect", conflicting);
   }
 
   /** Two copies must never run: the old one is fenced already, or shut down now if asked. */
@@ -186,6 +216,8 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
         ChildWorkflowOptions.newBuilder()
             .setWorkflowId(ProtectVmWorkflow.workflowId(vm))
             .setParentClosePolicy(ParentClosePolicy.PARENT_CLOSE_POLICY_ABANDON)
+            .setStaticSummary(Summaries.protect(vm, policy, reverse.sourceSite(),
+                reverse.targetSite()))
             .build());
     Async.function(protection::protect, new ProtectVmInput(vm, policy));
     Workflow.getWorkflowExecution(protection).get();
@@ -197,6 +229,22 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
     state = next;
     Workflow.upsertTypedSearchAttributes(SearchAttributeKeys.PROTECTION_STATE.valueSet(
         "REPROTECT_" + next.name()));
+    showDetails();
+  }
+
+  /** The Web UI's current details: state, direction, the resync's bar, bytes sent, last step. */
+  private void showDetails() {
+    ReprotectStatus s = status();
+    LiveDetails.of(s.state()).progress(s.progress())
+        .line("Direction", s.sourceSite() == null ? null
+            : s.sourceSite() + " (active) → " + s.targetSite())
+        .line("Mode", s.mode() == null ? null : s.mode().name())
+        .line("Sent", s.bytesSent() + " bytes for " + s.bytesChanged() + " changed")
+        .line("Salvaged", s.salvaged() == null ? null : s.salvaged().bytes() + " bytes kept on "
+            + s.targetSite())
+        .line("Error", s.error())
+        .line("Last", steps.last())
+        .show();
   }
 
 
@@ -206,6 +254,7 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
         ? (long) Math.ceil((p.bytesTotal() - p.bytesDone()) / p.bytesPerSecond()) : null;
     progress = new Progress(p.phase(), p.disk(), p.bytesDone(), p.bytesTotal(),
         p.bytesPerSecond(), eta);
+    showDetails();
   }
 
   @Override
