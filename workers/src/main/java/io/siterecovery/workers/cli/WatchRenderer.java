@@ -51,13 +51,27 @@ final class WatchRenderer {
     this.plainEvery = plainEvery;
   }
 
-  /** For this process: a terminal when there is a console to redraw on. */
+  /**
+   * For this process: a terminal when there is a console to redraw on; stopped with Ctrl-C, it
+   * ends the bar's line so the shell's prompt starts on a line of its own.
+   */
   static WatchRenderer forConsole(PrintStream out) {
-    return new WatchRenderer(out, System.console() != null, System::nanoTime,
+    WatchRenderer r = new WatchRenderer(out, System.console() != null, System::nanoTime,
         Duration.ofSeconds(5));
+    Runtime.getRuntime().addShutdownHook(new Thread(r::leaveLine, "watch-end-line"));
+    return r;
   }
 
-  void show(Frame f) {
+  /** Ends the bar's line if one is on screen: watching stops without a last frame. */
+  synchronized void leaveLine() {
+    if (barOnScreen) {
+      out.println();
+      out.flush();
+      barOnScreen = false;
+    }
+  }
+
+  synchronized void show(Frame f) {
     if (barOnScreen) {
       out.print(CLEAR_LINE);
       barOnScreen = false;

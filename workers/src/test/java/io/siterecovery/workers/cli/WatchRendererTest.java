@@ -108,6 +108,18 @@ class WatchRendererTest {
   }
 
   @Test
+  void stoppedMidwayTheBarsLineIsEndedOnce() {
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    WatchRenderer r = new WatchRenderer(new PrintStream(bytes, true, StandardCharsets.UTF_8),
+        true, () -> 0, Duration.ofSeconds(5));
+    r.show(Watch.protect(protectRun().get(3)));
+    assertThat(bytes.toString(StandardCharsets.UTF_8)).doesNotEndWith("\n");
+    r.leaveLine();
+    r.leaveLine();
+    assertThat(bytes.toString(StandardCharsets.UTF_8)).endsWith("ETA 6 s\n");
+  }
+
+  @Test
   void aFailoverIsWatchedUntilItAwaitsCommitWithEachStepOnce() {
     List<String> steps = new ArrayList<>();
     List<Frame> frames = new ArrayList<>();
