@@ -85,7 +85,7 @@ final class StatusTable {
       }
       b.append('\n');
     }
-    if (report.vms().isEmpty()) {
+    if (report.vms().isEmpty() && report.unreachableSites().isEmpty()) {
       b.append("(no VMs on any site: ./site-recovery vm create NAME --site primary --disk 1G)\n");
     }
     report.vms().stream().filter(r -> r.error() != null).forEach(r -> b.append("! ")

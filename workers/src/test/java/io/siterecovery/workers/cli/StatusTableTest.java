@@ -48,4 +48,13 @@ class StatusTableTest {
         "! app01: deadline exceeded",
         "! site tertiary not listed: connection refused");
   }
+
+  @Test
+  void noVmsIsAHintOnlyWhenEverySiteAnswered() {
+    assertThat(StatusTable.text(new StatusTable.Report(List.of(), Map.of()), NOW))
+        .endsWith("(no VMs on any site: ./site-recovery vm create NAME --site primary --disk 1G)");
+    assertThat(StatusTable.text(new StatusTable.Report(List.of(), Map.of("primary",
+        "connection refused")), NOW)).doesNotContain("no VMs")
+        .endsWith("! site primary not listed: connection refused");
+  }
 }
