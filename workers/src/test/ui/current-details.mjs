@@ -30,10 +30,18 @@ await step('current-details', async (page, { screenshot }) => {
 
 /**
  * The UI renders each markdown block in an iframe of its own (/render?content=...); the current
- * details are the one on the "background" theme, the summary and details on "primary".
+ * details are the one on the "background" theme, the summary and details on "primary". Each new
+ * content replaces its iframe, so one may go while it is read: then it reads as nothing yet.
  */
 async function rendered(page, theme) {
   const frame = page.frames().find((f) => f.url().includes('/render?')
     && new URL(f.url()).searchParams.get('overrideTheme') === theme);
-  return frame ? (await frame.locator('body').innerText()).trim() : '';
+  try {
+    return frame ? (await frame.locator('body').innerText({ timeout: 5_000 })).trim() : '';
+  } catch (e) {
+    if (frame.isDetached()) {
+      return '';
+    }
+    throw e;
+  }
 }
