@@ -10,14 +10,14 @@ import java.util.function.BooleanSupplier;
  * Polls a workflow's or agent's observable state until a condition holds; the end-to-end tests'
  * only way to wait for a real server and real agents (there is no event to block on).
  */
-final class Eventually {
+public final class Eventually {
   private Eventually() {}
 
-  static void await(BooleanSupplier condition) {
+  public static void await(BooleanSupplier condition) {
     await(Duration.ofSeconds(60), condition);
   }
 
-  static void await(Duration limit, BooleanSupplier condition) {
+  public static void await(Duration limit, BooleanSupplier condition) {
     long deadline = System.nanoTime() + limit.toNanos();
     while (!condition.getAsBoolean()) {
       assertThat(System.nanoTime()).as("condition within %s", limit).isLessThan(deadline);

@@ -51,7 +51,7 @@ public final class CertificateAuthority {
   public static final String CA_KEY = "ca-key.pem";
   public static final Duration CA_VALIDITY = Duration.ofDays(3650);
   public static final Duration DEFAULT_VALIDITY = Duration.ofDays(825);
-  /** Names every agent certificate answers to, so that loopback set-ups work without options. */
+  /** Names every agent's and worker's certificate answers to, so that loopback set-ups work without options. */
   public static final List<String> LOCAL_HOSTS = List.of("localhost", "127.0.0.1", "::1");
   private static final String SIGNATURE = "SHA256withECDSA";
   private static final java.security.Provider BOUNCY_CASTLE =
@@ -203,7 +203,7 @@ public final class CertificateAuthority {
     List<GeneralName> names = new ArrayList<>();
     names.add(new GeneralName(GeneralName.uniformResourceIdentifier, identity.sanUri()));
     List<String> all = new ArrayList<>(hosts);
-    if (identity.siteName().isPresent()) {
+    if (identity.siteName().isPresent() || identity.isWorker()) {
       LOCAL_HOSTS.stream().filter(h -> !all.contains(h)).forEach(all::add);
     }
     for (String host : all) {

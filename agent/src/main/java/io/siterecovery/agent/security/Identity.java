@@ -10,7 +10,8 @@ import java.util.regex.Pattern;
 /**
  * Who a certificate speaks for: {@code operator} (the worker and the CLI), {@code monitor} (a
  * metrics scraper such as Prometheus: it may read {@code GET /metrics} and nothing else) or
- * {@code site:<name>} (that site's host agent). It travels in the certificate as a URI subject
+ * {@code site:<name>} (that site's host agent) or {@code worker} (the certificate a worker serves its
+ * health and metrics endpoint with; agents grant it nothing). It travels in the certificate as a URI subject
  * alternative name, {@code urn:site-recovery:<identity>}, so a certificate issued for anything
  * else by the same CA names no identity at all.
  */
@@ -19,14 +20,16 @@ public record Identity(String value) {
   private static final String SITE_PREFIX = "site:";
   private static final String OPERATOR = "operator";
   private static final String MONITOR = "monitor";
+  private static final String WORKER = "worker";
   private static final Pattern SITE_NAME = Pattern.compile("[a-z0-9][a-z0-9-]{0,62}");
   private static final int SAN_URI = 6;
 
   public Identity {
     boolean site = value != null && value.startsWith(SITE_PREFIX)
         && SITE_NAME.matcher(value.substring(SITE_PREFIX.length())).matches();
-    if (!OPERATOR.equals(value) && !MONITOR.equals(value) && !site) {
-      throw new IllegalArgumentException("identity must be 'operator', 'monitor' or 'site:<name>'"
+    if (!OPERATOR.equals(value) && !MONITOR.equals(value) && !WORKER.equals(value) && !site) {
+      throw new IllegalArgumentException("identity must be 'operator', 'monitor', 'worker' or"
+          + " 'site:<name>'"
           + " with a site name of lower-case letters, digits and '-'; got '" + value + "'");
     }
   }
@@ -37,6 +40,10 @@ public record Identity(String value) {
 
   public static Identity monitor() {
     return new Identity(MONITOR);
+  }
+
+  public static Identity worker() {
+    return new Identity(WORKER);
   }
 
   public static Identity site(String name) {
@@ -54,6 +61,11 @@ public record Identity(String value) {
   /** The read-only scraper: its certificate opens {@code GET /metrics} and nothing else. */
   public boolean isMonitor() {
     return MONITOR.equals(value);
+  }
+
+  /** The worker's server identity for its health and metrics endpoint. */
+  public boolean isWorker() {
+    return WORKER.equals(value);
   }
 
   /** The site this identity is the agent of, or empty for the operator and the monitor. */

@@ -18,10 +18,10 @@ import org.bouncycastle.openssl.PEMParser;
 import org.bouncycastle.openssl.jcajce.JcaPEMKeyConverter;
 
 /** Reads certificates and private keys (PKCS#8, or the traditional EC/RSA forms) from PEM files. */
-final class Pem {
+public final class Pem {
   private Pem() {}
 
-  static List<X509Certificate> readCertificates(Path file) throws IOException {
+  public static List<X509Certificate> readCertificates(Path file) throws IOException {
     List<X509Certificate> out = new ArrayList<>();
     try (Reader reader = Files.newBufferedReader(file, StandardCharsets.US_ASCII);
         PEMParser pem = new PEMParser(reader)) {

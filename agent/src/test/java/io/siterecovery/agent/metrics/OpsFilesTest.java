@@ -29,8 +29,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The files in ops/ name only metrics that exist: every metric in an alert rule or a dashboard
  * query is in a running agent's GET /metrics (after replication through NBD, with a resync under
- * way, so that every series is there), except the worker's Temporal SDK metrics, which the
- * worker does not export yet and which only the worker's rule group may use. And the dashboard
+ * way, so that every series is there), except the worker's Temporal SDK metrics, which only the
+ * worker's rule group may use (the worker's own test, SpringWorkerTest, finds them exported). And the dashboard
  * shows every metric family the agent exports. promtool, Prometheus's own checker, checks the
  * rules, their unit tests and the scrape configuration where it is installed.
  */

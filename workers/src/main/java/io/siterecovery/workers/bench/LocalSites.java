@@ -45,7 +45,8 @@ final class LocalSites implements AutoCloseable {
         certs = Files.createTempDirectory("sr-bench-certs-");
         certs.toFile().deleteOnExit();
       }
-      List<Identity> identities = new java.util.ArrayList<>(List.of(Identity.operator()));
+      List<Identity> identities = new java.util.ArrayList<>(List.of(Identity.operator(),
+          Identity.worker()));
       for (String site : sites) {
         identities.add(Identity.site(site));
       }

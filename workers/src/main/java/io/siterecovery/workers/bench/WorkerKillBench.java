@@ -120,7 +120,7 @@ final class WorkerKillBench {
   private Process worker(Path config, int n) throws IOException {
     List<String> command = AgentProcess.javaCommand(
         io.siterecovery.workers.cli.SiteRecoveryCli.class.getName(), List.of("-Xmx256m"));
-    command.addAll(List.of("worker", "--config", config.toString()));
+    command.addAll(List.of("worker", "--config", config.toString(), "--http-port", "0"));
     ProcessBuilder builder = new ProcessBuilder(command)
         .redirectErrorStream(true).redirectOutput(dir.resolve("worker-" + n + ".log").toFile());
     builder.environment().put("SITE_RECOVERY_LOG_FILE", dir.resolve("worker-" + n + ".log.file")

@@ -76,7 +76,7 @@ final class ChaosHarness implements Closeable {
     this.secondaryData = secondaryData != null ? secondaryData : dir.resolve("secondary");
     this.primaryData = primaryData != null ? primaryData : dir.resolve("primary");
     CertificateAuthority.provision(certs, "chaos", List.of(Identity.site("primary"),
-        Identity.site("secondary"), Identity.operator()));
+        Identity.site("secondary"), Identity.operator(), Identity.worker()));
     this.temporalPort = freePort();
     // lockTimeSkipping=true: real time, as dev runs it.
     this.temporal = TestServer.createPortBoundServer(temporalPort, true);
@@ -197,7 +197,7 @@ final class ChaosHarness implements Closeable {
     long from = Files.exists(log) ? Files.size(log) : 0;
     worker = ChildJvm.start("worker", SiteRecoveryCli.class, List.of("-Xmx256m",
             "-D" + WorkerRunner.STICKY_PROPERTY + "=PT0S"), // see there: a test server's limit
-        List.of("worker", "--config", config.toString()), log,
+        List.of("worker", "--config", config.toString(), "--http-port", "0"), log,
         QUIET_FILE_LOG, null);
     // Ready when it polls; the server would queue tasks meanwhile, but the worker registers the
     // search attributes our workflows upsert, so the first start must wait for it.

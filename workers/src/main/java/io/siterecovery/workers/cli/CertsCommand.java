@@ -21,8 +21,8 @@ import picocli.CommandLine.Parameters;
 final class CertsCommand {
 
   @Command(name = "init", description = "Create a new CA in DIR with certificates for the "
-      + "operator, the metrics scraper and each --site: ca.pem, operator.pem, monitor.pem, "
-      + "site-<name>.pem, a -key.pem beside each.")
+      + "operator, the metrics scraper, the worker's health endpoint and each --site: ca.pem, "
+      + "operator.pem, monitor.pem, worker.pem, site-<name>.pem, a -key.pem beside each.")
   static final class Init implements Callable<Integer> {
     @Option(names = "--dir", required = true, description = "folder for the CA and certificates")
     Path dir;
@@ -33,6 +33,10 @@ final class CertsCommand {
     @Option(names = "--host", description = "SITE=HOST: a DNS name or IP address the site's agent "
         + "is reached at, for clients that check host names (curl, nbdinfo); repeat")
     Map<String, String> hosts = new LinkedHashMap<>();
+
+    @Option(names = "--worker-host", description = "a DNS name or IP address the workers' health "
+        + "and metrics endpoint is reached at, besides localhost; repeat")
+    List<String> workerHosts = new ArrayList<>();
 
     @Option(names = "--name", defaultValue = "site-recovery", description = "deployment name in "
         + "the CA's subject (default: ${DEFAULT-VALUE})")
@@ -46,6 +50,8 @@ final class CertsCommand {
       print(ca.issue(Identity.operator(), List.of()), Identity.operator());
       // Prometheus gets a certificate of its own that opens GET /metrics and nothing else.
       print(ca.issue(Identity.monitor(), List.of()), Identity.monitor());
+      // The workers serve health and metrics over TLS with this one; agents grant it nothing.
+      print(ca.issue(Identity.worker(), workerHosts), Identity.worker());
       for (String site : sites) {
         Identity id = Identity.site(site);
         List<String> names = hosts.containsKey(site) ? List.of(hosts.get(site).split(","))
@@ -64,7 +70,7 @@ final class CertsCommand {
     @Option(names = "--dir", required = true, description = "folder holding the CA")
     Path dir;
 
-    @Parameters(index = "0", description = "identity: operator, monitor or site:<name>")
+    @Parameters(index = "0", description = "identity: operator, monitor, worker or site:<name>")
     String identity;
 
     @Option(names = "--host", description = "DNS name or IP address it is reached at; repeat")

@@ -112,7 +112,7 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
   }
 
   /** A policy a workflow could not use is a configuration error at load, naming policy and field. */
-  static Map<String, Policy> validatePolicies(Map<String, Policy> policies) {
+  public static Map<String, Policy> validatePolicies(Map<String, Policy> policies) {
     policies.forEach((name, p) -> {
       if (p == null) {
         throw new IllegalArgumentException("policy '" + name + "': empty");
@@ -134,6 +134,13 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
             plans);
   }
 
+  /** The same configuration with these sites and partners, where given (not empty). */
+  public SiteRecoveryConfig withSites(Map<String, String> moreSites,
+      Map<String, String> morePartners) {
+    return new SiteRecoveryConfig(temporal, namespace, moreSites.isEmpty() ? sites : moreSites,
+        morePartners.isEmpty() ? partners : morePartners, policies, certs, plans);
+  }
+
   public SiteRecoveryConfig withTemporal(String address, String ns) {
     return new SiteRecoveryConfig(address != null ? address : temporal,
         ns != null ? ns : namespace, sites, partners, policies, certs, plans);
@@ -150,7 +157,7 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
    * VMs, a VM is in at most one group of a plan, an action is a script or a manual step with
    * valid names and bounds. Whether the VMs exist and are protected is VALIDATE's to report.
    */
-  static Map<String, Plan> validatePlans(Map<String, Plan> plans) {
+  public static Map<String, Plan> validatePlans(Map<String, Plan> plans) {
     if (plans == null) {
       return Map.of();
     }

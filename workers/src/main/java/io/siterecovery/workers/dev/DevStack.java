@@ -68,7 +68,8 @@ public final class DevStack implements Closeable {
       // Secure by default: a CA and a certificate per identity, made on first start and kept
       // (the monitor's for a local Prometheus or curl on GET /metrics).
       CertificateAuthority.provision(certs, "dev", List.of(Identity.site("primary"),
-          Identity.site("secondary"), Identity.operator(), Identity.monitor()));
+          Identity.site("secondary"), Identity.operator(), Identity.monitor(),
+          Identity.worker()));
       this.primary = new HostAgent(new HostAgent.Settings("primary", dataDir.resolve("primary"),
           "127.0.0.1", ports.primaryHttp(), ports.primaryNbd(),
           TlsCredentials.load(certs, Identity.site("primary")), Map.of()));

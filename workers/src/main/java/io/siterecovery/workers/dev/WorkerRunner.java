@@ -52,19 +52,24 @@ public final class WorkerRunner implements Closeable {
       Supplier<Map<String, PolicySettings>> policies, Supplier<Map<String, PlanDefinition>> plans) {
     this.service = connect(config.temporal());
     this.client = client(service, config.namespace());
-    registerSearchAttributes(config.temporal(), config.namespace());
+    registerSearchAttributes(service, config.namespace());
     this.factory = WorkerFactory.newInstance(client);
     Worker worker = factory.newWorker(Registration.TASK_QUEUE, workerOptions());
     Registration.registerWorkflows(worker);
-    SiteDirectory sites = new SiteDirectory(config.sites(), config.partners(),
-        config.operatorCredentials());
-    worker.registerActivitiesImplementations(
-        new AgentActivitiesImpl(sites, (workflowId, progress) ->
-            client.newUntypedWorkflowStub(workflowId).signal("copyProgress", progress)),
+    worker.registerActivitiesImplementations(agentActivities(config, client),
         new PolicyActivitiesImpl(policies, plans), new PlanRunActivitiesImpl(client));
     factory.start();
     log.info("worker polling task queue '{}' on {} namespace {}", Registration.TASK_QUEUE,
         config.temporal(), config.namespace());
+  }
+
+  /** The agent activities, which report copy progress to the workflow that runs the copy. */
+  public static AgentActivitiesImpl agentActivities(SiteRecoveryConfig config,
+      WorkflowClient client) {
+    SiteDirectory sites = new SiteDirectory(config.sites(), config.partners(),
+        config.operatorCredentials());
+    return new AgentActivitiesImpl(sites, (workflowId, progress) ->
+        client.newUntypedWorkflowStub(workflowId).signal("copyProgress", progress));
   }
 
   /**
@@ -84,13 +89,17 @@ public final class WorkerRunner implements Closeable {
   public static final String STICKY_PROPERTY = "siterecovery.worker.stickyScheduleToStart";
 
   static WorkerOptions workerOptions() {
-    WorkerOptions.Builder options = WorkerOptions.newBuilder()
-        .setMaxHeartbeatThrottleInterval(HEARTBEAT_THROTTLE);
+    return tuned(WorkerOptions.newBuilder()).build();
+  }
+
+  /** Our worker tuning, on any worker's options (the embedded stack's and the Spring worker's). */
+  public static WorkerOptions.Builder tuned(WorkerOptions.Builder options) {
+    options.setMaxHeartbeatThrottleInterval(HEARTBEAT_THROTTLE);
     String sticky = System.getProperty(STICKY_PROPERTY);
     if (sticky != null && !sticky.isBlank()) {
       options.setStickyQueueScheduleToStartTimeout(Duration.parse(sticky.trim()));
     }
-    return options.build();
+    return options;
   }
 
   public static WorkflowServiceStubs connect(String address) {
@@ -108,9 +117,11 @@ public final class WorkerRunner implements Closeable {
    * without them would fail every such workflow task, so a worker that cannot make sure of them
    * refuses to start.
    */
-  static void registerSearchAttributes(String address, String namespace) {
+  public static void registerSearchAttributes(WorkflowServiceStubs service, String namespace) {
+    // Over the workflow service's own channel, so that its TLS settings apply here too.
     OperatorServiceStubs operator = OperatorServiceStubs.newServiceStubs(
-        OperatorServiceStubsOptions.newBuilder().setTarget(address).validateAndBuildWithDefaults());
+        OperatorServiceStubsOptions.newBuilder().setChannel(service.getRawChannel())
+            .validateAndBuildWithDefaults());
     try {
       Set<String> existing = existingSearchAttributes(operator, namespace);
       AddSearchAttributesRequest.Builder add = AddSearchAttributesRequest.newBuilder()

@@ -115,9 +115,9 @@ final class RealServerStack implements AutoCloseable {
             "capped", Map.of("copyFrequency", "PT5S", "bandwidthMBps", 2,
                 "compression", false)))));
     worker1 = spawn("worker-1", cliCommand(List.of("-Xmx256m"),
-        "worker", "--temporal", address, "--config", config.toString()));
+        "worker", "--temporal", address, "--config", config.toString(), "--http-port", "0"));
     worker2 = spawn("worker-2", cliCommand(List.of("-Xmx256m"),
-        "worker", "--temporal", address, "--config", config.toString()));
+        "worker", "--temporal", address, "--config", config.toString(), "--http-port", "0"));
     awaitCommand("two workers polling task queue site-recovery",
         temporalCommand("task-queue", "describe", "--task-queue", "site-recovery", "-o", "json"),
         out -> workerIdentities(out).contains(identity(worker1))
