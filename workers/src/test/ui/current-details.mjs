@@ -1,6 +1,5 @@
 // Scenario: an operator watches a workflow's live progress in the Web UI: the "Current Details"
-// the workflow sets (Workflow.setCurrentDetails), on the workflow's "User Metadata" tab, and its
-// summary.
+// the workflow sets (Workflow.setCurrentDetails), on the workflow's "User Metadata" tab.
 // Usage: node current-details.mjs WORKFLOW_ID EXPECTED_REGEX
 // Prints the details as the UI renders them once they match EXPECTED_REGEX (pressing R, the UI's
 // refresh key, between looks).
@@ -22,10 +21,8 @@ await step('current-details', async (page, { screenshot }) => {
     return rendered(page, 'background');
   }, (text) => pattern.test(text), 30_000, `Current Details matching /${expected}/`);
   say(`Current Details of ${workflowId}:\n${details}`);
-  const summary = await rendered(page, 'primary');
-  say(`Summary: ${summary || '(none)'}`);
   await screenshot();
-  return { workflowId, details, summary };
+  return { workflowId, details };
 });
 
 /**
