@@ -77,6 +77,20 @@ class RealServerEndToEndTest {
    * {@code changeRecoveryPoint} while it awaits commit, README's {@code commit} once more for the
    * failback's failover home), each step awaited through the {@code status} query.
    */
+  /**
+   * On a real server the worker's readiness asks the server whether it is among the task queue's
+   * pollers (the embedded test server cannot say).
+   */
+  @Test
+  @Order(0)
+  void theWorkersReadinessFindsItAmongTheServersPollers() throws Exception {
+    JsonNode ready = Json.MAPPER.readTree(stack.worker1Readiness());
+    assertThat(ready.path("status").asText()).as("%s", ready).isEqualTo("UP");
+    assertThat(ready.at("/components/temporalWorker/details/pollers").asInt())
+        .as("%s", ready).isGreaterThanOrEqualTo(1);
+    assertThat(ready.at("/components/agents/details/primary").asText()).isEqualTo("UP");
+  }
+
   @Test
   @Order(1)
   void readmesTemporalCommandsRunTheLifecycleOnARealServer() throws Exception {

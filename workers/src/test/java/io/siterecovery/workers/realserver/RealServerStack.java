@@ -39,6 +39,7 @@ final class RealServerStack implements AutoCloseable {
   private int primaryNbd;
   private int secondaryNbd;
   private Process worker1;
+  private int worker1Http;
   private Process worker2;
 
   private RealServerStack(Path dir, String temporal) {
@@ -122,8 +123,9 @@ final class RealServerStack implements AutoCloseable {
             "default", Map.of("copyFrequency", "PT2S"),
             "capped", Map.of("copyFrequency", "PT5S", "bandwidthMBps", 2,
                 "compression", false)))));
-    worker1 = spawn("worker-1", cliCommand(List.of("-Xmx256m"),
-        "worker", "--temporal", address, "--config", config.toString(), "--http-port", "0"));
+    worker1Http = freePort();
+    worker1 = spawn("worker-1", cliCommand(List.of("-Xmx256m"), "worker", "--temporal", address,
+        "--config", config.toString(), "--http-port", String.valueOf(worker1Http)));
     worker2 = spawn("worker-2", cliCommand(List.of("-Xmx256m"),
         "worker", "--temporal", address, "--config", config.toString(), "--http-port", "0"));
     awaitCommand("two workers polling task queue site-recovery",
@@ -172,6 +174,18 @@ final class RealServerStack implements AutoCloseable {
 
   int secondaryNbd() {
     return secondaryNbd;
+  }
+
+  /**
+   * The first worker's readiness, read with curl and the monitor's certificate, as a probe or
+   * Prometheus would.
+   */
+  String worker1Readiness() throws Exception {
+    Path certs = dir.resolve("certs");
+    return run(List.of("curl", "-sS", "--cacert", certs.resolve("ca.pem").toString(),
+        "--cert", certs.resolve("monitor.pem").toString(),
+        "--key", certs.resolve("monitor-key.pem").toString(),
+        "https://127.0.0.1:" + worker1Http + "/actuator/health/readiness"), Duration.ofSeconds(30));
   }
 
   Process worker1() {
