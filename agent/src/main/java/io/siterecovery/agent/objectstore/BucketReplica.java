@@ -278,13 +278,13 @@ public final class BucketReplica {
     List<String> present = store.list(names.vmPrefix());
     // manifests first: a point must disappear before any object it needs
     for (String key : present) {
-      if (key.startsWith(names.pointsPrefix()) && !referenced.contains(key)) {
+      if (names.parseManifest(key).isPresent() && !referenced.contains(key)) {
         store.delete(key);
         deleted++;
       }
     }
     for (String key : present) {
-      if (!key.startsWith(names.pointsPrefix()) && !referenced.contains(key)) {
+      if (names.isDataObject(key) && !referenced.contains(key)) {
         store.delete(key);
         deleted++;
       }

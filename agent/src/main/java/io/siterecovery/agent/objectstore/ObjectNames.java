@@ -20,6 +20,8 @@ import java.util.regex.Pattern;
  */
 public final class ObjectNames {
   private static final Pattern VM_ID = Pattern.compile("[a-z0-9][a-z0-9-]{0,63}");
+  private static final Pattern DATA =
+      Pattern.compile("disk-[0-9]+/(chunk-[0-9a-f]{8}-[0-9a-f]{16}|log-[0-9a-f]{16})");
   private static final Pattern MANIFEST =
       Pattern.compile("points/([0-9a-f]{16})-r([0-9a-f]{8})\\.manifest");
 
@@ -54,6 +56,15 @@ public final class ObjectNames {
 
   public String manifest(long pointId, int revision) {
     return String.format("%spoints/%016x-r%08x.manifest", vmPrefix(), pointId, revision);
+  }
+
+  /**
+   * Whether {@code key} is a chunk or log object of this VM: the only keys a prune deletes, so
+   * anything else in the bucket (a store's directory markers, an operator's files) is left alone.
+   */
+  public boolean isDataObject(String key) {
+    return key.startsWith(vmPrefix())
+        && DATA.matcher(key.substring(vmPrefix().length())).matches();
   }
 
   /** A manifest's point and revision, from its key; empty for any other key. */
