@@ -107,7 +107,8 @@ public final class SealedObjects {
   }
 
   public byte[] seal(String name, byte[] plain) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream(plain.length + 256);
+    ByteArrayOutputStream out =
+        new ByteArrayOutputStream((int) Math.min(sealedLength(name, plain.length), 1 << 30));
     try {
       seal(name, new ByteArrayInputStream(plain), plain.length, out);
     } catch (IOException e) {
