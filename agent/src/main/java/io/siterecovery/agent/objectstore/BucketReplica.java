@@ -166,8 +166,8 @@ public final class BucketReplica {
 
   private PointManifest manifest(ObjectNames.ManifestName name) throws IOException {
     String key = names.manifest(name.pointId(), name.revision());
-    PointManifest m = Json.MAPPER.readValue(sealed.open(key, store.get(key)),
-        PointManifest.class);
+    PointManifest m = Json.MAPPER.readValue(sealed.open(key,
+        store.get(key, (int) sealed.sealedLength(key, MAX_MANIFEST_BYTES))), PointManifest.class);
     // authentic (sealed under its name), so a mismatch here is our bug, not an attack
     if (m.format() != PointManifest.FORMAT || !m.vmId().equals(names.vmId())
         || m.pointId() != name.pointId() || m.revision() != name.revision()) {
@@ -251,7 +251,10 @@ public final class BucketReplica {
         List<PointManifest.Disk> disks = new ArrayList<>();
         for (PointManifest.Disk disk : point.disks()) {
           List<Long> folded = oldest.disk(disk.index()).logGenerations();
-          if (!disk.logGenerations().subList(0, folded.size()).equals(folded)) {
+          if (disk.logGenerations().size() < folded.size()
+              || !disk.logGenerations().subList(0, folded.size()).equals(folded)
+              || !Arrays.equals(disk.chunkGenerations(),
+                  oldest.disk(disk.index()).chunkGenerations())) {
             throw new IllegalStateException("point " + point.pointId() + " does not extend point "
                 + oldest.pointId());
           }
@@ -423,7 +426,8 @@ public final class BucketReplica {
         continue;
       }
       String key = names.chunk(disk.index(), chunk, generations[chunk]);
-      byte[] plain = sealed.open(key, store.get(key));
+      byte[] plain = sealed.open(key,
+          store.get(key, (int) sealed.sealedLength(key, disk.chunkLength(chunk))));
       if (plain.length != disk.chunkLength(chunk)) {
         throw new ObjectCorruptException(key, plain.length + " bytes, the chunk has "
             + disk.chunkLength(chunk));

@@ -17,7 +17,11 @@ public interface ObjectStore extends Closeable {
   /** Uploads a file, in parts when it is large, so no object is held in memory whole. */
   void put(String key, Path file) throws IOException;
 
-  byte[] get(String key) throws IOException;
+  /**
+   * The whole object, if it has at most {@code maxBytes}; a larger one is an
+   * {@link ObjectCorruptException}, refused before it is read (a bucket's content is input).
+   */
+  byte[] get(String key, int maxBytes) throws IOException;
 
   /** Downloads an object into {@code target}, replacing it. */
   void get(String key, Path target) throws IOException;

@@ -148,9 +148,22 @@ public final class S3ObjectStore implements ObjectStore {
   }
 
   @Override
-  public byte[] get(String key) throws IOException {
-    return call(key, () -> s3.getObjectAsBytes(b -> b.bucket(config.bucket()).key(full(key))))
-        .asByteArray();
+  public byte[] get(String key, int maxBytes) throws IOException {
+    try (ResponseInputStream<GetObjectResponse> in = call(key,
+        () -> s3.getObject(b -> b.bucket(config.bucket()).key(full(key))))) {
+      Long length = in.response().contentLength();
+      if (length == null || length > maxBytes) {
+        in.abort();
+        throw new ObjectCorruptException(key, length + " bytes, at most " + maxBytes
+            + " expected");
+      }
+      byte[] bytes = in.readNBytes(length.intValue());
+      if (bytes.length != length) {
+        throw new IOException(key + ": the response ended after " + bytes.length + " of "
+            + length + " bytes");
+      }
+      return bytes;
+    }
   }
 
   @Override
@@ -209,7 +222,8 @@ public final class S3ObjectStore implements ObjectStore {
     } catch (NoSuchKeyException e) {
       throw new ObjectMissingException(key);
     } catch (S3Exception e) {
-      if (e.statusCode() == 404) {
+      if (e.statusCode() == 404 && (e.awsErrorDetails() == null
+          || !"NoSuchBucket".equals(e.awsErrorDetails().errorCode()))) {
         throw new ObjectMissingException(key);
       }
       throw new IOException("S3 " + config.endpoint() + " bucket " + config.bucket() + " key "

@@ -144,6 +144,16 @@ class BucketReplicaTest {
   }
 
   @Test
+  void aChunkLongerThanItsChunkIsRefusedBeforeItIsRead() throws Exception {
+    BucketReplica replica = replicaWithPoints("vm-extended", 1);
+    String chunk = replica.names().chunk(0, 0, 0);
+    Path file = s3proxy.objectFile(PREFIX + chunk);
+    Files.write(file, new byte[] {0}, java.nio.file.StandardOpenOption.APPEND);
+
+    assertRefused(replica, 1, ObjectCorruptException.class, chunk);
+  }
+
+  @Test
   void aTruncatedLogIsCorrupt() throws Exception {
     BucketReplica replica = replicaWithPoints("vm-truncated", 2);
     String log = replica.names().log(0, 2);

@@ -23,8 +23,8 @@ class ForwardingStore implements ObjectStore {
   }
 
   @Override
-  public byte[] get(String key) throws IOException {
-    return delegate.get(key);
+  public byte[] get(String key, int maxBytes) throws IOException {
+    return delegate.get(key, maxBytes);
   }
 
   @Override

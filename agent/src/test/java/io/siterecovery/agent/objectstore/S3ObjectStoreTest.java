@@ -44,7 +44,9 @@ class S3ObjectStoreTest {
       store.put("vms/x/two", new byte[] {1});
       store.put("vms/y/three", new byte[] {2});
 
-      assertThat(store.get("vms/x/one")).isEqualTo(bytes);
+      assertThat(store.get("vms/x/one", bytes.length)).isEqualTo(bytes);
+      assertThatThrownBy(() -> store.get("vms/x/one", bytes.length - 1))
+          .isInstanceOf(ObjectCorruptException.class).hasMessageContaining("100000 bytes");
       assertThat(store.getRange("vms/x/one", 5000, 300))
           .isEqualTo(Arrays.copyOfRange(bytes, 5000, 5300));
       assertThat(store.list("vms/x/")).containsExactly("vms/x/one", "vms/x/two");
@@ -52,7 +54,7 @@ class S3ObjectStoreTest {
 
       store.delete("vms/x/two");
       assertThat(store.list("vms/x/")).containsExactly("vms/x/one");
-      assertThatThrownBy(() -> store.get("vms/x/two"))
+      assertThatThrownBy(() -> store.get("vms/x/two", 10))
           .isInstanceOf(ObjectMissingException.class).hasMessageContaining("vms/x/two");
     }
   }
