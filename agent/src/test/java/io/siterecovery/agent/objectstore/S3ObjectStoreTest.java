@@ -3,9 +3,16 @@ package io.siterecovery.agent.objectstore;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -77,6 +84,32 @@ class S3ObjectStoreTest {
       Path back = dir.resolve("back");
       store.get("big", back);
       assertThat(Files.mismatch(file, back)).isEqualTo(-1);
+    }
+  }
+
+  @Test
+  void retriesAFailingRequestUpToItsAttemptsThenFails() throws Exception {
+    AtomicInteger requests = new AtomicInteger();
+    HttpServer failing = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(),
+        0), 0);
+    failing.createContext("/", exchange -> {
+      requests.incrementAndGet();
+      exchange.getRequestBody().readAllBytes();
+      byte[] body = ("<Error><Code>InternalError</Code><Message>down</Message></Error>")
+          .getBytes(StandardCharsets.UTF_8);
+      exchange.sendResponseHeaders(500, body.length);
+      exchange.getResponseBody().write(body);
+      exchange.close();
+    });
+    failing.start();
+    try (S3ObjectStore store = new S3ObjectStore(new S3ObjectStore.Config(
+        URI.create("http://127.0.0.1:" + failing.getAddress().getPort()), "us-east-1",
+        S3ProxyServer.BUCKET, "", "a", "b", PART, PART, 4))) {
+      assertThatThrownBy(() -> store.put("k", new byte[10]))
+          .isInstanceOf(IOException.class).hasMessageContaining("key k");
+      assertThat(requests).as("4 attempts, not the SDK default of 3").hasValue(4);
+    } finally {
+      failing.stop(0);
     }
   }
 }
