@@ -48,6 +48,7 @@ public final class SealedObjects {
   private static final long MAX_PLAINTEXT = 1L << 42;
   private static final int NONCE_BYTES = 12;
   private static final int TAG_BYTES = 16;
+  private static final int UPDATE_BYTES = 16 << 10;
 
   private final KeyEncryptionKey kek;
   private final int segmentSize;
@@ -148,7 +149,13 @@ public final class SealedObjects {
         gcm.init(Cipher.ENCRYPT_MODE, dataKey, segmentNonce(nonce, i));
         gcm.updateAAD(headerBytes);
         gcm.updateAAD(indexBytes(i));
-        int written = gcm.doFinal(plain, 0, n, sealed, 0);
+        // Small updates: the JIT compiles AES-GCM's intrinsic after enough calls, not bytes, so
+        // one call per 1 MiB segment ran interpreted for the first gigabytes (4x slower here).
+        int written = 0;
+        for (int from = 0; from < n; from += UPDATE_BYTES) {
+          written += gcm.update(plain, from, Math.min(UPDATE_BYTES, n - from), sealed, written);
+        }
+        written += gcm.doFinal(sealed, written);
         out.write(sealed, 0, written);
       }
     } catch (GeneralSecurityException e) {
