@@ -21,9 +21,11 @@ import org.junit.jupiter.api.io.TempDir;
  * Prints the initial copy's throughput to s3proxy for a 256 MiB image, dense (random data) and
  * sparse (1/8 of its chunks written), and the objects stored; with rclone installed, also
  * {@code rclone copy} of the dense image to the same endpoint and the ratio (the issue's
- * reference). Figures, never a failure.
+ * reference). Figures, never a failure. Not part of the normal test run (the name does not end
+ * in Test); run it with
+ * {@code mvn -q -B -o -pl agent test -Dtest=InitialCopyToBucketBenchmark}.
  */
-class ObjectStoreThroughputTest {
+class InitialCopyToBucketBenchmark {
   private static final long SIZE = 256L << 20;
 
   @TempDir
