@@ -390,7 +390,8 @@ public final class BucketReplica {
           }
           return null;
         }));
-        if (uploads.get(0).isDone()) {
+        // a failed upload stops the copy now, not after the whole disk was read
+        while (!uploads.isEmpty() && uploads.get(0).isDone()) {
           await(uploads.remove(0));
         }
       }
