@@ -87,6 +87,33 @@ class BucketReplicaTest {
   }
 
   @Test
+  void eachDiskOfAVmHasItsOwnChunksAndLogs() throws Exception {
+    BucketReplica replica = replica("vm-two-disks");
+    try (TrackedDisk first = new TrackedDisk(Files.createDirectories(dir.resolve("a")), 0,
+            DISK_SIZE);
+        TrackedDisk second = new TrackedDisk(Files.createDirectories(dir.resolve("b")), 1,
+            4L * CHUNK)) {
+      first.write(0, random(CHUNK, 1));
+      second.write(CHUNK, random(CHUNK, 2));
+      first.swap();
+      second.swap();
+      replica.initialCopy(List.of(first.asImage(), second.asImage()), Map.of());
+      first.write(3L * CHUNK, random(100, 3));
+      second.write(0, random(100, 4));
+      Path firstLog = first.swap();
+      Path secondLog = second.swap();
+      assertThatThrownBy(() -> replica.shipLogs(Map.of(0, List.of(secondLog))))
+          .hasMessageContaining("is not a log of disk 0");
+      replica.shipLogs(Map.of(0, List.of(firstLog), 1, List.of(secondLog)));
+
+      replica.materialize(2, 0, dir.resolve("first.img"));
+      replica.materialize(2, 1, dir.resolve("second.img"));
+      assertThat(Files.mismatch(dir.resolve("first.img"), first.image)).isEqualTo(-1);
+      assertThat(Files.mismatch(dir.resolve("second.img"), second.image)).isEqualTo(-1);
+    }
+  }
+
+  @Test
   void chunksThatReadAsZeroesAreNotStored() throws Exception {
     BucketReplica replica = replica("vm-sparse");
     try (TrackedDisk disk = new TrackedDisk(dir, 0, DISK_SIZE)) {
