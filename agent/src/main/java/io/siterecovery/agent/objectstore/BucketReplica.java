@@ -245,7 +245,10 @@ public final class BucketReplica {
           folded, List.of(), disk.lastLogGeneration()));
     }
     Set<String> referenced = new HashSet<>();
-    if (chunksWritten > 0 || oldest.disks().stream().anyMatch(d -> !d.logGenerations().isEmpty())) {
+    if (oldest.disks().stream().anyMatch(d -> !d.logGenerations().isEmpty())) {
+      // Oldest first: after a crash part-way, the oldest point is already on the new base and
+      // has no logs, so the next prune keeps the others as they are (all their objects still
+      // exist) instead of folding against a base they no longer share.
       for (ObjectNames.ManifestName name : kept) {
         PointManifest point = manifest(name);
         List<PointManifest.Disk> disks = new ArrayList<>();

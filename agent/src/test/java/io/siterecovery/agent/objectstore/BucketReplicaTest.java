@@ -307,6 +307,59 @@ class BucketReplicaTest {
     assertThat(replica.prune(2).objectsDeleted()).as("a second prune has nothing to do").isZero();
   }
 
+  @Test
+  void aPruneCutShortLeavesEveryPointReadableAndTheNextPruneFinishes() throws Exception {
+    BucketReplica replica = replica("vm-prune-crash");
+    List<Path> expected = new ArrayList<>();
+    try (TrackedDisk disk = new TrackedDisk(dir, 0, DISK_SIZE)) {
+      disk.write(0, random(2 * CHUNK, 1));
+      disk.swap();
+      replica.initialCopy(List.of(disk.asImage()), Map.of());
+      expected.add(disk.snapshot("p1.img"));
+      for (int point = 2; point <= 4; point++) {
+        disk.write(point * 1000L, random(CHUNK, point));
+        replica.shipLogs(Map.of(0, List.of(disk.swap())));
+        expected.add(disk.snapshot("p" + point + ".img"));
+      }
+    }
+    List<String> manifests = new ArrayList<>();
+    ObjectStore dying = new ForwardingStore(store) {
+      @Override
+      public void put(String key, byte[] bytes) throws IOException {
+        if (key.contains("/points/") && manifests.size() == 1) {
+          throw new IOException("agent killed between two manifests");
+        }
+        super.put(key, bytes);
+        if (key.contains("/points/")) {
+          manifests.add(key);
+        }
+      }
+    };
+    BucketReplica cutShort = new BucketReplica(dying, sealed, "vm-prune-crash", CHUNK, 2,
+        dir.resolve("scratch-dying"));
+    assertThatThrownBy(() -> cutShort.prune(3)).hasMessageContaining("between two manifests");
+    assertThat(manifests).containsExactly(replica.names().manifest(2, 1));
+    assertMaterializes(replica, expected, 1, 2, 3, 4);
+
+    replica.prune(3);
+    assertThat(replica.pointIds()).containsExactly(2L, 3L, 4L);
+    assertMaterializes(replica, expected, 2, 3, 4);
+    replica.prune(1);
+    assertThat(replica.pointIds()).containsExactly(4L);
+    assertMaterializes(replica, expected, 4);
+    assertThat(logObjects("vm-prune-crash")).isEmpty();
+  }
+
+  private void assertMaterializes(BucketReplica replica, List<Path> expected, long... points)
+      throws IOException {
+    for (long point : points) {
+      Path out = dir.resolve("check" + point + ".img");
+      replica.materialize(point, 0, out);
+      assertThat(Files.mismatch(out, expected.get((int) point - 1))).as("point %d", point)
+          .isEqualTo(-1);
+    }
+  }
+
   private BucketReplica replica(String vmId) {
     return new BucketReplica(store, sealed, vmId, CHUNK, 2, dir.resolve("scratch-" + vmId));
   }
