@@ -27,7 +27,7 @@ import org.springframework.context.annotation.Configuration;
  */
 @Configuration(proxyBeanMethods = false)
 @ConditionalOnProperty(prefix = "site-recovery", name = "temporal-server-ca")
-class TemporalTls {
+public class TemporalTls {
 
   @Bean
   TemporalOptionsCustomizer<WorkflowServiceStubsOptions.Builder> trustTemporalServerCa(
@@ -39,13 +39,20 @@ class TemporalTls {
           + "certificate too: spring.temporal.connection.mtls.cert-chain-file and key-file");
     }
     SslContext context = sslContext(Path.of(mtls.getCertChainFile()),
-        Path.of(mtls.getKeyFile()), properties.temporalServerCa(), mtls.getServerName());
+        Path.of(mtls.getKeyFile()), properties.temporalServerCa());
     return builder -> builder.setSslContext(context);
   }
 
-  static SslContext sslContext(Path certChain, Path key, Path serverCa, String serverName) {
+  /**
+   * The client side of mTLS to a Temporal frontend: this certificate chain and key, and the
+   * frontend's CA if given ({@code null}: the JVM's CAs, as for Temporal Cloud).
+   */
+  public static SslContext sslContext(Path certChain, Path key, Path serverCa) {
     try (InputStream cert = Files.newInputStream(certChain);
         InputStream keyIn = Files.newInputStream(key)) {
+      if (serverCa == null) {
+        return SimpleSslContextBuilder.forPKCS8(cert, keyIn).build();
+      }
       KeyStore anchors = KeyStore.getInstance("PKCS12");
       anchors.load(null, null);
       List<X509Certificate> cas = Pem.readCertificates(serverCa);

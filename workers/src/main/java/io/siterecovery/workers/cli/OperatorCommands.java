@@ -46,7 +46,7 @@ final class OperatorCommands {
 
   static <T> T withClient(TemporalOptions options, Function<WorkflowClient, T> action) {
     SiteRecoveryConfig config = options.resolve();
-    WorkflowServiceStubs service = WorkerRunner.connect(config.temporal());
+    WorkflowServiceStubs service = options.connect(config);
     try {
       return action.apply(WorkerRunner.client(service, config.namespace()));
     } finally {

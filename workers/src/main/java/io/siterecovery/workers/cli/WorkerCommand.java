@@ -58,6 +58,9 @@ final class WorkerCommand implements Callable<Integer> {
     putIfSet(properties, "spring.temporal.connection.target", options.temporal);
     putIfSet(properties, "spring.temporal.namespace", options.namespace);
     putIfSet(properties, "site-recovery.certs", options.certs);
+    putIfSet(properties, "spring.temporal.connection.mtls.cert-chain-file", options.tlsCert);
+    putIfSet(properties, "spring.temporal.connection.mtls.key-file", options.tlsKey);
+    putIfSet(properties, "site-recovery.temporal-server-ca", options.tlsCa);
     putIfSet(properties, "server.port", httpPort);
     putIfSet(properties, "server.address", httpAddress);
     return properties;

@@ -20,7 +20,13 @@ import io.temporal.client.WorkflowOptions;
 import io.temporal.internal.testservice.TestServicesStarter;
 import io.temporal.serviceclient.WorkflowServiceStubs;
 import io.temporal.serviceclient.WorkflowServiceStubsOptions;
+import io.siterecovery.workers.cli.SiteRecoveryCli;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
 import java.net.InetSocketAddress;
+import java.util.Arrays;
+import java.util.stream.Stream;
+import picocli.CommandLine;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -78,7 +84,7 @@ class TemporalMtlsTest {
       WorkflowServiceStubs service = WorkflowServiceStubs.newServiceStubs(
           WorkflowServiceStubsOptions.newBuilder().setTarget(target())
               .setSslContext(TemporalTls.sslContext(cluster.resolve("operator.pem"),
-                  cluster.resolve("operator-key.pem"), cluster.resolve("ca.pem"), null))
+                  cluster.resolve("operator-key.pem"), cluster.resolve("ca.pem")))
               .build());
       try {
         WorkflowClient client = WorkerRunner.client(service, "default");
@@ -108,6 +114,42 @@ class TemporalMtlsTest {
     properties.put("spring.temporal.connection.enable-https", "true");
     assertThatThrownBy(() -> WorkerApplication.start(properties).close())
         .hasStackTraceContaining("cannot register the search attributes");
+  }
+
+  /** The operator's CLI takes the same files, as flags or the temporal CLI's variables. */
+  @Test
+  void theCliStartsWorkflowsOverMutualTlsAndIsRefusedWithout() {
+    String[] tls = {"--temporal-tls-cert", cluster.resolve("operator.pem").toString(),
+        "--temporal-tls-key", cluster.resolve("operator-key.pem").toString(),
+        "--temporal-tls-ca", cluster.resolve("ca.pem").toString()};
+    assertThat(cli("protect", "web01")).as("no client certificate").isNotZero();
+    assertThat(cli(concat(new String[] {"protect", "web01"}, tls))).isZero();
+    WorkflowServiceStubs service = WorkflowServiceStubs.newServiceStubs(
+        WorkflowServiceStubsOptions.newBuilder().setTarget(target())
+            .setSslContext(TemporalTls.sslContext(cluster.resolve("operator.pem"),
+                cluster.resolve("operator-key.pem"), cluster.resolve("ca.pem"))).build());
+    try {
+      assertThat(WorkerRunner.client(service, "default").newUntypedWorkflowStub("protect-web01")
+          .describe().getWorkflowType()).isEqualTo("ProtectVm");
+    } finally {
+      service.shutdownNow();
+    }
+  }
+
+  private int cli(String... args) {
+    String[] all = concat(args, new String[] {"--temporal", target(), "--certs",
+        deployment.toString()});
+    PrintStream out = System.out;
+    System.setOut(new PrintStream(new ByteArrayOutputStream(), true));
+    try {
+      return new CommandLine(new SiteRecoveryCli()).execute(all);
+    } finally {
+      System.setOut(out);
+    }
+  }
+
+  private static String[] concat(String[] a, String[] b) {
+    return Stream.concat(Arrays.stream(a), Arrays.stream(b)).toArray(String[]::new);
   }
 
   private Map<String, String> withMtls(boolean trustClusterCa) {
