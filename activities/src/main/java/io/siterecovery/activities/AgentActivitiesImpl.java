@@ -124,7 +124,8 @@ public class AgentActivitiesImpl implements AgentActivities {
   /** A name no site knows: said as such, not as a VM in the wrong state. */
   private ApplicationFailure notFoundOnAnySite(String vm) {
     return ApplicationFailure.newNonRetryableFailure("VM " + vm + " not found on any site ("
-        + String.join(", ", sites.agentUrls().keySet()) + ")", "VM_NOT_FOUND");
+        + String.join(", ", new java.util.TreeSet<>(sites.agentUrls().keySet())) + ")",
+        "VM_NOT_FOUND");
   }
 
   @Override
