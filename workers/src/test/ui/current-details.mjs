@@ -21,9 +21,29 @@ await step('current-details', async (page, { screenshot }) => {
     return rendered(page, 'background');
   }, (text) => pattern.test(text), 30_000, `Current Details matching /${expected}/`);
   say(`Current Details of ${workflowId}:\n${details}`);
+  const summaries = await poll(async () => renderedAll(page, 'primary'),
+    (texts) => texts.some((t) => t.length > 0), 10_000, 'the Summary panel');
+  say(`Summary and details panels of ${workflowId}: ${JSON.stringify(summaries)}`);
   await screenshot();
-  return { workflowId, details };
+  return { workflowId, details, summaries };
 });
+
+/** The texts of every rendered block on this theme (the summary and the static details). */
+async function renderedAll(page, theme) {
+  const frames = page.frames().filter((f) => f.url().includes('/render?')
+    && new URL(f.url()).searchParams.get('overrideTheme') === theme);
+  const texts = [];
+  for (const frame of frames) {
+    try {
+      texts.push((await frame.locator('body').innerText({ timeout: 5_000 })).trim());
+    } catch (e) {
+      if (!frame.isDetached()) {
+        throw e;
+      }
+    }
+  }
+  return texts;
+}
 
 /**
  * The UI renders each markdown block in an iframe of its own (/render?content=...); the current

@@ -143,16 +143,16 @@ class WebUiTest {
   /**
    * The workflow's own progress report ({@code Workflow.setCurrentDetails}), as the UI renders it
    * while an initial copy runs (capped at 2 MB/s: 40 MiB take about 20 s), names the state our
-   * {@code status} query reports and shows the copy's progress.
+   * {@code status} query reports and shows the copy's progress, a fact a line; the summary the
+   * CLI started it with is in the Summary panel.
    */
   @Test
   @Order(3)
   void theWorkflowPageShowsTheLiveProgressOfACopyInItsCurrentDetails() throws Exception {
     createVm("big01", "40M");
     stack.qemuIo(stack.primaryNbd(), "big01", "write -P 0x3c 0 40M"); // zeros would not be sent
-    stack.run(stack.temporalCommand("workflow", "start", "--task-queue", "site-recovery",
-        "--type", "ProtectVm", "--workflow-id", "protect-big01",
-        "--input", "{\"vm\":\"big01\",\"policy\":\"capped\"}"), STEP);
+    // Started by our CLI, which gives every workflow a summary.
+    stack.runCli("protect", "big01", "--policy", "capped", "--config", stack.config().toString());
     String state = stack.awaitStatus("protect-big01", "copying",
         s -> s.path("progress").path("bytesDone").asLong() > 0).path("state").asText();
     assertThat(state).isEqualTo("INITIAL_REPLICATION");
@@ -160,7 +160,11 @@ class WebUiTest {
     JsonNode seen = browser("current-details.mjs", "protect-big01", state + "[\\s\\S]*Progress");
 
     assertThat(seen.path("details").asText()).as("Current Details of protect-big01")
-        .contains(state).containsPattern("Progress: \\[#*-*\\]");
+        .contains(state).containsPattern("Progress: \\[#*-*\\]")
+        .as("the facts render as a list, a line each, not run into the state's line")
+        .containsPattern("\\n\\s*Rate: ");
+    assertThat(seen.path("summaries").toString()).as("the Summary panel")
+        .contains("Protect big01, policy capped");
   }
 
   @Test
