@@ -118,14 +118,22 @@ class FailbackWorkflowTest {
    * The result of that run of protect-web01, read from its history: once a new run has the id,
    * getResult on the old one waits (time skipping runs the new one's cycles meanwhile).
    */
-  private static String endOf(WorkflowClient client, ProtectVmWorkflow run) {
+  private static String endOf(TestWorkflowEnvironment env, WorkflowClient client,
+      ProtectVmWorkflow run) {
     var execution = WorkflowStub.fromTyped(run).getExecution();
-    var events = client.fetchHistory(execution.getWorkflowId(), execution.getRunId())
-        .getEvents();
-    var last = events.get(events.size() - 1);
-    assertThat(last.hasWorkflowExecutionCompletedEventAttributes()).as("completed").isTrue();
+    // The failover's notice is recorded before that run's next workflow task ends it.
+    WorkflowTestSupport.awaitVirtual(env, () -> lastEvent(client, execution)
+        .hasWorkflowExecutionCompletedEventAttributes());
+    var last = lastEvent(client, execution);
     return last.getWorkflowExecutionCompletedEventAttributes().getResult().getPayloads(0)
         .getData().toStringUtf8();
+  }
+
+  private static io.temporal.api.history.v1.HistoryEvent lastEvent(WorkflowClient client,
+      io.temporal.api.common.v1.WorkflowExecution execution) {
+    var events = client.fetchHistory(execution.getWorkflowId(), execution.getRunId())
+        .getEvents();
+    return events.get(events.size() - 1);
   }
 
   /** "child-id POLICY" for each child the workflow started, from its history. */
@@ -209,7 +217,7 @@ class FailbackWorkflowTest {
     order.verify(agents).reverseOldSource("secondary", "web01", "primary");
     order.verify(agents).sendChangedRanges(eq(PLAN), eq("disk0"), any());
     order.verify(agents).completeInitialReplication(PLAN);
-    assertThat(endOf(client, away)).as("the protection back home ended with the commit")
+    assertThat(endOf(env, client, away)).as("the protection back home ended with the commit")
         .contains("\"state\":\"FAILED_OVER\"");
 
     // Its children outlive it: terminating a Failback halfway must not kill a failover whose
@@ -281,7 +289,7 @@ class FailbackWorkflowTest {
     verify(agents).promoteReplica(REVERSE);
     verify(agents, never()).planReprotect(any());
     verify(agents, never()).reverseOldSource(any(), any(), any());
-    assertThat(endOf(client, away)).contains("\"state\":\"FAILED_OVER\"");
+    assertThat(endOf(env, client, away)).contains("\"state\":\"FAILED_OVER\"");
     replays(client);
   }
 

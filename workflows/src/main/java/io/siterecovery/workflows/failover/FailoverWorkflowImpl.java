@@ -163,7 +163,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
         commitOnLayers(protection);
       } else {
         agents.commitFailover(plan);
-        protection.failover(notice(FailoverNotice.Stage.COMMITTED));
+        tellProtection(protection, FailoverNotice.Stage.COMMITTED);
         steps.add("committed: " + vm + " now runs on " + plan.targetSite()
             + (type == FailoverType.UNPLANNED ? "; it is not protected until reprotected" : ""));
         setState(FailoverState.COMMITTED);
@@ -182,7 +182,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
 
   private void commitOnLayers(ProtectVmWorkflow protection) {
     PromoteOutcome promoted = agents.promoteReplica(plan);
-    protection.failover(notice(FailoverNotice.Stage.COMMITTED));
+    tellProtection(protection, FailoverNotice.Stage.COMMITTED);
     steps.add("committed: " + vm + " is the primary on " + plan.targetSite() + ", its writes tracked;"
         + " " + promoted.changedBytes() + " bytes changed since " + point.id() + " wait for "
         + "Reprotect (reverse replication to " + plan.sourceSite() + ")");
@@ -401,7 +401,34 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     if (stopped) {
       agents.powerOn(plan.sourceSite(), vm);
     }
-    protection.failover(notice(FailoverNotice.Stage.CANCELLED));
+    tellProtection(protection, FailoverNotice.Stage.CANCELLED);
+  }
+
+  /**
+   * Tells ProtectVm how the failover ended. Its run can be missing for a moment while it continues
+   * as new on Temporal's test server, so the signal is tried again; a ProtectVm that is gone for
+   * good (terminated by hand) cannot undo the failover's own outcome, so after five tries that is
+   * said and the failover goes on. Runs from before this replay with the single try.
+   */
+  private void tellProtection(ProtectVmWorkflow protection, FailoverNotice.Stage stage) {
+    if (Workflow.getVersion("protectionNoticeRetried", Workflow.DEFAULT_VERSION, 1)
+        == Workflow.DEFAULT_VERSION) {
+      protection.failover(notice(stage));
+      return;
+    }
+    for (int attempt = 1; ; attempt++) {
+      try {
+        protection.failover(notice(stage));
+        return;
+      } catch (SignalExternalWorkflowException | ApplicationFailure e) {
+        if (attempt == 5) {
+          steps.add(ProtectVmWorkflow.workflowId(vm) + " could not be told that the failover was "
+              + stage.name().toLowerCase() + ": " + e.getMessage());
+          return;
+        }
+        Workflow.sleep(Duration.ofSeconds(1));
+      }
+    }
   }
 
   private FailoverNotice notice(FailoverNotice.Stage stage) {
