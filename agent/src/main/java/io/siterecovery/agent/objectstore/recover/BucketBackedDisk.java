@@ -15,6 +15,11 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.io.InterruptedIOException;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,7 +36,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class BucketBackedDisk implements BlockDevice, Closeable {
   private static final Logger log = LoggerFactory.getLogger(BucketBackedDisk.class);
-  private static final int LOCK_STRIPES = 256;
 
   private final String label;
   private final ObjectStore store;
@@ -41,7 +45,7 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
   private final LogIndex logs;
   private final FileChannel image;
   private final ChunkLedger ledger;
-  private final Object[] locks = new Object[LOCK_STRIPES];
+  private final Map<Long, CompletableFuture<Void>> fetching = new ConcurrentHashMap<>();
   private final AtomicLong fetchedBytes = new AtomicLong();
   private volatile boolean online = true;
 
@@ -56,9 +60,6 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
     this.logs = logs;
     this.image = image;
     this.ledger = ledger;
-    for (int i = 0; i < locks.length; i++) {
-      locks[i] = new Object();
-    }
   }
 
   /**
@@ -225,50 +226,78 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
     if (ledger.present(chunk)) {
       return;
     }
-    synchronized (locks[(int) (chunk % LOCK_STRIPES)]) {
-      if (ledger.present(chunk)) {
-        return;
-      }
-      long generation = disk.chunkGenerations()[(int) chunk];
-      boolean logged = logs.touches(chunk);
-      if (generation == PointManifest.ZERO && !logged) {
-        // Nothing to write: the image is sparse there and only a present chunk is ever written.
-        ledger.markPresent(chunk, false);
-        return;
-      }
-      int length = disk.chunkLength(chunk);
-      long base = chunk * disk.chunkSize();
-      String key = generation == PointManifest.ZERO ? "the point's logs"
-          : names.chunk(disk.index(), chunk, generation);
-      byte[] bytes;
-      try {
-        if (generation == PointManifest.ZERO) {
-          bytes = new byte[length];
-        } else {
-          bytes = sealed.open(key, store.get(key, (int) sealed.sealedLength(key, length)));
-          fetchedBytes.addAndGet(bytes.length);
-          if (bytes.length != length) {
-            throw new ObjectCorruptException(key, bytes.length + " bytes, the chunk has "
-                + length);
-          }
-        }
-        logs.apply(chunk, base, bytes);
-      } catch (SealedObjectException e) {
-        log.error("{}: chunk {} refused: {}: {}", label, chunk, e.getClass().getSimpleName(),
-            e.getMessage());
-        throw new ChunkUnavailableException(label, chunk, key, e);
-      } catch (IOException e) {
-        log.warn("{}: chunk {} not fetched: {}", label, chunk, e.toString());
-        throw new ChunkUnavailableException(label, chunk, key, e);
-      }
-      ByteBuffer data = ByteBuffer.wrap(bytes);
-      long position = base;
-      while (data.hasRemaining()) {
-        position += image.write(data, position);
-      }
-      image.force(false);
-      ledger.markPresent(chunk, true);
+    // One download per chunk at a time; a reader of another chunk never waits for this one.
+    CompletableFuture<Void> mine = new CompletableFuture<>();
+    CompletableFuture<Void> theirs = fetching.putIfAbsent(chunk, mine);
+    if (theirs != null) {
+      awaitFetch(chunk, theirs);
+      return;
     }
+    try {
+      if (!ledger.present(chunk)) {
+        fetchChunk(chunk);
+      }
+      mine.complete(null);
+    } catch (IOException | RuntimeException e) {
+      mine.completeExceptionally(e);
+      throw e;
+    } finally {
+      fetching.remove(chunk, mine);
+    }
+  }
+
+  private void awaitFetch(long chunk, CompletableFuture<Void> fetch) throws IOException {
+    try {
+      fetch.get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException(label + ": interrupted waiting for chunk " + chunk);
+    } catch (ExecutionException e) {
+      throw new IOException(label + ": chunk " + chunk + " is unavailable: "
+          + e.getCause().getMessage(), e.getCause());
+    }
+  }
+
+  private void fetchChunk(long chunk) throws IOException {
+    long generation = disk.chunkGenerations()[(int) chunk];
+    boolean logged = logs.touches(chunk);
+    if (generation == PointManifest.ZERO && !logged) {
+      // Nothing to write: the image is sparse there and only a present chunk is ever written.
+      ledger.markPresent(chunk, false);
+      return;
+    }
+    int length = disk.chunkLength(chunk);
+    long base = chunk * disk.chunkSize();
+    String key = generation == PointManifest.ZERO ? "the point's logs"
+        : names.chunk(disk.index(), chunk, generation);
+    byte[] bytes;
+    try {
+      if (generation == PointManifest.ZERO) {
+        bytes = new byte[length];
+      } else {
+        bytes = sealed.open(key, store.get(key, (int) sealed.sealedLength(key, length)));
+        fetchedBytes.addAndGet(bytes.length);
+        if (bytes.length != length) {
+          throw new ObjectCorruptException(key, bytes.length + " bytes, the chunk has "
+              + length);
+        }
+      }
+      logs.apply(chunk, base, bytes);
+    } catch (SealedObjectException e) {
+      log.error("{}: chunk {} refused: {}: {}", label, chunk, e.getClass().getSimpleName(),
+          e.getMessage());
+      throw new ChunkUnavailableException(label, chunk, key, e);
+    } catch (IOException e) {
+      log.warn("{}: chunk {} not fetched: {}", label, chunk, e.toString());
+      throw new ChunkUnavailableException(label, chunk, key, e);
+    }
+    ByteBuffer data = ByteBuffer.wrap(bytes);
+    long position = base;
+    while (data.hasRemaining()) {
+      position += image.write(data, position);
+    }
+    image.force(false);
+    ledger.markPresent(chunk, true);
   }
 
   private void checkRange(long offset, long length) {
