@@ -45,6 +45,9 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
   private final LogIndex logs;
   private final FileChannel image;
   private final ChunkLedger ledger;
+  /** Fetched chunks whose present marks are written together, after one force of the image. */
+  private static final int COMMIT_EVERY = 16;
+
   private final Map<Long, CompletableFuture<Void>> fetching = new ConcurrentHashMap<>();
   private final AtomicLong fetchedBytes = new AtomicLong();
   private volatile boolean online = true;
@@ -190,7 +193,7 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
   @Override
   public void flush() throws IOException {
     image.force(false);
-    ledger.force();
+    ledger.commit(() -> { }); // forced just now
   }
 
   /** Drops I/O from NBD clients (ESHUTDOWN) while the recovery is discarded. */
@@ -209,7 +212,7 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
       return;
     }
     for (long c = offset / disk.chunkSize(); c <= (offset + length - 1) / disk.chunkSize(); c++) {
-      ledger.markWritten(c); // durable before the data: a restart never fetches over it
+      ledger.markWritten(c, this::forceImage); // before the data: no restart fetches over it
     }
   }
 
@@ -263,7 +266,7 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
     boolean logged = logs.touches(chunk);
     if (generation == PointManifest.ZERO && !logged) {
       // Nothing to write: the image is sparse there and only a present chunk is ever written.
-      ledger.markPresent(chunk, false);
+      ledger.markPresent(chunk);
       return;
     }
     int length = disk.chunkLength(chunk);
@@ -296,8 +299,13 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
     while (data.hasRemaining()) {
       position += image.write(data, position);
     }
+    if (ledger.markPresent(chunk) >= COMMIT_EVERY) {
+      ledger.commit(this::forceImage);
+    }
+  }
+
+  private void forceImage() throws IOException {
     image.force(false);
-    ledger.markPresent(chunk, true);
   }
 
   private void checkRange(long offset, long length) {
@@ -316,7 +324,7 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
   @Override
   public void close() throws IOException {
     try {
-      image.force(false);
+      ledger.commit(this::forceImage);
       image.close();
     } finally {
       try {

@@ -10,9 +10,11 @@ import java.nio.file.StandardOpenOption;
 /**
  * Which chunks of a disk being recovered are local, and which the VM has written since: one
  * byte per chunk in a file beside the image, so a restarted agent resumes the background fetch
- * where it stopped and never fetches over what the VM wrote. A chunk is marked present only
- * after its data is durable in the image; a chunk is marked written (durably) before the VM's
- * first write to it reaches the image.
+ * where it stopped and never fetches over what the VM wrote. A fetched chunk is present at once
+ * in memory, and reaches the file in a batch, only after the image has been forced
+ * ({@link #commit}): a present mark on disk always means durable data, and a mark lost in a
+ * crash only costs a second download. A chunk is marked written (durably, after a commit)
+ * before the VM's first write to it reaches the image.
  */
 final class ChunkLedger implements Closeable {
   static final byte PRESENT = 1;
@@ -20,6 +22,7 @@ final class ChunkLedger implements Closeable {
 
   private final FileChannel file;
   private final byte[] states;
+  private final java.util.List<Long> uncommitted = new java.util.ArrayList<>();
 
   ChunkLedger(Path path, long chunks) throws IOException {
     if (chunks > Integer.MAX_VALUE) {
@@ -65,32 +68,42 @@ final class ChunkLedger implements Closeable {
     return chunks;
   }
 
-  /** {@code durable}: forced now; otherwise at the next {@link #force} (a zero chunk is redone for free). */
-  synchronized void markPresent(long chunk, boolean durable) throws IOException {
-    set(chunk, PRESENT, durable);
+  /** Present now; on disk at the next {@link #commit}. Returns how many wait for one. */
+  synchronized int markPresent(long chunk) {
+    states[(int) chunk] |= PRESENT;
+    uncommitted.add(chunk);
+    return uncommitted.size();
   }
 
-  synchronized void markWritten(long chunk) throws IOException {
+  /** Written, durably, with every present mark before it; {@code forceImage} runs first. */
+  synchronized void markWritten(long chunk, ImageForce forceImage) throws IOException {
     if (!written(chunk)) {
-      set(chunk, WRITTEN, true);
+      states[(int) chunk] |= WRITTEN;
+      uncommitted.add(chunk);
+      commit(forceImage);
     }
   }
 
-  private void set(long chunk, byte flag, boolean durable) throws IOException {
-    states[(int) chunk] |= flag;
-    file.write(ByteBuffer.wrap(states, (int) chunk, 1), chunk);
-    if (durable) {
-      file.force(false);
-    }
+  interface ImageForce {
+    void force() throws IOException;
   }
 
-  synchronized void force() throws IOException {
+  /** Forces the image, then writes and forces the marks made since the last commit. */
+  synchronized void commit(ImageForce forceImage) throws IOException {
+    if (uncommitted.isEmpty()) {
+      return;
+    }
+    forceImage.force();
+    for (long chunk : uncommitted) {
+      file.write(ByteBuffer.wrap(states, (int) chunk, 1), chunk);
+    }
     file.force(false);
+    uncommitted.clear();
   }
 
+  /** Closes the file; marks not committed are dropped (they are fetched again). */
   @Override
   public synchronized void close() throws IOException {
-    file.force(false);
     file.close();
   }
 }
