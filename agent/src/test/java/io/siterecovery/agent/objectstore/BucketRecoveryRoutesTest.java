@@ -1,7 +1,9 @@
 package io.siterecovery.agent.objectstore;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoverFromBucketRequest;
 import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.testing.AgentPair;
 import io.siterecovery.agent.testing.RawHttp;
@@ -44,6 +46,15 @@ class BucketRecoveryRoutesTest {
           "/v1/vms/web/recover-from-bucket", null).statusCode()).isEqualTo(404);
       assertThat(RawHttp.send(agents.secondary, Identity.operator(), "GET",
           "/v1/bucket-recoveries", null).body()).isEqualTo("[]");
+
+      // the client the workflows use says the same
+      assertThatThrownBy(() -> agents.s.recoverFromBucket("web",
+          new RecoverFromBucketRequest("cloud", "vm-1", null, true)))
+          .hasMessageContaining("site cloud is not an object-store site");
+      assertThatThrownBy(() -> agents.s.recoveryProgress("web"))
+          .hasMessageContaining("no VM web recovered from a bucket");
+      assertThatThrownBy(() -> agents.s.discardBucketRecovery("web"))
+          .hasMessageContaining("no VM web recovered from a bucket");
     }
   }
 

@@ -212,6 +212,12 @@ class InstantRecoveryTest {
         9 * 256L, 15 * 256L);
     Path expected = expectedWith(writes);
     Tools.compareRaw(expected.toString(), image("web-test").toString()).assertOk();
+
+    recoveries.discard("web-test");
+    assertThat(recoveries.exportNames()).isEmpty();
+    assertThat(dataDir.resolve("bucket-recoveries").resolve("web-test")).doesNotExist();
+    assertThat(Tools.run("qemu-io", "-f", "raw", "-c", "read 0 512", disk).ok())
+        .as("the export is gone").isFalse();
   }
 
   @Test

@@ -106,10 +106,6 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
     return disk.chunks();
   }
 
-  public int chunkSize() {
-    return disk.chunkSize();
-  }
-
   public boolean present(long chunk) {
     return ledger.present(chunk);
   }

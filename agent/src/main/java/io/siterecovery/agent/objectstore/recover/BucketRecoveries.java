@@ -279,8 +279,7 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
             (System.nanoTime() - started) / 1_000_000);
         return info(recovery);
       } catch (IOException | RuntimeException e) {
-        Recovery opened = recoveries.get(name);
-        if (opened == null || opened.dir != dir) {
+        if (!recoveries.containsKey(name)) {
           DurableFiles.deleteTree(dir);
         }
         throw e;

@@ -8,14 +8,7 @@ import java.io.IOException;
  * ranges of that chunk; nothing of it is served or written locally.
  */
 public class ChunkUnavailableException extends IOException {
-  private final long chunk;
-
   public ChunkUnavailableException(String disk, long chunk, String object, Throwable cause) {
     super(disk + ": chunk " + chunk + " is unavailable (" + object + "): " + cause, cause);
-    this.chunk = chunk;
-  }
-
-  public long chunk() {
-    return chunk;
   }
 }

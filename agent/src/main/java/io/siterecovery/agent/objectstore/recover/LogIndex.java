@@ -34,12 +34,10 @@ final class LogIndex implements Closeable {
 
   private final Map<Long, List<Piece>> byChunk;
   private final FileChannel data;
-  private final long records;
 
-  private LogIndex(Map<Long, List<Piece>> byChunk, FileChannel data, long records) {
+  private LogIndex(Map<Long, List<Piece>> byChunk, FileChannel data) {
     this.byChunk = byChunk;
     this.data = data;
-    this.records = records;
   }
 
   static LogIndex build(ObjectStore store, SealedObjects sealed, ObjectNames names,
@@ -47,7 +45,6 @@ final class LogIndex implements Closeable {
     Map<Long, List<Piece>> byChunk = new HashMap<>();
     FileChannel data = FileChannel.open(dataFile, StandardOpenOption.CREATE,
         StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.READ, StandardOpenOption.WRITE);
-    long[] records = {0};
     try {
       Files.createDirectories(scratch);
       for (long generation : disk.logGenerations()) {
@@ -66,7 +63,6 @@ final class LogIndex implements Closeable {
                 + " of disk " + header.diskId());
           }
           HrlReader.visitVerifying(plain, record -> {
-            records[0]++;
             long end = record.offset() + record.length();
             if (record.length() <= 0 || record.offset() < 0 || end > disk.size()) {
               if (record.length() == 0) {
@@ -101,11 +97,7 @@ final class LogIndex implements Closeable {
       data.close();
       throw e;
     }
-    return new LogIndex(byChunk, data, records[0]);
-  }
-
-  long records() {
-    return records;
+    return new LogIndex(byChunk, data);
   }
 
   boolean touches(long chunk) {
