@@ -304,7 +304,7 @@ class InstantRecoveryTest {
     return await(() -> recoveries.progress(vm).complete(), vm + "'s background fetch complete");
   }
 
-  /** Polls, with a pause that leaves the CPU to the fetch, until {@code condition} or a deadline. */
+  /** Polls, pausing so the fetch gets the CPU, until {@code condition} or a deadline. */
   private RecoveryProgress await(BooleanSupplier condition, String what)
       throws InterruptedException {
     Instant deadline = Instant.now().plus(Duration.ofMinutes(1));

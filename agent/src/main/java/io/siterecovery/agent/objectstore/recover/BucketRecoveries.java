@@ -270,7 +270,12 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
         RecoveryRecord record = new RecoveryRecord(name, request.site(), objectNames.vmId(),
             point, Instant.now());
         Recovery recovery = open(record, dir);
-        DurableFiles.writeJson(dir.resolve(RECORD_FILE), record);
+        try {
+          DurableFiles.writeJson(dir.resolve(RECORD_FILE), record);
+        } catch (IOException | RuntimeException e) {
+          recovery.close();
+          throw e;
+        }
         recoveries.put(name, recovery);
         recovery.startFetching();
         log.info("[{}] recovered from bucket site {} ({} point {}): {} disks exported in {} ms,"
@@ -319,7 +324,7 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
     return progress(get(vm));
   }
 
-  /** The disk {@code disk} of recovered VM {@code vm}, for a caller on this host (tests, failback). */
+  /** Disk {@code disk} of recovered VM {@code vm}, for a caller on this host (failback, tests). */
   public BucketBackedDisk disk(String vm, String disk) {
     BucketBackedDisk d = get(vm).disks.get(disk);
     if (d == null) {

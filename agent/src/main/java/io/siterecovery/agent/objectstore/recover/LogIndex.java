@@ -104,7 +104,7 @@ final class LogIndex implements Closeable {
     return byChunk.containsKey(chunk);
   }
 
-  /** Applies the records that touch {@code chunk} to its bytes, which start at disk offset {@code base}. */
+  /** Applies the records that touch {@code chunk} to its bytes, at disk offset {@code base}. */
   void apply(long chunk, long base, byte[] bytes) throws IOException {
     for (Piece p : byChunk.getOrDefault(chunk, List.of())) {
       int at = (int) (p.offset() - base);
