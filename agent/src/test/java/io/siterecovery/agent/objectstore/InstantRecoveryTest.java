@@ -15,6 +15,7 @@ import java.io.RandomAccessFile;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Arrays;
@@ -221,38 +222,46 @@ class InstantRecoveryTest {
   }
 
   @Test
-  void aFlippedByteInAChunkObjectFailsThatChunksReadsWithEioAndNoOtherRead() throws Exception {
+  void aFlippedByteAMissingChunkAndAnotherChunksObjectEachFailTheirReadsWithEioAndNoOtherRead()
+      throws Exception {
     assumeInstalled("qemu-io");
-    String vm = "vm-flipped-0001";
+    String vm = "vm-damaged-0001";
     BucketReplica replica = new BucketReplica(store, new SealedObjects(KEK), vm,
         BucketReplica.DEFAULT_CHUNK_SIZE, 2, dataDir.resolve("scratch"));
     try (TrackedDisk disk = new TrackedDisk(Files.createDirectories(dataDir.resolve("src")), 0,
         64 * MIB)) {
-      disk.write(0, fill(8 * MIB, 0x11));
+      disk.write(0, fill(20 * MIB, 0x11)); // chunks 0 to 4 stored
       disk.swap();
       replica.initialCopy(List.of(disk.asImage()), Map.of());
     }
-    Path object = s3proxy.objectFile("replicas/" + replica.names().chunk(0, 1, 0));
-    byte[] bytes = Files.readAllBytes(object);
+    Path flipped = s3proxy.objectFile("replicas/" + replica.names().chunk(0, 1, 0));
+    byte[] bytes = Files.readAllBytes(flipped);
     bytes[bytes.length / 2] ^= 1;
-    Files.write(object, bytes);
+    Files.write(flipped, bytes);
+    Files.delete(s3proxy.objectFile("replicas/" + replica.names().chunk(0, 2, 0)));
+    Files.copy(s3proxy.objectFile("replicas/" + replica.names().chunk(0, 0, 0)),
+        s3proxy.objectFile("replicas/" + replica.names().chunk(0, 3, 0)),
+        StandardCopyOption.REPLACE_EXISTING); // the same bytes 0x11, under another name
 
     start(sites(store), 4);
     recoveries.create("db", new RecoverFromBucketRequest(SITE, vm, null, false));
-    Tools.Result damaged = Tools.run("qemu-io", "-f", "raw", "-c", "read " + (5 * MIB) + " 4096",
-        uri("db", "disk0"));
-    assertThat(damaged.output()).contains("Input/output error");
+    for (long chunk = 1; chunk <= 3; chunk++) {
+      Tools.Result refused = Tools.run("qemu-io", "-f", "raw", "-c",
+          "read " + (chunk * 4 * MIB + MIB) + " 4096", uri("db", "disk0"));
+      assertThat(refused.output()).as("chunk " + chunk).contains("Input/output error");
+    }
     Tools.qemuIo(uri("db", "disk0"), "read -P 0x11 0 4096",
-        "read -P 0x11 " + (4 * MIB - 4096) + " 4096", "read -P 0 " + (40 * MIB) + " 4096")
-        .assertOk();
+        "read -P 0x11 " + (4 * MIB - 4096) + " 4096", "read -P 0x11 " + (16 * MIB) + " 4096",
+        "read -P 0 " + (40 * MIB) + " 4096").assertOk();
     RecoveryProgress progress = await(() -> recoveries.progress("db").localBytes()
-        == 60 * MIB, "every chunk but the damaged one local");
+        == 52 * MIB, "every chunk but the three damaged ones local");
     assertThat(progress.complete()).isFalse();
-    assertThat(progress.disks().get(0).failedChunks()).containsExactly(1L);
+    assertThat(progress.disks().get(0).failedChunks()).containsExactly(1L, 2L, 3L);
     assertThat(Tools.run("qemu-io", "-f", "raw", "-c", "read " + (4 * MIB) + " 512",
         uri("db", "disk0")).output()).as("still refused after the background pass")
         .contains("Input/output error");
   }
+
 
   @Test
   void aRestartedAgentResumesTheFetchFromItsLedgerAndKeepsTheVmsWrites() throws Exception {
