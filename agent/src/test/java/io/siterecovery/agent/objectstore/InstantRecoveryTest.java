@@ -264,6 +264,38 @@ class InstantRecoveryTest {
 
 
   @Test
+  void aPruneDuringTheRecoveryIsFollowedToTheChunksItFoldedTheLogsInto() throws Exception {
+    assumeInstalled("qemu-io", "qemu-img");
+    String vm = "vm-pruned-0001";
+    BucketReplica replica = new BucketReplica(store, new SealedObjects(KEK), vm,
+        BucketReplica.DEFAULT_CHUNK_SIZE, 2, dataDir.resolve("scratch"));
+    Path expected;
+    try (TrackedDisk disk = new TrackedDisk(Files.createDirectories(dataDir.resolve("src")), 0,
+        64 * MIB)) {
+      disk.write(0, fill(16 * MIB, 0x11));
+      disk.swap();
+      replica.initialCopy(List.of(disk.asImage()), Map.of());
+      disk.write(4 * MIB + 100, fill(8192, 0x22));
+      replica.shipLogs(Map.of(0, List.of(disk.swap())));
+      disk.write(8 * MIB + 5000, fill(4096, 0x33));
+      replica.shipLogs(Map.of(0, List.of(disk.swap())));
+      expected = disk.image;
+    }
+    start(sites(gated), 1);
+    recoveries.create("app", new RecoverFromBucketRequest(SITE, vm, 3L, false));
+
+    BucketReplica.PruneResult pruned = replica.prune(1);
+    assertThat(pruned.chunksWritten()).as("chunks 1 and 2 folded").isEqualTo(2);
+    Tools.qemuIo(uri("app", "disk0"), "read -P 0x22 " + (4 * MIB + 100) + " 8192",
+        "read -P 0x11 " + (4 * MIB) + " 100", "read -P 0x33 " + (8 * MIB + 5000) + " 4096",
+        "read -P 0x11 " + (12 * MIB) + " 4096").assertOk();
+
+    gated.open.countDown();
+    awaitComplete("app");
+    Tools.compareRaw(expected.toString(), image("app").toString()).assertOk();
+  }
+
+  @Test
   void aRestartedAgentResumesTheFetchFromItsLedgerAndKeepsTheVmsWrites() throws Exception {
     assumeInstalled("qemu-io", "qemu-img");
     gated.open.countDown();

@@ -3,6 +3,7 @@ package io.siterecovery.agent.objectstore.recover;
 import io.siterecovery.agent.nbd.BlockDevice;
 import io.siterecovery.agent.nbd.DeviceUnavailableException;
 import io.siterecovery.agent.objectstore.ObjectCorruptException;
+import io.siterecovery.agent.objectstore.ObjectMissingException;
 import io.siterecovery.agent.objectstore.ObjectNames;
 import io.siterecovery.agent.objectstore.ObjectStore;
 import io.siterecovery.agent.objectstore.PointManifest;
@@ -16,6 +17,7 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.io.InterruptedIOException;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -42,6 +44,9 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
   private final SealedObjects sealed;
   private final ObjectNames names;
   private final PointManifest.Disk disk;
+  private final PointReader point;
+  /** The point's newest revision read so far: a prune may have folded logs into new chunks. */
+  private volatile PointManifest.Disk current;
   private final LogIndex logs;
   private final FileChannel image;
   private final ChunkLedger ledger;
@@ -53,13 +58,15 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
   private volatile boolean online = true;
 
   private BucketBackedDisk(String label, ObjectStore store, SealedObjects sealed,
-      ObjectNames names, PointManifest.Disk disk, LogIndex logs, FileChannel image,
-      ChunkLedger ledger) {
+      ObjectNames names, PointManifest.Disk disk, PointReader point, LogIndex logs,
+      FileChannel image, ChunkLedger ledger) {
     this.label = label;
     this.store = store;
     this.sealed = sealed;
     this.names = names;
     this.disk = disk;
+    this.current = disk;
+    this.point = point;
     this.logs = logs;
     this.image = image;
     this.ledger = ledger;
@@ -71,7 +78,8 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
    * indexed. No chunk is fetched here.
    */
   public static BucketBackedDisk open(Path dir, String label, ObjectStore store,
-      SealedObjects sealed, ObjectNames names, PointManifest.Disk disk) throws IOException {
+      SealedObjects sealed, ObjectNames names, PointManifest.Disk disk, PointReader point)
+      throws IOException {
     Path imagePath = dir.resolve("disk" + disk.index() + ".img");
     if (!Files.exists(imagePath)) {
       try (RandomAccessFile file = new RandomAccessFile(imagePath.toFile(), "rw")) {
@@ -88,7 +96,8 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
       ledger = new ChunkLedger(dir.resolve("disk" + disk.index() + ".ledger"), disk.chunks());
       FileChannel image = FileChannel.open(imagePath, java.nio.file.StandardOpenOption.READ,
           java.nio.file.StandardOpenOption.WRITE);
-      return new BucketBackedDisk(label, store, sealed, names, disk, logs, image, ledger);
+      return new BucketBackedDisk(label, store, sealed, names, disk, point, logs, image,
+          ledger);
     } catch (IOException | RuntimeException e) {
       logs.close();
       if (ledger != null) {
@@ -125,7 +134,7 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
   }
 
   /** Chunks the VM has written since the recovery started (4 MiB granularity by default). */
-  public java.util.List<Long> writtenChunks() {
+  public List<Long> writtenChunks() {
     return ledger.writtenChunks();
   }
 
@@ -258,9 +267,52 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
     }
   }
 
+  /** Reads this disk in the point's newest manifest revision. */
+  @FunctionalInterface
+  public interface PointReader {
+    PointManifest.Disk reread() throws IOException;
+  }
+
+  /**
+   * Fetches a chunk as the point's manifest describes it; if its object is gone, re-reads the
+   * point once: a prune since may have folded logs into a new object for this chunk.
+   */
   private void fetchChunk(long chunk) throws IOException {
-    long generation = disk.chunkGenerations()[(int) chunk];
-    boolean logged = logs.touches(chunk);
+    PointManifest.Disk at = current;
+    try {
+      fetchChunk(chunk, at);
+    } catch (ChunkUnavailableException e) {
+      if (!(e.getCause() instanceof ObjectMissingException)) {
+        throw e;
+      }
+      PointManifest.Disk newer = reread(at);
+      if (newer.chunkGenerations()[(int) chunk] == at.chunkGenerations()[(int) chunk]) {
+        throw e;
+      }
+      log.info("{}: chunk {} was folded by a prune into generation {}; fetching that", label,
+          chunk, newer.chunkGenerations()[(int) chunk]);
+      fetchChunk(chunk, newer);
+    }
+  }
+
+  private PointManifest.Disk reread(PointManifest.Disk at) throws IOException {
+    PointManifest.Disk newer = point.reread();
+    List<Long> logs = at.logGenerations();
+    List<Long> left = newer.logGenerations();
+    // a prune folds the oldest logs into chunks: the newer revision keeps a suffix of the list
+    if (!newer.diskId().equals(disk.diskId()) || newer.size() != disk.size()
+        || newer.chunkSize() != disk.chunkSize() || left.size() > logs.size()
+        || !logs.subList(logs.size() - left.size(), logs.size()).equals(left)) {
+      throw new IOException(label + ": the point's newer manifest revision does not describe"
+          + " the same disk");
+    }
+    current = newer;
+    return newer;
+  }
+
+  private void fetchChunk(long chunk, PointManifest.Disk at) throws IOException {
+    long generation = at.chunkGenerations()[(int) chunk];
+    boolean logged = logs.touches(chunk, at.logGenerations());
     if (generation == PointManifest.ZERO && !logged) {
       // Nothing to write: the image is sparse there and only a present chunk is ever written.
       ledger.markPresent(chunk);
@@ -282,7 +334,7 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
               + length);
         }
       }
-      logs.apply(chunk, base, bytes);
+      logs.apply(chunk, base, bytes, at.logGenerations());
     } catch (SealedObjectException e) {
       log.error("{}: chunk {} refused: {}: {}", label, chunk, e.getClass().getSimpleName(),
           e.getMessage());

@@ -306,7 +306,8 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
           .sorted(Comparator.comparingInt(PointManifest.Disk::index)).toList()) {
         String diskName = "disk" + d.index();
         disks.put(diskName, BucketBackedDisk.open(dir, r.vm() + "/" + diskName,
-            bucket.store(), sealed, replica.names(), d));
+            bucket.store(), sealed, replica.names(), d,
+            () -> replica.manifest(r.point()).disk(d.index())));
       }
     } catch (IOException | RuntimeException e) {
       closeAll(disks.values());

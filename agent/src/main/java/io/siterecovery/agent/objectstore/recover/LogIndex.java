@@ -29,8 +29,11 @@ import java.util.Map;
  * entry per record and chunk it touches: logs are small next to the disk).
  */
 final class LogIndex implements Closeable {
-  /** A record's part inside one chunk: the disk range, and where its data is (-1: zeroes). */
-  record Piece(long offset, int length, long dataPosition) {}
+  /**
+   * A record's part inside one chunk: its log's generation, the disk range, and where its data
+   * is (-1: zeroes).
+   */
+  record Piece(long generation, long offset, int length, long dataPosition) {}
 
   private final Map<Long, List<Piece>> byChunk;
   private final FileChannel data;
@@ -84,7 +87,7 @@ final class LogIndex implements Closeable {
                 chunk <= (end - 1) / disk.chunkSize(); chunk++) {
               long from = Math.max(record.offset(), chunk * disk.chunkSize());
               long to = Math.min(end, (chunk + 1) * disk.chunkSize());
-              byChunk.computeIfAbsent(chunk, c -> new ArrayList<>()).add(new Piece(from,
+              byChunk.computeIfAbsent(chunk, c -> new ArrayList<>()).add(new Piece(generation, from,
                   (int) (to - from), position < 0 ? -1 : position + (from - record.offset())));
             }
           });
@@ -100,13 +103,22 @@ final class LogIndex implements Closeable {
     return new LogIndex(byChunk, data);
   }
 
-  boolean touches(long chunk) {
-    return byChunk.containsKey(chunk);
+  /** Whether a record of one of the logs {@code generations} touches {@code chunk}. */
+  boolean touches(long chunk, List<Long> generations) {
+    return byChunk.getOrDefault(chunk, List.of()).stream()
+        .anyMatch(p -> generations.contains(p.generation()));
   }
 
-  /** Applies the records that touch {@code chunk} to its bytes, at disk offset {@code base}. */
-  void apply(long chunk, long base, byte[] bytes) throws IOException {
+  /**
+   * Applies the records of the logs {@code generations} that touch {@code chunk} to its bytes,
+   * at disk offset {@code base}. A prune may have folded the first logs into the chunk objects
+   * since the index was built: those are left out then.
+   */
+  void apply(long chunk, long base, byte[] bytes, List<Long> generations) throws IOException {
     for (Piece p : byChunk.getOrDefault(chunk, List.of())) {
+      if (!generations.contains(p.generation())) {
+        continue;
+      }
       int at = (int) (p.offset() - base);
       if (p.dataPosition() < 0) {
         java.util.Arrays.fill(bytes, at, at + p.length(), (byte) 0);
