@@ -9,6 +9,8 @@ import io.siterecovery.agent.metrics.AgentMetrics;
 import io.siterecovery.agent.nbd.ExportResolver;
 import io.siterecovery.agent.nbd.NbdServer;
 import io.siterecovery.agent.nbd.NbdTls;
+import io.siterecovery.agent.objectstore.recover.BucketRecoveries;
+import io.siterecovery.agent.objectstore.recover.BucketSites;
 import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
 import io.siterecovery.agent.replica.Reversal;
@@ -67,6 +69,8 @@ public final class HostAgent implements Closeable {
     }
   }
 
+  private static final int BUCKET_FETCH_THREADS = 4;
+
   private final Settings settings;
   private final VmHost host;
   private final NbdServer nbd;
@@ -75,6 +79,7 @@ public final class HostAgent implements Closeable {
   private final TestClones testClones;
   private final ReplicaRuns runs;
   private final PlanScripts scripts;
+  private final BucketRecoveries bucketRecoveries;
   private boolean closed;
 
   public HostAgent(Settings settings) throws IOException {
@@ -90,17 +95,22 @@ public final class HostAgent implements Closeable {
     this.runs = new ReplicaRuns(host); // before NBD: a running replica serves its layers
     this.peers = new Peers(settings.credentials(), settings.peers());
     FenceAtStart.apply(host, peers); // before NBD: a VM that failed over must not run here too
-    this.nbd = new NbdServer(ExportResolver.of(host, testClones),
+    // Until the agent is configured with object-store sites, it knows no bucket: a recovery
+    // from one is refused, and one a previous run left waits (kept) for its site.
+    this.bucketRecoveries = new BucketRecoveries(settings.dataDir(), BucketSites.NONE,
+        name -> host.find(name).isPresent(), this::nbdUri, BUCKET_FETCH_THREADS);
+    this.nbd = new NbdServer(ExportResolver.of(host, testClones, bucketRecoveries),
         new InetSocketAddress(settings.nbdBind(), settings.nbdPort()),
         NbdServer.Limits.defaults(), settings.nbdTls() ? nbdTls(settings) : null, metrics);
     host.onPowerOff(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
     testClones.onCleanup(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
+    bucketRecoveries.onDiscard(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
     ReplicationSource source = new ReplicationSource(host, peers::client, metrics);
     ResyncSource resync = new ResyncSource(host, peers::client, metrics);
     this.scripts = new PlanScripts(settings.site(), settings.scriptsDir());
     this.http = new AgentHttpServer(host,
         new AgentRoles(source, replicas, runs, new Reversal(host), resync,
-            new ResyncTarget(host), testClones, scripts, metrics),
+            new ResyncTarget(host), testClones, scripts, metrics, bucketRecoveries),
         new InetSocketAddress(settings.bindHost(), settings.httpPort()), settings.credentials(),
         settings.httpLimits());
   }
@@ -145,6 +155,10 @@ public final class HostAgent implements Closeable {
     return settings.dataDir().resolve("vms").resolve(vm).resolve(disk + ".img");
   }
 
+  public BucketRecoveries bucketRecoveries() {
+    return bucketRecoveries;
+  }
+
   public VmHost vms() {
     return host;
   }
@@ -161,6 +175,7 @@ public final class HostAgent implements Closeable {
     http.close();
     nbd.close();
     testClones.close();
+    bucketRecoveries.close();
     runs.close();
     host.close();
     // Only now, with no write possible, do the images' stamps describe the state we leave.

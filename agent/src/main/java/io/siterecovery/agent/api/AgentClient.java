@@ -380,6 +380,29 @@ public final class AgentClient {
     return call("DELETE", "v1/replicas/" + vm + "/test-clone", null, TestCleanupReport.class);
   }
 
+  /**
+   * Recovers VM {@code vm} (or {@code <vm>-test}) on this recovery host from a point in the
+   * bucket of an object-store site; its disks are exported at once.
+   */
+  public io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoveryInfo recoverFromBucket(
+      String vm, io.siterecovery.agent.objectstore.recover.BucketRecoveries
+          .RecoverFromBucketRequest request) {
+    return call("POST", "v1/vms/" + vm + "/recover-from-bucket", request,
+        io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoveryInfo.class);
+  }
+
+  /** How much of a VM recovered from a bucket is local, and the download rate. */
+  public io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoveryProgress
+      recoveryProgress(String vm) {
+    return call("GET", "v1/vms/" + vm + "/recovery-progress", null,
+        io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoveryProgress.class);
+  }
+
+  /** Discards a VM recovered from a bucket: its exports, its fetch and its local data. */
+  public void discardBucketRecovery(String vm) {
+    call("DELETE", "v1/vms/" + vm + "/recover-from-bucket", null, java.util.Map.class);
+  }
+
   /** Free and total space of the file system that holds this agent's data directory. */
   public StorageInfo storage() {
     return call("GET", "v1/storage", null, StorageInfo.class);

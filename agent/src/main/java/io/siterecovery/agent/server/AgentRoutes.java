@@ -4,6 +4,7 @@ import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.api.AgentMessages.*;
 import io.siterecovery.agent.metrics.AgentMetrics;
+import io.siterecovery.agent.objectstore.recover.BucketRecoveries;
 import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
 import io.siterecovery.agent.replica.Reversal;
@@ -180,6 +181,17 @@ final class AgentRoutes {
     });
     route("DELETE", "/v1/replicas/" + NAME + "/test-clone", Access.OPERATOR,
         (m, x) -> testClones.delete(m.group(1)));
+
+    // Instant recovery from a bucket on this recovery host: the operator's, as every failover.
+    BucketRecoveries bucketRecoveries = roles.bucketRecoveries();
+    route("GET", "/v1/bucket-recoveries", Access.OPERATOR, (m, x) -> bucketRecoveries.list());
+    route("POST", "/v1/vms/" + NAME + "/recover-from-bucket", Access.OPERATOR, (m, x) ->
+        bucketRecoveries.create(m.group(1),
+            x.json(BucketRecoveries.RecoverFromBucketRequest.class)));
+    route("GET", "/v1/vms/" + NAME + "/recovery-progress", Access.OPERATOR,
+        (m, x) -> bucketRecoveries.progress(m.group(1)));
+    route("DELETE", "/v1/vms/" + NAME + "/recover-from-bucket", Access.OPERATOR,
+        (m, x) -> bucketRecoveries.discard(m.group(1)));
 
     // Recovery-plan scripts: local executables run by name with the plan's context; the
     // request never carries a command. The operator's, like every control endpoint.

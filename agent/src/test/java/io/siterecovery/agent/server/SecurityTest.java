@@ -290,6 +290,11 @@ class SecurityTest {
         {"GET", "/v1/test-clones", null},
         {"POST", "/v1/replicas/" + VM + "/test-clone", "{\"generation\":1,\"key\":\"k\"}"},
         {"DELETE", "/v1/replicas/" + VM + "/test-clone", null},
+        {"GET", "/v1/bucket-recoveries", null},
+        {"POST", "/v1/vms/" + VM + "/recover-from-bucket",
+            "{\"site\":\"cloud\",\"bucketVmId\":\"vm-1\"}"},
+        {"GET", "/v1/vms/" + VM + "/recovery-progress", null},
+        {"DELETE", "/v1/vms/" + VM + "/recover-from-bucket", null},
         {"GET", "/v1/scripts", null},
         {"GET", "/v1/storage", null},
         {"POST", "/v1/scripts/failover-db/run", "{\"plan\":\"p\",\"operation\":\"failover\","
