@@ -200,6 +200,24 @@ class FailoverWorkflowTest {
   }
 
   @Test
+  void aCommitWhoseProtectionIsGoneStillCommitsAndSaysTheProtectionWasNotTold(
+      TestWorkflowEnvironment env, WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
+    WorkflowTestSupport.start(env, agents);
+    ProtectVmWorkflow protection = protect(env, client);
+    FailoverWorkflow fo = planned(env, client);
+    WorkflowStub.fromTyped(protection).terminate("gone by hand");
+
+    fo.commit(new OperatorRequest(null));
+    FailoverStatus end = result(fo);
+    assertThat(end.state()).isEqualTo(FailoverState.COMMITTED);
+    assertThat(end.steps()).anyMatch(s -> s.contains("protect-web01 could not be told that the "
+        + "failover was committed"));
+    verify(agents).promoteReplica(PLAN);
+    replays(client, FailoverWorkflow.workflowId("web01"));
+  }
+
+  @Test
   void cancelStopsTheReplicaUnfencesAndRestartsTheSourceAndProtectionResumesWithoutResync(
       TestWorkflowEnvironment env, WorkflowClient client) {
     AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
