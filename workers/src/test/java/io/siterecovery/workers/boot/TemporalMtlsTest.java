@@ -20,13 +20,10 @@ import io.temporal.client.WorkflowOptions;
 import io.temporal.internal.testservice.TestServicesStarter;
 import io.temporal.serviceclient.WorkflowServiceStubs;
 import io.temporal.serviceclient.WorkflowServiceStubsOptions;
-import io.siterecovery.workers.cli.SiteRecoveryCli;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
+import io.siterecovery.workers.cli.CliRun;
 import java.net.InetSocketAddress;
 import java.util.Arrays;
 import java.util.stream.Stream;
-import picocli.CommandLine;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -137,15 +134,8 @@ class TemporalMtlsTest {
   }
 
   private int cli(String... args) {
-    String[] all = concat(args, new String[] {"--temporal", target(), "--certs",
-        deployment.toString()});
-    PrintStream out = System.out;
-    System.setOut(new PrintStream(new ByteArrayOutputStream(), true));
-    try {
-      return new CommandLine(new SiteRecoveryCli()).execute(all);
-    } finally {
-      System.setOut(out);
-    }
+    return CliRun.of(concat(args, new String[] {"--temporal", target(), "--certs",
+        deployment.toString()})).exit();
   }
 
   private static String[] concat(String[] a, String[] b) {

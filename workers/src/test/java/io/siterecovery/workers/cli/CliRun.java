@@ -12,8 +12,8 @@ import org.slf4j.LoggerFactory;
  * Runs the CLI in this process as main would, with what it prints to stdout and stderr; as in
  * main, logs (here also the embedded stack's) stay off stdout meanwhile.
  */
-record CliRun(int exit, String out, String err) {
-  static CliRun of(String... args) {
+public record CliRun(int exit, String out, String err) {
+  public static CliRun of(String... args) {
     Logger root = (Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
     Appender<ILoggingEvent> console = root.getAppender("OUT");
     if (console != null) {

@@ -4,9 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.siterecovery.agent.Json;
-import io.temporal.testserver.TestServer;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.AfterEach;
@@ -19,17 +17,11 @@ import org.junit.jupiter.api.io.TempDir;
  * and nothing else; an error is a line on stderr, nothing on stdout, and a non-zero exit.
  */
 class OutputJsonTest {
-  private TestServer.PortBoundTestServer server;
-  private String address;
+  private WorkerlessServer server;
 
   @BeforeEach
   void startServer() throws IOException {
-    int port;
-    try (ServerSocket s = new ServerSocket(0)) {
-      port = s.getLocalPort();
-    }
-    server = TestServer.createPortBoundServer(port, true);
-    address = "127.0.0.1:" + port;
+    server = new WorkerlessServer();
   }
 
   @AfterEach
@@ -39,7 +31,7 @@ class OutputJsonTest {
 
   private JsonNode json(String... args) throws IOException {
     String[] all = java.util.stream.Stream.concat(java.util.Arrays.stream(args),
-        java.util.stream.Stream.of("--output", "json", "--temporal", address))
+        java.util.stream.Stream.of("--output", "json", "--temporal", server.address))
         .toArray(String[]::new);
     CliRun run = CliRun.of(all);
     assertThat(run.exit()).as(run.err()).isZero();
@@ -67,7 +59,7 @@ class OutputJsonTest {
   @Test
   void anErrorGoesToStderrWithNothingOnStdout() {
     CliRun run = CliRun.of("failover", "web01", "--max-test-duration", "PT8H", "--output",
-        "json", "--temporal", address);
+        "json", "--temporal", server.address);
     assertThat(run.exit()).isEqualTo(2);
     assertThat(run.out()).isEmpty();
     assertThat(run.err()).startsWith("error: --max-test-duration goes with --type TEST");
@@ -76,7 +68,7 @@ class OutputJsonTest {
   @Test
   void startingWhatAlreadyRunsSaysSo() throws IOException {
     json("failover", "db01");
-    CliRun again = CliRun.of("failover", "db01", "--output", "json", "--temporal", address);
+    CliRun again = CliRun.of("failover", "db01", "--output", "json", "--temporal", server.address);
     assertThat(again.exit()).isEqualTo(2);
     assertThat(again.out()).isEmpty();
     assertThat(again.err()).startsWith("error: failover-db01 already runs");
@@ -84,7 +76,7 @@ class OutputJsonTest {
 
   @Test
   void onlyTextAndJsonAreFormats() {
-    CliRun run = CliRun.of("commit", "web01", "--output", "yaml", "--temporal", address);
+    CliRun run = CliRun.of("commit", "web01", "--output", "yaml", "--temporal", server.address);
     assertThat(run.exit()).isNotZero();
     assertThat(run.out()).isEmpty();
     assertThat(run.err()).contains("--output", "text, json");

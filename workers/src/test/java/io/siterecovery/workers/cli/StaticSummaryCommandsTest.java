@@ -2,18 +2,11 @@ package io.siterecovery.workers.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.siterecovery.workers.dev.WorkerRunner;
 import io.temporal.client.WorkflowClient;
-import io.temporal.serviceclient.WorkflowServiceStubs;
-import io.temporal.testserver.TestServer;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.net.ServerSocket;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import picocli.CommandLine;
 
 /**
  * Every workflow the CLI starts carries a static summary: the line the Temporal Web UI shows on
@@ -21,40 +14,24 @@ import picocli.CommandLine;
  * worker: the summary belongs to the start request.
  */
 class StaticSummaryCommandsTest {
-  private TestServer.PortBoundTestServer server;
-  private String address;
-  private WorkflowServiceStubs service;
+  private WorkerlessServer server;
   private WorkflowClient client;
 
   @BeforeEach
   void startServer() throws IOException {
-    int port;
-    try (ServerSocket s = new ServerSocket(0)) {
-      port = s.getLocalPort();
-    }
-    server = TestServer.createPortBoundServer(port, true);
-    address = "127.0.0.1:" + port;
-    service = WorkerRunner.connect(address);
-    client = WorkerRunner.client(service, "default");
+    server = new WorkerlessServer();
+    client = server.client;
   }
 
   @AfterEach
   void stopServer() {
-    service.shutdownNow();
     server.close();
   }
 
   private int cli(String... args) {
-    String[] all = java.util.stream.Stream.concat(java.util.Arrays.stream(args),
-        java.util.stream.Stream.of("--temporal", address)).toArray(String[]::new);
-    PrintStream out = System.out;
-    System.setOut(new PrintStream(new ByteArrayOutputStream(), true));
-    try {
-      return new CommandLine(new SiteRecoveryCli()).execute(all);
-    } finally {
-      System.setOut(out);
-    }
+    return server.cli(args).exit();
   }
+
 
   private String summaryOf(String workflowId) {
     return client.newUntypedWorkflowStub(workflowId).describe().getStaticSummary();

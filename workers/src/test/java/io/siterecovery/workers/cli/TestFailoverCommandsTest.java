@@ -3,7 +3,6 @@ package io.siterecovery.workers.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.siterecovery.workers.dev.WorkerRunner;
 import io.siterecovery.workflows.failover.FailoverState;
 import io.siterecovery.workflows.failover.FailoverStatus;
 import io.siterecovery.workflows.failover.FailoverStatus.TestVmStatus;
@@ -11,59 +10,37 @@ import io.siterecovery.workflows.failover.FailoverType;
 import io.siterecovery.workflows.protection.RecoveryPoint;
 import io.temporal.api.history.v1.HistoryEvent;
 import io.temporal.client.WorkflowClient;
-import io.temporal.serviceclient.WorkflowServiceStubs;
-import io.temporal.testserver.TestServer;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.net.ServerSocket;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import picocli.CommandLine;
 
 /**
  * The CLI's TEST verbs against a Temporal server without a worker: what they start and signal is
  * read back from the workflow's history, as the server recorded it.
  */
 class TestFailoverCommandsTest {
-  private TestServer.PortBoundTestServer server;
-  private String address;
-  private WorkflowServiceStubs service;
+  private WorkerlessServer server;
   private WorkflowClient client;
 
   @BeforeEach
   void startServer() throws IOException {
-    int port;
-    try (ServerSocket s = new ServerSocket(0)) {
-      port = s.getLocalPort();
-    }
-    server = TestServer.createPortBoundServer(port, true);
-    address = "127.0.0.1:" + port;
-    service = WorkerRunner.connect(address);
-    client = WorkerRunner.client(service, "default");
+    server = new WorkerlessServer();
+    client = server.client;
   }
 
   @AfterEach
   void stopServer() {
-    service.shutdownNow();
     server.close();
   }
 
   private int cli(String... args) {
-    String[] all = java.util.stream.Stream.concat(java.util.Arrays.stream(args),
-        java.util.stream.Stream.of("--temporal", address)).toArray(String[]::new);
-    PrintStream out = System.out;
-    System.setOut(new PrintStream(new ByteArrayOutputStream(), true));
-    try {
-      return new CommandLine(new SiteRecoveryCli()).execute(all);
-    } finally {
-      System.setOut(out);
-    }
+    return server.cli(args).exit();
   }
+
 
   private List<HistoryEvent> history(String workflowId) {
     return client.fetchHistory(workflowId).getEvents();
