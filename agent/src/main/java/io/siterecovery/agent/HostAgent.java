@@ -9,6 +9,8 @@ import io.siterecovery.agent.metrics.AgentMetrics;
 import io.siterecovery.agent.nbd.ExportResolver;
 import io.siterecovery.agent.nbd.NbdServer;
 import io.siterecovery.agent.nbd.NbdTls;
+import io.siterecovery.agent.objectstore.ship.BucketShipper;
+import io.siterecovery.agent.objectstore.ship.ObjectStoreSite;
 import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
 import io.siterecovery.agent.replica.Reversal;
@@ -35,10 +37,12 @@ public final class HostAgent implements Closeable {
    * client certificates of the operator or this site) when {@code nbdTls} is set, which any
    * other address requires. Recovery-plan scripts are the executables in {@code scriptsDir}
    * (null: {@code <dataDir>/scripts}; a directory that does not exist holds no scripts).
+   * {@code objectStores} are the object-store sites (by name) it may replicate VMs to.
    */
   public record Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
       TlsCredentials credentials, Map<String, String> peers, String nbdBind, boolean nbdTls,
-      AgentHttpServer.Limits httpLimits, Path scriptsDir) {
+      AgentHttpServer.Limits httpLimits, Path scriptsDir,
+      Map<String, ObjectStoreSite> objectStores) {
     public static final String LOOPBACK = "127.0.0.1";
 
     public Settings {
@@ -49,6 +53,24 @@ public final class HostAgent implements Closeable {
       peers = Map.copyOf(peers);
       httpLimits = httpLimits == null ? AgentHttpServer.Limits.defaults() : httpLimits;
       scriptsDir = scriptsDir == null ? dataDir.resolve(PlanScripts.DEFAULT_DIR) : scriptsDir;
+      objectStores = objectStores == null ? Map.of() : Map.copyOf(objectStores);
+      for (Map.Entry<String, ObjectStoreSite> store : objectStores.entrySet()) {
+        if (!store.getKey().equals(store.getValue().name())) {
+          throw new IllegalArgumentException(store.getValue() + " listed as " + store.getKey());
+        }
+        if (peers.containsKey(store.getKey())) {
+          throw new IllegalArgumentException("site " + store.getKey()
+              + " is both a peer and an object store");
+        }
+      }
+    }
+
+    /** No object-store sites. */
+    public Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
+        TlsCredentials credentials, Map<String, String> peers, String nbdBind, boolean nbdTls,
+        AgentHttpServer.Limits httpLimits, Path scriptsDir) {
+      this(site, dataDir, bindHost, httpPort, nbdPort, credentials, peers, nbdBind, nbdTls,
+          httpLimits, scriptsDir, null);
     }
 
     /** Plan scripts in {@code <dataDir>/scripts}. */
@@ -75,6 +97,7 @@ public final class HostAgent implements Closeable {
   private final TestClones testClones;
   private final ReplicaRuns runs;
   private final PlanScripts scripts;
+  private final BucketShipper buckets;
   private boolean closed;
 
   public HostAgent(Settings settings) throws IOException {
@@ -98,9 +121,10 @@ public final class HostAgent implements Closeable {
     ReplicationSource source = new ReplicationSource(host, peers::client, metrics);
     ResyncSource resync = new ResyncSource(host, peers::client, metrics);
     this.scripts = new PlanScripts(settings.site(), settings.scriptsDir());
+    this.buckets = new BucketShipper(host, settings.objectStores());
     this.http = new AgentHttpServer(host,
         new AgentRoles(source, replicas, runs, new Reversal(host), resync,
-            new ResyncTarget(host), testClones, scripts, metrics),
+            new ResyncTarget(host), testClones, scripts, metrics, buckets),
         new InetSocketAddress(settings.bindHost(), settings.httpPort()), settings.credentials(),
         settings.httpLimits());
   }
@@ -162,6 +186,7 @@ public final class HostAgent implements Closeable {
     nbd.close();
     testClones.close();
     runs.close();
+    buckets.close();
     host.close();
     // Only now, with no write possible, do the images' stamps describe the state we leave.
     OfflineChanges.recordCleanShutdown(settings.dataDir(), host.list());

@@ -1,6 +1,7 @@
 package io.siterecovery.agent.server;
 
 import io.siterecovery.agent.metrics.AgentMetrics;
+import io.siterecovery.agent.objectstore.ship.BucketShipper;
 import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
 import io.siterecovery.agent.replica.Reversal;
@@ -14,4 +15,4 @@ import io.siterecovery.agent.testclone.TestClones;
 public record AgentRoles(ReplicationSource source, ReplicaStore replicas, ReplicaRuns runs,
     Reversal reversal,
     ResyncSource resyncSource, ResyncTarget resyncTarget, TestClones testClones,
-    PlanScripts scripts, AgentMetrics metrics) {}
+    PlanScripts scripts, AgentMetrics metrics, BucketShipper buckets) {}
