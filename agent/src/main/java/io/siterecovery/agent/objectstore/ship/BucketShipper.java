@@ -102,6 +102,7 @@ public final class BucketShipper implements Closeable {
     BucketInitialRequest r = request == null ? new BucketInitialRequest(null, null) : request;
     Duration budget = budget(r.budgetMillis());
     long deadline = System.nanoTime() + budget.toNanos();
+    Transport.TokenBucket pace = bandwidth(r.bandwidthMBps());
     Site site = site(siteName);
     Vm vm = host.get(vmName);
     vm.operationLock().lock();
@@ -125,7 +126,7 @@ public final class BucketShipper implements Closeable {
       }
       ResyncLedger.requireNoResyncUnderWay(vm);
       String bucketVmId = bucketVmId(vmName);
-      ObjectStore store = store(site, bandwidth(r.bandwidthMBps()));
+      ObjectStore store = store(site, pace);
       BucketReplica replica = replica(vm, site, store);
       List<DiskRef> disks = disks(vm);
       int chunkSize = site.config().chunkSize();
@@ -287,13 +288,13 @@ public final class BucketShipper implements Closeable {
   public BucketCycleResult cycle(String vmName, String siteName, BucketCycleRequest request)
       throws IOException {
     Site site = site(siteName);
-    Double mbps = request == null ? null : request.bandwidthMBps();
+    Transport.TokenBucket pace = bandwidth(request == null ? null : request.bandwidthMBps());
     Vm vm = host.get(vmName);
     vm.operationLock().lock();
     try {
       requireReplicating(vm, siteName);
       ResyncLedger.requireNoResyncUnderWay(vm);
-      BucketReplica replica = replica(vm, site, store(site, bandwidth(mbps)));
+      BucketReplica replica = replica(vm, site, store(site, pace));
       List<ObjectNames.ManifestName> points = replica.points();
       PointManifest latest = replica.manifest(points.get(points.size() - 1).pointId());
       List<DiskRef> disks = disks(vm);
