@@ -242,6 +242,35 @@ class BucketShipperTest {
   }
 
   @Test
+  void pointsOfAnotherVmOfTheSameNameDoNotPassForACopy() throws Exception {
+    try (HostAgent first = startAgent(dir.resolve("first"))) {
+      AgentClient operator = TestCerts.operatorClient(first);
+      operator.createVm("dup01", List.of(MIB));
+      writeBeforeProtection(first, "dup01");
+      assertThat(operator.bucketInitial("dup01", "cloud", Duration.ofSeconds(30), null)
+          .finished()).isTrue();
+    }
+    try (HostAgent second = startAgent(dir.resolve("second"))) {
+      AgentClient operator = TestCerts.operatorClient(second);
+      operator.createVm("dup01", List.of(MIB));
+      assertThatThrownBy(() -> operator.bucketInitial("dup01", "cloud", null, null))
+          .isInstanceOfSatisfying(AgentException.class, e -> {
+            assertThat(e.code()).isEqualTo(ErrorCode.INVALID_STATE);
+            assertThat(e.getMessage()).contains("already holds recovery points of VM dup01");
+          });
+      assertThat(operator.getVm("dup01").protection()).isNull();
+    }
+  }
+
+  /** Some data on the VM's disk, written to its image before it is protected. */
+  private static void writeBeforeProtection(HostAgent agent, String vm) throws IOException {
+    try (java.nio.channels.FileChannel image = java.nio.channels.FileChannel.open(
+        agent.diskImage(vm, "disk0"), java.nio.file.StandardOpenOption.WRITE)) {
+      image.write(java.nio.ByteBuffer.wrap(bytes(CHUNK, 9)), CHUNK);
+    }
+  }
+
+  @Test
   void aPeerSiteIsRefusedOnEveryBucketRoute() throws Exception {
     try (HostAgent agent = startAgent(dir.resolve("primary"))) {
       TestCerts.operatorClient(agent).createVm("web02", List.of(MIB));

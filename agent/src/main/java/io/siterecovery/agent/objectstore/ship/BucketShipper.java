@@ -117,7 +117,14 @@ public final class BucketShipper implements Closeable {
         throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vmName
             + " is already replicated to " + protection.targetSite());
       }
+      String bucketVmId = bucketVmId(vmName);
+      ObjectStore store = store(site, pace);
+      BucketReplica replica = replica(vm, site, store);
+      List<Long> points = replica.pointIds();
       if (protection == null) {
+        if (!points.isEmpty()) {
+          throw staleBucket(vm, siteName, bucketVmId, "an earlier protection");
+        }
         // Tracking starts before the first chunk is read: every write from now on is in a log.
         host.attachTrackers(vm);
         host.update(vm, rec -> rec.withProtection(new SourceProtection(siteName, false)));
@@ -125,17 +132,20 @@ public final class BucketShipper implements Closeable {
             site.config());
       }
       ResyncLedger.requireNoResyncUnderWay(vm);
-      String bucketVmId = bucketVmId(vmName);
-      ObjectStore store = store(site, pace);
-      BucketReplica replica = replica(vm, site, store);
       List<DiskRef> disks = disks(vm);
       int chunkSize = site.config().chunkSize();
       long[] chunks = disks.stream().mapToLong(d -> chunks(d.disk().size(), chunkSize)).toArray();
       long totalChunks = java.util.Arrays.stream(chunks).sum();
       long totalBytes = disks.stream().mapToLong(d -> d.disk().size()).sum();
       Path checkpointFile = stateDir(vm, siteName).resolve("initial.checkpoint");
-      List<Long> points = replica.pointIds();
       if (!points.isEmpty()) {
+        PointManifest first = replica.manifest(points.get(0));
+        for (DiskRef d : disks) {
+          if (first.disks().stream().noneMatch(m -> m.index() == d.index()
+              && m.diskId().equals(d.disk().id()) && m.size() == d.disk().size())) {
+            throw staleBucket(vm, siteName, bucketVmId, "another VM of that name");
+          }
+        }
         // committed (perhaps by a step whose answer was lost): finish the bookkeeping
         completeInitial(vm, siteName);
         java.nio.file.Files.deleteIfExists(checkpointFile);
@@ -199,6 +209,13 @@ public final class BucketShipper implements Closeable {
     log.info("[{}] initial copy of {} to {} committed as point {}", host.site(), vm.name(),
         siteName, point.pointId());
     return point.pointId();
+  }
+
+  /** Points in the bucket that this protection did not write must not pass for its copy. */
+  private AgentException staleBucket(Vm vm, String siteName, String bucketVmId, String whose) {
+    return new AgentException(ErrorCode.INVALID_STATE, "site " + siteName + " already holds"
+        + " recovery points of VM " + vm.name() + " (bucket id " + bucketVmId + ") from " + whose
+        + "; they are not this copy's, and are left as they are");
   }
 
   private void completeInitial(Vm vm, String siteName) throws IOException {
