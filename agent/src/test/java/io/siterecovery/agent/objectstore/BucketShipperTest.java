@@ -356,6 +356,16 @@ class BucketShipperTest {
         .doesNotContain(S3ProxyServer.ACCESS_KEY).doesNotContain(HexFormat.of().formatHex(KEK));
   }
 
+  @Test
+  void anAgentGivenABadObjectStoreFileDoesNotStartAndNamesTheField() throws Exception {
+    Path file = siteFile("bad-start.json", Map.of("region", "Not A Region"));
+    io.siterecovery.agent.testing.Tools.Result run = AgentProcess.runUntilExit("primary",
+        dir.resolve("primary"), List.of(), List.of("--object-store", "cloud=" + file));
+    assertThat(run.exitCode()).isEqualTo(2);
+    assertThat(run.output()).contains("object store 'cloud'").contains("field 'region'")
+        .doesNotContain(S3ProxyServer.SECRET_KEY);
+  }
+
   private static void assertMaterializes(BucketReplica bucket, long point, Path expected)
       throws IOException {
     Path out = expected.resolveSibling("materialized-" + point + "-" + expected.getFileName());

@@ -90,7 +90,13 @@ public final class AgentProcess implements AutoCloseable {
    */
   public static Tools.Result runUntilExit(String site, Path dataDir, List<String> jvmOptions)
       throws IOException, InterruptedException {
-    Process process = launch(site, dataDir, jvmOptions, java.util.Map.of(), List.of());
+    return runUntilExit(site, dataDir, jvmOptions, List.of());
+  }
+
+  /** As above, with more of {@link AgentMain}'s options (a refused one, say). */
+  public static Tools.Result runUntilExit(String site, Path dataDir, List<String> jvmOptions,
+      List<String> agentOptions) throws IOException, InterruptedException {
+    Process process = launch(site, dataDir, jvmOptions, java.util.Map.of(), agentOptions);
     ProcessOutput output = ProcessOutput.drain(process);
     if (!process.waitFor(60, TimeUnit.SECONDS) || output.text().contains("READY ")) {
       process.destroyForcibly().waitFor();
