@@ -121,7 +121,7 @@ public final class HostAgent implements Closeable {
     ReplicationSource source = new ReplicationSource(host, peers::client, metrics);
     ResyncSource resync = new ResyncSource(host, peers::client, metrics);
     this.scripts = new PlanScripts(settings.site(), settings.scriptsDir());
-    this.buckets = new BucketShipper(host, settings.objectStores());
+    this.buckets = new BucketShipper(host, settings.objectStores(), metrics);
     this.http = new AgentHttpServer(host,
         new AgentRoles(source, replicas, runs, new Reversal(host), resync,
             new ResyncTarget(host), testClones, scripts, metrics, buckets),

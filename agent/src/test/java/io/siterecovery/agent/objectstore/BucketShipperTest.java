@@ -109,7 +109,7 @@ class BucketShipperTest {
 
   @Test
   void aVmProtectedToTheBucketThroughTheRoutesMaterializesAsItWasAtEachPoint() throws Exception {
-    assumeInstalled("qemu-io", "qemu-img");
+    assumeInstalled("qemu-io", "qemu-img", "curl");
     long size = 8 * MIB;
     try (HostAgent agent = startAgent(dir.resolve("primary"))) {
       AgentClient operator = TestCerts.operatorClient(agent);
@@ -164,6 +164,14 @@ class BucketShipperTest {
 
       assertThat(operator.bucketPoints("web01", "cloud").points())
           .extracting(BucketPoint::pointId).containsExactly(1L, 2L, 3L);
+      // the monitor sees what went to the bucket, as for a peer
+      TestCerts.credentials(Identity.monitor());
+      List<String> curl = new ArrayList<>(io.siterecovery.agent.testing.Curl.as(TestCerts.dir(),
+          "monitor"));
+      curl.add(agent.url() + "/metrics");
+      String scrape = io.siterecovery.agent.testing.Curl.run(curl).body();
+      assertThat(shipped(scrape, "ranges")).isGreaterThan(3 * MIB);
+      assertThat(shipped(scrape, "log")).isGreaterThan(1300L << 10);
       BucketReplica bucket = bucket("web01", dir.resolve("scratch"));
       for (int point = 1; point <= 3; point++) {
         assertMaterializes(bucket, point, expected.get(point - 1));
@@ -364,6 +372,13 @@ class BucketShipperTest {
     assertThat(run.exitCode()).isEqualTo(2);
     assertThat(run.output()).contains("object store 'cloud'").contains("field 'region'")
         .doesNotContain(S3ProxyServer.SECRET_KEY);
+  }
+
+  private static double shipped(String scrape, String kind) {
+    return scrape.lines().filter(l -> l.startsWith("siterecovery_shipped_bytes_total{")
+            && l.contains("vm=\"web01\"") && l.contains("kind=\"" + kind + "\""))
+        .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+        .findFirst().orElse(0);
   }
 
   private static void assertMaterializes(BucketReplica bucket, long point, Path expected)

@@ -13,6 +13,7 @@ import io.siterecovery.agent.api.BucketMessages.BucketPruneRequest;
 import io.siterecovery.agent.api.BucketMessages.BucketPruneResult;
 import io.siterecovery.agent.disk.VirtualDisk;
 import io.siterecovery.agent.hrl.ChangeTracker.SealedLog;
+import io.siterecovery.agent.metrics.AgentMetrics;
 import io.siterecovery.agent.objectstore.BucketReplica;
 import io.siterecovery.agent.objectstore.ObjectNames;
 import io.siterecovery.agent.objectstore.ObjectStore;
@@ -69,10 +70,14 @@ public final class BucketShipper implements Closeable {
   private record Site(ObjectStoreSite config, S3ObjectStore store, SealedObjects sealed) {}
 
   private final VmHost host;
+  private final AgentMetrics metrics;
   private final Map<String, Site> sites = new LinkedHashMap<>();
 
-  public BucketShipper(VmHost host, Map<String, ObjectStoreSite> objectStores) {
+  /** Bytes shipped and cycles are counted in {@code metrics} as for a peer site. */
+  public BucketShipper(VmHost host, Map<String, ObjectStoreSite> objectStores,
+      AgentMetrics metrics) {
     this.host = host;
+    this.metrics = metrics;
     objectStores.forEach((name, site) -> sites.put(name, new Site(site,
         new S3ObjectStore(site.config()), new SealedObjects(site.kek()))));
   }
@@ -261,6 +266,7 @@ public final class BucketShipper implements Closeable {
           checkpoint.record(d.index(), chunk, InitialCheckpoint.STORED);
           sent.incrementAndGet();
           bytes.addAndGet(sealed.length);
+          metrics.shipped(d.vm(), AgentMetrics.Kind.RANGES, sealed.length);
         } finally {
           inFlight.release();
         }
@@ -308,6 +314,8 @@ public final class BucketShipper implements Closeable {
     Transport.TokenBucket pace = bandwidth(request == null ? null : request.bandwidthMBps());
     Vm vm = host.get(vmName);
     vm.operationLock().lock();
+    long started = System.nanoTime();
+    boolean ok = false;
     try {
       requireReplicating(vm, siteName);
       ResyncLedger.requireNoResyncUnderWay(vm);
@@ -322,8 +330,11 @@ public final class BucketShipper implements Closeable {
       int count = logs.values().stream().mapToInt(List::size).sum();
       PointManifest point = replica.shipLogs(paths(logs));
       dropShipped(disks, logs);
+      metrics.shipped(vmName, AgentMetrics.Kind.LOG, bytes);
+      ok = true;
       return new BucketCycleResult(vmName, siteName, point.pointId(), sealed, count, bytes);
     } finally {
+      metrics.cycle(vmName, System.nanoTime() - started, ok);
       vm.operationLock().unlock();
     }
   }
@@ -393,13 +404,13 @@ public final class BucketShipper implements Closeable {
   }
 
   /** A disk and its index in the VM (its place in the VM's record), which the bucket names. */
-  private record DiskRef(int index, VirtualDisk disk) {}
+  private record DiskRef(String vm, int index, VirtualDisk disk) {}
 
   private static List<DiskRef> disks(Vm vm) {
     List<DiskRef> disks = new ArrayList<>();
     List<VmRecord.DiskSpec> specs = vm.record().disks();
     for (int i = 0; i < specs.size(); i++) {
-      disks.add(new DiskRef(i, vm.disk(specs.get(i).name())));
+      disks.add(new DiskRef(vm.name(), i, vm.disk(specs.get(i).name())));
     }
     return disks;
   }
