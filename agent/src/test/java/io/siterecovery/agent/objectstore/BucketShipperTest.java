@@ -270,6 +270,37 @@ class BucketShipperTest {
     }
   }
 
+  @Test
+  void aBucketThatLostTheVmsPointsGetsTheCopyAgainInsteadOfACycle() throws Exception {
+    assumeInstalled("qemu-io", "qemu-img");
+    try (HostAgent agent = startAgent(dir.resolve("primary"))) {
+      AgentClient operator = TestCerts.operatorClient(agent);
+      operator.createVm("wipe01", List.of(MIB));
+      writeBeforeProtection(agent, "wipe01");
+      assertThat(operator.bucketInitial("wipe01", "cloud", Duration.ofSeconds(30), null)
+          .finished()).isTrue();
+      String nbd = agent.nbdUri("wipe01", "disk0");
+      qemuIo(nbd, "write -P 0x31 0 4k").assertOk();
+      assertThat(operator.bucketCycle("wipe01", "cloud", null).pointId()).isEqualTo(2);
+      for (String key : store.list(new ObjectNames(BucketShipper.bucketVmId("wipe01"))
+          .vmPrefix())) {
+        store.delete(key);
+      }
+      qemuIo(nbd, "write -P 0x32 512k 4k").assertOk();
+
+      assertThatThrownBy(() -> operator.bucketCycle("wipe01", "cloud", null))
+          .isInstanceOfSatisfying(AgentException.class,
+              e -> assertThat(e.code()).isEqualTo(ErrorCode.INVALID_STATE));
+      BucketInitialProgress again = operator.bucketInitial("wipe01", "cloud",
+          Duration.ofSeconds(30), null);
+      assertThat(again.finished()).isTrue();
+      assertThat(again.skippedChunks()).isZero();
+      Path expected = snapshot(agent.diskImage("wipe01", "disk0"), "wipe01.img");
+      assertMaterializes(bucket("wipe01", dir.resolve("scratch")), 1, expected);
+      assertThat(operator.bucketCycle("wipe01", "cloud", null).pointId()).isEqualTo(2);
+    }
+  }
+
   /** Some data on the VM's disk, written to its image before it is protected. */
   private static void writeBeforeProtection(HostAgent agent, String vm) throws IOException {
     try (java.nio.channels.FileChannel image = java.nio.channels.FileChannel.open(

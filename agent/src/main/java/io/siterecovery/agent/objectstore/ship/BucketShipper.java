@@ -157,6 +157,13 @@ public final class BucketShipper implements Closeable {
         return new BucketInitialProgress(vmName, siteName, bucketVmId, totalChunks, totalChunks,
             totalBytes, totalBytes, totalChunks, 0, 0, true, points.get(0));
       }
+      if (protection != null && protection.initialComplete()) {
+        // The bucket lost the VM's points (emptied by hand, say): the copy starts over, and the
+        // logs not yet shipped make it consistent as on the first copy.
+        log.warn("[{}] {} holds no point of {} any more: its initial copy starts over",
+            host.site(), siteName, vmName);
+        host.update(vm, rec -> rec.withProtection(new SourceProtection(siteName, false)));
+      }
       String header = InitialCheckpoint.header(bucketVmId, chunkSize,
           disks.stream().map(d -> d.disk().id() + ":" + d.disk().size()).toList());
       try (InitialCheckpoint checkpoint = InitialCheckpoint.open(checkpointFile, header, chunks)) {
@@ -321,6 +328,10 @@ public final class BucketShipper implements Closeable {
       ResyncLedger.requireNoResyncUnderWay(vm);
       BucketReplica replica = replica(vm, site, store(site, pace));
       List<ObjectNames.ManifestName> points = replica.points();
+      if (points.isEmpty()) {
+        throw new AgentException(ErrorCode.INVALID_STATE, siteName + " holds no recovery point of"
+            + " VM " + vmName + ": its initial copy must be made again (POST .../initial)");
+      }
       PointManifest latest = replica.manifest(points.get(points.size() - 1).pointId());
       List<DiskRef> disks = disks(vm);
       long sealed = ReplicationSource.swapAll(vm);
