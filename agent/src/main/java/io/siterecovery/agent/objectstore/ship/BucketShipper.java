@@ -31,11 +31,13 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
@@ -66,6 +68,7 @@ public final class BucketShipper implements Closeable {
   static final int UPLOAD_THREADS = 4;
   static final int MAX_KEEP = 1000;
   private static final String DIR = "bucket-";
+  private static final String CHECKPOINT = "initial.checkpoint";
 
   private record Site(ObjectStoreSite config, S3ObjectStore store, SealedObjects sealed) {}
 
@@ -131,6 +134,8 @@ public final class BucketShipper implements Closeable {
           throw staleBucket(vm, siteName, bucketVmId, "an earlier protection");
         }
         // Tracking starts before the first chunk is read: every write from now on is in a log.
+        // Chunks a checkpoint of an earlier protection names predate it, so they are sent again.
+        Files.deleteIfExists(stateDir(vm, siteName).resolve(CHECKPOINT));
         host.attachTrackers(vm);
         host.update(vm, rec -> rec.withProtection(new SourceProtection(siteName, false)));
         log.info("[{}] protection of {} enabled towards {}", host.site(), vmName,
@@ -140,9 +145,9 @@ public final class BucketShipper implements Closeable {
       List<DiskRef> disks = disks(vm);
       int chunkSize = site.config().chunkSize();
       long[] chunks = disks.stream().mapToLong(d -> chunks(d.disk().size(), chunkSize)).toArray();
-      long totalChunks = java.util.Arrays.stream(chunks).sum();
+      long totalChunks = Arrays.stream(chunks).sum();
       long totalBytes = disks.stream().mapToLong(d -> d.disk().size()).sum();
-      Path checkpointFile = stateDir(vm, siteName).resolve("initial.checkpoint");
+      Path checkpointFile = stateDir(vm, siteName).resolve(CHECKPOINT);
       if (!points.isEmpty()) {
         PointManifest first = replica.manifest(points.get(0));
         for (DiskRef d : disks) {
@@ -153,7 +158,7 @@ public final class BucketShipper implements Closeable {
         }
         // committed (perhaps by a step whose answer was lost): finish the bookkeeping
         completeInitial(vm, siteName);
-        java.nio.file.Files.deleteIfExists(checkpointFile);
+        Files.deleteIfExists(checkpointFile);
         return new BucketInitialProgress(vmName, siteName, bucketVmId, totalChunks, totalChunks,
             totalBytes, totalBytes, totalChunks, 0, 0, true, points.get(0));
       }
@@ -170,13 +175,14 @@ public final class BucketShipper implements Closeable {
         long skipped = checkpoint.done();
         Uploads uploads = new Uploads(replica, store, site, checkpoint);
         try {
+          copy:
           for (DiskRef d : disks) {
             for (int c = 0; c < chunks[d.index()]; c++) {
               if (checkpoint.state(d.index(), c) != 0) {
                 continue;
               }
               if (System.nanoTime() >= deadline) {
-                break;
+                break copy;
               }
               uploads.chunk(d, c, chunkSize);
             }
@@ -526,7 +532,7 @@ public final class BucketShipper implements Closeable {
   private static boolean isZero(byte[] buffer) {
     for (int from = 0; from < buffer.length; from += ZEROES.length) {
       int n = Math.min(ZEROES.length, buffer.length - from);
-      if (java.util.Arrays.mismatch(buffer, from, from + n, ZEROES, 0, n) != -1) {
+      if (Arrays.mismatch(buffer, from, from + n, ZEROES, 0, n) != -1) {
         return false;
       }
     }
