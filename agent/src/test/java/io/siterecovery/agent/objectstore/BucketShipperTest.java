@@ -97,6 +97,10 @@ class BucketShipperTest {
   }
 
   private HostAgent startAgent(Path data) throws IOException {
+    return startAgent(data, siteFile);
+  }
+
+  private HostAgent startAgent(Path data, Path siteFile) throws IOException {
     return new HostAgent(new HostAgent.Settings("primary", data, "127.0.0.1", 0, 0,
         TestCerts.site("primary"), Map.of(), HostAgent.Settings.LOOPBACK, false, null, null,
         Map.of("cloud", ObjectStoreSite.load("cloud", siteFile))));
@@ -298,6 +302,30 @@ class BucketShipperTest {
       Path expected = snapshot(agent.diskImage("wipe01", "disk0"), "wipe01.img");
       assertMaterializes(bucket("wipe01", dir.resolve("scratch")), 1, expected);
       assertThat(operator.bucketCycle("wipe01", "cloud", null).pointId()).isEqualTo(2);
+    }
+  }
+
+  @Test
+  void aCappedStepWithLargeChunksStillAnswersAboutOnTime() throws Exception {
+    Path bigChunks = siteFile("big-chunks.json", Map.of("chunkSize", 1 << 20));
+    try (HostAgent agent = startAgent(dir.resolve("primary"), bigChunks)) {
+      AgentClient operator = TestCerts.operatorClient(agent);
+      operator.createVm("capped01", List.of(16 * MIB));
+      try (java.nio.channels.FileChannel image = java.nio.channels.FileChannel.open(
+          agent.diskImage("capped01", "disk0"), java.nio.file.StandardOpenOption.WRITE)) {
+        image.write(java.nio.ByteBuffer.wrap(bytes((int) (16 * MIB), 4)), 0);
+      }
+      // the first step protects the VM and opens the store's connections
+      operator.bucketInitial("capped01", "cloud", Duration.ofMillis(1), null);
+      long started = System.nanoTime();
+      BucketInitialProgress step = operator.bucketInitial("capped01", "cloud",
+          Duration.ofMillis(1000), 1.0);
+      Duration took = Duration.ofNanos(System.nanoTime() - started);
+      // 1 MB/s leaves room for one 1 MiB chunk in flight: the budget, that chunk's pacing and
+      // upload; eight in flight would take eight seconds
+      assertThat(took).as("a capped step").isLessThan(Duration.ofMillis(3500));
+      assertThat(step.finished()).isFalse();
+      assertThat(step.chunksSent()).isBetween(1L, 2L);
     }
   }
 

@@ -173,7 +173,8 @@ public final class BucketShipper implements Closeable {
           disks.stream().map(d -> d.disk().id() + ":" + d.disk().size()).toList());
       try (InitialCheckpoint checkpoint = InitialCheckpoint.open(checkpointFile, header, chunks)) {
         long skipped = checkpoint.done();
-        Uploads uploads = new Uploads(replica, store, site, checkpoint);
+        Uploads uploads = new Uploads(replica, store, site, checkpoint,
+            inFlight(r.bandwidthMBps(), chunkSize));
         try {
           copy:
           for (DiskRef d : disks) {
@@ -181,7 +182,7 @@ public final class BucketShipper implements Closeable {
               if (checkpoint.state(d.index(), c) != 0) {
                 continue;
               }
-              if (System.nanoTime() >= deadline) {
+              if (!uploads.reserve(deadline)) {
                 break copy;
               }
               uploads.chunk(d, c, chunkSize);
@@ -242,6 +243,19 @@ public final class BucketShipper implements Closeable {
     }
   }
 
+  /**
+   * How many chunks a step may have read and not yet stored: two per upload thread, and with a
+   * cap no more than about a second of it (at least one), since a step that has spent its budget
+   * still finishes these before it answers.
+   */
+  private static int inFlight(Double mbps, int chunkSize) {
+    int most = 2 * UPLOAD_THREADS;
+    if (mbps == null) {
+      return most;
+    }
+    return (int) Math.max(1, Math.min(most, mbps * Transport.MB / chunkSize));
+  }
+
   /** The chunk uploads of one step, {@link #UPLOAD_THREADS} at a time. */
   private final class Uploads {
     final BucketReplica replica;
@@ -249,29 +263,50 @@ public final class BucketShipper implements Closeable {
     final Site site;
     final InitialCheckpoint checkpoint;
     final ExecutorService pool = Executors.newFixedThreadPool(UPLOAD_THREADS);
-    // two chunks per thread in memory at most
-    final Semaphore inFlight = new Semaphore(2 * UPLOAD_THREADS);
+    /** Chunks read and not yet stored: what a step finishes after its budget. */
+    final Semaphore inFlight;
     final List<Future<?>> pending = new ArrayList<>();
     final AtomicLong sent = new AtomicLong();
     final AtomicLong bytes = new AtomicLong();
 
-    Uploads(BucketReplica replica, ObjectStore store, Site site, InitialCheckpoint checkpoint) {
+    Uploads(BucketReplica replica, ObjectStore store, Site site, InitialCheckpoint checkpoint,
+        int inFlight) {
+      this.inFlight = new Semaphore(inFlight);
       this.replica = replica;
       this.store = store;
       this.site = site;
       this.checkpoint = checkpoint;
     }
 
+    /**
+     * Waits for room for one more chunk; false, with no room taken, once the budget is spent
+     * (checked after the wait, so a step never starts a chunk after its budget).
+     */
+    boolean reserve(long deadline) {
+      inFlight.acquireUninterruptibly();
+      if (System.nanoTime() >= deadline) {
+        inFlight.release();
+        return false;
+      }
+      return true;
+    }
+
+    /** Reads a chunk into the room {@link #reserve} took and records or uploads it. */
     void chunk(DiskRef d, int chunk, int chunkSize) throws IOException {
       int length = (int) Math.min(chunkSize, d.disk().size() - (long) chunk * chunkSize);
       ByteBuffer buffer = ByteBuffer.allocate(length);
-      d.disk().readAt((long) chunk * chunkSize, buffer);
-      if (isZero(buffer.array())) {
-        checkpoint.record(d.index(), chunk, InitialCheckpoint.ZERO);
-        return;
+      try {
+        d.disk().readAt((long) chunk * chunkSize, buffer);
+        if (isZero(buffer.array())) {
+          checkpoint.record(d.index(), chunk, InitialCheckpoint.ZERO);
+          inFlight.release();
+          return;
+        }
+      } catch (IOException | RuntimeException e) {
+        inFlight.release();
+        throw e;
       }
       String key = replica.names().chunk(d.index(), chunk, 0);
-      inFlight.acquireUninterruptibly();
       pending.add(pool.submit(() -> {
         try {
           byte[] sealed = site.sealed().seal(key, buffer.array());
