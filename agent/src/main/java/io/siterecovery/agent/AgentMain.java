@@ -28,6 +28,8 @@ public final class AgentMain {
     boolean nbdTls = false;
     Path scripts = null;
     java.util.Map<String, String> peers = new java.util.LinkedHashMap<>();
+    java.util.Map<String, io.siterecovery.agent.objectstore.ship.ObjectStoreSite> objectStores =
+        new java.util.LinkedHashMap<>();
     for (int i = 0; i < args.length; i++) {
       String flag = args[i];
       if (i + 1 >= args.length) {
@@ -51,6 +53,19 @@ public final class AgentMain {
           }
           peers.put(value.substring(0, eq), value.substring(eq + 1));
         }
+        case "--object-store" -> {
+          int eq = value.indexOf('=');
+          if (eq <= 0) {
+            usage("--object-store takes SITE=FILE, e.g. cloud=/etc/site-recovery/cloud.json");
+          }
+          String name = value.substring(0, eq);
+          try {
+            objectStores.put(name, io.siterecovery.agent.objectstore.ship.ObjectStoreSite.load(
+                name, Path.of(value.substring(eq + 1))));
+          } catch (IllegalArgumentException e) {
+            usage(e.getMessage());
+          }
+        }
         default -> usage("unknown option " + flag);
       }
     }
@@ -60,7 +75,7 @@ public final class AgentMain {
     try (StopSignal stop = StopSignal.install("agent", StopSignal.DEFAULT_BOUND);
         HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd,
             TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls, null,
-            scripts))) {
+            scripts, objectStores))) {
       System.out.println("READY " + agent.httpPort() + " " + agent.nbdPort());
       System.out.flush();
       stop.await();
@@ -84,7 +99,7 @@ public final class AgentMain {
     System.err.println("agent: " + problem);
     System.err.println("usage: AgentMain --site NAME --data DIR --certs DIR [--peer SITE=URL]..."
         + " [--bind HOST] [--http PORT] [--nbd PORT] [--nbd-bind HOST] [--nbd-tls true]"
-        + " [--scripts DIR]");
+        + " [--scripts DIR] [--object-store SITE=FILE]...");
     System.exit(2);
   }
 }

@@ -10,7 +10,10 @@ import io.siterecovery.agent.nbd.ExportResolver;
 import io.siterecovery.agent.nbd.NbdServer;
 import io.siterecovery.agent.nbd.NbdTls;
 import io.siterecovery.agent.objectstore.recover.BucketRecoveries;
+import io.siterecovery.agent.objectstore.S3ObjectStore;
 import io.siterecovery.agent.objectstore.recover.BucketSites;
+import io.siterecovery.agent.objectstore.ship.BucketShipper;
+import io.siterecovery.agent.objectstore.ship.ObjectStoreSite;
 import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
 import io.siterecovery.agent.replica.Reversal;
@@ -25,7 +28,9 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Optional;
 
 /** One site's host agent: its VMs and disks, the NBD front-end and the HTTP API. */
 public final class HostAgent implements Closeable {
@@ -37,10 +42,12 @@ public final class HostAgent implements Closeable {
    * client certificates of the operator or this site) when {@code nbdTls} is set, which any
    * other address requires. Recovery-plan scripts are the executables in {@code scriptsDir}
    * (null: {@code <dataDir>/scripts}; a directory that does not exist holds no scripts).
+   * {@code objectStores} are the object-store sites (by name) it may replicate VMs to.
    */
   public record Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
       TlsCredentials credentials, Map<String, String> peers, String nbdBind, boolean nbdTls,
-      AgentHttpServer.Limits httpLimits, Path scriptsDir) {
+      AgentHttpServer.Limits httpLimits, Path scriptsDir,
+      Map<String, ObjectStoreSite> objectStores) {
     public static final String LOOPBACK = "127.0.0.1";
 
     public Settings {
@@ -51,6 +58,24 @@ public final class HostAgent implements Closeable {
       peers = Map.copyOf(peers);
       httpLimits = httpLimits == null ? AgentHttpServer.Limits.defaults() : httpLimits;
       scriptsDir = scriptsDir == null ? dataDir.resolve(PlanScripts.DEFAULT_DIR) : scriptsDir;
+      objectStores = objectStores == null ? Map.of() : Map.copyOf(objectStores);
+      for (Map.Entry<String, ObjectStoreSite> store : objectStores.entrySet()) {
+        if (!store.getKey().equals(store.getValue().name())) {
+          throw new IllegalArgumentException(store.getValue() + " listed as " + store.getKey());
+        }
+        if (peers.containsKey(store.getKey())) {
+          throw new IllegalArgumentException("site " + store.getKey()
+              + " is both a peer and an object store");
+        }
+      }
+    }
+
+    /** No object-store sites. */
+    public Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
+        TlsCredentials credentials, Map<String, String> peers, String nbdBind, boolean nbdTls,
+        AgentHttpServer.Limits httpLimits, Path scriptsDir) {
+      this(site, dataDir, bindHost, httpPort, nbdPort, credentials, peers, nbdBind, nbdTls,
+          httpLimits, scriptsDir, null);
     }
 
     /** Plan scripts in {@code <dataDir>/scripts}. */
@@ -80,6 +105,8 @@ public final class HostAgent implements Closeable {
   private final ReplicaRuns runs;
   private final PlanScripts scripts;
   private final BucketRecoveries bucketRecoveries;
+  private final Map<String, BucketSites.Bucket> recoveryBuckets = new LinkedHashMap<>();
+  private final BucketShipper buckets;
   private boolean closed;
 
   public HostAgent(Settings settings) throws IOException {
@@ -95,9 +122,12 @@ public final class HostAgent implements Closeable {
     this.runs = new ReplicaRuns(host); // before NBD: a running replica serves its layers
     this.peers = new Peers(settings.credentials(), settings.peers());
     FenceAtStart.apply(host, peers); // before NBD: a VM that failed over must not run here too
-    // Until the agent is configured with object-store sites, it knows no bucket: a recovery
-    // from one is refused, and one a previous run left waits (kept) for its site.
-    this.bucketRecoveries = new BucketRecoveries(settings.dataDir(), BucketSites.NONE,
+    // The object-store sites this agent is configured with (--object-store) are the buckets it
+    // may recover from; a recovery a previous run left for a site no longer configured waits.
+    settings.objectStores().forEach((name, site) -> recoveryBuckets.put(name,
+        new BucketSites.Bucket(new S3ObjectStore(site.config()), site.kek())));
+    this.bucketRecoveries = new BucketRecoveries(settings.dataDir(),
+        site -> Optional.ofNullable(recoveryBuckets.get(site)),
         name -> host.find(name).isPresent(), this::nbdUri, BUCKET_FETCH_THREADS);
     this.nbd = new NbdServer(ExportResolver.of(host, testClones, bucketRecoveries),
         new InetSocketAddress(settings.nbdBind(), settings.nbdPort()),
@@ -108,9 +138,11 @@ public final class HostAgent implements Closeable {
     ReplicationSource source = new ReplicationSource(host, peers::client, metrics);
     ResyncSource resync = new ResyncSource(host, peers::client, metrics);
     this.scripts = new PlanScripts(settings.site(), settings.scriptsDir());
+    this.buckets = new BucketShipper(host, settings.objectStores(), metrics);
     this.http = new AgentHttpServer(host,
         new AgentRoles(source, replicas, runs, new Reversal(host), resync,
-            new ResyncTarget(host), testClones, scripts, metrics, bucketRecoveries),
+            new ResyncTarget(host), testClones, scripts, metrics, bucketRecoveries,
+            buckets),
         new InetSocketAddress(settings.bindHost(), settings.httpPort()), settings.credentials(),
         settings.httpLimits());
   }
@@ -176,7 +208,11 @@ public final class HostAgent implements Closeable {
     nbd.close();
     testClones.close();
     bucketRecoveries.close();
+    for (BucketSites.Bucket bucket : recoveryBuckets.values()) {
+      bucket.store().close();
+    }
     runs.close();
+    buckets.close();
     host.close();
     // Only now, with no write possible, do the images' stamps describe the state we leave.
     OfflineChanges.recordCleanShutdown(settings.dataDir(), host.list());

@@ -428,6 +428,40 @@ public final class AgentClient {
         JSON.constructType(ScriptRunResult.class), deadline, deadline);
   }
 
+  /**
+   * One bounded step of a VM's initial copy to an object-store site (null budget: the agent's
+   * 3 s; null bandwidth: no cap); call again until {@code finished}. A step may take its budget
+   * plus one chunk's upload and, in the last step, the first point's commit.
+   */
+  public BucketMessages.BucketInitialProgress bucketInitial(String vm, String site,
+      Duration budget, Double bandwidthMBps) {
+    Duration deadline = (budget == null ? Duration.ofSeconds(3) : budget).plus(CONTROL_TIMEOUT);
+    return call("POST", "v1/vms/" + vm + "/bucket/" + site + "/initial",
+        new BucketMessages.BucketInitialRequest(budget == null ? null : budget.toMillis(),
+            bandwidthMBps), null, JSON.constructType(BucketMessages.BucketInitialProgress.class),
+        deadline, deadline);
+  }
+
+  /** One delta cycle to an object-store site, committed as a recovery point. */
+  public BucketMessages.BucketCycleResult bucketCycle(String vm, String site,
+      Double bandwidthMBps) {
+    return call("POST", "v1/vms/" + vm + "/bucket/" + site + "/cycle",
+        new BucketMessages.BucketCycleRequest(bandwidthMBps), null,
+        JSON.constructType(BucketMessages.BucketCycleResult.class), BULK_TIMEOUT, BULK_TIMEOUT);
+  }
+
+  public BucketMessages.BucketPoints bucketPoints(String vm, String site) {
+    return call("GET", "v1/vms/" + vm + "/bucket/" + site + "/points", null,
+        BucketMessages.BucketPoints.class);
+  }
+
+  /** Retention: keeps {@code keep} (and every point newer than the oldest of them). */
+  public BucketMessages.BucketPruneResult bucketPrune(String vm, String site, List<Long> keep) {
+    return call("POST", "v1/vms/" + vm + "/bucket/" + site + "/prune",
+        new BucketMessages.BucketPruneRequest(keep), null,
+        JSON.constructType(BucketMessages.BucketPruneResult.class), BULK_TIMEOUT, BULK_TIMEOUT);
+  }
+
   public VmRecord completeReplica(String vm) {
     return call("POST", "v1/replicas/" + vm + "/initial-complete", null, VmRecord.class);
   }

@@ -101,6 +101,19 @@ public final class BucketReplica {
     return commit(1, copied, logsDuringCopy);
   }
 
+  /**
+   * Commits the first point from chunk objects a resumable copy uploaded itself (each named
+   * {@link ObjectNames#chunk} at generation 0, or {@link PointManifest#ZERO} in {@code copied})
+   * and the logs tracked during that copy, which make it consistent.
+   */
+  public PointManifest commitInitial(List<PointManifest.Disk> copied,
+      Map<Integer, List<Path>> logsDuringCopy) throws IOException {
+    if (!points().isEmpty()) {
+      throw new IllegalStateException("VM " + names.vmId() + " already has points in the bucket");
+    }
+    return commit(1, copied, logsDuringCopy);
+  }
+
   /** Ships sealed .hrl generations per disk index, in order, then commits them as a new point. */
   public PointManifest shipLogs(Map<Integer, List<Path>> sealedLogs) throws IOException {
     List<ObjectNames.ManifestName> points = points();

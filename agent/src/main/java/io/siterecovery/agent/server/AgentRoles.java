@@ -2,6 +2,7 @@ package io.siterecovery.agent.server;
 
 import io.siterecovery.agent.metrics.AgentMetrics;
 import io.siterecovery.agent.objectstore.recover.BucketRecoveries;
+import io.siterecovery.agent.objectstore.ship.BucketShipper;
 import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
 import io.siterecovery.agent.replica.Reversal;
@@ -15,4 +16,5 @@ import io.siterecovery.agent.testclone.TestClones;
 public record AgentRoles(ReplicationSource source, ReplicaStore replicas, ReplicaRuns runs,
     Reversal reversal,
     ResyncSource resyncSource, ResyncTarget resyncTarget, TestClones testClones,
-    PlanScripts scripts, AgentMetrics metrics, BucketRecoveries bucketRecoveries) {}
+    PlanScripts scripts, AgentMetrics metrics, BucketRecoveries bucketRecoveries,
+    BucketShipper buckets) {}

@@ -3,6 +3,7 @@ package io.siterecovery.agent.server;
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.api.AgentMessages.*;
+import io.siterecovery.agent.api.BucketMessages;
 import io.siterecovery.agent.metrics.AgentMetrics;
 import io.siterecovery.agent.objectstore.recover.BucketRecoveries;
 import io.siterecovery.agent.replica.ReplicaRuns;
@@ -171,6 +172,18 @@ final class AgentRoutes {
       require(r.disk() != null, "disk is required");
       return source.sendChanged(m.group(1), r.disk(), r.transfer());
     });
+
+    // Replication to an object-store site, driven by the operator like the peer routes above:
+    // bounded steps of the initial copy, delta cycles, the points, retention.
+    String bucket = "/v1/vms/" + NAME + "/bucket/" + NAME;
+    route("POST", bucket + "/initial", Access.OPERATOR, (m, x) -> roles.buckets().initial(
+        m.group(1), m.group(2), x.optionalJson(BucketMessages.BucketInitialRequest.class)));
+    route("POST", bucket + "/cycle", Access.OPERATOR, (m, x) -> roles.buckets().cycle(
+        m.group(1), m.group(2), x.optionalJson(BucketMessages.BucketCycleRequest.class)));
+    route("GET", bucket + "/points", Access.OPERATOR,
+        (m, x) -> roles.buckets().points(m.group(1), m.group(2)));
+    route("POST", bucket + "/prune", Access.OPERATOR, (m, x) -> roles.buckets().prune(
+        m.group(1), m.group(2), x.json(BucketMessages.BucketPruneRequest.class)));
 
     // Test VMs are the operator's drills; the replica's source has no say in them.
     route("GET", "/v1/test-clones", Access.OPERATOR, (m, x) -> testClones.list());

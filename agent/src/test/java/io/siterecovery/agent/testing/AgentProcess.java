@@ -47,7 +47,13 @@ public final class AgentProcess implements AutoCloseable {
   /** Starts an agent that may replicate to {@code peers} (site name to https URL). */
   public static AgentProcess start(String site, Path dataDir, List<String> jvmOptions,
       java.util.Map<String, String> peers) throws IOException {
-    Process process = launch(site, dataDir, jvmOptions, peers);
+    return start(site, dataDir, jvmOptions, peers, List.of());
+  }
+
+  /** As above, with more of {@link AgentMain}'s options ({@code --object-store}, say). */
+  public static AgentProcess start(String site, Path dataDir, List<String> jvmOptions,
+      java.util.Map<String, String> peers, List<String> agentOptions) throws IOException {
+    Process process = launch(site, dataDir, jvmOptions, peers, agentOptions);
     ProcessOutput output = ProcessOutput.drain(process);
     try {
       String text = output.await(s -> READY.matcher(s).find(), Duration.ofSeconds(60),
@@ -63,7 +69,7 @@ public final class AgentProcess implements AutoCloseable {
   }
 
   private static Process launch(String site, Path dataDir, List<String> jvmOptions,
-      java.util.Map<String, String> peers) throws IOException {
+      java.util.Map<String, String> peers, List<String> agentOptions) throws IOException {
     TestCerts.site(site); // issued before the agent looks for it
     String java = ProcessHandle.current().info().command()
         .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
@@ -74,6 +80,7 @@ public final class AgentProcess implements AutoCloseable {
         "--bind", "127.0.0.1", "--http", "0", "--nbd", "0", "--certs",
         TestCerts.dir().toString()));
     peers.forEach((peer, url) -> command.addAll(List.of("--peer", peer + "=" + url)));
+    command.addAll(agentOptions);
     return new ProcessBuilder(command).redirectErrorStream(true).start();
   }
 
@@ -83,7 +90,13 @@ public final class AgentProcess implements AutoCloseable {
    */
   public static Tools.Result runUntilExit(String site, Path dataDir, List<String> jvmOptions)
       throws IOException, InterruptedException {
-    Process process = launch(site, dataDir, jvmOptions, java.util.Map.of());
+    return runUntilExit(site, dataDir, jvmOptions, List.of());
+  }
+
+  /** As above, with more of {@link AgentMain}'s options (a refused one, say). */
+  public static Tools.Result runUntilExit(String site, Path dataDir, List<String> jvmOptions,
+      List<String> agentOptions) throws IOException, InterruptedException {
+    Process process = launch(site, dataDir, jvmOptions, java.util.Map.of(), agentOptions);
     ProcessOutput output = ProcessOutput.drain(process);
     if (!process.waitFor(60, TimeUnit.SECONDS) || output.text().contains("READY ")) {
       process.destroyForcibly().waitFor();

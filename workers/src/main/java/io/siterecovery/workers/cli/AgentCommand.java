@@ -2,6 +2,7 @@ package io.siterecovery.workers.cli;
 
 import io.siterecovery.agent.HostAgent;
 import io.siterecovery.agent.StopSignal;
+import io.siterecovery.agent.objectstore.ship.ObjectStoreSite;
 import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.security.TlsCredentials;
 import java.util.LinkedHashMap;
@@ -49,13 +50,30 @@ final class AgentCommand implements Callable<Integer> {
       + " repeat for more")
   Map<String, String> peers = new LinkedHashMap<>();
 
+  @Option(names = "--object-store", description = "an object-store site this agent may replicate"
+      + " VMs to, SITE=FILE; FILE is JSON with endpoint, region, bucket, prefix, accessKeyFile and"
+      + " secretKeyFile (or accessKeyEnv and secretKeyEnv), kekFile; repeat for more")
+  Map<String, Path> objectStores = new LinkedHashMap<>();
+
   @Override
   public Integer call() throws Exception {
+    Map<String, ObjectStoreSite> stores = new LinkedHashMap<>();
+    for (Map.Entry<String, Path> e : objectStores.entrySet()) {
+      try {
+        stores.put(e.getKey(), ObjectStoreSite.load(e.getKey(), e.getValue()));
+      } catch (IllegalArgumentException refused) {
+        System.err.println("agent: " + refused.getMessage());
+        return 2;
+      }
+    }
     try (StopSignal stop = StopSignal.install("agent", StopSignal.DEFAULT_BOUND);
         HostAgent agent = new HostAgent(new HostAgent.Settings(site, data, bind, http, nbd,
-        TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls, null, scripts))) {
+        TlsCredentials.load(certs, Identity.site(site)), peers, nbdBind, nbdTls, null, scripts,
+        stores))) {
       System.out.printf("agent %s up: API %s (TLS, client certificates), NBD port %d, peers %s%n",
           site, agent.url(), agent.nbdPort(), peers.isEmpty() ? "none" : peers);
+      // toString names the bucket and the key's id only, never a credential or the key
+      stores.values().forEach(store -> System.out.println("  replicates to " + store));
       stop.await();
     }
     return 0;

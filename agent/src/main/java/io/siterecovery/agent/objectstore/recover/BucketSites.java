@@ -6,8 +6,8 @@ import java.util.Optional;
 
 /**
  * The object-store sites this recovery host may read from, by site name: a bucket (store) and
- * the key-encryption key its objects are sealed under. A seam on purpose: the agent's
- * {@code --object-store} configuration plugs in here; until then an agent knows no bucket.
+ * the key-encryption key its objects are sealed under, from the agent's {@code --object-store}
+ * configuration (HostAgent builds it); tests pass their own.
  */
 @FunctionalInterface
 public interface BucketSites {

@@ -1,0 +1,43 @@
+package io.siterecovery.agent.api;
+
+import java.util.List;
+
+/** Requests and answers of the routes that replicate a VM to an object-store site. */
+public final class BucketMessages {
+  private BucketMessages() {}
+
+  /**
+   * One bounded step of the initial copy: it works for about {@code budgetMillis} (null: 3 s)
+   * and uploads at most {@code bandwidthMBps} (decimal MB/s; null: no cap).
+   */
+  public record BucketInitialRequest(Long budgetMillis, Double bandwidthMBps) {}
+
+  /**
+   * Where the initial copy stands after a step: {@code doneChunks} of {@code totalChunks} are
+   * durable in the bucket (stored, or all zero and recorded), {@code skippedChunks} of them were
+   * found durable from an earlier call and not sent again, {@code chunksSent} and
+   * {@code bytesSent} (sealed) went up in this call. {@code finished} once the first recovery
+   * point is committed; {@code pointId} is its id then.
+   */
+  public record BucketInitialProgress(String vm, String site, String bucketVmId, long doneChunks,
+      long totalChunks, long doneBytes, long totalBytes, long skippedChunks, long chunksSent,
+      long bytesSent, boolean finished, Long pointId) {}
+
+  /** A delta cycle's upload cap (decimal MB/s; null: no cap). */
+  public record BucketCycleRequest(Double bandwidthMBps) {}
+
+  /** A committed delta cycle: its point, the .hrl generation sealed, the logs and bytes sent. */
+  public record BucketCycleResult(String vm, String site, long pointId, long sealedGeneration,
+      int logsShipped, long bytesShipped) {}
+
+  /** A recovery point in the bucket. */
+  public record BucketPoint(long pointId, int revision, long createdMillis) {}
+
+  public record BucketPoints(String vm, String site, String bucketVmId, List<BucketPoint> points) {}
+
+  /** The points to keep; every point from the oldest listed on is kept (see the docs). */
+  public record BucketPruneRequest(List<Long> keep) {}
+
+  public record BucketPruneResult(String vm, String site, List<Long> droppedPoints,
+      List<Long> keptPoints, int chunksWritten, int objectsDeleted) {}
+}

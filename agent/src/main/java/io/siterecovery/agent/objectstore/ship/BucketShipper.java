@@ -1,0 +1,581 @@
+package io.siterecovery.agent.objectstore.ship;
+
+import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.ErrorCode;
+import io.siterecovery.agent.api.AgentMessages.TransferOptions;
+import io.siterecovery.agent.api.BucketMessages.BucketCycleRequest;
+import io.siterecovery.agent.api.BucketMessages.BucketCycleResult;
+import io.siterecovery.agent.api.BucketMessages.BucketInitialProgress;
+import io.siterecovery.agent.api.BucketMessages.BucketInitialRequest;
+import io.siterecovery.agent.api.BucketMessages.BucketPoint;
+import io.siterecovery.agent.api.BucketMessages.BucketPoints;
+import io.siterecovery.agent.api.BucketMessages.BucketPruneRequest;
+import io.siterecovery.agent.api.BucketMessages.BucketPruneResult;
+import io.siterecovery.agent.disk.VirtualDisk;
+import io.siterecovery.agent.hrl.ChangeTracker.SealedLog;
+import io.siterecovery.agent.metrics.AgentMetrics;
+import io.siterecovery.agent.objectstore.BucketReplica;
+import io.siterecovery.agent.objectstore.ObjectNames;
+import io.siterecovery.agent.objectstore.ObjectStore;
+import io.siterecovery.agent.objectstore.PointManifest;
+import io.siterecovery.agent.objectstore.S3ObjectStore;
+import io.siterecovery.agent.objectstore.SealedObjects;
+import io.siterecovery.agent.resync.ResyncLedger;
+import io.siterecovery.agent.source.ReplicationSource;
+import io.siterecovery.agent.transport.Transport;
+import io.siterecovery.agent.vm.Vm;
+import io.siterecovery.agent.vm.VmHost;
+import io.siterecovery.agent.vm.VmRecord;
+import io.siterecovery.agent.vm.VmRecord.SourceProtection;
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The source side of replication to an object-store site: a VM's initial copy as chunk objects,
+ * in bounded, resumable steps ({@link InitialCheckpoint}), then delta cycles that seal the VM's
+ * .hrl generations and ship them, each committed as a recovery point whose manifest is written
+ * last ({@link BucketReplica}), and retention. The VM's protection names the object-store site
+ * as its target, so its writes are tracked from the first step on, across restarts, as for a
+ * peer site; a VM replicates to one target at a time.
+ */
+public final class BucketShipper implements Closeable {
+  private static final Logger log = LoggerFactory.getLogger(BucketShipper.class);
+  static final Duration DEFAULT_BUDGET = Duration.ofSeconds(3);
+  static final Duration MAX_BUDGET = Duration.ofMinutes(10);
+  static final int UPLOAD_THREADS = 4;
+  static final int MAX_KEEP = 1000;
+  private static final String DIR = "bucket-";
+  private static final String CHECKPOINT = "initial.checkpoint";
+
+  private record Site(ObjectStoreSite config, S3ObjectStore store, SealedObjects sealed) {}
+
+  private final VmHost host;
+  private final AgentMetrics metrics;
+  private final Map<String, Site> sites = new LinkedHashMap<>();
+
+  /** Bytes shipped and cycles are counted in {@code metrics} as for a peer site. */
+  public BucketShipper(VmHost host, Map<String, ObjectStoreSite> objectStores,
+      AgentMetrics metrics) {
+    this.host = host;
+    this.metrics = metrics;
+    objectStores.forEach((name, site) -> sites.put(name, new Site(site,
+        new S3ObjectStore(site.config()), new SealedObjects(site.kek()))));
+  }
+
+  /**
+   * The VM's id in a bucket: a hash of its name (names are unique across a deployment and a
+   * replica keeps its VM's name), so object names reveal no VM name and any agent can find it.
+   */
+  public static String bucketVmId(String vmName) {
+    try {
+      MessageDigest sha = MessageDigest.getInstance("SHA-256");
+      sha.update("site-recovery bucket vm\0".getBytes(StandardCharsets.US_ASCII));
+      byte[] digest = sha.digest(vmName.getBytes(StandardCharsets.UTF_8));
+      return HexFormat.of().formatHex(digest, 0, 16);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /**
+   * One bounded step of the initial copy: uploads the chunks not yet durable until the budget is
+   * spent, then, once every chunk is, seals the logs tracked meanwhile and commits the first
+   * point. The first step starts tracking the VM's writes (before any chunk is read).
+   */
+  public BucketInitialProgress initial(String vmName, String siteName,
+      BucketInitialRequest request) throws IOException {
+    BucketInitialRequest r = request == null ? new BucketInitialRequest(null, null) : request;
+    Duration budget = budget(r.budgetMillis());
+    long deadline = System.nanoTime() + budget.toNanos();
+    Transport.TokenBucket pace = bandwidth(r.bandwidthMBps());
+    Site site = site(siteName);
+    Vm vm = host.get(vmName);
+    vm.operationLock().lock();
+    try {
+      VmRecord record = vm.record();
+      if (record.role() != VmRecord.Role.PRIMARY) {
+        throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vmName + " on " + host.site()
+            + " is a " + record.role() + ", not a primary");
+      }
+      SourceProtection protection = record.protection();
+      if (protection != null && !protection.targetSite().equals(siteName)) {
+        throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vmName
+            + " is already replicated to " + protection.targetSite());
+      }
+      String bucketVmId = bucketVmId(vmName);
+      ObjectStore store = store(site, pace);
+      BucketReplica replica = replica(vm, site, store);
+      List<Long> points = replica.pointIds();
+      if (protection == null) {
+        if (!points.isEmpty()) {
+          throw staleBucket(vm, siteName, bucketVmId, "an earlier protection");
+        }
+        // Tracking starts before the first chunk is read: every write from now on is in a log.
+        // Chunks a checkpoint of an earlier protection names predate it, so they are sent again.
+        Files.deleteIfExists(stateDir(vm, siteName).resolve(CHECKPOINT));
+        host.attachTrackers(vm);
+        host.update(vm, rec -> rec.withProtection(new SourceProtection(siteName, false)));
+        log.info("[{}] protection of {} enabled towards {}", host.site(), vmName,
+            site.config());
+      }
+      ResyncLedger.requireNoResyncUnderWay(vm);
+      List<DiskRef> disks = disks(vm);
+      int chunkSize = site.config().chunkSize();
+      long[] chunks = disks.stream().mapToLong(d -> chunks(d.disk().size(), chunkSize)).toArray();
+      long totalChunks = Arrays.stream(chunks).sum();
+      long totalBytes = disks.stream().mapToLong(d -> d.disk().size()).sum();
+      Path checkpointFile = stateDir(vm, siteName).resolve(CHECKPOINT);
+      if (!points.isEmpty()) {
+        PointManifest first = replica.manifest(points.get(0));
+        for (DiskRef d : disks) {
+          if (first.disks().stream().noneMatch(m -> m.index() == d.index()
+              && m.diskId().equals(d.disk().id()) && m.size() == d.disk().size())) {
+            throw staleBucket(vm, siteName, bucketVmId, "another VM of that name");
+          }
+        }
+        // committed (perhaps by a step whose answer was lost): finish the bookkeeping
+        completeInitial(vm, siteName);
+        Files.deleteIfExists(checkpointFile);
+        return new BucketInitialProgress(vmName, siteName, bucketVmId, totalChunks, totalChunks,
+            totalBytes, totalBytes, totalChunks, 0, 0, true, points.get(0));
+      }
+      if (protection != null && protection.initialComplete()) {
+        // The bucket lost the VM's points (emptied by hand, say): the copy starts over, and the
+        // logs not yet shipped make it consistent as on the first copy.
+        log.warn("[{}] {} holds no point of {} any more: its initial copy starts over",
+            host.site(), siteName, vmName);
+        host.update(vm, rec -> rec.withProtection(new SourceProtection(siteName, false)));
+      }
+      String header = InitialCheckpoint.header(bucketVmId, chunkSize,
+          disks.stream().map(d -> d.disk().id() + ":" + d.disk().size()).toList());
+      try (InitialCheckpoint checkpoint = InitialCheckpoint.open(checkpointFile, header, chunks)) {
+        long skipped = checkpoint.done();
+        Uploads uploads = new Uploads(replica, store, site, checkpoint,
+            inFlight(r.bandwidthMBps(), chunkSize));
+        try {
+          copy:
+          for (DiskRef d : disks) {
+            for (int c = 0; c < chunks[d.index()]; c++) {
+              if (checkpoint.state(d.index(), c) != 0) {
+                continue;
+              }
+              if (!uploads.reserve(deadline)) {
+                break copy;
+              }
+              uploads.chunk(d, c, chunkSize);
+            }
+          }
+          uploads.awaitAll();
+        } finally {
+          uploads.shutdown();
+        }
+        checkpoint.force();
+        long done = checkpoint.done();
+        Long pointId = null;
+        if (done == totalChunks && System.nanoTime() < deadline) {
+          pointId = commitFirst(vm, siteName, replica, disks, checkpoint, chunkSize);
+          checkpoint.delete();
+        }
+        return new BucketInitialProgress(vmName, siteName, bucketVmId, done, totalChunks,
+            doneBytes(checkpoint, disks, chunks, chunkSize), totalBytes, skipped,
+            uploads.sent.get(), uploads.bytes.get(), pointId != null, pointId);
+      }
+    } finally {
+      vm.operationLock().unlock();
+    }
+  }
+
+  private long commitFirst(Vm vm, String siteName, BucketReplica replica, List<DiskRef> disks,
+      InitialCheckpoint checkpoint, int chunkSize) throws IOException {
+    ReplicationSource.swapAll(vm);
+    Map<Integer, List<SealedLog>> logs = sealedLogs(disks, null);
+    List<PointManifest.Disk> copied = new ArrayList<>();
+    for (DiskRef d : disks) {
+      long[] generations = new long[(int) chunks(d.disk().size(), chunkSize)];
+      for (int c = 0; c < generations.length; c++) {
+        generations[c] = checkpoint.state(d.index(), c) == InitialCheckpoint.ZERO
+            ? PointManifest.ZERO : 0;
+      }
+      copied.add(new PointManifest.Disk(d.index(), d.disk().id(), d.disk().size(), chunkSize,
+          generations, List.of(), 0));
+    }
+    PointManifest point = replica.commitInitial(copied, paths(logs));
+    dropShipped(disks, logs);
+    completeInitial(vm, siteName);
+    log.info("[{}] initial copy of {} to {} committed as point {}", host.site(), vm.name(),
+        siteName, point.pointId());
+    return point.pointId();
+  }
+
+  /** Points in the bucket that this protection did not write must not pass for its copy. */
+  private AgentException staleBucket(Vm vm, String siteName, String bucketVmId, String whose) {
+    return new AgentException(ErrorCode.INVALID_STATE, "site " + siteName + " already holds"
+        + " recovery points of VM " + vm.name() + " (bucket id " + bucketVmId + ") from " + whose
+        + "; they are not this copy's, and are left as they are");
+  }
+
+  private void completeInitial(Vm vm, String siteName) throws IOException {
+    if (!vm.record().protection().initialComplete()) {
+      host.update(vm, rec -> rec.withProtection(new SourceProtection(siteName, true)));
+    }
+  }
+
+  /**
+   * How many chunks a step may have read and not yet stored: two per upload thread, and with a
+   * cap no more than about a second of it (at least one), since a step that has spent its budget
+   * still finishes these before it answers.
+   */
+  private static int inFlight(Double mbps, int chunkSize) {
+    int most = 2 * UPLOAD_THREADS;
+    if (mbps == null) {
+      return most;
+    }
+    return (int) Math.max(1, Math.min(most, mbps * Transport.MB / chunkSize));
+  }
+
+  /** The chunk uploads of one step, {@link #UPLOAD_THREADS} at a time. */
+  private final class Uploads {
+    final BucketReplica replica;
+    final ObjectStore store;
+    final Site site;
+    final InitialCheckpoint checkpoint;
+    final ExecutorService pool = Executors.newFixedThreadPool(UPLOAD_THREADS);
+    /** Chunks read and not yet stored: what a step finishes after its budget. */
+    final Semaphore inFlight;
+    final List<Future<?>> pending = new ArrayList<>();
+    final AtomicLong sent = new AtomicLong();
+    final AtomicLong bytes = new AtomicLong();
+
+    Uploads(BucketReplica replica, ObjectStore store, Site site, InitialCheckpoint checkpoint,
+        int inFlight) {
+      this.inFlight = new Semaphore(inFlight);
+      this.replica = replica;
+      this.store = store;
+      this.site = site;
+      this.checkpoint = checkpoint;
+    }
+
+    /**
+     * Waits for room for one more chunk; false, with no room taken, once the budget is spent
+     * (checked after the wait, so a step never starts a chunk after its budget).
+     */
+    boolean reserve(long deadline) {
+      inFlight.acquireUninterruptibly();
+      if (System.nanoTime() >= deadline) {
+        inFlight.release();
+        return false;
+      }
+      return true;
+    }
+
+    /** Reads a chunk into the room {@link #reserve} took and records or uploads it. */
+    void chunk(DiskRef d, int chunk, int chunkSize) throws IOException {
+      int length = (int) Math.min(chunkSize, d.disk().size() - (long) chunk * chunkSize);
+      ByteBuffer buffer = ByteBuffer.allocate(length);
+      try {
+        d.disk().readAt((long) chunk * chunkSize, buffer);
+        if (isZero(buffer.array())) {
+          checkpoint.record(d.index(), chunk, InitialCheckpoint.ZERO);
+          inFlight.release();
+          return;
+        }
+      } catch (IOException | RuntimeException e) {
+        inFlight.release();
+        throw e;
+      }
+      String key = replica.names().chunk(d.index(), chunk, 0);
+      pending.add(pool.submit(() -> {
+        try {
+          byte[] sealed = site.sealed().seal(key, buffer.array());
+          store.put(key, sealed);
+          checkpoint.record(d.index(), chunk, InitialCheckpoint.STORED);
+          sent.incrementAndGet();
+          bytes.addAndGet(sealed.length);
+          metrics.shipped(d.vm(), AgentMetrics.Kind.RANGES, sealed.length);
+        } finally {
+          inFlight.release();
+        }
+        return null;
+      }));
+      // a failed upload ends the step now, not after the budget
+      while (!pending.isEmpty() && pending.get(0).isDone()) {
+        await(pending.remove(0));
+      }
+    }
+
+    void awaitAll() throws IOException {
+      while (!pending.isEmpty()) {
+        await(pending.remove(0));
+      }
+    }
+
+    void shutdown() {
+      pool.shutdownNow();
+    }
+  }
+
+  private static void await(Future<?> upload) throws IOException {
+    try {
+      upload.get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted while uploading", e);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof IOException io) {
+        throw io;
+      }
+      throw new IOException("chunk upload failed", e.getCause());
+    }
+  }
+
+  /**
+   * One delta cycle: seals every disk's log at one instant and ships the sealed generations not
+   * in the bucket yet, committed as one new point. Safe to repeat after a failure: generations
+   * the latest point already holds are dropped here, not sent again.
+   */
+  public BucketCycleResult cycle(String vmName, String siteName, BucketCycleRequest request)
+      throws IOException {
+    Site site = site(siteName);
+    Transport.TokenBucket pace = bandwidth(request == null ? null : request.bandwidthMBps());
+    Vm vm = host.get(vmName);
+    vm.operationLock().lock();
+    long started = System.nanoTime();
+    boolean ok = false;
+    try {
+      requireReplicating(vm, siteName);
+      ResyncLedger.requireNoResyncUnderWay(vm);
+      BucketReplica replica = replica(vm, site, store(site, pace));
+      List<ObjectNames.ManifestName> points = replica.points();
+      if (points.isEmpty()) {
+        throw new AgentException(ErrorCode.INVALID_STATE, siteName + " holds no recovery point of"
+            + " VM " + vmName + ": its initial copy must be made again (POST .../initial)");
+      }
+      PointManifest latest = replica.manifest(points.get(points.size() - 1).pointId());
+      List<DiskRef> disks = disks(vm);
+      long sealed = ReplicationSource.swapAll(vm);
+      Map<Integer, List<SealedLog>> logs = sealedLogs(disks, latest);
+      long bytes = logs.values().stream().flatMap(List::stream).mapToLong(SealedLog::sizeBytes)
+          .sum();
+      int count = logs.values().stream().mapToInt(List::size).sum();
+      PointManifest point = replica.shipLogs(paths(logs));
+      dropShipped(disks, logs);
+      metrics.shipped(vmName, AgentMetrics.Kind.LOG, bytes);
+      ok = true;
+      return new BucketCycleResult(vmName, siteName, point.pointId(), sealed, count, bytes);
+    } finally {
+      metrics.cycle(vmName, System.nanoTime() - started, ok);
+      vm.operationLock().unlock();
+    }
+  }
+
+  public BucketPoints points(String vmName, String siteName) throws IOException {
+    Site site = site(siteName);
+    Vm vm = host.get(vmName);
+    requireTarget(vm, siteName);
+    BucketReplica replica = replica(vm, site, site.store());
+    List<BucketPoint> points = new ArrayList<>();
+    for (ObjectNames.ManifestName name : replica.points()) {
+      PointManifest m = replica.manifest(name.pointId());
+      points.add(new BucketPoint(m.pointId(), m.revision(), m.createdMillis()));
+    }
+    return new BucketPoints(vmName, siteName, bucketVmId(vmName), points);
+  }
+
+  /**
+   * Retention: keeps the listed points and deletes older ones. The layout folds only the oldest
+   * kept point's logs into chunks, so every point from the oldest listed on is kept.
+   */
+  public BucketPruneResult prune(String vmName, String siteName, BucketPruneRequest request)
+      throws IOException {
+    if (request == null || request.keep() == null || request.keep().isEmpty()
+        || request.keep().size() > MAX_KEEP) {
+      throw new AgentException(ErrorCode.BAD_REQUEST, "keep lists 1 to " + MAX_KEEP
+          + " point ids");
+    }
+    Site site = site(siteName);
+    Vm vm = host.get(vmName);
+    vm.operationLock().lock();
+    try {
+      requireTarget(vm, siteName);
+      BucketReplica replica = replica(vm, site, site.store());
+      List<Long> ids = replica.pointIds();
+      TreeSet<Long> keep = new TreeSet<>(request.keep());
+      for (Long id : keep) {
+        if (id == null || !ids.contains(id)) {
+          throw new AgentException(ErrorCode.BAD_REQUEST, "no point " + id + " of VM " + vmName
+              + " in " + siteName + " (points: " + ids + ")");
+        }
+      }
+      long oldest = keep.first();
+      int kept = (int) ids.stream().filter(id -> id >= oldest).count();
+      BucketReplica.PruneResult result = replica.prune(kept);
+      return new BucketPruneResult(vmName, siteName, result.droppedPoints(),
+          replica.pointIds(), result.chunksWritten(), result.objectsDeleted());
+    } finally {
+      vm.operationLock().unlock();
+    }
+  }
+
+  private void requireTarget(Vm vm, String siteName) {
+    SourceProtection p = vm.record().protection();
+    if (p == null || !p.targetSite().equals(siteName)) {
+      throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vm.name()
+          + " is not replicated to " + siteName);
+    }
+  }
+
+  private void requireReplicating(Vm vm, String siteName) {
+    requireTarget(vm, siteName);
+    if (!vm.record().protection().initialComplete()) {
+      throw new AgentException(ErrorCode.INVALID_STATE, "the initial copy of " + vm.name()
+          + " to " + siteName + " is not finished");
+    }
+  }
+
+  /** A disk and its index in the VM (its place in the VM's record), which the bucket names. */
+  private record DiskRef(String vm, int index, VirtualDisk disk) {}
+
+  private static List<DiskRef> disks(Vm vm) {
+    List<DiskRef> disks = new ArrayList<>();
+    List<VmRecord.DiskSpec> specs = vm.record().disks();
+    for (int i = 0; i < specs.size(); i++) {
+      disks.add(new DiskRef(vm.name(), i, vm.disk(specs.get(i).name())));
+    }
+    return disks;
+  }
+
+  /**
+   * Each disk's sealed logs, oldest first, leaving out (and deleting) the generations
+   * {@code latest} already holds: a cycle that failed after its commit left them here.
+   */
+  private static Map<Integer, List<SealedLog>> sealedLogs(List<DiskRef> disks,
+      PointManifest latest) throws IOException {
+    Map<Integer, List<SealedLog>> logs = new LinkedHashMap<>();
+    for (DiskRef d : disks) {
+      long shipped = latest == null ? 0 : latest.disk(d.index()).lastLogGeneration();
+      List<SealedLog> pending = new ArrayList<>();
+      for (SealedLog l : d.disk().tracker().sealedLogs().stream()
+          .sorted(Comparator.comparingLong(SealedLog::generation)).toList()) {
+        if (l.generation() <= shipped) {
+          d.disk().tracker().deleteSealed(l.generation());
+        } else {
+          pending.add(l);
+        }
+      }
+      logs.put(d.index(), pending);
+    }
+    return logs;
+  }
+
+  private static Map<Integer, List<Path>> paths(Map<Integer, List<SealedLog>> logs) {
+    Map<Integer, List<Path>> paths = new LinkedHashMap<>();
+    logs.forEach((disk, list) -> paths.put(disk, list.stream().map(SealedLog::path).toList()));
+    return paths;
+  }
+
+  private static void dropShipped(List<DiskRef> disks, Map<Integer, List<SealedLog>> logs)
+      throws IOException {
+    for (DiskRef d : disks) {
+      for (SealedLog l : logs.getOrDefault(d.index(), List.of())) {
+        d.disk().tracker().deleteSealed(l.generation());
+      }
+    }
+  }
+
+  private static ObjectStore store(Site site, Transport.TokenBucket pace) {
+    return pace == null ? site.store() : new PacedStore(site.store(), pace);
+  }
+
+  private BucketReplica replica(Vm vm, Site site, ObjectStore store) {
+    return new BucketReplica(store, site.sealed(), bucketVmId(vm.name()),
+        site.config().chunkSize(), UPLOAD_THREADS,
+        stateDir(vm, site.config().name()).resolve("scratch"));
+  }
+
+  private static Path stateDir(Vm vm, String siteName) {
+    return vm.dir().resolve(DIR + siteName);
+  }
+
+  private Site site(String name) {
+    Site site = sites.get(name);
+    if (site == null) {
+      throw new AgentException(ErrorCode.BAD_REQUEST, "site " + name + " is not an object-store"
+          + " site of the agent of " + host.site() + " (known: " + sites.keySet() + ")");
+    }
+    return site;
+  }
+
+  private static Duration budget(Long millis) {
+    if (millis == null) {
+      return DEFAULT_BUDGET;
+    }
+    if (millis < 1 || millis > MAX_BUDGET.toMillis()) {
+      throw new AgentException(ErrorCode.BAD_REQUEST, "budgetMillis must be between 1 and "
+          + MAX_BUDGET.toMillis() + ", got " + millis);
+    }
+    return Duration.ofMillis(millis);
+  }
+
+  private static Transport.TokenBucket bandwidth(Double mbps) {
+    Transport.validate(new TransferOptions(false, mbps));
+    return mbps == null ? null
+        : new Transport.TokenBucket(mbps * Transport.MB, Transport.TokenBucket.SYSTEM);
+  }
+
+  private static long chunks(long size, int chunkSize) {
+    return (size + chunkSize - 1) / chunkSize;
+  }
+
+  private static long doneBytes(InitialCheckpoint checkpoint, List<DiskRef> disks, long[] chunks,
+      int chunkSize) {
+    long bytes = 0;
+    for (DiskRef d : disks) {
+      for (int c = 0; c < chunks[d.index()]; c++) {
+        if (checkpoint.state(d.index(), c) != 0) {
+          bytes += Math.min(chunkSize, d.disk().size() - (long) c * chunkSize);
+        }
+      }
+    }
+    return bytes;
+  }
+
+  private static final byte[] ZEROES = new byte[64 << 10];
+
+  private static boolean isZero(byte[] buffer) {
+    for (int from = 0; from < buffer.length; from += ZEROES.length) {
+      int n = Math.min(ZEROES.length, buffer.length - from);
+      if (Arrays.mismatch(buffer, from, from + n, ZEROES, 0, n) != -1) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  @Override
+  public void close() {
+    sites.values().forEach(s -> s.store().close());
+  }
+}
