@@ -69,6 +69,15 @@ public final class S3ObjectStore implements ObjectStore {
       }
     }
 
+    /** Without the secret: a configuration may be logged or end up in an exception. */
+    @Override
+    public String toString() {
+      return "Config[endpoint=" + endpoint + ", region=" + region + ", bucket=" + bucket
+          + ", prefix=" + prefix + ", accessKeyId=" + accessKeyId + ", secretAccessKey=(hidden)"
+          + ", multipartThreshold=" + multipartThreshold + ", partSize=" + partSize
+          + ", maxAttempts=" + maxAttempts + "]";
+    }
+
     public static Config of(URI endpoint, String region, String bucket, String prefix,
         String accessKeyId, String secretAccessKey) {
       return new Config(endpoint, region, bucket, prefix, accessKeyId, secretAccessKey,

@@ -44,6 +44,13 @@ class S3ObjectStoreTest {
   }
 
   @Test
+  void aConfigurationPrintsNoSecret() {
+    S3ObjectStore.Config config = S3ObjectStore.Config.of(java.net.URI.create(
+        "http://127.0.0.1:1"), "us-east-1", "dr-bucket", "p/", "AKIDEXAMPLE", "wJalrXUtnFEMI-secret");
+    assertThat(config.toString()).contains("AKIDEXAMPLE").doesNotContain("wJalrXUtnFEMI");
+  }
+
+  @Test
   void putGetRangeListAndDeleteUnderAPrefix() throws Exception {
     try (S3ObjectStore store = s3proxy.store("site-a/")) {
       byte[] bytes = BucketReplicaTest.random(100_000, 1);
