@@ -13,7 +13,8 @@ import org.springframework.validation.Validator;
 
 /**
  * The worker's own configuration, {@code site-recovery.*} in application.yml, the environment
- * ({@code SITE_RECOVERY_CONFIG}, {@code SITE_RECOVERY_CERTS}, {@code SITE_RECOVERY_SITES_PRIMARY}...)
+ * ({@code SITE_RECOVERY_CONFIG} and {@code SITE_RECOVERY_CERTS}, named in application.yml; the
+ * rest in Spring's form, {@code SITERECOVERY_SITES_PRIMARY}...)
  * or the command line. {@code temporalServerCa}: the CA of the Temporal frontend's certificate when
  * it is not one the JVM trusts (see {@link TemporalTls}). {@code configFile} is the JSON file the CLI reads too (sites, partners,
  * policies, plans; its policies and plans are re-read when it changes); a value set here wins over

@@ -23,7 +23,8 @@ import org.springframework.context.annotation.Configuration;
  * mTLS to the Temporal frontend: the starter reads the client certificate and key
  * ({@code spring.temporal.connection.mtls.cert-chain-file} and {@code key-file}) but trusts only
  * the JVM's CAs; a self-managed cluster's frontend certificate comes from its own CA, named by
- * {@code site-recovery.temporal-server-ca} (env {@code SITE_RECOVERY_TEMPORAL_SERVER_CA}).
+ * {@code site-recovery.temporal-server-ca} ({@code worker --temporal-tls-ca}, or the temporal CLI's
+ * {@code TEMPORAL_TLS_SERVER_CA_CERT_PATH}).
  */
 @Configuration(proxyBeanMethods = false)
 @ConditionalOnProperty(prefix = "site-recovery", name = "temporal-server-ca")
