@@ -129,6 +129,61 @@ class RecoveryHostKillTest {
     }
   }
 
+  /**
+   * Without a write, the present marks of the chunks fetched before the kill wait in memory for
+   * the ledger's next batch (every 16 fetched chunks, or a write): a kill before it costs those
+   * downloads again, never a chunk the restarted ledger holds.
+   */
+  @Test
+  void aKillBeforeTheLedgersBatchCommitCostsOnlyTheUncommittedChunksAgain() throws Exception {
+    assumeInstalled("qemu-io", "qemu-img");
+    String bucketVmId = BucketShipper.bucketVmId("kill01");
+    Predicate<String> chunkOfTheVm = key -> key.contains("vms/" + bucketVmId + "/disk-")
+        && key.substring(key.lastIndexOf('/') + 1).startsWith("chunk-");
+    GatedBlobStore[] gate = new GatedBlobStore[1];
+    try (S3ProxyServer s3proxy = S3ProxyServer.start(Files.createDirectories(dir.resolve("s3")),
+        backend -> gate[0] = new GatedBlobStore(backend, chunkOfTheVm))) {
+      Path siteFile = siteFile(s3proxy);
+      Path atPoint = shipToTheBucket(siteFile);
+      List<String> options = List.of("--object-store", "cloud=" + siteFile);
+      Path data = dir.resolve("secondary");
+      gate[0].allow(LET_THROUGH);
+      AgentProcess host = AgentProcess.start("secondary", data, List.of(), Map.of(), options);
+      try {
+        AgentClient operator = host.client();
+        operator.recoverFromBucket("kill01", new RecoverFromBucketRequest("cloud", bucketVmId,
+            null, false));
+        awaitLocal(operator, LET_THROUGH * MIB);
+        host.kill();
+      } finally {
+        host.close();
+      }
+      Set<String> servedBeforeKill = gate[0].served();
+
+      host = AgentProcess.start("secondary", data, List.of(), Map.of(), options);
+      try {
+        AgentClient operator = host.client();
+        RecoveryProgress reloaded = operator.recoveryProgress("kill01");
+        assertThat(reloaded.localBytes()).as("local after the restart")
+            .isLessThanOrEqualTo(LET_THROUGH * MIB);
+        gate[0].open();
+        RecoveryProgress done = awaitComplete(operator);
+        assertThat(done.downloadedBytes()).as("downloaded after the restart: what was not local")
+            .isEqualTo(DATA - reloaded.localBytes());
+        long again = servedBeforeKill.stream().filter(k -> gate[0].requests(k) > 1).count();
+        assertThat(again * CHUNK).as("chunks downloaded twice")
+            .isEqualTo(LET_THROUGH * MIB - reloaded.localBytes());
+        compareRaw(atPoint.toString(), host.nbdUri("kill01", "disk0")).assertOk();
+        System.out.printf("recovery host killed with %d MiB fetched and no write: %d MiB local"
+            + " after the restart, %d MiB downloaded again%n", LET_THROUGH * MIB / MIB,
+            reloaded.localBytes() / MIB, again * CHUNK / MIB);
+      } finally {
+        gate[0].open();
+        host.close();
+      }
+    }
+  }
+
   /** Ships VM kill01 (initial copy and one cycle) and answers its image at the last point. */
   private Path shipToTheBucket(Path siteFile) throws Exception {
     try (HostAgent primary = new HostAgent(new HostAgent.Settings("primary",
