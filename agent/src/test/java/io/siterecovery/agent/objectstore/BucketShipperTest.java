@@ -31,6 +31,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Function;
 import java.util.stream.Stream;
@@ -230,6 +231,10 @@ class BucketShipperTest {
     } finally {
       agent.close();
     }
+    // Nothing committed yet: no manifest names any object the killed run wrote.
+    BucketAudit atKill = audit("crash01");
+    assertThat(atKill.points()).isEmpty();
+    assertThat(atKill.unreferenced()).as("objects the killed run left").hasSize(beforeKill.size());
 
     agent = AgentProcess.start("primary", data, List.of(), Map.of(), options);
     try {
@@ -248,6 +253,93 @@ class BucketShipperTest {
       assertThat(step.chunksSent()).isEqualTo(192 - step.skippedChunks());
       Path expected = snapshot(data.resolve("vms/crash01/disk0.img"), "crash01.img");
       assertMaterializes(bucket("crash01", dir.resolve("scratch")), 1, expected);
+      // Chunk names are the chunk's index and generation: whatever the killed run stored (even
+      // an upload it did not get to record) is the resumed copy's object by that name, named by
+      // point 1; nothing is left over for a prune.
+      BucketAudit resumed = audit("crash01");
+      assertThat(resumed.points()).containsExactly(1L);
+      assertThat(resumed.referenced()).containsAll(atKill.dataObjects());
+      assertThat(resumed.unreferenced()).isEmpty();
+      assertThat(resumed.unreadable()).isEmpty();
+      System.out.printf("source agent killed after %d of 192 chunks stored (%d did not "
+          + "authenticate): resumed with %d skipped, %d sent again%n", atKill.dataObjects().size(),
+          atKill.unreadable().size(), step.skippedChunks(), resent);
+    } finally {
+      agent.close();
+    }
+  }
+
+  @Test
+  void anAgentKilledBetweenACyclesLogsAndItsManifestLeavesNoPointNamingAMissingObject()
+      throws Exception {
+    assumeInstalled("qemu-io", "qemu-img");
+    Path data = dir.resolve("primary");
+    List<String> options = List.of("--object-store", "cloud=" + siteFile);
+    ObjectNames names = new ObjectNames(BucketShipper.bucketVmId("cyc01"));
+    AgentProcess agent = AgentProcess.start("primary", data, List.of(), Map.of(), options);
+    BucketAudit atKill;
+    String orphan;
+    try {
+      AgentClient operator = agent.client();
+      operator.createVm("cyc01", List.of(4 * MIB, 8 * MIB));
+      qemuIo(agent.nbdUri("cyc01", "disk0"), "write -P 0x21 0 1M").assertOk();
+      assertThat(operator.bucketInitial("cyc01", "cloud", Duration.ofSeconds(60), null)
+          .finished()).isTrue();
+      qemuIo(agent.nbdUri("cyc01", "disk0"), "write -P 0x22 2M 64k").assertOk();
+      Path random = Files.write(dir.resolve("random.bin"), bytes((int) (6 * MIB), 4));
+      qemuIo(agent.nbdUri("cyc01", "disk1"), "write -s " + random + " 1M 6M").assertOk();
+      // Capped at 1 MB/s: disk 0's small log goes at once, disk 1's 6 MiB waits for its tokens;
+      // the agent dies in between, before the point's manifest.
+      Set<String> point1 = audit("cyc01").dataObjects();
+      CompletableFuture<BucketCycleResult> cycle = CompletableFuture.supplyAsync(() ->
+          operator.bucketCycle("cyc01", "cloud", 1.0));
+      long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+      List<String> logs;
+      while ((logs = store.list(names.vmPrefix()).stream()
+          .filter(k -> names.isDataObject(k) && k.contains("/disk-0/log-")
+              && !point1.contains(k)).toList()).isEmpty()) {
+        assertThat(System.nanoTime()).as("disk 0's log stored").isLessThan(deadline);
+        assertThat(cycle).as("the cycle still runs").isNotDone();
+        Thread.onSpinWait();
+      }
+      orphan = logs.get(0);
+      agent.kill();
+      assertThat(cycle).failsWithin(Duration.ofSeconds(30));
+      atKill = audit("cyc01");
+    } finally {
+      agent.close();
+    }
+    assertThat(atKill.points()).as("the cycle's point was not committed").containsExactly(1L);
+    assertThat(atKill.unreferenced()).as("what the killed cycle left").containsExactly(orphan);
+
+    agent = AgentProcess.start("primary", data, List.of(), Map.of(), options);
+    try {
+      AgentClient operator = agent.client();
+      BucketCycleResult again = operator.bucketCycle("cyc01", "cloud", null);
+      assertThat(again.pointId()).isEqualTo(2);
+      // The log's name is its disk and generation: the cycle after the restart ships the same
+      // sealed generation under the same name, and point 2 names it.
+      BucketAudit resumed = audit("cyc01");
+      assertThat(resumed.points()).containsExactly(1L, 2L);
+      assertThat(resumed.referenced()).contains(orphan);
+      assertThat(resumed.unreferenced()).isEmpty();
+      BucketReplica bucket = bucket("cyc01", dir.resolve("scratch"));
+      for (int disk = 0; disk < 2; disk++) {
+        Path expected = snapshot(data.resolve("vms/cyc01/disk" + disk + ".img"),
+            "cyc01-" + disk + ".img");
+        Path out = dir.resolve("cyc01-" + disk + "-materialized.img");
+        bucket.materialize(2, disk, out);
+        compareRaw(expected.toString(), out.toString()).assertOk();
+      }
+      // Retention folds the logs into chunks and leaves nothing no point names.
+      operator.bucketPrune("cyc01", "cloud", List.of(2L));
+      BucketAudit pruned = audit("cyc01");
+      assertThat(pruned.points()).containsExactly(2L);
+      assertThat(pruned.unreferenced()).isEmpty();
+      System.out.printf("source agent killed between a cycle's logs and its manifest (%s "
+          + "stored, not named): the cycle after the restart shipped %d logs, %d bytes, for "
+          + "64 KiB and 6 MiB written%n", orphan.substring(orphan.lastIndexOf('/') + 1),
+          again.logsShipped(), again.bytesShipped());
     } finally {
       agent.close();
     }
@@ -441,6 +533,11 @@ class BucketShipperTest {
             && l.contains("vm=\"web01\"") && l.contains("kind=\"" + kind + "\""))
         .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
         .findFirst().orElse(0);
+  }
+
+  private BucketAudit audit(String vm) throws IOException {
+    return BucketAudit.of(store, new SealedObjects(new KeyEncryptionKey(KEK)),
+        BucketShipper.bucketVmId(vm), dir.resolve("audit"));
   }
 
   private static void assertMaterializes(BucketReplica bucket, long point, Path expected)

@@ -10,10 +10,12 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Properties;
+import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
 import org.gaul.s3proxy.AuthenticationType;
 import org.gaul.s3proxy.S3Proxy;
 import org.jclouds.ContextBuilder;
+import org.jclouds.blobstore.BlobStore;
 import org.jclouds.blobstore.BlobStoreContext;
 
 /**
@@ -37,6 +39,11 @@ final class S3ProxyServer implements AutoCloseable {
   }
 
   static S3ProxyServer start(Path baseDir) throws Exception {
+    return start(baseDir, UnaryOperator.identity());
+  }
+
+  /** As above, serving through {@code wrap} of the backend (a gate on reads, say). */
+  static S3ProxyServer start(Path baseDir, UnaryOperator<BlobStore> wrap) throws Exception {
     Properties properties = new Properties();
     properties.setProperty("jclouds.filesystem.basedir", baseDir.toString());
     BlobStoreContext context = ContextBuilder.newBuilder("filesystem")
@@ -45,7 +52,7 @@ final class S3ProxyServer implements AutoCloseable {
         .build(BlobStoreContext.class);
     context.getBlobStore().createContainerInLocation(null, BUCKET);
     S3Proxy proxy = S3Proxy.builder()
-        .blobStore(context.getBlobStore())
+        .blobStore(wrap.apply(context.getBlobStore()))
         .endpoint(URI.create("http://127.0.0.1:0"))
         .awsAuthentication(AuthenticationType.AWS_V2_OR_V4, ACCESS_KEY, SECRET_KEY)
         .build();
