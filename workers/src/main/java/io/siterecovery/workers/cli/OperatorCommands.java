@@ -19,8 +19,9 @@ import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.siterecovery.workflows.protection.ProtectionStatus;
 import io.siterecovery.workers.config.SiteRecoveryConfig;
-import io.siterecovery.workers.dev.WorkerRunner;
+import io.siterecovery.workflows.common.SiteRecoveryDataConverter;
 import io.temporal.client.WorkflowClient;
+import io.temporal.client.WorkflowClientOptions;
 import io.temporal.client.WorkflowNotFoundException;
 import io.temporal.client.WorkflowOptions;
 import io.temporal.client.WorkflowStub;
@@ -48,7 +49,10 @@ final class OperatorCommands {
     SiteRecoveryConfig config = options.resolve();
     WorkflowServiceStubs service = options.connect(config);
     try {
-      return action.apply(WorkerRunner.client(service, config.namespace()));
+      // Lenient in what it reads: a CLI older than the workers still reads their status.
+      return action.apply(WorkflowClient.newInstance(service, WorkflowClientOptions.newBuilder()
+          .setNamespace(config.namespace())
+          .setDataConverter(SiteRecoveryDataConverter.forClients()).build()));
     } finally {
       service.shutdownNow();
     }

@@ -23,6 +23,18 @@ public final class SiteRecoveryDataConverter {
         .withPayloadConverterOverrides(new JacksonJsonPayloadConverter(mapper));
   }
 
+  /**
+   * For clients that only read what workflows answer (the CLI): a field a newer worker added is
+   * ignored, so an operator's CLI older than the workers still reads their status. What clients
+   * send is written the same way; workers keep reading it strictly.
+   */
+  public static DataConverter forClients() {
+    ObjectMapper mapper = JacksonJsonPayloadConverter.newDefaultObjectMapper()
+        .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+    return DefaultDataConverter.newDefaultInstance()
+        .withPayloadConverterOverrides(new JacksonJsonPayloadConverter(mapper));
+  }
+
   public static WorkflowImplementationOptions implementationOptions() {
     @SuppressWarnings("unchecked")
     Class<? extends Throwable>[] failTypes = new Class[] {DataConverterException.class};
