@@ -481,33 +481,10 @@ public final class BucketReplica {
     }
   }
 
-  private interface LogReader {
-    void read(Path plainLog) throws IOException;
-  }
-
   /** Downloads, authenticates and checks a log object, then hands its plaintext .hrl file over. */
-  private void withLog(PointManifest.Disk disk, long generation, LogReader reader)
+  private void withLog(PointManifest.Disk disk, long generation, SealedLogs.Reader reader)
       throws IOException {
-    String key = names.log(disk.index(), generation);
-    Files.createDirectories(scratch);
-    Path sealedFile = Files.createTempFile(scratch, "log-", ".sealed");
-    Path plain = Files.createTempFile(scratch, "log-", ".hrl");
-    try {
-      store.get(key, sealedFile);
-      try (InputStream in = Files.newInputStream(sealedFile);
-          OutputStream out = Files.newOutputStream(plain)) {
-        sealed.open(key, in, out);
-      }
-      HrlHeader header = HrlReader.verifySealed(plain).header();
-      if (!header.diskId().equals(disk.diskId()) || header.generation() != generation) {
-        throw new ObjectMismatchException(key, "holds generation " + header.generation()
-            + " of disk " + header.diskId());
-      }
-      reader.read(plain);
-    } finally {
-      Files.deleteIfExists(sealedFile);
-      Files.deleteIfExists(plain);
-    }
+    SealedLogs.read(store, sealed, names, disk, generation, scratch, reader);
   }
 
   /** Seals a file into scratch, then uploads it (in parts if large). */

@@ -1,19 +1,16 @@
 package io.siterecovery.agent.objectstore.recover;
 
-import io.siterecovery.agent.hrl.HrlHeader;
 import io.siterecovery.agent.hrl.HrlReader;
 import io.siterecovery.agent.objectstore.ObjectMismatchException;
 import io.siterecovery.agent.objectstore.ObjectNames;
 import io.siterecovery.agent.objectstore.ObjectStore;
+import io.siterecovery.agent.objectstore.SealedLogs;
 import io.siterecovery.agent.objectstore.PointManifest;
 import io.siterecovery.agent.objectstore.SealedObjects;
 import java.io.Closeable;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -49,22 +46,9 @@ final class LogIndex implements Closeable {
     FileChannel data = FileChannel.open(dataFile, StandardOpenOption.CREATE,
         StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.READ, StandardOpenOption.WRITE);
     try {
-      Files.createDirectories(scratch);
       for (long generation : disk.logGenerations()) {
         String key = names.log(disk.index(), generation);
-        Path sealedFile = Files.createTempFile(scratch, "log-", ".sealed");
-        Path plain = Files.createTempFile(scratch, "log-", ".hrl");
-        try {
-          store.get(key, sealedFile);
-          try (InputStream in = Files.newInputStream(sealedFile);
-              OutputStream out = Files.newOutputStream(plain)) {
-            sealed.open(key, in, out);
-          }
-          HrlHeader header = HrlReader.verifySealed(plain).header();
-          if (!header.diskId().equals(disk.diskId()) || header.generation() != generation) {
-            throw new ObjectMismatchException(key, "holds generation " + header.generation()
-                + " of disk " + header.diskId());
-          }
+        SealedLogs.read(store, sealed, names, disk, generation, scratch, plain ->
           HrlReader.visitVerifying(plain, record -> {
             long end = record.offset() + record.length();
             if (record.length() <= 0 || record.offset() < 0 || end > disk.size()) {
@@ -90,11 +74,7 @@ final class LogIndex implements Closeable {
               byChunk.computeIfAbsent(chunk, c -> new ArrayList<>()).add(new Piece(generation, from,
                   (int) (to - from), position < 0 ? -1 : position + (from - record.offset())));
             }
-          });
-        } finally {
-          Files.deleteIfExists(sealedFile);
-          Files.deleteIfExists(plain);
-        }
+          }));
       }
     } catch (IOException | RuntimeException e) {
       data.close();

@@ -4,11 +4,14 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 
-/** An {@link ObjectStore} that passes every call on; a test overrides the calls it breaks. */
-class ForwardingStore implements ObjectStore {
+/**
+ * An {@link ObjectStore} that passes every call on, for a store that changes a few of them (the
+ * shipper's paced uploads; tests that break some calls). The delegate belongs to the caller.
+ */
+public class ForwardingStore implements ObjectStore {
   private final ObjectStore delegate;
 
-  ForwardingStore(ObjectStore delegate) {
+  public ForwardingStore(ObjectStore delegate) {
     this.delegate = delegate;
   }
 
