@@ -408,11 +408,11 @@ public final class BucketReplica {
         }));
         // a failed upload stops the copy now, not after the whole disk was read
         while (!uploads.isEmpty() && uploads.get(0).isDone()) {
-          await(uploads.remove(0));
+          awaitUpload(uploads.remove(0));
         }
       }
       for (Future<?> upload : uploads) {
-        await(upload);
+        awaitUpload(upload);
       }
     } finally {
       pool.shutdownNow();
@@ -420,7 +420,8 @@ public final class BucketReplica {
     return generations;
   }
 
-  private static void await(Future<?> upload) throws IOException {
+  /** Waits for one parallel upload, its failure as the IOException it was. */
+  public static void awaitUpload(Future<?> upload) throws IOException {
     try {
       upload.get();
     } catch (InterruptedException e) {

@@ -44,7 +44,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -322,32 +321,18 @@ public final class BucketShipper implements Closeable {
       }));
       // a failed upload ends the step now, not after the budget
       while (!pending.isEmpty() && pending.get(0).isDone()) {
-        await(pending.remove(0));
+        BucketReplica.awaitUpload(pending.remove(0));
       }
     }
 
     void awaitAll() throws IOException {
       while (!pending.isEmpty()) {
-        await(pending.remove(0));
+        BucketReplica.awaitUpload(pending.remove(0));
       }
     }
 
     void shutdown() {
       pool.shutdownNow();
-    }
-  }
-
-  private static void await(Future<?> upload) throws IOException {
-    try {
-      upload.get();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IOException("interrupted while uploading", e);
-    } catch (ExecutionException e) {
-      if (e.getCause() instanceof IOException io) {
-        throw io;
-      }
-      throw new IOException("chunk upload failed", e.getCause());
     }
   }
 
