@@ -403,6 +403,19 @@ public final class AgentClient {
     call("DELETE", "v1/vms/" + vm + "/recover-from-bucket", null, java.util.Map.class);
   }
 
+  /** The object-store sites this agent is configured for (no credentials, no key). */
+  public List<BucketMessages.ObjectStoreInfo> objectStores() {
+    return call("GET", "v1/object-stores", null,
+        new TypeReference<List<BucketMessages.ObjectStoreInfo>>() {});
+  }
+
+  /** The VMs recovered from buckets on this recovery host, tests included. */
+  public List<io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoveryInfo>
+      bucketRecoveries() {
+    return call("GET", "v1/bucket-recoveries", null, new TypeReference<List<
+        io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoveryInfo>>() {});
+  }
+
   /** Free and total space of the file system that holds this agent's data directory. */
   public StorageInfo storage() {
     return call("GET", "v1/storage", null, StorageInfo.class);

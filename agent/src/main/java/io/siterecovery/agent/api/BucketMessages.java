@@ -40,4 +40,11 @@ public final class BucketMessages {
 
   public record BucketPruneResult(String vm, String site, List<Long> droppedPoints,
       List<Long> keptPoints, int chunksWritten, int objectsDeleted) {}
+
+  /**
+   * An object-store site this agent is configured for, as a worker may check it: never its
+   * credentials or key, only the key's fingerprint.
+   */
+  public record ObjectStoreInfo(String site, String endpoint, String region, String bucket,
+      String prefix, String keyId, int chunkSize) {}
 }

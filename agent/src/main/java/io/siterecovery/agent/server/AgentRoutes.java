@@ -176,6 +176,8 @@ final class AgentRoutes {
     // Replication to an object-store site, driven by the operator like the peer routes above:
     // bounded steps of the initial copy, delta cycles, the points, retention.
     String bucket = "/v1/vms/" + NAME + "/bucket/" + NAME;
+    route("GET", "/v1/object-stores", Access.OPERATOR, (m, x) -> roles.buckets().describe());
+
     route("POST", bucket + "/initial", Access.OPERATOR, (m, x) -> roles.buckets().initial(
         m.group(1), m.group(2), x.optionalJson(BucketMessages.BucketInitialRequest.class)));
     route("POST", bucket + "/cycle", Access.OPERATOR, (m, x) -> roles.buckets().cycle(

@@ -11,6 +11,7 @@ import io.siterecovery.agent.api.BucketMessages.BucketPoint;
 import io.siterecovery.agent.api.BucketMessages.BucketPoints;
 import io.siterecovery.agent.api.BucketMessages.BucketPruneRequest;
 import io.siterecovery.agent.api.BucketMessages.BucketPruneResult;
+import io.siterecovery.agent.api.BucketMessages;
 import io.siterecovery.agent.disk.VirtualDisk;
 import io.siterecovery.agent.hrl.ChangeTracker.SealedLog;
 import io.siterecovery.agent.metrics.AgentMetrics;
@@ -82,6 +83,14 @@ public final class BucketShipper implements Closeable {
     this.metrics = metrics;
     objectStores.forEach((name, site) -> sites.put(name, new Site(site,
         new S3ObjectStore(site.config()), new SealedObjects(site.kek()))));
+  }
+
+  /** The object-store sites this agent ships to, as a worker checks them (no secret). */
+  public List<BucketMessages.ObjectStoreInfo> describe() {
+    return sites.values().stream().map(s -> new BucketMessages.ObjectStoreInfo(s.config().name(),
+        s.config().config().endpoint().toString(), s.config().config().region(),
+        s.config().config().bucket(), s.config().config().prefix(), s.config().kek().id(),
+        s.config().chunkSize())).toList();
   }
 
   /**
