@@ -25,6 +25,12 @@ public interface AgentActivities {
   /** Finds the VM's primary site and its partner; fails for an unknown VM or site. */
   ProtectionPlan planProtection(String vm);
 
+  /**
+   * As {@link #planProtection}, towards {@code targetSite} rather than the partner of the VM's
+   * site; fails if the VM replicates elsewhere already.
+   */
+  ProtectionPlan planProtectionTo(String vm, String targetSite);
+
   /** Plan of a VM that is already replicated; fails if it is not. */
   ProtectionPlan describeProtection(String vm);
 

@@ -77,6 +77,7 @@ public class AgentActivitiesImpl implements AgentActivities {
 
   private final SiteDirectory sites;
   private final ProgressReporter progress;
+  private final BucketTargets buckets;
 
   /** Sends copy progress to the workflow that shows it (a signal in production). */
   @FunctionalInterface
@@ -87,6 +88,11 @@ public class AgentActivitiesImpl implements AgentActivities {
   public AgentActivitiesImpl(SiteDirectory sites, ProgressReporter progress) {
     this.sites = sites;
     this.progress = progress;
+    this.buckets = new BucketTargets(sites, this::agent, this::reportProgress);
+  }
+
+  private boolean toBucket(ProtectionPlan plan) {
+    return sites.isObjectStore(plan.targetSite());
   }
 
   private AgentClient agent(String site) {
@@ -96,6 +102,15 @@ public class AgentActivitiesImpl implements AgentActivities {
 
   @Override
   public ProtectionPlan planProtection(String vm) {
+    return planProtection(vm, null);
+  }
+
+  @Override
+  public ProtectionPlan planProtectionTo(String vm, String targetSite) {
+    return planProtection(vm, targetSite);
+  }
+
+  private ProtectionPlan planProtection(String vm, String wanted) {
     List<String> seen = new ArrayList<>();
     for (String site : sites.sites()) {
       VmRecord record = call(() -> agent(site).listVms()).stream()
@@ -106,7 +121,17 @@ public class AgentActivitiesImpl implements AgentActivities {
       seen.add(site + " (" + record.role() + ")");
       if (record.role() == VmRecord.Role.PRIMARY) {
         // A VM that failed over replicates back to where it came from, whatever the partners.
-        String target = record.protection() != null ? record.protection().targetSite()
+        String current = record.protection() != null ? record.protection().targetSite() : null;
+        if (wanted != null && current != null && !wanted.equals(current)) {
+          throw ApplicationFailure.newNonRetryableFailure("VM " + vm + " replicates to " + current
+              + " already; disable its protection before protecting it to " + wanted,
+              FailureTypes.UNKNOWN_SITE);
+        }
+        if (wanted != null && wanted.equals(site)) {
+          throw ApplicationFailure.newNonRetryableFailure("VM " + vm + " runs on " + site
+              + ": it cannot replicate to its own site", FailureTypes.UNKNOWN_SITE);
+        }
+        String target = current != null ? current : wanted != null ? wanted
             : sites.partnerOf(site).orElseThrow(() ->
                 ApplicationFailure.newNonRetryableFailure("site " + site
                     + " has no replication partner configured", FailureTypes.UNKNOWN_SITE));
@@ -157,12 +182,18 @@ public class AgentActivitiesImpl implements AgentActivities {
 
   @Override
   public boolean enableReplication(ProtectionPlan plan) {
+    if (toBucket(plan)) {
+      return buckets.enable(plan);
+    }
     return call(() -> agent(plan.sourceSite()).enableProtection(plan.vm(), plan.targetSite()))
         .initialComplete();
   }
 
   @Override
   public DiskCopyResult copyDisk(CopyDiskRequest request) {
+    if (toBucket(request.plan())) {
+      return buckets.copyDisk(request);
+    }
     ActivityExecutionContext ctx = Activity.getExecutionContext();
     // A retry resumes from its heartbeat; a copy started again after a pause from what the
     // stopped one reported (writes behind either are tracked since enable and shipped after).
@@ -198,7 +229,7 @@ public class AgentActivitiesImpl implements AgentActivities {
         (System.nanoTime() - started) / 1_000_000);
   }
 
-  private void reportProgress(String workflowId, CopyProgress p) {
+  void reportProgress(String workflowId, CopyProgress p) {
     try {
       progress.report(workflowId, p);
     } catch (RuntimeException e) {
@@ -214,6 +245,9 @@ public class AgentActivitiesImpl implements AgentActivities {
   @Override
   public ReplicationCycle replicateDelta(DeltaRequest request) {
     ProtectionPlan plan = request.plan();
+    if (toBucket(plan)) {
+      return heartbeatingWhile(() -> buckets.replicateDelta(request, sourceHealth(plan)));
+    }
     AgentClient source = agent(plan.sourceSite());
     ReplicationResult r = heartbeatingWhile(() -> call(() -> source.replicate(plan.vm(),
         new ReplicateRequest(request.retentionSeconds(), request.quiesce(),
@@ -230,7 +264,7 @@ public class AgentActivitiesImpl implements AgentActivities {
    * the call's whole start-to-close timeout. A failed heartbeat (the attempt was cancelled or
    * timed out) stops the beats; the call itself is left to end.
    */
-  private static <T> T heartbeatingWhile(Supplier<T> call) {
+  static <T> T heartbeatingWhile(Supplier<T> call) {
     ActivityExecutionContext ctx = Activity.getExecutionContext();
     ScheduledFuture<?> beats = HEARTBEATS.scheduleAtFixedRate(() -> ctx.heartbeat(null), 0,
         HEARTBEAT_EVERY.toMillis(), TimeUnit.MILLISECONDS);
@@ -260,6 +294,12 @@ public class AgentActivitiesImpl implements AgentActivities {
 
   @Override
   public long beginResync(ProtectionPlan plan) {
+    if (toBucket(plan)) {
+      throw ApplicationFailure.newNonRetryableFailure("a resync towards object-store site "
+          + plan.targetSite() + " is not supported: the bucket's points stay as they are; to copy "
+          + plan.vm() + " to it afresh, disable its protection and protect it again",
+          FailureTypes.REPLICA_BEHIND);
+    }
     return call(() -> agent(plan.sourceSite()).beginResync(plan.vm())).generation();
   }
 
@@ -310,11 +350,18 @@ public class AgentActivitiesImpl implements AgentActivities {
 
   @Override
   public ReplicaPoint rollbackReplica(String site, String vm, long generation) {
+    if (sites.isObjectStore(site)) {
+      return buckets.replicaPoint(site, vm); // a bucket keeps every point; nothing rolls back
+    }
     return replicaPointOf(call(() -> agent(site).rollbackReplica(vm, generation)), site);
   }
 
   @Override
   public void completeInitialReplication(ProtectionPlan plan) {
+    if (toBucket(plan)) {
+      buckets.completeInitialReplication(plan);
+      return;
+    }
     call(() -> agent(plan.sourceSite()).completeInitialReplication(plan.vm()));
   }
 
@@ -328,6 +375,9 @@ public class AgentActivitiesImpl implements AgentActivities {
 
   @Override
   public ReplicaPoint replicaPoint(String site, String vm) {
+    if (sites.isObjectStore(site)) {
+      return buckets.replicaPoint(site, vm);
+    }
     return replicaPointOf(call(() -> agent(site).getVm(vm)), site);
   }
 
@@ -367,17 +417,26 @@ public class AgentActivitiesImpl implements AgentActivities {
 
   @Override
   public TestVm createTestVm(String site, String vm, long generation, String key) {
+    if (sites.isObjectStore(site)) {
+      return buckets.createTestVm(site, vm, generation, key);
+    }
     return testVm(call(() -> agent(site).createTestClone(vm, generation, key)));
   }
 
   @Override
   public TestVm findTestVm(String site, String vm) {
+    if (sites.isObjectStore(site)) {
+      return buckets.findTestVm(site, vm);
+    }
     return call(() -> agent(site).testClones()).stream().filter(c -> c.vm().equals(vm))
         .findFirst().map(AgentActivitiesImpl::testVm).orElse(null);
   }
 
   @Override
   public TestCleanup deleteTestVm(String site, String vm) {
+    if (sites.isObjectStore(site)) {
+      return buckets.deleteTestVm(site, vm);
+    }
     TestCleanupReport r = call(() -> agent(site).deleteTestClone(vm));
     return new TestCleanup(r.testVm(), r.existed(), r.remaining());
   }
@@ -389,16 +448,27 @@ public class AgentActivitiesImpl implements AgentActivities {
 
   @Override
   public void startReplica(String site, String vm, long generation, String key) {
+    if (sites.isObjectStore(site)) {
+      buckets.startReplica(site, vm, generation);
+      return;
+    }
     call(() -> agent(site).startReplica(vm, generation, key));
   }
 
   @Override
   public void stopReplica(String site, String vm) {
+    if (sites.isObjectStore(site)) {
+      buckets.stopReplica(site, vm);
+      return;
+    }
     call(() -> agent(site).stopReplica(vm));
   }
 
   @Override
   public PromoteOutcome promoteReplica(ProtectionPlan plan) {
+    if (toBucket(plan)) {
+      return buckets.promote(plan);
+    }
     return new PromoteOutcome(call(() -> agent(plan.targetSite()).promoteReplica(plan.vm()))
         .changedBytes());
   }
@@ -465,10 +535,15 @@ public class AgentActivitiesImpl implements AgentActivities {
   public ReverseOutcome reverseOldSource(String oldSite, String vm, String newSource) {
     ReverseResult r = call(() -> agent(oldSite).reverse(vm, newSource));
     SalvageInfo s = r.salvage();
+    // The VM ran from a bucket: its writes there are known by chunk only, so the old disks are
+    // compared block by block with the active ones (as the seed's failback from the cloud does).
+    String resyncReason = r.resyncReason() == null && sites.isObjectStore(newSource)
+        ? "the VM ran on " + newSource + " from its bucket: its disks and the old ones are "
+            + "compared block by block" : r.resyncReason();
     Salvaged salvaged = s == null ? null : new Salvaged(s.id(), s.site(), s.path(), s.bytes(),
         s.records(), s.rangeCount(), s.firstWrite(), s.lastWrite(), s.ranges().stream()
             .map(x -> x.disk() + ":" + x.offset() + "+" + x.length()).toList());
-    return new ReverseOutcome(salvaged, r.resyncReason());
+    return new ReverseOutcome(salvaged, resyncReason);
   }
 
   @Override
@@ -517,10 +592,12 @@ public class AgentActivitiesImpl implements AgentActivities {
     try {
       return call.get();
     } catch (AgentException e) {
-      if (e.code().recoverable()) {
-        throw ApplicationFailure.newFailure(e.getMessage(), e.code().name());
-      }
-      throw ApplicationFailure.newNonRetryableFailure(e.getMessage(), e.code().name());
+      throw failure(e);
     }
+  }
+
+  static ApplicationFailure failure(AgentException e) {
+    return e.code().recoverable() ? ApplicationFailure.newFailure(e.getMessage(), e.code().name())
+        : ApplicationFailure.newNonRetryableFailure(e.getMessage(), e.code().name());
   }
 }

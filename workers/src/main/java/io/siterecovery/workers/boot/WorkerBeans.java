@@ -42,7 +42,7 @@ class WorkerBeans {
   @Bean
   SiteDirectory siteDirectory(WorkerSettings settings) {
     return new SiteDirectory(settings.config().sites(), settings.config().partners(),
-        settings.config().operatorCredentials());
+        settings.config().objectStoreDirectory(), settings.config().operatorCredentials());
   }
 
   @Bean

@@ -7,11 +7,13 @@ import java.util.Map;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import io.siterecovery.workers.dev.CloudBucket;
 import picocli.CommandLine.Option;
 
 @Command(name = "dev", description = "Run the embedded default: Temporal test server on "
     + "127.0.0.1:7233, the worker, and agents for sites primary (NBD :10809) and secondary "
-    + "(NBD :10810). Stays up until interrupted.")
+    + "(NBD :10810), and the object-store site cloud: an S3 server in process (:8704) and its "
+    + "recovery host (NBD :10811). Stays up until interrupted.")
 final class DevCommand implements Callable<Integer> {
   @Option(names = "--data", description = "where disks and agent state live (default: ${DEFAULT-VALUE})",
       defaultValue = ".site-recovery/dev")
@@ -32,13 +34,18 @@ final class DevCommand implements Callable<Integer> {
             Temporal      %s namespace %s, task queue site-recovery
             agent primary   %s  NBD nbd://127.0.0.1:%d/<vm>/<disk>
             agent secondary %s  NBD nbd://127.0.0.1:%d/<vm>/<disk>
+            site cloud      bucket %s at %s (S3, in process; objects sealed with AES-256-GCM)
+                            recovery host %s  NBD nbd://127.0.0.1:%d/<vm>/<disk>
             data          %s
             certificates  %s (CA and every identity; the CLI's --certs)
           try:  ./site-recovery vm create web01 --site primary --disk 1G
                 ./site-recovery protect web01
                 ./site-recovery status web01
+                ./site-recovery protect web02 --target cloud   (to the bucket)
           """, stack.config().temporal(), stack.config().namespace(), stack.primary().url(),
           stack.primary().nbdPort(), stack.secondary().url(), stack.secondary().nbdPort(),
+          CloudBucket.BUCKET, stack.bucket().endpoint(), stack.cloud().url(),
+          stack.cloud().nbdPort(),
           data.toAbsolutePath(), Path.of(stack.config().certs()).toAbsolutePath());
       stop.await();
     }

@@ -97,6 +97,10 @@ final class OperatorCommands {
     @Option(names = "--policy", description = "replication policy (default: default)")
     String policy;
 
+    @Option(names = "--target", paramLabel = "SITE", description = "the site to replicate to, "
+        + "e.g. the object-store site cloud (default: the partner of the VM's site)")
+    String target;
+
     @Option(names = "--watch", description = "show progress and steps until it is PROTECTED")
     boolean watch;
 
@@ -112,7 +116,7 @@ final class OperatorCommands {
         String id = ProtectVmWorkflow.workflowId(vm);
         ProtectVmWorkflow wf = client.newWorkflowStub(ProtectVmWorkflow.class,
             options(id, Summaries.protect(vm, policy)));
-        WorkflowClient.start(wf::protect, new ProtectVmInput(vm, policy));
+        WorkflowClient.start(wf::protect, new ProtectVmInput(vm, policy, target, null));
         return started(client, output, watch, id, String.format("started %s; watch it with: "
             + "./site-recovery status %s", id, vm), () -> {
               ProtectionStatus s = query(client, id, ProtectionStatus.class);

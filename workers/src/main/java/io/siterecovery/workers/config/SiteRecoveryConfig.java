@@ -27,7 +27,55 @@ import java.util.Set;
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record SiteRecoveryConfig(String temporal, String namespace, Map<String, String> sites,
     Map<String, String> partners, Map<String, Policy> policies, String certs,
-    Map<String, Plan> plans) {
+    Map<String, Plan> plans, Map<String, ObjectStore> objectStores) {
+
+  public SiteRecoveryConfig(String temporal, String namespace, Map<String, String> sites,
+      Map<String, String> partners, Map<String, Policy> policies, String certs,
+      Map<String, Plan> plans) {
+    this(temporal, namespace, sites, partners, policies, certs, plans, null);
+  }
+
+  /**
+   * A site that is an S3-compatible bucket ({@code "objectStores": {"cloud": {...}}}); the same
+   * name in {@code sites} is its recovery host's agent. The worker checks that every agent
+   * shipping to it means this bucket: {@code endpoint}, {@code bucket}, {@code prefix} and the
+   * key-encryption key's fingerprint {@code keyId} (each optional). The credentials and the key
+   * itself are in each agent's own site file, never here: they never cross the network.
+   */
+  public record ObjectStore(String endpoint, String bucket, String prefix, String keyId) {}
+
+  /** The object-store sites, none when the configuration names none. */
+  public Map<String, ObjectStore> objectStoreSites() {
+    return objectStores == null ? Map.of() : objectStores;
+  }
+
+  /** The object-store sites as the activities check them. */
+  public Map<String, io.siterecovery.activities.SiteDirectory.ObjectStore> objectStoreDirectory() {
+    Map<String, io.siterecovery.activities.SiteDirectory.ObjectStore> out = new LinkedHashMap<>();
+    objectStoreSites().forEach((name, o) -> out.put(name,
+        new io.siterecovery.activities.SiteDirectory.ObjectStore(o.endpoint(), o.bucket(),
+            o.prefix(), o.keyId())));
+    return out;
+  }
+
+  /** Every object-store site needs its recovery host among the sites. */
+  static Map<String, ObjectStore> validateObjectStores(Map<String, ObjectStore> stores,
+      Map<String, String> sites) {
+    if (stores == null) {
+      return null;
+    }
+    stores.forEach((name, o) -> {
+      requireName("objectStores", name);
+      if (o == null) {
+        throw new IllegalArgumentException("objectStores." + name + ": empty");
+      }
+      if (!sites.containsKey(name)) {
+        throw new IllegalArgumentException("objectStores." + name + ": site '" + name
+            + "' needs its recovery host's agent URL in \"sites\"");
+      }
+    });
+    return Map.copyOf(stores);
+  }
 
   /**
    * A recovery plan: {@code {"groups":[{"name":"db","vms":["db01"],"before":[...],
@@ -72,6 +120,9 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
   public static final int DEV_SECONDARY_HTTP = 8702;
   public static final int DEV_PRIMARY_NBD = 10809;
   public static final int DEV_SECONDARY_NBD = 10810;
+  public static final int DEV_CLOUD_HTTP = 8703;
+  public static final int DEV_CLOUD_NBD = 10811;
+  public static final int DEV_CLOUD_S3 = 8704;
 
   public static SiteRecoveryConfig dev() {
     return dev(DEV_TEMPORAL_PORT, DEV_PRIMARY_HTTP, DEV_SECONDARY_HTTP);
@@ -108,7 +159,8 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
         c.namespace != null ? c.namespace : d.namespace, c.sites != null ? c.sites : d.sites,
         c.partners != null ? c.partners : d.partners,
         validatePolicies(c.policies != null ? c.policies : d.policies),
-        c.certs != null ? c.certs : d.certs, validatePlans(c.plans));
+        c.certs != null ? c.certs : d.certs, validatePlans(c.plans),
+        validateObjectStores(c.objectStores, c.sites != null ? c.sites : d.sites));
   }
 
   /** A policy a workflow could not use is a configuration error at load, naming policy and field. */
@@ -125,31 +177,45 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
   public SiteRecoveryConfig withPolicies(Map<String, Policy> more) {
     Map<String, Policy> all = new LinkedHashMap<>(policies);
     all.putAll(validatePolicies(more));
-    return new SiteRecoveryConfig(temporal, namespace, sites, partners, all, certs, plans);
+    return new SiteRecoveryConfig(temporal, namespace, sites, partners, all, certs, plans,
+        objectStores);
   }
 
   public SiteRecoveryConfig withCerts(Path dir) {
     return dir == null ? this
         : new SiteRecoveryConfig(temporal, namespace, sites, partners, policies, dir.toString(),
-            plans);
+            plans, objectStores);
   }
 
   /** The same configuration with these sites and partners, where given (not empty). */
   public SiteRecoveryConfig withSites(Map<String, String> moreSites,
       Map<String, String> morePartners) {
     return new SiteRecoveryConfig(temporal, namespace, moreSites.isEmpty() ? sites : moreSites,
-        morePartners.isEmpty() ? partners : morePartners, policies, certs, plans);
+        morePartners.isEmpty() ? partners : morePartners, policies, certs, plans, objectStores);
   }
 
   public SiteRecoveryConfig withTemporal(String address, String ns) {
     return new SiteRecoveryConfig(address != null ? address : temporal,
-        ns != null ? ns : namespace, sites, partners, policies, certs, plans);
+        ns != null ? ns : namespace, sites, partners, policies, certs, plans, objectStores);
+  }
+
+  /** The same configuration with these sites, partners and object-store sites (dev's cloud). */
+  public SiteRecoveryConfig withObjectStores(Map<String, String> moreSites,
+      Map<String, String> morePartners, Map<String, ObjectStore> stores) {
+    Map<String, String> allSites = new LinkedHashMap<>(sites);
+    allSites.putAll(moreSites);
+    Map<String, String> allPartners = new LinkedHashMap<>(partners);
+    allPartners.putAll(morePartners);
+    Map<String, ObjectStore> allStores = new LinkedHashMap<>(objectStoreSites());
+    allStores.putAll(stores);
+    return new SiteRecoveryConfig(temporal, namespace, allSites, allPartners, policies, certs,
+        plans, validateObjectStores(allStores, allSites));
   }
 
   /** The same configuration with these plans (dev's embedded stack with a --config file's). */
   public SiteRecoveryConfig withPlans(Map<String, Plan> more) {
     return new SiteRecoveryConfig(temporal, namespace, sites, partners, policies, certs,
-        validatePlans(more));
+        validatePlans(more), objectStores);
   }
 
   /**

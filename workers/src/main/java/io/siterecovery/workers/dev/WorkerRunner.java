@@ -67,7 +67,7 @@ public final class WorkerRunner implements Closeable {
   public static AgentActivitiesImpl agentActivities(SiteRecoveryConfig config,
       WorkflowClient client) {
     SiteDirectory sites = new SiteDirectory(config.sites(), config.partners(),
-        config.operatorCredentials());
+        config.objectStoreDirectory(), config.operatorCredentials());
     return new AgentActivitiesImpl(sites, (workflowId, progress) ->
         client.newUntypedWorkflowStub(workflowId).signal("copyProgress", progress));
   }

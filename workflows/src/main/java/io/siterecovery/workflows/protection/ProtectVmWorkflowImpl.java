@@ -134,7 +134,12 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
       restore(input.carried());
     }
     try {
-      plan = step("planning protection", () -> agents.planProtection(vm));
+      // Inputs without a target (every run before targets existed, and every continued run: the
+      // agent's protection record remembers it) plan as they always did.
+      String target = input.targetSite() == null ? null
+          : Inputs.requireName("targetSite", input.targetSite());
+      plan = step("planning protection", () -> target == null ? agents.planProtection(vm)
+          : agents.planProtectionTo(vm, target));
       view.plan(plan);
       view.state(ProtectionState.ENABLING);
       boolean seeded = step("enabling replication", () -> agents.enableReplication(plan));

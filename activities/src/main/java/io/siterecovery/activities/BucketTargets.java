@@ -1,0 +1,327 @@
+package io.siterecovery.activities;
+
+import static io.siterecovery.activities.AgentActivitiesImpl.call;
+
+import io.siterecovery.activities.AgentActivityRecords.CopyDiskRequest;
+import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
+import io.siterecovery.activities.AgentActivityRecords.DeltaRequest;
+import io.siterecovery.activities.AgentActivityRecords.DiskCopyResult;
+import io.siterecovery.activities.AgentActivityRecords.PointInfo;
+import io.siterecovery.activities.AgentActivityRecords.PromoteOutcome;
+import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
+import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
+import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
+import io.siterecovery.activities.AgentActivityRecords.TestCleanup;
+import io.siterecovery.activities.AgentActivityRecords.TestVm;
+import io.siterecovery.activities.AgentActivityRecords.TransferSettings;
+import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.ErrorCode;
+import io.siterecovery.agent.api.AgentClient;
+import io.siterecovery.agent.api.BucketMessages.BucketCycleResult;
+import io.siterecovery.agent.api.BucketMessages.BucketInitialProgress;
+import io.siterecovery.agent.api.BucketMessages.BucketPoint;
+import io.siterecovery.agent.api.BucketMessages.BucketPoints;
+import io.siterecovery.agent.api.BucketMessages.ObjectStoreInfo;
+import io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoverFromBucketRequest;
+import io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoveryInfo;
+import io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoveryProgress;
+import io.siterecovery.agent.objectstore.ship.BucketShipper;
+import io.siterecovery.agent.vm.VmRecord;
+import io.temporal.activity.Activity;
+import io.temporal.activity.ActivityExecutionContext;
+import io.temporal.failure.ApplicationFailure;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Comparator;
+import java.util.List;
+import java.util.function.BiConsumer;
+import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The agent steps when one side of a replication is an object-store site: the source agent
+ * ships to the bucket through its bucket routes, and the site's own agent (its recovery host)
+ * lists the points and materialises VMs from them. A bucket's recovery points are its manifests:
+ * their ids stand where a peer replica's applied generations do, so the workflows see the same
+ * points, RPO and recovery-point choices for both kinds of target.
+ */
+final class BucketTargets {
+  private static final Logger log = LoggerFactory.getLogger(BucketTargets.class);
+  private static final String TEST_SUFFIX = "-test";
+  /**
+   * How long a commit waits, in one attempt, for the background fetch to make the disks local;
+   * a longer one is retried (the agent's refusal is recoverable) on the step's schedule.
+   */
+  static final Duration COMMIT_WAIT = Duration.ofSeconds(90);
+
+  private final SiteDirectory sites;
+  private final Function<String, AgentClient> agents;
+  private final BiConsumer<String, CopyProgress> progress;
+
+  BucketTargets(SiteDirectory sites, Function<String, AgentClient> agents,
+      BiConsumer<String, CopyProgress> progress) {
+    this.sites = sites;
+    this.agents = agents;
+    this.progress = progress;
+  }
+
+  /**
+   * The source agent must ship to the same bucket the worker's configuration names: a site file
+   * that points elsewhere would leave recovery points where no recovery host looks.
+   */
+  void checkSourceKnowsBucket(ProtectionPlan plan) {
+    List<ObjectStoreInfo> known = call(() -> agents.apply(plan.sourceSite()).objectStores());
+    ObjectStoreInfo info = known.stream().filter(i -> i.site().equals(plan.targetSite()))
+        .findFirst().orElseThrow(() -> ApplicationFailure.newNonRetryableFailure("the agent of "
+            + plan.sourceSite() + " is not configured for object-store site "
+            + plan.targetSite() + " (start it with --object-store " + plan.targetSite()
+            + "=FILE)", FailureTypes.UNKNOWN_SITE));
+    SiteDirectory.ObjectStore expected = sites.objectStore(plan.targetSite()).orElseThrow();
+    String mismatch = mismatch(expected, info);
+    if (mismatch != null) {
+      throw ApplicationFailure.newNonRetryableFailure("the agent of " + plan.sourceSite()
+          + " ships object-store site " + plan.targetSite() + " to another bucket than this "
+          + "worker's configuration names: " + mismatch, FailureTypes.UNKNOWN_SITE);
+    }
+  }
+
+  private static String mismatch(SiteDirectory.ObjectStore expected, ObjectStoreInfo info) {
+    if (expected.endpoint() != null && !trimSlash(expected.endpoint()).equals(
+        trimSlash(info.endpoint()))) {
+      return "endpoint " + info.endpoint() + ", configured " + expected.endpoint();
+    }
+    if (expected.bucket() != null && !expected.bucket().equals(info.bucket())) {
+      return "bucket " + info.bucket() + ", configured " + expected.bucket();
+    }
+    if (expected.prefix() != null && !expected.prefix().equals(info.prefix())) {
+      return "prefix '" + info.prefix() + "', configured '" + expected.prefix() + "'";
+    }
+    if (expected.keyId() != null && !expected.keyId().equals(info.keyId())) {
+      return "key " + info.keyId() + ", configured " + expected.keyId();
+    }
+    return null;
+  }
+
+  private static String trimSlash(String s) {
+    return s.endsWith("/") ? s.substring(0, s.length() - 1) : s;
+  }
+
+  /** The first, shortest step: it protects the VM towards the bucket and starts tracking. */
+  boolean enable(ProtectionPlan plan) {
+    checkSourceKnowsBucket(plan);
+    return step(plan, Duration.ofMillis(1), null).finished();
+  }
+
+  private BucketInitialProgress step(ProtectionPlan plan, Duration budget, Double bandwidth) {
+    return call(() -> agents.apply(plan.sourceSite()).bucketInitial(plan.vm(), plan.targetSite(),
+        budget, bandwidth));
+  }
+
+  /**
+   * The agent copies a VM's disks to the bucket in chunk order, disk after disk, in bounded
+   * steps it resumes by itself; this disk's share is what its progress reports. The last disk's
+   * copy also waits for the first recovery point, which the agent commits once every chunk is in.
+   */
+  DiskCopyResult copyDisk(CopyDiskRequest request) {
+    ActivityExecutionContext ctx = Activity.getExecutionContext();
+    ProtectionPlan plan = request.plan();
+    long diskStart = 0;
+    for (ProtectionPlan.DiskInfo d : plan.disks()) {
+      if (d.name().equals(request.disk())) {
+        break;
+      }
+      diskStart += d.sizeBytes();
+    }
+    boolean lastDisk = plan.disks().get(plan.disks().size() - 1).name().equals(request.disk());
+    long size = request.sizeBytes();
+    Double bandwidth = request.transfer() == null ? null : request.transfer().bandwidthMBps();
+    // What an earlier attempt or a stopped copy reported; the agent's checkpoint knows the rest.
+    long resumedFrom = ctx.getHeartbeatDetails(Long.class)
+        .orElse(request.startOffset() == null ? 0L : request.startOffset());
+    long started = System.nanoTime();
+    long done = resumedFrom;
+    long sent = 0;
+    ProgressGate gate = new ProgressGate(size, resumedFrom, started);
+    while (true) {
+      BucketInitialProgress p = step(plan, AgentActivitiesImpl.COPY_CALL_BUDGET, bandwidth);
+      done = Math.max(0, Math.min(size, p.doneBytes() - diskStart));
+      sent += p.bytesSent();
+      long now = System.nanoTime();
+      ctx.heartbeat(done);
+      if (gate.shouldReport(done, now)) {
+        double seconds = Math.max(1e-3, (now - started) / 1e9);
+        progress.accept(request.progressWorkflowId(), new CopyProgress("INITIAL_REPLICATION",
+            request.disk(), done, size, sent, Math.max(0, done - resumedFrom) / seconds,
+            Instant.now()));
+      }
+      if (p.finished() || (!lastDisk && done >= size)) {
+        break;
+      }
+    }
+    return new DiskCopyResult(request.disk(), Math.max(0, done - resumedFrom), sent, resumedFrom,
+        (System.nanoTime() - started) / 1_000_000);
+  }
+
+  /** Point 1 is committed by the copy's last step; a step after it answers at once. */
+  void completeInitialReplication(ProtectionPlan plan) {
+    BucketInitialProgress p = step(plan, AgentActivitiesImpl.COPY_CALL_BUDGET, null);
+    if (!p.finished()) {
+      throw ApplicationFailure.newFailure("the initial copy of " + plan.vm() + " to "
+          + plan.targetSite() + " is not finished: " + p.doneChunks() + " of " + p.totalChunks()
+          + " chunks in the bucket", FailureTypes.REPLICA_BEHIND);
+    }
+  }
+
+  /**
+   * One cycle to the bucket (seal, ship, commit a point), then retention: points older than the
+   * policy's retention go, the newest always stays. Points are crash-consistent: a bucket has no
+   * VM to quiesce, and the source's quiesce hook runs only for a peer's cycle.
+   */
+  ReplicationCycle replicateDelta(DeltaRequest request, SourceHealth health) {
+    ProtectionPlan plan = request.plan();
+    AgentClient source = agents.apply(plan.sourceSite());
+    TransferSettings t = request.transfer();
+    BucketCycleResult r = call(() -> source.bucketCycle(plan.vm(), plan.targetSite(),
+        t == null ? null : t.bandwidthMBps()));
+    List<BucketPoint> points = call(() -> source.bucketPoints(plan.vm(), plan.targetSite()))
+        .points();
+    if (request.retentionSeconds() != null) {
+      long oldest = System.currentTimeMillis() - request.retentionSeconds() * 1000;
+      List<Long> keep = points.stream().filter(p -> p.createdMillis() >= oldest
+          || p.pointId() == r.pointId()).map(BucketPoint::pointId).toList();
+      if (keep.size() < points.size()) {
+        var pruned = call(() -> source.bucketPrune(plan.vm(), plan.targetSite(), keep));
+        log.info("[{}] retention on {}: points {} dropped, {} objects deleted", plan.vm(),
+            plan.targetSite(), pruned.droppedPoints(), pruned.objectsDeleted());
+        points = points.stream().filter(p -> keep.contains(p.pointId())).toList();
+      }
+    }
+    BucketPoint latest = points.stream().filter(p -> p.pointId() == r.pointId()).findFirst()
+        .orElseThrow(() -> ApplicationFailure.newFailure("point " + r.pointId() + " of "
+            + plan.vm() + " is not listed in the bucket of " + plan.targetSite(),
+            ErrorCode.INVALID_STATE.name()));
+    return new ReplicationCycle(r.pointId(), r.pointId(), Instant.ofEpochMilli(
+        latest.createdMillis()), r.logsShipped(), r.bytesShipped(), false,
+        request.quiesce() ? "an object-store site keeps crash-consistent points only" : null,
+        pointInfos(points), health);
+  }
+
+  private static List<PointInfo> pointInfos(List<BucketPoint> points) {
+    return points.stream().sorted(Comparator.comparingLong(BucketPoint::pointId))
+        .map(p -> new PointInfo(p.pointId(), Instant.ofEpochMilli(p.createdMillis()), false))
+        .toList();
+  }
+
+  /** Read from the bucket by the site's recovery host: the source may be the site that is lost. */
+  ReplicaPoint replicaPoint(String site, String vm) {
+    BucketPoints listed = call(() -> agents.apply(site).bucketSitePoints(site, vm));
+    List<PointInfo> points = pointInfos(listed.points());
+    if (points.isEmpty()) {
+      throw ApplicationFailure.newNonRetryableFailure("the bucket of " + site + " holds no "
+          + "recovery point of VM " + vm, FailureTypes.NOT_PROTECTED);
+    }
+    PointInfo latest = points.get(points.size() - 1);
+    return new ReplicaPoint(latest.generation(), latest.time(), true, points);
+  }
+
+  private static RecoverFromBucketRequest recovery(String site, String vm, long point,
+      boolean test) {
+    return new RecoverFromBucketRequest(site, BucketShipper.bucketVmId(vm), point, test);
+  }
+
+  /** The VM made from the bucket at {@code point}, its disks exported at once (instant recovery). */
+  void startReplica(String site, String vm, long point) {
+    RecoveryInfo info = call(() -> agents.apply(site).recoverFromBucket(vm,
+        recovery(site, vm, point, false)));
+    log.info("[{}] recovered from the bucket of {} at point {}: {}", vm, site, info.point(),
+        info.exports());
+  }
+
+  /** Drops the recovered VM and its local data; the bucket is untouched. Idempotent. */
+  void stopReplica(String site, String vm) {
+    discard(site, vm);
+  }
+
+  private boolean discard(String site, String name) {
+    try {
+      agents.apply(site).discardBucketRecovery(name);
+      return true;
+    } catch (AgentException e) {
+      if (e.code() == ErrorCode.VM_NOT_FOUND) {
+        return false;
+      }
+      throw AgentActivitiesImpl.failure(e);
+    }
+  }
+
+  TestVm createTestVm(String site, String vm, long point, String key) {
+    RecoveryInfo info = call(() -> agents.apply(site).recoverFromBucket(vm,
+        recovery(site, vm, point, true)));
+    return testVm(site, vm, info, key);
+  }
+
+  private TestVm testVm(String site, String vm, RecoveryInfo info, String key) {
+    Instant pointTime = replicaPoint(site, vm).points().stream()
+        .filter(p -> p.generation() == info.point()).map(PointInfo::time).findFirst()
+        .orElse(info.createdAt());
+    return new TestVm(vm, info.vm(), info.point(), pointTime, key, info.createdAt(),
+        info.exports());
+  }
+
+  TestVm findTestVm(String site, String vm) {
+    return call(() -> agents.apply(site).bucketRecoveries()).stream()
+        .filter(r -> r.vm().equals(vm + TEST_SUFFIX)).findFirst()
+        .map(r -> testVm(site, vm, r, null)).orElse(null);
+  }
+
+  TestCleanup deleteTestVm(String site, String vm) {
+    String testVm = vm + TEST_SUFFIX;
+    boolean existed = discard(site, testVm);
+    List<String> remaining = call(() -> agents.apply(site).bucketRecoveries()).stream()
+        .filter(r -> r.vm().equals(testVm)).map(r -> r.vm() + " " + r.exports()).toList();
+    return new TestCleanup(testVm, existed, remaining);
+  }
+
+  /**
+   * Commit: once the recovered disks are wholly local, the recovery host makes the VM one of its
+   * own, primary and tracked, replicating (once reprotected) back towards its old source. Waits
+   * for the background fetch here up to {@link #COMMIT_WAIT}, heartbeating; longer, the agent's
+   * refusal is retried on the step's schedule.
+   */
+  PromoteOutcome promote(ProtectionPlan plan) {
+    AgentClient host = agents.apply(plan.targetSite());
+    ActivityExecutionContext ctx = Activity.getExecutionContext();
+    long deadline = System.nanoTime() + COMMIT_WAIT.toNanos();
+    boolean adopted = call(() -> host.listVms()).stream().anyMatch(v -> v.name()
+        .equals(plan.vm()) && v.role() == VmRecord.Role.PRIMARY);
+    while (!adopted && System.nanoTime() < deadline) {
+      RecoveryProgress p = call(() -> host.recoveryProgress(plan.vm()));
+      if (p.complete()) {
+        break;
+      }
+      ctx.heartbeat(p.localBytes());
+      try {
+        Thread.sleep(500); // the agent offers no wait; a poll every half second is cheap
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw ApplicationFailure.newFailure("interrupted", "INTERRUPTED");
+      }
+    }
+    String home = homeOf(plan);
+    return new PromoteOutcome(call(() -> host.promoteBucketRecovery(plan.vm(),
+        plan.sourceSite(), home)).changedBytes());
+  }
+
+  /** The VM's home as its old source records it; that site itself when it does not answer. */
+  private String homeOf(ProtectionPlan plan) {
+    try {
+      VmRecord r = agents.apply(plan.sourceSite()).getVm(plan.vm());
+      return r.home() == null ? plan.sourceSite() : r.home();
+    } catch (AgentException e) {
+      log.info("[{}] home of the VM not read from {} ({}); taken to be that site", plan.vm(),
+          plan.sourceSite(), e.getMessage());
+      return plan.sourceSite();
+    }
+  }
+}
