@@ -211,4 +211,25 @@ class ProtectVmWorkflowTest {
     assertThat(failureOf(client, "ProtectVm", Map.of("vm", "ghost")))
         .contains("VM ghost not found");
   }
+
+  @Test
+  void aTargetSiteInTheInputPlansTowardsItAndABadOneIsRefused(TestWorkflowEnvironment env,
+      WorkflowClient client) {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, false);
+    io.siterecovery.activities.ProtectionPlan toCloud = new io.siterecovery.activities
+        .ProtectionPlan("web01", "primary", "cloud", PLAN.disks());
+    when(agents.planProtectionTo("web01", "cloud")).thenReturn(toCloud);
+    WorkflowTestSupport.start(env, agents);
+
+    assertThat(failureOf(client, "ProtectVm", Map.of("vm", "web01", "targetSite", "../x")))
+        .contains("targetSite").contains("not a valid name");
+    ProtectVmWorkflow wf = client.newWorkflowStub(ProtectVmWorkflow.class, WorkflowOptions
+        .newBuilder().setTaskQueue(Registration.TASK_QUEUE)
+        .setWorkflowId(ProtectVmWorkflow.workflowId("web01")).build());
+    WorkflowClient.start(wf::protect, new ProtectVmInput("web01", "default", "cloud", null));
+    WorkflowTestSupport.awaitVirtual(env, () -> wf.status().state() == ProtectionState.PROTECTED);
+    assertThat(wf.status().targetSite()).isEqualTo("cloud");
+    verify(agents, org.mockito.Mockito.never()).planProtection("web01");
+    verify(agents).enableReplication(toCloud);
+  }
 }
