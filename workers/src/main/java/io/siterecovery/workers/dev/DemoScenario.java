@@ -47,7 +47,8 @@ import java.util.function.Predicate;
  * What a newcomer watches: two VMs written through NBD before, during and after initial
  * replication, protected with live progress; then web01's whole round trip: a test failover held
  * at its point while replication goes on, cleaned up; a planned failover and commit; writes on the
- * new site; Reprotect sending back only those; Failback home. Bytes are verified at every stage.
+ * new site; Reprotect sending back only those; Failback home. Then the cloud: app01 replicated to
+ * the bucket of site cloud and a drill recovered from it. Bytes are verified at every stage.
  */
 public final class DemoScenario {
   private static final long MIB = 1 << 20;
@@ -202,6 +203,9 @@ public final class DemoScenario {
         && "primary".equals(st.sourceSite()), lastLine);
     verified &= compare("the replica on secondary", stack.primary(), stack.secondary(), "web01");
 
+    CloudDrill cloud = cloudDrill(primary);
+    verified &= cloud.verified();
+
     ProtectionStatus db = client.newWorkflowStub(ProtectVmWorkflow.class,
         ProtectVmWorkflow.workflowId("db01")).status();
     out.println("== report ==");
@@ -220,9 +224,107 @@ public final class DemoScenario {
         + "%s; Reprotect sent %.2fx the bytes written; failback %s, home on %s%n", toTesting,
         failoverSeconds, fs.recoveryPoint().id(), (double) rs.bytesSent() / written, fb.state(),
         again.status().sourceSite());
+    out.printf("   app01  protected to the bucket in %.1f s (%d MiB stored, sealed); test VM "
+        + "from the bucket up in %.1f s; first 4 KiB read %.0f ms after%n", cloud.protectSeconds(),
+        cloud.storedBytes() / MIB, cloud.toTesting(), cloud.firstReadMillis());
     out.printf("   verification: %s; demo took %.0f s%n", verified ? "PASSED" : "FAILED",
         (System.nanoTime() - t0) / 1e9);
     return verified;
+  }
+
+  private record CloudDrill(boolean verified, double protectSeconds, long storedBytes,
+      double toTesting, double firstReadMillis) {}
+
+  /**
+   * The cloud target: app01 replicates to the bucket of site cloud (s3proxy in process, objects
+   * sealed by the agent), then a drill recovers it from there on the cloud's recovery host while
+   * the background fetch is still running.
+   */
+  private CloudDrill cloudDrill(AgentClient primary) throws Exception {
+    out.println("== 9. the cloud: protect app01 to the object-store site cloud, then a drill "
+        + "from the bucket ==");
+    String vm = "app01";
+    primary.createVm(vm, List.of(256 * MIB));
+    byte[] canary = "demo canary: plaintext that must never reach the bucket".getBytes(
+        java.nio.charset.StandardCharsets.US_ASCII);
+    long written = 0;
+    try (NbdClient nbd = new NbdClient("127.0.0.1", stack.primary().nbdPort(), vm + "/disk0")) {
+      byte[] data = new byte[(int) MIB];
+      for (long at = 0; at < 24 * MIB; at += MIB) {
+        random.nextBytes(data);
+        nbd.write(at, data, false);
+        written += MIB;
+      }
+      nbd.write(200 * MIB, canary, true);
+      nbd.flush();
+    }
+    long start = System.nanoTime();
+    ProtectVmWorkflow wf = client.newWorkflowStub(ProtectVmWorkflow.class,
+        options(ProtectVmWorkflow.workflowId(vm), Summaries.protect(vm, POLICY, "primary",
+            CloudBucket.SITE)));
+    WorkflowClient.start(wf::protect, new ProtectVmInput(vm, POLICY, CloudBucket.SITE, null));
+    Map<String, String> lastLine = new LinkedHashMap<>();
+    awaitProtection(List.of(vm), st -> st.state() == ProtectionState.PROTECTED, lastLine);
+    double protectSeconds = (System.nanoTime() - start) / 1e9;
+    written += writeRandom(stack.primary(), vm, "disk0", 16, 64 * 1024, true);
+    long cycles = wf.status().deltaCycles();
+    awaitProtection(List.of(vm), st -> st.deltaCycles() > cycles, lastLine);
+    long stored = 0;
+    boolean canaryAtRest = false;
+    try (var files = java.nio.file.Files.walk(stack.bucket().storeDir())) {
+      for (java.nio.file.Path f : files.filter(java.nio.file.Files::isRegularFile).toList()) {
+        byte[] bytes = java.nio.file.Files.readAllBytes(f);
+        stored += bytes.length;
+        canaryAtRest |= indexOf(bytes, canary) >= 0;
+      }
+    }
+    out.printf("   the bucket holds %d MiB for the %d MiB written in 4 MiB chunks (zero chunks are "
+        + "not stored) and logs; a canary written in the VM is in none of its files: %s%n",
+        stored / MIB, written / MIB, !canaryAtRest);
+
+    long testStart = System.nanoTime();
+    FailoverWorkflow drill = client.newWorkflowStub(FailoverWorkflow.class, options(
+        FailoverWorkflow.testWorkflowId(vm),
+        Summaries.failover(FailoverType.TEST, vm, "LATEST", CloudBucket.SITE) + " (demo drill)"));
+    WorkflowClient.start(drill::failover, new FailoverInput(vm, FailoverType.TEST, "LATEST"));
+    FailoverStatus ds = awaitFailover(drill, FailoverState.TESTING, 0);
+    double toTesting = (System.nanoTime() - testStart) / 1e9;
+    long readStart = System.nanoTime();
+    byte[] read;
+    try (NbdClient nbd = new NbdClient("127.0.0.1", stack.cloud().nbdPort(),
+        vm + "-test/disk0")) {
+      read = nbd.read(200 * MIB, canary.length);
+    }
+    double firstRead = (System.nanoTime() - readStart) / 1e6;
+    long diff;
+    try (NbdClient nbd = new NbdClient("127.0.0.1", stack.cloud().nbdPort(),
+        vm + "-test/disk0")) {
+      diff = DiskCompare.firstDifference(nbd, stack.primary().diskImage(vm, "disk0"));
+    }
+    out.printf("   test VM %s on cloud at %s, exported at once, the rest fetched in the "
+        + "background: "
+        + "canary read back %s; %s/disk0 %s%n", ds.test().testVm(), ds.recoveryPoint().id(),
+        java.util.Arrays.equals(read, canary) ? "intact" : "WRONG", vm, diff < 0
+            ? "IDENTICAL to the source (256 MiB compared)" : "DIFFERS at byte " + diff);
+    drill.cleanup(new CleanupRequest("demo drill from the bucket"));
+    awaitFailover(drill, FailoverState.CLEANED_UP, ds.steps().size());
+    boolean clean = stack.operatorClient(stack.cloud()).bucketRecoveries().isEmpty();
+    out.printf("   cleaned up; nothing of %s-test remains on cloud: %s%n", vm, clean);
+    return new CloudDrill(!canaryAtRest && java.util.Arrays.equals(read, canary) && diff < 0
+        && clean, protectSeconds, stored, toTesting, firstRead);
+  }
+
+  private static int indexOf(byte[] haystack, byte[] needle) {
+    outer:
+    for (int i = 0; i + needle.length <= haystack.length; i++) {
+      for (int j = 0; j < needle.length; j++) {
+        if (haystack[i + j] != needle[j]) {
+          continue outer;
+        }
+      }
+      return i;
+    }
+    return -1;
   }
 
   private static WorkflowOptions options(String id, String summary) {
