@@ -455,6 +455,15 @@ public final class AgentClient {
         BucketMessages.BucketPoints.class);
   }
 
+  /**
+   * The points of VM {@code vm} in the bucket of object-store site {@code site}, from any agent
+   * configured with that site (the recovery host, when the source is lost).
+   */
+  public BucketMessages.BucketPoints bucketSitePoints(String site, String vm) {
+    return call("GET", "v1/bucket-sites/" + site + "/vms/" + vm + "/points", null,
+        BucketMessages.BucketPoints.class);
+  }
+
   /** Retention: keeps {@code keep} (and every point newer than the oldest of them). */
   public BucketMessages.BucketPruneResult bucketPrune(String vm, String site, List<Long> keep) {
     return call("POST", "v1/vms/" + vm + "/bucket/" + site + "/prune",

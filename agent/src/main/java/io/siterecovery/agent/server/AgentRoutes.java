@@ -184,6 +184,10 @@ final class AgentRoutes {
         (m, x) -> roles.buckets().points(m.group(1), m.group(2)));
     route("POST", bucket + "/prune", Access.OPERATOR, (m, x) -> roles.buckets().prune(
         m.group(1), m.group(2), x.json(BucketMessages.BucketPruneRequest.class)));
+    // The same points, from the bucket alone: the recovery host lists them when the source is
+    // lost. The operator's, like the listing above.
+    route("GET", "/v1/bucket-sites/" + NAME + "/vms/" + NAME + "/points", Access.OPERATOR,
+        (m, x) -> roles.buckets().sitePoints(m.group(1), m.group(2)));
 
     // Test VMs are the operator's drills; the replica's source has no say in them.
     route("GET", "/v1/test-clones", Access.OPERATOR, (m, x) -> testClones.list());

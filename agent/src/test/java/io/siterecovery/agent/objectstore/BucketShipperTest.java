@@ -13,6 +13,7 @@ import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.api.BucketMessages.BucketCycleResult;
 import io.siterecovery.agent.api.BucketMessages.BucketInitialProgress;
 import io.siterecovery.agent.api.BucketMessages.BucketPoint;
+import io.siterecovery.agent.api.BucketMessages.BucketPoints;
 import io.siterecovery.agent.api.BucketMessages.BucketPruneResult;
 import io.siterecovery.agent.objectstore.ship.BucketShipper;
 import io.siterecovery.agent.objectstore.ship.ObjectStoreSite;
@@ -367,6 +368,44 @@ class BucketShipperTest {
   }
 
   @Test
+  void anyAgentOfTheSiteListsAVmsPointsFromTheBucketWithoutTheVm() throws Exception {
+    assumeInstalled("qemu-io");
+    BucketPoints atTheSource;
+    try (HostAgent source = startAgent(dir.resolve("primary"))) {
+      AgentClient operator = TestCerts.operatorClient(source);
+      operator.createVm("list01", List.of(MIB));
+      writeBeforeProtection(source, "list01");
+      assertThat(operator.bucketInitial("list01", "cloud", Duration.ofSeconds(30), null)
+          .finished()).isTrue();
+      qemuIo(source.nbdUri("list01", "disk0"), "write -P 0x41 0 4k").assertOk();
+      operator.bucketCycle("list01", "cloud", null);
+      atTheSource = operator.bucketPoints("list01", "cloud");
+    }
+    // the source is gone; the recovery host, which has no VM list01, answers from the bucket
+    try (HostAgent recoveryHost = new HostAgent(new HostAgent.Settings("cloud",
+        dir.resolve("cloud"), "127.0.0.1", 0, 0, TestCerts.site("cloud"), Map.of(),
+        HostAgent.Settings.LOOPBACK, false, null, null,
+        Map.of("cloud", ObjectStoreSite.load("cloud", siteFile))))) {
+      AgentClient operator = TestCerts.operatorClient(recoveryHost);
+      BucketPoints fromTheBucket = operator.bucketSitePoints("cloud", "list01");
+      assertThat(fromTheBucket).isEqualTo(atTheSource);
+      assertThat(fromTheBucket.points()).extracting(BucketPoint::pointId).containsExactly(1L, 2L);
+      assertThat(fromTheBucket.bucketVmId()).isEqualTo(BucketShipper.bucketVmId("list01"));
+      assertThat(operator.bucketSitePoints("cloud", "never01").points()).isEmpty();
+      assertThatThrownBy(() -> operator.bucketSitePoints("nowhere", "list01"))
+          .isInstanceOfSatisfying(AgentException.class,
+              e -> assertThat(e.code()).isEqualTo(ErrorCode.BAD_REQUEST));
+      assertThatThrownBy(() -> operator.bucketSitePoints("cloud", "x".repeat(64)))
+          .isInstanceOfSatisfying(AgentException.class,
+              e -> assertThat(e.code()).isEqualTo(ErrorCode.BAD_REQUEST));
+      assertThatThrownBy(() -> TestCerts.clientAs(Identity.site("primary"), recoveryHost)
+          .bucketSitePoints("cloud", "list01")).isInstanceOfSatisfying(AgentException.class,
+              e -> assertThat(e.code()).isEqualTo(ErrorCode.FORBIDDEN));
+      assertThat(recoveryHost.vms().list()).isEmpty();
+    }
+  }
+
+  @Test
   void aBucketThatLostTheVmsPointsGetsTheCopyAgainInsteadOfACycle() throws Exception {
     assumeInstalled("qemu-io", "qemu-img");
     try (HostAgent agent = startAgent(dir.resolve("primary"))) {
@@ -441,6 +480,7 @@ class BucketShipperTest {
           c -> c.bucketInitial("web02", "cloud", null, null),
           c -> c.bucketCycle("web02", "cloud", null),
           c -> c.bucketPoints("web02", "cloud"),
+          c -> c.bucketSitePoints("cloud", "web02"),
           c -> c.bucketPrune("web02", "cloud", List.of(1L)));
       for (ThrowingConsumer<AgentClient> call : calls) {
         assertThatThrownBy(() -> call.accept(peer)).isInstanceOfSatisfying(AgentException.class,

@@ -23,6 +23,7 @@ import io.siterecovery.agent.objectstore.SealedObjects;
 import io.siterecovery.agent.resync.ResyncLedger;
 import io.siterecovery.agent.source.ReplicationSource;
 import io.siterecovery.agent.transport.Transport;
+import io.siterecovery.agent.vm.Names;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
 import io.siterecovery.agent.vm.VmRecord;
@@ -380,7 +381,25 @@ public final class BucketShipper implements Closeable {
     Site site = site(siteName);
     Vm vm = host.get(vmName);
     requireTarget(vm, siteName);
-    BucketReplica replica = replica(vm, site, site.store());
+    return points(vmName, siteName, replica(vm, site, site.store()));
+  }
+
+  /**
+   * The points of VM {@code vmName} in the bucket of {@code siteName}, asked of any agent that
+   * knows the site, with or without the VM: after an unplanned failover the source may be lost,
+   * and the recovery host lists them from the bucket alone. The same answer as {@link #points}.
+   */
+  public BucketPoints sitePoints(String siteName, String vmName) throws IOException {
+    Names.requireValid("VM", vmName);
+    Site site = site(siteName);
+    // a listing reads manifests only; the scratch folder is never made
+    return points(vmName, siteName, new BucketReplica(site.store(), site.sealed(),
+        bucketVmId(vmName), site.config().chunkSize(), 1,
+        host.dataDir().resolve("bucket-sites").resolve(siteName).resolve("scratch")));
+  }
+
+  private static BucketPoints points(String vmName, String siteName, BucketReplica replica)
+      throws IOException {
     List<BucketPoint> points = new ArrayList<>();
     for (ObjectNames.ManifestName name : replica.points()) {
       PointManifest m = replica.manifest(name.pointId());
