@@ -209,6 +209,14 @@ final class AgentRoutes {
         (m, x) -> bucketRecoveries.progress(m.group(1)));
     route("DELETE", "/v1/vms/" + NAME + "/recover-from-bucket", Access.OPERATOR,
         (m, x) -> bucketRecoveries.discard(m.group(1)));
+    // The commit of a failover to the recovery host, like /v1/replicas/{vm}/promote.
+    route("POST", "/v1/vms/" + NAME + "/recover-from-bucket/promote", Access.OPERATOR,
+        (m, x) -> {
+          BucketRecoveries.PromoteRecoveryRequest r =
+              x.json(BucketRecoveries.PromoteRecoveryRequest.class);
+          require(r.oldSource() != null, "oldSource is required");
+          return bucketRecoveries.promote(m.group(1), r.oldSource(), r.home());
+        });
 
     // Recovery-plan scripts: local executables run by name with the plan's context; the
     // request never carries a command. The operator's, like every control endpoint.
