@@ -22,6 +22,7 @@ import io.siterecovery.agent.objectstore.ship.BucketShipper;
 import io.siterecovery.agent.objectstore.ship.ObjectStoreSite;
 import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.testing.AgentProcess;
+import io.siterecovery.agent.testing.QemuIoSession;
 import io.siterecovery.agent.testing.RawHttp;
 import io.siterecovery.agent.testing.ResyncRun;
 import io.siterecovery.agent.testing.TestCerts;
@@ -130,6 +131,9 @@ class BucketFailbackDataPathTest {
         Path recoveryImage = dir.resolve("cloud/bucket-recoveries/" + VM + "/disk0.img");
         Object inode = Files.getAttribute(recoveryImage, "unix:ino");
 
+        QemuIoSession client = QemuIoSession.open(export);
+        client.ok("read -P 0x5a 1M 4k");
+
         long started = System.nanoTime();
         PromoteResult promoted = c.promoteBucketRecovery(VM, "primary", null);
         long promoteMillis = (System.nanoTime() - started) / 1_000_000;
@@ -147,6 +151,9 @@ class BucketFailbackDataPathTest {
         assertThat(Files.getAttribute(cloud.diskImage(VM, "disk0"), "unix:ino"))
             .as("the image is moved, not copied").isEqualTo(inode);
         assertThat(c.sourceStatus(VM).changedSinceFailoverBytes()).isEqualTo(chunksWritten * CHUNK);
+        assertThat(client.command("read -P 0x5a 1M 4k")).as("a client of the recovery")
+            .contains("failed");
+        client.close();
         // the same export name, now the VM's, with the writes
         compareRaw(expected.toString(), cloud.nbdUri(VM, "disk0")).assertOk();
         assertThat(c.promoteBucketRecovery(VM, "primary", null)).as("repeated")
@@ -192,6 +199,124 @@ class BucketFailbackDataPathTest {
     }
   }
 
+  @Test
+  void theCommitIsRefusedForATestRecoveryAnUnknownVmBadNamesAndAPeer() throws Exception {
+    assumeInstalled("qemu-io");
+    try (S3ProxyServer s3proxy = S3ProxyServer.start(Files.createDirectories(dir.resolve("s3")));
+        HostAgent primary = agent("primary", siteFile(s3proxy));
+        HostAgent cloud = agent("cloud", siteFile(s3proxy))) {
+      ship(primary, "fb02", 4 * MIB);
+      AgentClient c = TestCerts.operatorClient(cloud);
+      c.recoverFromBucket("fb02", new RecoverFromBucketRequest("cloud",
+          BucketShipper.bucketVmId("fb02"), null, true));
+      awaitComplete(c, "fb02-test");
+
+      assertThatThrownBy(() -> c.promoteBucketRecovery("fb02", "primary", null))
+          .isInstanceOfSatisfying(AgentException.class, e -> {
+            assertThat(e.code()).isEqualTo(ErrorCode.INVALID_STATE);
+            assertThat(e.getMessage()).contains("only a test recovery on this host (fb02-test)");
+          });
+      assertThatThrownBy(() -> c.promoteBucketRecovery("fb02-test", "primary", null))
+          .isInstanceOfSatisfying(AgentException.class, e -> {
+            assertThat(e.code()).isEqualTo(ErrorCode.INVALID_STATE);
+            assertThat(e.getMessage()).contains("is a test recovery");
+          });
+      assertThatThrownBy(() -> c.promoteBucketRecovery("nope01", "primary", null))
+          .isInstanceOfSatisfying(AgentException.class,
+              e -> assertThat(e.code()).isEqualTo(ErrorCode.VM_NOT_FOUND));
+      for (String[] names : new String[][] {{"..", null}, {"primary", "a b"},
+          {"x".repeat(64), null}, {"primary", "-home"}}) {
+        assertThatThrownBy(() -> c.promoteBucketRecovery("fb02-test", names[0], names[1]))
+            .as("oldSource %s, home %s", names[0], names[1])
+            .isInstanceOfSatisfying(AgentException.class,
+                e -> assertThat(e.code()).isEqualTo(ErrorCode.BAD_REQUEST));
+      }
+      assertThat(RawHttp.send(cloud, Identity.operator(), "POST",
+          "/v1/vms/fb02-test/recover-from-bucket/promote", "{}").statusCode()).isEqualTo(400);
+      AgentClient peer = TestCerts.clientAs(Identity.site("primary"), cloud);
+      assertThatThrownBy(() -> peer.promoteBucketRecovery("fb02-test", "primary", null))
+          .isInstanceOfSatisfying(AgentException.class,
+              e -> assertThat(e.code()).isEqualTo(ErrorCode.FORBIDDEN));
+      assertThatThrownBy(() -> peer.bucketSitePoints("cloud", "fb02"))
+          .isInstanceOfSatisfying(AgentException.class,
+              e -> assertThat(e.code()).isEqualTo(ErrorCode.FORBIDDEN));
+      // nothing changed: the test recovery is there, and no VM
+      assertThat(c.listVms()).isEmpty();
+      assertThat(cloud.bucketRecoveries().list()).extracting(RecoveryInfo::vm)
+          .containsExactly("fb02-test");
+    }
+  }
+
+  @Test
+  void aChunkTheBucketDoesNotGiveIsNamedAndTriedAgainWhenTheCommitIsAsked() throws Exception {
+    assumeInstalled("qemu-io", "qemu-img");
+    try (S3ProxyServer s3proxy = S3ProxyServer.start(Files.createDirectories(dir.resolve("s3")));
+        HostAgent primary = agent("primary", siteFile(s3proxy));
+        HostAgent cloud = agent("cloud", siteFile(s3proxy))) {
+      Path expected = ship(primary, "fb03", 4 * MIB);
+      ObjectNames names = new ObjectNames(BucketShipper.bucketVmId("fb03"));
+      Path object = s3proxy.objectFile("dr/" + names.chunk(0, 2, 0));
+      Path aside = Files.move(object, dir.resolve("chunk-aside"));
+      AgentClient c = TestCerts.operatorClient(cloud);
+      c.recoverFromBucket("fb03", new RecoverFromBucketRequest("cloud",
+          BucketShipper.bucketVmId("fb03"), null, false));
+      long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+      RecoveryProgress p;
+      while ((p = c.recoveryProgress("fb03")).localBytes() + CHUNK
+          * p.disks().get(0).failedChunks().size() < p.totalBytes()) {
+        assertThat(System.nanoTime()).as("the fetch ends").isLessThan(deadline);
+        Thread.onSpinWait();
+      }
+      assertThat(p.disks().get(0).failedChunks()).containsExactly(2L);
+
+      assertThatThrownBy(() -> c.promoteBucketRecovery("fb03", "primary", null))
+          .isInstanceOfSatisfying(AgentException.class, e -> {
+            assertThat(e.code()).isEqualTo(ErrorCode.INVALID_STATE);
+            assertThat(e.code().recoverable()).isFalse();
+            assertThat(e.getMessage()).contains("disk0 chunks [2]");
+          });
+      assertThat(cloud.bucketRecoveries().list()).as("the recovery stays").hasSize(1);
+
+      Files.move(aside, object); // repaired: the commit's retry gets it
+      assertThat(c.promoteBucketRecovery("fb03", "primary", null).changedBytes()).isZero();
+      compareRaw(expected.toString(), cloud.nbdUri("fb03", "disk0")).assertOk();
+    }
+  }
+
+  @Test
+  void aSiteMayBeBothAPeerAndAnObjectStore() throws Exception {
+    Path siteFile = Files.write(Files.createDirectories(dir.resolve("config"))
+        .resolve("cloud.json"), Json.MAPPER.writeValueAsBytes(Map.of(
+            "endpoint", "http://127.0.0.1:9", "region", "us-east-1", "bucket", "dr-replicas",
+            "accessKeyFile", "s3.id", "secretKeyFile", "s3.secret", "kekFile", "kek.hex")));
+    Files.writeString(dir.resolve("config/kek.hex"), "5e".repeat(32));
+    Files.writeString(dir.resolve("config/s3.id"), "id");
+    Files.writeString(dir.resolve("config/s3.secret"), "secret");
+    HostAgent.Settings settings = new HostAgent.Settings("primary", dir.resolve("primary"),
+        "127.0.0.1", 0, 0, TestCerts.site("primary"), Map.of("cloud", "https://127.0.0.1:9"),
+        HostAgent.Settings.LOOPBACK, false, null, null,
+        Map.of("cloud", ObjectStoreSite.load("cloud", siteFile)));
+    assertThat(settings.peers()).containsOnlyKeys("cloud");
+    assertThat(settings.objectStores()).containsOnlyKeys("cloud");
+  }
+
+  /**
+   * A VM {@code vm} of {@code size} on {@code primary} with data, shipped to the bucket (an
+   * initial copy and a cycle); answers a copy of its image at the last point.
+   */
+  private Path ship(HostAgent primary, String vm, long size) throws Exception {
+    AgentClient p = TestCerts.operatorClient(primary);
+    p.createVm(vm, List.of(size));
+    String nbd = primary.nbdUri(vm, "disk0");
+    qemuIo(nbd, "write -P 0x21 0 1536k", "write -P 0x22 2M 512k").assertOk();
+    while (!p.bucketInitial(vm, "cloud", Duration.ofSeconds(10), null).finished()) {
+      // another bounded step
+    }
+    qemuIo(nbd, "write -P 0x23 2M 64k").assertOk();
+    p.bucketCycle(vm, "cloud", null);
+    return Files.copy(primary.diskImage(vm, "disk0"), dir.resolve(vm + ".raw"));
+  }
+
   private static UnaryOperator<BlobStore> gated(GatedBlobStore[] gate, String bucketVmId) {
     return backend -> gate[0] = new GatedBlobStore(backend, key -> key.contains("vms/"
         + bucketVmId + "/disk-") && key.substring(key.lastIndexOf('/') + 1)
@@ -205,9 +330,13 @@ class BucketFailbackDataPathTest {
   }
 
   private static RecoveryProgress awaitComplete(AgentClient operator) {
+    return awaitComplete(operator, VM);
+  }
+
+  private static RecoveryProgress awaitComplete(AgentClient operator, String vm) {
     long deadline = System.nanoTime() + Duration.ofSeconds(120).toNanos();
     RecoveryProgress p;
-    while (!(p = operator.recoveryProgress(VM)).complete()) {
+    while (!(p = operator.recoveryProgress(vm)).complete()) {
       assertThat(p.disks().get(0).failedChunks()).as("failed chunks").isEmpty();
       assertThat(System.nanoTime()).as("the fetch completes").isLessThan(deadline);
       Thread.onSpinWait();

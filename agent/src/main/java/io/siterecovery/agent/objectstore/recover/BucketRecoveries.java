@@ -521,45 +521,38 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
   }
 
   /**
-   * Every chunk must be local before the recovery leaves the bucket behind. A fetch under way
-   * is worth waiting for (a recoverable error); chunks the fetch could not get are tried once
-   * more here, and those that still fail need an operator.
+   * Every chunk must be local before the recovery leaves the bucket behind. Chunks the fetch
+   * could not get are tried once more here, and those that still fail need an operator; a fetch
+   * under way is worth waiting for (a recoverable error).
    */
   private void requireLocal(Recovery r) {
+    List<String> unavailable = new ArrayList<>();
+    r.disks.forEach((name, disk) -> {
+      List<Long> still = new ArrayList<>();
+      for (long chunk : List.copyOf(r.failed.get(name))) {
+        try {
+          disk.fetch(chunk);
+          r.failed.get(name).remove(chunk);
+        } catch (IOException | RuntimeException e) {
+          still.add(chunk);
+        }
+      }
+      if (!still.isEmpty()) {
+        unavailable.add(name + " chunks " + still);
+      }
+    });
+    if (!unavailable.isEmpty()) {
+      throw new AgentException(ErrorCode.INVALID_STATE, "VM " + r.record.vm() + " cannot be"
+          + " committed: the bucket of site " + r.record.site() + " does not give "
+          + String.join(", ", unavailable) + " at point " + r.record.point() + " (damaged,"
+          + " missing or another's objects: see this agent's log), tried again just now");
+    }
     RecoveryProgress p = progress(r);
-    if (p.complete()) {
-      return;
+    if (!p.complete()) {
+      throw new AgentException(ErrorCode.NOT_LOCAL_YET, "VM " + r.record.vm() + " is not local"
+          + " yet: " + p.localBytes() + " of " + p.totalBytes() + " bytes local; it is"
+          + " committed once its background fetch is complete");
     }
-    if (r.finishedNanos.get() != 0) {
-      List<String> unavailable = new ArrayList<>();
-      r.disks.forEach((name, disk) -> {
-        List<Long> still = new ArrayList<>();
-        for (long chunk : List.copyOf(r.failed.get(name))) {
-          try {
-            disk.fetch(chunk);
-            r.failed.get(name).remove(chunk);
-          } catch (IOException | RuntimeException e) {
-            still.add(chunk);
-          }
-        }
-        if (!still.isEmpty()) {
-          unavailable.add(name + " chunks " + still);
-        }
-      });
-      if (!unavailable.isEmpty()) {
-        throw new AgentException(ErrorCode.INVALID_STATE, "VM " + r.record.vm() + " cannot be"
-            + " committed: the bucket of site " + r.record.site() + " does not give "
-            + String.join(", ", unavailable) + " at point " + r.record.point() + " (damaged,"
-            + " missing or another's objects: see this agent's log), tried again just now");
-      }
-      p = progress(r);
-      if (p.complete()) {
-        return;
-      }
-    }
-    throw new AgentException(ErrorCode.NOT_LOCAL_YET, "VM " + r.record.vm() + " is not local"
-        + " yet: " + p.localBytes() + " of " + p.totalBytes() + " bytes local; it is committed"
-        + " once its background fetch is complete");
   }
 
   /** The steps after the intent is durable; each finds its work done if a crash came after it. */
