@@ -95,6 +95,12 @@ class BucketFailbackDataPathTest {
         qemuIo(primaryNbd, "write -P 0x3c 5M 64k", "write -P 0x3d 24M 1M").assertOk();
         long point = p.bucketCycle(VM, "cloud", null).pointId();
         assertThat(primary.vms().get(VM).dir().resolve("bucket-cloud")).isDirectory();
+        // cloud is a peer too: its agent is not this VM's replica, its bucket is
+        assertThatThrownBy(() -> p.enableProtection(VM, "cloud"))
+            .isInstanceOfSatisfying(AgentException.class, e -> {
+              assertThat(e.code()).isEqualTo(ErrorCode.INVALID_STATE);
+              assertThat(e.getMessage()).contains("replicated to the bucket of site cloud");
+            });
         Path expected = Files.copy(primary.diskImage(VM, "disk0"), dir.resolve("expected.raw"));
 
         // the primary is fenced as the worker's failover does
@@ -280,6 +286,89 @@ class BucketFailbackDataPathTest {
       Files.move(aside, object); // repaired: the commit's retry gets it
       assertThat(c.promoteBucketRecovery("fb03", "primary", null).changedBytes()).isZero();
       compareRaw(expected.toString(), cloud.nbdUri("fb03", "disk0")).assertOk();
+    }
+  }
+
+  /**
+   * The recovery host halted (as by {@code kill -9}: no hook, no flush) at each step of a
+   * commit; the restarted agent has the recovery (the commit can be asked again) or the VM,
+   * never neither, never a VM without its disks, and the commit answers the same either way.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"bucket-promote-offline", "bucket-promote-intent",
+      "bucket-promote-image:1", "bucket-promote-adopted"})
+  void aRecoveryHostKilledDuringTheCommitEndsWithTheVmOrTheRecovery(String step)
+      throws Exception {
+    assumeInstalled("qemu-io", "qemu-img");
+    String vm = "kill02";
+    try (S3ProxyServer s3proxy = S3ProxyServer.start(
+        Files.createDirectories(dir.resolve("s3")))) {
+      Path siteFile = siteFile(s3proxy);
+      Path[] expected = new Path[2];
+      try (HostAgent primary = agent("primary", siteFile)) {
+        AgentClient p = TestCerts.operatorClient(primary);
+        p.createVm(vm, List.of(4 * MIB, 3 * MIB));
+        qemuIo(primary.nbdUri(vm, "disk0"), "write -P 0x31 0 2M").assertOk();
+        qemuIo(primary.nbdUri(vm, "disk1"), "write -P 0x32 1M 1M").assertOk();
+        while (!p.bucketInitial(vm, "cloud", Duration.ofSeconds(10), null).finished()) {
+          // another bounded step
+        }
+        for (int i = 0; i < 2; i++) {
+          expected[i] = Files.copy(primary.diskImage(vm, "disk" + i), dir.resolve(i + ".raw"));
+        }
+      }
+      List<String> options = List.of("--object-store", "cloud=" + siteFile);
+      Path data = dir.resolve("cloud");
+      PromoteResult wanted = new PromoteResult(vm, "primary", MIB);
+      AgentProcess host = AgentProcess.start("cloud", data,
+          List.of("-D" + io.siterecovery.agent.FaultInjection.PROPERTY + "=" + step), Map.of(),
+          options);
+      try {
+        AgentClient c = host.client();
+        c.recoverFromBucket(vm, new RecoverFromBucketRequest("cloud",
+            BucketShipper.bucketVmId(vm), null, false));
+        awaitComplete(c, vm);
+        qemuIo(host.nbdUri(vm, "disk1"), "write -P 0x77 2M 4k").assertOk();
+        write(expected[1], 2 * MIB, 4 << 10, (byte) 0x77);
+        assertThatThrownBy(() -> c.promoteBucketRecovery(vm, "primary", null))
+            .as("the commit of a host that halts at %s", step);
+        assertThat(host.awaitExit(Duration.ofSeconds(30)))
+            .isEqualTo(io.siterecovery.agent.FaultInjection.EXIT_STATUS);
+        assertThat(host.output()).contains("CRASH AT " + step.replaceAll(":.*", ""));
+      } finally {
+        host.close();
+      }
+
+      host = AgentProcess.start("cloud", data, List.of(), Map.of(), options);
+      try {
+        AgentClient c = host.client();
+        boolean recovery = step.equals("bucket-promote-offline");
+        if (recovery) {
+          assertThat(c.recoveryProgress(vm).complete()).as("the recovery, reloaded").isTrue();
+          assertThat(c.listVms()).isEmpty();
+        } else {
+          // finished at start from the intent, before the commit is asked again
+          assertThat(c.getVm(vm).role()).isEqualTo(VmRecord.Role.PRIMARY);
+          assertThatThrownBy(() -> c.recoveryProgress(vm))
+              .isInstanceOfSatisfying(AgentException.class,
+                  e -> assertThat(e.code()).isEqualTo(ErrorCode.VM_NOT_FOUND));
+        }
+        assertThat(c.promoteBucketRecovery(vm, "primary", null)).isEqualTo(wanted);
+        VmRecord adopted = c.getVm(vm);
+        assertThat(adopted.role()).isEqualTo(VmRecord.Role.PRIMARY);
+        assertThat(adopted.power()).isEqualTo(VmRecord.Power.RUNNING);
+        assertThat(adopted.protection()).isEqualTo(new SourceProtection("primary", false));
+        assertThat(data.resolve("bucket-recoveries/" + vm)).doesNotExist();
+        assertThat(c.sourceStatus(vm).resyncRequiredReason()).as("the images' moves are no"
+            + " change made behind the agent's back").isNull();
+        for (int i = 0; i < 2; i++) {
+          compareRaw(expected[i].toString(), host.nbdUri(vm, "disk" + i)).assertOk();
+        }
+        System.out.printf("halted at %s: the restarted host had the %s, and the commit "
+            + "answered %s%n", step, recovery ? "recovery" : "VM", wanted);
+      } finally {
+        host.close();
+      }
     }
   }
 
