@@ -225,7 +225,12 @@ final class AgentRoutes {
         (m, x) -> scripts.run(m.group(1), x.json(ScriptRunRequest.class)));
 
     // A partner asks, as it starts, whether its copy must be fenced: the VM runs here.
-    route("GET", "/v1/replicas/" + NAME + "/fence-check", Access.partnerOf(host), (m, x) -> {
+    route("GET", "/v1/replicas/" + NAME + "/fence-check",
+        Access.partnerOf(host, bucketRecoveries::runs), (m, x) -> {
+      if (host.find(m.group(1)).isEmpty() && bucketRecoveries.runs(m.group(1))) {
+        return new FenceCheck(m.group(1), host.site(), true, "VM " + m.group(1) + " runs on "
+            + host.site() + " (recovered from a bucket, a failover awaiting commit)");
+      }
       VmRecord r = host.get(m.group(1)).record();
       boolean runsHere = r.role() == VmRecord.Role.PRIMARY
           || (r.role() == VmRecord.Role.REPLICA && r.power() == VmRecord.Power.RUNNING);

@@ -115,6 +115,9 @@ class BucketFailbackDataPathTest {
         RecoveryInfo recovered = c.recoverFromBucket(VM, new RecoverFromBucketRequest("cloud",
             points.bucketVmId(), point, false));
         String export = recovered.exports().get(0);
+        // the primary, coming back now, must fence its copy: the VM runs on the cloud
+        assertThat(TestCerts.clientAs(Identity.site("primary"), cloud).fenceCheck(VM).fence())
+            .as("the fence check of a VM recovered from the bucket").isTrue();
         assertThat(export).isEqualTo(cloud.nbdUri(VM, "disk0"));
         assertThatThrownBy(() -> c.promoteBucketRecovery(VM, "primary", null))
             .as("a commit before the disk is local")

@@ -516,6 +516,15 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
     }
   }
 
+  /**
+   * Whether VM {@code vm} runs here as a recovery (not a test one) not yet committed: a source
+   * coming back must fence its own copy, as for a replica started by a failover.
+   */
+  public boolean runs(String vm) {
+    Recovery r = recoveries.get(vm);
+    return r != null && !isTest(r.record);
+  }
+
   private static boolean isTest(RecoveryRecord r) {
     return r.test() == null ? r.vm().endsWith(TEST_SUFFIX) : r.test();
   }
