@@ -416,6 +416,12 @@ public final class ReplicationSource {
       if (p == null) {
         return;
       }
+      if (BucketShipper.isBucketSource(vm, p.targetSite())) {
+        // the site's agent (a site may be both) holds no replica of it to drop
+        throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vmName + " is replicated to"
+            + " the bucket of site " + p.targetSite() + "; ending a protection towards a bucket"
+            + " is not supported yet");
+      }
       peers.apply(p.targetSite()).deleteReplica(vmName);
       for (VirtualDisk d : vm.disks()) {
         ChangeTracker t = d.tracker();
