@@ -180,8 +180,18 @@ public final class VmHost implements ExportResolver, Closeable {
       }
     }
     Vm vm = open(dir, record);
-    attachTrackers(vm);
-    persist(dir, record);
+    try {
+      attachTrackers(vm);
+      persist(dir, record);
+    } catch (IOException | RuntimeException e) {
+      for (VirtualDisk d : vm.disks()) { // closed, so that the commit can be tried again
+        if (d.tracker() != null) {
+          d.tracker().close();
+        }
+        d.close();
+      }
+      throw e;
+    }
     vms.put(record.name(), vm);
     log.info("[{}] adopted {} VM {} with disks {}", site, record.role(), record.name(),
         record.disks().stream().map(d -> d.name() + "=" + d.sizeBytes()).toList());

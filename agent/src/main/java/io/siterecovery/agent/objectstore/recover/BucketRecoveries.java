@@ -460,6 +460,16 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
     String homeSite = home == null ? oldSource : Names.requireValid("site", home);
     synchronized (this) {
       Recovery r = recoveries.get(vm);
+      Path pending = root.resolve(vm).resolve(PROMOTE_FILE);
+      if (r == null && Files.exists(pending)) {
+        // a commit of this process that failed after its intent (the disk full, say)
+        PromoteIntent intent = Json.MAPPER.readValue(pending.toFile(), PromoteIntent.class);
+        if (!intent.oldSource().equals(oldSource)) {
+          throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vm + " is being committed"
+              + " towards " + intent.oldSource() + ", not " + oldSource);
+        }
+        return finishPromote(root.resolve(vm), intent);
+      }
       if (r == null) {
         Optional<PromoteResult> done = adopter.adopted(vm, oldSource);
         if (done.isPresent()) {
