@@ -29,6 +29,11 @@ public enum ErrorCode {
    * log apply (a resync, a roll-back) until the test is cleaned up; retried meanwhile.
    */
   TEST_VM_ACTIVE(409, true),
+  /**
+   * A VM recovered from a bucket is committed only once every chunk is local; its background
+   * fetch is still under way (retried with back-off meanwhile).
+   */
+  NOT_LOCAL_YET(409, true),
   LOG_CORRUPT(422, false),
   TRANSFER_CORRUPT(422, true),
   PEER_UNREACHABLE(502, true),

@@ -14,6 +14,7 @@ import io.siterecovery.agent.objectstore.S3ObjectStore;
 import io.siterecovery.agent.objectstore.recover.BucketSites;
 import io.siterecovery.agent.objectstore.ship.BucketShipper;
 import io.siterecovery.agent.objectstore.ship.ObjectStoreSite;
+import io.siterecovery.agent.replica.RecoveryAdoption;
 import io.siterecovery.agent.replica.ReplicaRuns;
 import io.siterecovery.agent.replica.ReplicaStore;
 import io.siterecovery.agent.replica.Reversal;
@@ -43,6 +44,13 @@ public final class HostAgent implements Closeable {
    * other address requires. Recovery-plan scripts are the executables in {@code scriptsDir}
    * (null: {@code <dataDir>/scripts}; a directory that does not exist holds no scripts).
    * {@code objectStores} are the object-store sites (by name) it may replicate VMs to.
+   *
+   * <p>A site may be both an object store and a peer: the site {@code cloud} is a bucket plus
+   * a recovery-host agent. The bucket routes ({@code /v1/vms/{vm}/bucket/{site}/...},
+   * {@code /v1/bucket-sites/...}, {@code recover-from-bucket}) use the store; the peer routes
+   * and streams (replicas, reverse replication, resync, the fence check at start) use the
+   * agent, as for any peer. Failback from the cloud needs both on each side: the primary ships
+   * to the bucket and is the replica of the cloud agent after a failover there.
    */
   public record Settings(String site, Path dataDir, String bindHost, int httpPort, int nbdPort,
       TlsCredentials credentials, Map<String, String> peers, String nbdBind, boolean nbdTls,
@@ -62,10 +70,6 @@ public final class HostAgent implements Closeable {
       for (Map.Entry<String, ObjectStoreSite> store : objectStores.entrySet()) {
         if (!store.getKey().equals(store.getValue().name())) {
           throw new IllegalArgumentException(store.getValue() + " listed as " + store.getKey());
-        }
-        if (peers.containsKey(store.getKey())) {
-          throw new IllegalArgumentException("site " + store.getKey()
-              + " is both a peer and an object store");
         }
       }
     }
@@ -128,7 +132,8 @@ public final class HostAgent implements Closeable {
         new BucketSites.Bucket(new S3ObjectStore(site.config()), site.kek())));
     this.bucketRecoveries = new BucketRecoveries(settings.dataDir(),
         site -> Optional.ofNullable(recoveryBuckets.get(site)),
-        name -> host.find(name).isPresent(), this::nbdUri, BUCKET_FETCH_THREADS);
+        name -> host.find(name).isPresent(), this::nbdUri, BUCKET_FETCH_THREADS,
+        new RecoveryAdoption(host)); // finishes a commit a stop interrupted, before NBD serves
     this.nbd = new NbdServer(ExportResolver.of(host, testClones, bucketRecoveries),
         new InetSocketAddress(settings.nbdBind(), settings.nbdPort()),
         NbdServer.Limits.defaults(), settings.nbdTls() ? nbdTls(settings) : null, metrics);

@@ -398,6 +398,18 @@ public final class AgentClient {
         io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoveryProgress.class);
   }
 
+  /**
+   * Commits a VM recovered from a bucket on this recovery host: it becomes the primary here,
+   * as after a failover commit, protected (pending) towards {@code oldSource}; {@code home}
+   * null: {@code oldSource}. Refused with {@code NOT_LOCAL_YET} (recoverable) until every chunk
+   * is local. Repeating it answers the same.
+   */
+  public PromoteResult promoteBucketRecovery(String vm, String oldSource, String home) {
+    return call("POST", "v1/vms/" + vm + "/recover-from-bucket/promote",
+        new io.siterecovery.agent.objectstore.recover.BucketRecoveries.PromoteRecoveryRequest(
+            oldSource, home), PromoteResult.class);
+  }
+
   /** Discards a VM recovered from a bucket: its exports, its fetch and its local data. */
   public void discardBucketRecovery(String vm) {
     call("DELETE", "v1/vms/" + vm + "/recover-from-bucket", null, java.util.Map.class);

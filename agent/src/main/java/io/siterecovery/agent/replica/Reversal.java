@@ -11,6 +11,7 @@ import io.siterecovery.agent.disk.VirtualDisk;
 import io.siterecovery.agent.hrl.ChangeTracker;
 import io.siterecovery.agent.hrl.HrlFormat;
 import io.siterecovery.agent.hrl.HrlReader;
+import io.siterecovery.agent.objectstore.ship.BucketShipper;
 import io.siterecovery.agent.resync.ResyncLedger;
 import io.siterecovery.agent.vm.Names;
 import io.siterecovery.agent.vm.Vm;
@@ -110,6 +111,9 @@ public final class Reversal {
   }
 
   private void becomeReplica(Vm vm, String newSource) throws IOException {
+    // A VM that shipped to a bucket (the object-store site that failed it over, say) is no
+    // bucket source any more: its checkpoint and scratch must not meet a later protection.
+    BucketShipper.forgetSource(vm);
     if (vm.record().role() != Role.REPLICA) {
       host.update(vm, rec -> new VmRecord(rec.name(), Role.REPLICA, Power.OFF, rec.disks(), null,
           new ReplicaState(newSource, false, 0, null, List.of()), rec.home()));

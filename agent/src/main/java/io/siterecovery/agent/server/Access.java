@@ -61,12 +61,18 @@ interface Access {
   /**
    * The peer site at the other end of the VM named by the path's first group: the source of a
    * replica here, or the site a primary here replicates (or will replicate back) to. It may ask
-   * whether its own copy must be fenced, and nothing more.
+   * whether its own copy must be fenced, and nothing more. Of a VM recovered from a bucket
+   * here ({@code recoveredHere}, not yet committed), any site may ask.
    */
-  static Access partnerOf(VmHost host) {
+  static Access partnerOf(VmHost host, java.util.function.Predicate<String> recoveredHere) {
     return (caller, path) -> {
       String site = caller.siteName().orElseThrow(() ->
           forbidden(caller + " is not a site"));
+      if (host.find(path.group(1)).isEmpty() && recoveredHere.test(path.group(1))) {
+        // A VM recovered from a bucket records no partner (the bucket names no source), so any
+        // site may ask whether it runs here: the answer is one bit, and a lost source needs it.
+        return;
+      }
       VmRecord r = host.find(path.group(1)).map(v -> v.record()).orElseThrow(() ->
           new AgentException(ErrorCode.VM_NOT_FOUND, "site " + host.site() + " has no VM named '"
               + path.group(1) + "'"));

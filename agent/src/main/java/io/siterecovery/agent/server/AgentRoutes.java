@@ -211,6 +211,14 @@ final class AgentRoutes {
         (m, x) -> bucketRecoveries.progress(m.group(1)));
     route("DELETE", "/v1/vms/" + NAME + "/recover-from-bucket", Access.OPERATOR,
         (m, x) -> bucketRecoveries.discard(m.group(1)));
+    // The commit of a failover to the recovery host, like /v1/replicas/{vm}/promote.
+    route("POST", "/v1/vms/" + NAME + "/recover-from-bucket/promote", Access.OPERATOR,
+        (m, x) -> {
+          BucketRecoveries.PromoteRecoveryRequest r =
+              x.json(BucketRecoveries.PromoteRecoveryRequest.class);
+          require(r.oldSource() != null, "oldSource is required");
+          return bucketRecoveries.promote(m.group(1), r.oldSource(), r.home());
+        });
 
     // Recovery-plan scripts: local executables run by name with the plan's context; the
     // request never carries a command. The operator's, like every control endpoint.
@@ -219,7 +227,12 @@ final class AgentRoutes {
         (m, x) -> scripts.run(m.group(1), x.json(ScriptRunRequest.class)));
 
     // A partner asks, as it starts, whether its copy must be fenced: the VM runs here.
-    route("GET", "/v1/replicas/" + NAME + "/fence-check", Access.partnerOf(host), (m, x) -> {
+    route("GET", "/v1/replicas/" + NAME + "/fence-check",
+        Access.partnerOf(host, bucketRecoveries::runs), (m, x) -> {
+      if (host.find(m.group(1)).isEmpty() && bucketRecoveries.runs(m.group(1))) {
+        return new FenceCheck(m.group(1), host.site(), true, "VM " + m.group(1) + " runs on "
+            + host.site() + " (recovered from a bucket, a failover awaiting commit)");
+      }
       VmRecord r = host.get(m.group(1)).record();
       boolean runsHere = r.role() == VmRecord.Role.PRIMARY
           || (r.role() == VmRecord.Role.REPLICA && r.power() == VmRecord.Power.RUNNING);

@@ -21,6 +21,7 @@ import io.siterecovery.agent.hrl.ChangeTracker.SealedLog;
 import io.siterecovery.agent.hrl.HrlCorruptException;
 import io.siterecovery.agent.hrl.HrlReader;
 import io.siterecovery.agent.metrics.AgentMetrics;
+import io.siterecovery.agent.objectstore.ship.BucketShipper;
 import io.siterecovery.agent.vm.ChangedRanges;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
@@ -73,6 +74,11 @@ public final class ReplicationSource {
       if (existing != null && !existing.targetSite().equals(targetSite)) {
         throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vmName
             + " is already replicated to " + existing.targetSite());
+      }
+      if (BucketShipper.isBucketSource(vm, targetSite)) {
+        // a site may be both a bucket and an agent: this VM ships to the bucket, not the agent
+        throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vmName + " is replicated to"
+            + " the bucket of site " + targetSite + ", not to its agent");
       }
       if (existing == null) {
         peers.apply(targetSite).createReplica(vmName, host.site(), r.disks(), r.home());
@@ -410,6 +416,12 @@ public final class ReplicationSource {
       if (p == null) {
         return;
       }
+      if (BucketShipper.isBucketSource(vm, p.targetSite())) {
+        // the site's agent (a site may be both) holds no replica of it to drop
+        throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vmName + " is replicated to"
+            + " the bucket of site " + p.targetSite() + "; ending a protection towards a bucket"
+            + " is not supported yet");
+      }
       peers.apply(p.targetSite()).deleteReplica(vmName);
       for (VirtualDisk d : vm.disks()) {
         ChangeTracker t = d.tracker();
@@ -427,6 +439,7 @@ public final class ReplicationSource {
         }
       }
       host.update(vm, r -> r.withProtection(null));
+      BucketShipper.forgetSource(vm);
       // A resync under way or required belonged to this relationship: a new one starts afresh
       // (its generations start again at 1).
       ResyncLedger.clear(vm.dir());

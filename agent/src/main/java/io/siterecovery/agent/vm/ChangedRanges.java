@@ -28,7 +28,12 @@ public final class ChangedRanges {
 
   /** Keeps {@code ranges} ({start, end} pairs) of disk {@code d}, durably. */
   public static void record(Vm vm, VirtualDisk d, List<long[]> ranges) throws IOException {
-    Path file = file(vm, d.name());
+    record(vm.dir(), d.name(), ranges);
+  }
+
+  /** The same for a VM not loaded yet, in folder {@code vmDir} (a recovery being adopted). */
+  public static void record(Path vmDir, String disk, List<long[]> ranges) throws IOException {
+    Path file = vmDir.resolve(DIR).resolve(disk + ".ranges");
     Files.createDirectories(file.getParent());
     Overlay.writeRanges(file, ranges);
   }

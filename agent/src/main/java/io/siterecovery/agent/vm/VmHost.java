@@ -156,6 +156,48 @@ public final class VmHost implements ExportResolver, Closeable {
     return vm;
   }
 
+  /** The folder of VM {@code name}, whether or not it exists yet. */
+  public Path vmDir(String name) {
+    return vmsDir.resolve(Names.requireValid("VM", name));
+  }
+
+  /**
+   * Makes the images already in {@link #vmDir} a VM with {@code record}: its trackers are
+   * attached before the record is written (a crash after it finds logs, as for any protected VM)
+   * and before the VM is listed, so no write through NBD goes untracked.
+   */
+  public synchronized Vm adopt(VmRecord record) throws IOException {
+    if (vms.containsKey(record.name())) {
+      throw new AgentException(ErrorCode.VM_EXISTS, "VM " + record.name() + " already exists on "
+          + site);
+    }
+    Path dir = vmDir(record.name());
+    for (DiskSpec spec : record.disks()) {
+      Path image = dir.resolve(spec.name() + ".img");
+      if (!Files.exists(image) || Files.size(image) != spec.sizeBytes()) {
+        throw new IOException("cannot adopt VM " + record.name() + ": " + image + " is not a "
+            + spec.sizeBytes() + "-byte image");
+      }
+    }
+    Vm vm = open(dir, record);
+    try {
+      attachTrackers(vm);
+      persist(dir, record);
+    } catch (IOException | RuntimeException e) {
+      for (VirtualDisk d : vm.disks()) { // closed, so that the commit can be tried again
+        if (d.tracker() != null) {
+          d.tracker().close();
+        }
+        d.close();
+      }
+      throw e;
+    }
+    vms.put(record.name(), vm);
+    log.info("[{}] adopted {} VM {} with disks {}", site, record.role(), record.name(),
+        record.disks().stream().map(d -> d.name() + "=" + d.sizeBytes()).toList());
+    return vm;
+  }
+
   public Optional<Vm> find(String name) {
     return Optional.ofNullable(vms.get(name));
   }

@@ -295,6 +295,9 @@ class SecurityTest {
             "{\"site\":\"cloud\",\"bucketVmId\":\"vm-1\"}"},
         {"GET", "/v1/vms/" + VM + "/recovery-progress", null},
         {"DELETE", "/v1/vms/" + VM + "/recover-from-bucket", null},
+        {"POST", "/v1/vms/" + VM + "/recover-from-bucket/promote",
+            "{\"oldSource\":\"secondary\"}"},
+        {"GET", "/v1/bucket-sites/cloud/vms/" + VM + "/points", null},
         {"GET", "/v1/scripts", null},
         {"GET", "/v1/storage", null},
         {"POST", "/v1/scripts/failover-db/run", "{\"plan\":\"p\",\"operation\":\"failover\","

@@ -138,6 +138,30 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
     return ledger.writtenChunks();
   }
 
+  /**
+   * The byte ranges ({start, end}) of the chunks the VM has written, adjacent ones merged: an
+   * honest record, chunk-granular, of what it changed since the point.
+   */
+  public List<long[]> writtenRanges() {
+    List<long[]> ranges = new java.util.ArrayList<>();
+    for (long chunk : ledger.writtenChunks()) {
+      long start = chunk * disk.chunkSize();
+      long end = start + disk.chunkLength(chunk);
+      long[] last = ranges.isEmpty() ? null : ranges.get(ranges.size() - 1);
+      if (last != null && last[1] == start) {
+        last[1] = end;
+      } else {
+        ranges.add(new long[] {start, end});
+      }
+    }
+    return ranges;
+  }
+
+  /** The disk's identity at the point (the source disk's). */
+  public java.util.UUID id() {
+    return disk.diskId();
+  }
+
   @Override
   public long size() {
     return disk.size();
@@ -202,9 +226,14 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
     ledger.commit(this::forceImage);
   }
 
-  /** Drops I/O from NBD clients (ESHUTDOWN) while the recovery is discarded. */
+  /** Drops I/O from NBD clients (ESHUTDOWN) while the recovery is discarded or committed. */
   public void setOffline() {
     online = false;
+  }
+
+  /** Serves I/O again: a commit that could not start gives the disk back. */
+  void setOnline() {
+    online = true;
   }
 
   /** Makes chunk {@code chunk} local if it is not; the background fetcher's step. */
@@ -366,7 +395,7 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
 
   private void checkOnline() throws DeviceUnavailableException {
     if (!online) {
-      throw new DeviceUnavailableException(label + " is being discarded");
+      throw new DeviceUnavailableException(label + " is being discarded or committed");
     }
   }
 

@@ -3,7 +3,9 @@ package io.siterecovery.agent.objectstore.recover;
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.DurableFiles;
 import io.siterecovery.agent.ErrorCode;
+import io.siterecovery.agent.FaultInjection;
 import io.siterecovery.agent.Json;
+import io.siterecovery.agent.api.AgentMessages.PromoteResult;
 import io.siterecovery.agent.nbd.BlockDevice;
 import io.siterecovery.agent.nbd.ExportResolver;
 import io.siterecovery.agent.objectstore.BucketReplica;
@@ -15,6 +17,7 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -22,6 +25,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentSkipListSet;
 import java.util.concurrent.ExecutorService;
@@ -46,14 +50,71 @@ import org.slf4j.LoggerFactory;
 public final class BucketRecoveries implements ExportResolver, Closeable {
   private static final Logger log = LoggerFactory.getLogger(BucketRecoveries.class);
   private static final String RECORD_FILE = "recovery.json";
+  private static final String PROMOTE_FILE = "promote.json";
   static final String TEST_SUFFIX = "-test";
 
   /** What the operator asks: a point (null: the newest) of a VM in the bucket of {@code site}. */
   public record RecoverFromBucketRequest(String site, String bucketVmId, Long point,
       Boolean test) {}
 
-  /** What {@code recovery.json} keeps; written last, so a folder without it never finished. */
-  record RecoveryRecord(String vm, String site, String bucketVmId, long point, Instant createdAt) {}
+  /**
+   * Commits a recovery: the VM becomes the primary here, replicating (once reprotected) back to
+   * {@code oldSource}; {@code home} (null: {@code oldSource}) is where a failback returns it.
+   */
+  public record PromoteRecoveryRequest(String oldSource, String home) {}
+
+  /**
+   * What {@code recovery.json} keeps; written last, so a folder without it never finished.
+   * {@code test}: made as {@code <vm>-test} (null in records written before it was kept).
+   */
+  record RecoveryRecord(String vm, String site, String bucketVmId, long point, Instant createdAt,
+      Boolean test) {}
+
+  /**
+   * A commit of a recovery ({@link #promote}), kept in {@code promote.json} before anything
+   * moves: the VM it becomes and, per disk, the ranges ({start, end}) the VM wrote since the
+   * point.
+   */
+  public record PromoteIntent(String vm, String oldSource, String home, List<AdoptedDisk> disks) {}
+
+  /** A disk of a committed recovery: its name and size, its id (the source disk's). */
+  public record AdoptedDisk(String name, long sizeBytes, UUID id, List<long[]> changedRanges) {}
+
+  /**
+   * Where a committed recovery goes: the host's VMs. {@link #adopt} finds the images already in
+   * {@link #vmDir} and makes them the VM the intent names; it is repeated after a crash, so it
+   * answers a VM it made before as it is.
+   */
+  public interface Adopter {
+    Path vmDir(String vm);
+
+    PromoteResult adopt(PromoteIntent intent) throws IOException;
+
+    /** The VM a commit of {@code vm} towards {@code oldSource} left, if there is one. */
+    Optional<PromoteResult> adopted(String vm, String oldSource) throws IOException;
+  }
+
+  private static final Adopter NO_VMS = new Adopter() {
+    @Override
+    public Path vmDir(String vm) {
+      throw refused();
+    }
+
+    @Override
+    public PromoteResult adopt(PromoteIntent intent) {
+      throw refused();
+    }
+
+    @Override
+    public Optional<PromoteResult> adopted(String vm, String oldSource) {
+      return Optional.empty();
+    }
+
+    private AgentException refused() {
+      return new AgentException(ErrorCode.INVALID_STATE, "these recoveries have no VM host to"
+          + " commit to");
+    }
+  };
 
   public record RecoveryInfo(String vm, String site, String bucketVmId, long point,
       Instant createdAt, List<String> exports) {}
@@ -157,6 +218,7 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
   private final Predicate<String> vmNameTaken;
   private final BiFunction<String, String, String> exportUri;
   private final int fetchThreads;
+  private final Adopter adopter;
   private final Map<String, Recovery> recoveries = new ConcurrentHashMap<>();
   private volatile Consumer<String> disconnectExportsOf = vm -> { };
 
@@ -167,6 +229,17 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
    */
   public BucketRecoveries(Path dataDir, BucketSites sites, Predicate<String> vmNameTaken,
       BiFunction<String, String, String> exportUri, int fetchThreads) throws IOException {
+    this(dataDir, sites, vmNameTaken, exportUri, fetchThreads, NO_VMS);
+  }
+
+  /**
+   * As above; a commit ({@link #promote}) makes a recovery a VM of {@code adopter}, and a commit
+   * a previous run left half done is finished here.
+   */
+  public BucketRecoveries(Path dataDir, BucketSites sites, Predicate<String> vmNameTaken,
+      BiFunction<String, String, String> exportUri, int fetchThreads, Adopter adopter)
+      throws IOException {
+    this.adopter = adopter;
     if (fetchThreads < 1 || fetchThreads > 32) {
       throw new IllegalArgumentException("fetch threads out of range: " + fetchThreads);
     }
@@ -183,6 +256,20 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
   }
 
   private void load(Path dir) throws IOException {
+    Path intent = dir.resolve(PROMOTE_FILE);
+    if (Files.exists(intent)) {
+      PromoteIntent i = Json.MAPPER.readValue(intent.toFile(), PromoteIntent.class);
+      log.warn("[{}] finishing the commit of a recovery from a bucket that a stop interrupted",
+          i.vm());
+      try {
+        finishPromote(dir, i);
+      } catch (IOException | RuntimeException e) {
+        // kept as it is: the next start tries again, and nothing here is lost meanwhile
+        log.error("[{}] the commit of a recovery from a bucket could not be finished: {}",
+            i.vm(), e.toString());
+      }
+      return;
+    }
     Path file = dir.resolve(RECORD_FILE);
     if (!Files.exists(file)) {
       log.warn("removing {}: a recovery from a bucket whose making was interrupted", dir);
@@ -268,7 +355,7 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
               + " bucket for " + request.bucketVmId() + " (points: " + points + ")");
         }
         RecoveryRecord record = new RecoveryRecord(name, request.site(), objectNames.vmId(),
-            point, Instant.now());
+            point, Instant.now(), Boolean.TRUE.equals(request.test()));
         Recovery recovery = open(record, dir);
         try {
           DurableFiles.writeJson(dir.resolve(RECORD_FILE), record);
@@ -350,6 +437,166 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
     DurableFiles.deleteTree(recovery.dir);
     log.info("[{}] recovery from bucket site {} discarded", vm, recovery.record.site());
     return Map.of("discarded", vm);
+  }
+
+  /**
+   * Commits recovered VM {@code vm}: once every chunk is local, it becomes a VM of this host
+   * ({@link Adopter}) exactly as a committed failover leaves one, running, its disks the
+   * recovery's images (moved, not copied), and the recovery is gone. Its NBD clients are
+   * dropped and reconnect to the same export names, served by the VM then. The same request
+   * again answers the same, also after a restart.
+   *
+   * <p>Crash safety: {@code promote.json} is written (durably) before anything moves, once the
+   * disks refuse I/O. Before it, a crash leaves the recovery, reloaded as any; after it, the
+   * next start finishes the commit ({@link #load}) from it alone, without the bucket: each image
+   * is moved if it is still here (a rename is atomic: it is in one place or the other), then the
+   * VM's record is written (only when every image is in its folder, so no VM exists without its
+   * disks), then this folder's {@code recovery.json} is removed before the rest. So a kill
+   * leaves the recovery or the VM, or both halfway with the intent that completes them.
+   */
+  public PromoteResult promote(String vm, String oldSource, String home) throws IOException {
+    Names.requireValid("VM", vm);
+    Names.requireValid("site", oldSource);
+    String homeSite = home == null ? oldSource : Names.requireValid("site", home);
+    synchronized (this) {
+      Recovery r = recoveries.get(vm);
+      Path pending = root.resolve(vm).resolve(PROMOTE_FILE);
+      if (r == null && Files.exists(pending)) {
+        // a commit of this process that failed after its intent (the disk full, say)
+        PromoteIntent intent = Json.MAPPER.readValue(pending.toFile(), PromoteIntent.class);
+        if (!intent.oldSource().equals(oldSource)) {
+          throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vm + " is being committed"
+              + " towards " + intent.oldSource() + ", not " + oldSource);
+        }
+        return finishPromote(root.resolve(vm), intent);
+      }
+      if (r == null) {
+        Optional<PromoteResult> done = adopter.adopted(vm, oldSource);
+        if (done.isPresent()) {
+          return done.get();
+        }
+        Recovery test = recoveries.get(vm + TEST_SUFFIX);
+        throw test != null ? new AgentException(ErrorCode.INVALID_STATE, "VM " + vm + " has"
+            + " only a test recovery on this host (" + test.record.vm() + "), which is never"
+            + " committed; recover it with test false to fail over")
+            : new AgentException(ErrorCode.VM_NOT_FOUND, "no VM " + vm + " recovered from a"
+                + " bucket on this host, and no VM it became");
+      }
+      if (isTest(r.record)) {
+        throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vm + " is a test recovery"
+            + " (of " + r.record.bucketVmId() + " at point " + r.record.point() + "), which is"
+            + " never committed; discard it");
+      }
+      if (vmNameTaken.test(vm)) {
+        throw new AgentException(ErrorCode.VM_EXISTS, "this host already has a VM named " + vm);
+      }
+      requireLocal(r);
+      long started = System.nanoTime();
+      // No I/O from here: what the ledgers say the VM wrote is all it will have written.
+      r.disks.values().forEach(BucketBackedDisk::setOffline);
+      disconnectExportsOf.accept(vm);
+      List<AdoptedDisk> disks = new ArrayList<>();
+      try {
+        for (BucketBackedDisk d : r.disks.values()) {
+          d.flush(); // the images are durable before the intent says they are the VM's
+        }
+      } catch (IOException | RuntimeException e) {
+        r.disks.values().forEach(BucketBackedDisk::setOnline);
+        throw e;
+      }
+      r.disks.forEach((name, d) -> disks.add(new AdoptedDisk(name, d.size(), d.id(),
+          d.writtenRanges())));
+      PromoteIntent intent = new PromoteIntent(vm, oldSource, homeSite, List.copyOf(disks));
+      FaultInjection.reached("bucket-promote-offline");
+      try {
+        DurableFiles.writeJson(r.dir.resolve(PROMOTE_FILE), intent);
+      } catch (IOException | RuntimeException e) {
+        r.disks.values().forEach(BucketBackedDisk::setOnline);
+        throw e;
+      }
+      FaultInjection.reached("bucket-promote-intent");
+      recoveries.remove(vm);
+      r.close(); // the fetch is done; the images are forced
+      PromoteResult result = finishPromote(r.dir, intent);
+      log.info("[{}] recovery from bucket site {} ({} point {}) committed in {} ms: the VM runs"
+          + " on this host's disks now; {} bytes written since the point wait for reverse"
+          + " replication to {}", vm, r.record.site(), r.record.bucketVmId(), r.record.point(),
+          (System.nanoTime() - started) / 1_000_000, result.changedBytes(), oldSource);
+      return result;
+    }
+  }
+
+  /**
+   * Whether VM {@code vm} runs here as a recovery (not a test one) not yet committed: a source
+   * coming back must fence its own copy, as for a replica started by a failover.
+   */
+  public boolean runs(String vm) {
+    Recovery r = recoveries.get(vm);
+    return r != null && !isTest(r.record);
+  }
+
+  private static boolean isTest(RecoveryRecord r) {
+    return r.test() == null ? r.vm().endsWith(TEST_SUFFIX) : r.test();
+  }
+
+  /**
+   * Every chunk must be local before the recovery leaves the bucket behind. Chunks the fetch
+   * could not get are tried once more here, and those that still fail need an operator; a fetch
+   * under way is worth waiting for (a recoverable error).
+   */
+  private void requireLocal(Recovery r) {
+    List<String> unavailable = new ArrayList<>();
+    r.disks.forEach((name, disk) -> {
+      List<Long> still = new ArrayList<>();
+      for (long chunk : List.copyOf(r.failed.get(name))) {
+        try {
+          disk.fetch(chunk);
+          r.failed.get(name).remove(chunk);
+        } catch (IOException | RuntimeException e) {
+          still.add(chunk);
+        }
+      }
+      if (!still.isEmpty()) {
+        unavailable.add(name + " chunks " + still);
+      }
+    });
+    if (!unavailable.isEmpty()) {
+      throw new AgentException(ErrorCode.INVALID_STATE, "VM " + r.record.vm() + " cannot be"
+          + " committed: the bucket of site " + r.record.site() + " does not give "
+          + String.join(", ", unavailable) + " at point " + r.record.point() + " (damaged,"
+          + " missing or another's objects: see this agent's log), tried again just now");
+    }
+    RecoveryProgress p = progress(r);
+    if (!p.complete()) {
+      throw new AgentException(ErrorCode.NOT_LOCAL_YET, "VM " + r.record.vm() + " is not local"
+          + " yet: " + p.localBytes() + " of " + p.totalBytes() + " bytes local; it is"
+          + " committed once its background fetch is complete");
+    }
+  }
+
+  /** The steps after the intent is durable; each finds its work done if a crash came after it. */
+  private PromoteResult finishPromote(Path dir, PromoteIntent intent) throws IOException {
+    Path vmDir = Files.createDirectories(adopter.vmDir(intent.vm()));
+    for (AdoptedDisk d : intent.disks()) {
+      Path image = dir.resolve(d.name() + ".img");
+      Path target = vmDir.resolve(d.name() + ".img");
+      if (Files.exists(image)) {
+        Files.move(image, target, StandardCopyOption.ATOMIC_MOVE);
+        FaultInjection.reached("bucket-promote-image");
+      } else if (!Files.exists(target)) {
+        throw new IOException("the commit of " + intent.vm() + " finds " + d.name() + " neither"
+            + " in " + dir + " nor in " + vmDir + "; " + dir + " is kept");
+      }
+    }
+    DurableFiles.forceDir(vmDir);
+    DurableFiles.forceDir(dir);
+    PromoteResult result = adopter.adopt(intent);
+    FaultInjection.reached("bucket-promote-adopted");
+    // recovery.json first: a folder that lost it is never taken for a recovery again
+    Files.deleteIfExists(dir.resolve(RECORD_FILE));
+    DurableFiles.forceDir(dir);
+    DurableFiles.deleteTree(dir);
+    return result;
   }
 
   private Recovery get(String vm) {

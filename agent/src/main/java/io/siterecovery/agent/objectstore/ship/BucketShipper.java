@@ -1,6 +1,7 @@
 package io.siterecovery.agent.objectstore.ship;
 
 import io.siterecovery.agent.AgentException;
+import io.siterecovery.agent.DurableFiles;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.api.AgentMessages.TransferOptions;
 import io.siterecovery.agent.api.BucketMessages.BucketCycleRequest;
@@ -145,6 +146,7 @@ public final class BucketShipper implements Closeable {
         // Tracking starts before the first chunk is read: every write from now on is in a log.
         // Chunks a checkpoint of an earlier protection names predate it, so they are sent again.
         Files.deleteIfExists(stateDir(vm, siteName).resolve(CHECKPOINT));
+        Files.createDirectories(stateDir(vm, siteName)); // what isBucketSource looks for
         host.attachTrackers(vm);
         host.update(vm, rec -> rec.withProtection(new SourceProtection(siteName, false)));
         log.info("[{}] protection of {} enabled towards {}", host.site(), vmName,
@@ -526,6 +528,31 @@ public final class BucketShipper implements Closeable {
     return new BucketReplica(store, site.sealed(), bucketVmId(vm.name()),
         site.config().chunkSize(), UPLOAD_THREADS,
         stateDir(vm, site.config().name()).resolve("scratch"));
+  }
+
+  /**
+   * Whether VM {@code vm} replicates to the bucket of {@code siteName} rather than to that
+   * site's agent: a site may be both, and the protection record names the site only. The
+   * bucket's state folder beside the VM is made when the protection starts and goes with it.
+   */
+  public static boolean isBucketSource(Vm vm, String siteName) {
+    SourceProtection p = vm.record().protection();
+    return p != null && p.targetSite().equals(siteName)
+        && Files.isDirectory(stateDir(vm, siteName));
+  }
+
+  /**
+   * Forgets that the VM was a bucket's source (checkpoint, scratch, the marker above) once it
+   * stops being one: reversed into a replica, or its protection ended. A later protection
+   * towards the bucket then starts from nothing local, as the first did. Idempotent.
+   */
+  public static void forgetSource(Vm vm) throws IOException {
+    try (java.util.stream.Stream<Path> files = Files.list(vm.dir())) {
+      for (Path dir : files.filter(f -> f.getFileName().toString().startsWith(DIR)
+          && Files.isDirectory(f)).toList()) {
+        DurableFiles.deleteTree(dir);
+      }
+    }
   }
 
   private static Path stateDir(Vm vm, String siteName) {
