@@ -421,12 +421,6 @@ public final class AgentClient {
         new TypeReference<List<BucketMessages.ObjectStoreInfo>>() {});
   }
 
-  /** Commits a failover to a bucket: the recovered VM becomes this host's own primary VM. */
-  public PromoteResult promoteBucketRecovery(String vm, String oldSource, String home) {
-    return call("POST", "v1/vms/" + vm + "/recover-from-bucket/promote",
-        java.util.Map.of("oldSource", oldSource, "home", home), PromoteResult.class);
-  }
-
   /** The VMs recovered from buckets on this recovery host, tests included. */
   public List<io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoveryInfo>
       bucketRecoveries() {
