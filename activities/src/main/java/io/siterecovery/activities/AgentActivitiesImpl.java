@@ -538,8 +538,8 @@ public class AgentActivitiesImpl implements AgentActivities {
     // The VM ran from a bucket: its writes there are known by chunk only, so the old disks are
     // compared block by block with the active ones (as the seed's failback from the cloud does).
     String resyncReason = r.resyncReason() == null && sites.isObjectStore(newSource)
-        ? "the VM ran on " + newSource + " from its bucket: its disks and the old ones are "
-            + "compared block by block" : r.resyncReason();
+        ? "it ran on " + newSource + " from the bucket, where its writes are known by the "
+            + "chunk only" : r.resyncReason();
     Salvaged salvaged = s == null ? null : new Salvaged(s.id(), s.site(), s.path(), s.bytes(),
         s.records(), s.rangeCount(), s.firstWrite(), s.lastWrite(), s.ranges().stream()
             .map(x -> x.disk() + ":" + x.offset() + "+" + x.length()).toList());

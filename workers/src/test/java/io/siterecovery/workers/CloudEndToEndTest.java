@@ -10,6 +10,10 @@ import io.siterecovery.workers.dev.CloudBucket;
 import io.siterecovery.workers.dev.DevStack;
 import io.siterecovery.workflows.Registration;
 import io.siterecovery.workflows.common.OperatorRequest;
+import io.siterecovery.workflows.failback.FailbackInput;
+import io.siterecovery.workflows.failback.FailbackState;
+import io.siterecovery.workflows.failback.FailbackStatus;
+import io.siterecovery.workflows.failback.FailbackWorkflow;
 import io.siterecovery.workflows.failover.CleanupRequest;
 import io.siterecovery.workflows.failover.FailoverInput;
 import io.siterecovery.workflows.failover.FailoverState;
@@ -20,6 +24,10 @@ import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.siterecovery.workflows.protection.ProtectionState;
 import io.siterecovery.workflows.protection.ProtectionStatus;
+import io.siterecovery.workflows.reprotect.ReprotectInput;
+import io.siterecovery.workflows.reprotect.ReprotectStatus;
+import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
+import io.siterecovery.workflows.reprotect.ReverseMode;
 import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowOptions;
 import io.temporal.client.WorkflowStub;
@@ -51,6 +59,9 @@ class CloudEndToEndTest {
   private static final SiteRecoveryConfig.Policy CAPPED = new SiteRecoveryConfig.Policy(
       Duration.ofSeconds(1), Duration.ofMinutes(2), Duration.ofHours(1), null, null, null, false,
       2.0, null);
+  private static final SiteRecoveryConfig.Policy FAST = new SiteRecoveryConfig.Policy(
+      Duration.ofSeconds(1), Duration.ofMinutes(2), Duration.ofHours(1), null, null, null, false,
+      null, null);
   private static final byte[] CANARY = "site-recovery canary: this must never be readable at rest"
       .getBytes(StandardCharsets.US_ASCII);
 
@@ -136,10 +147,106 @@ class CloudEndToEndTest {
     }
   }
 
+  /**
+   * The way back, as the seed's product does it: committed in the cloud, the VM writes there;
+   * Reprotect compares the cloud's disks with the old ones on primary block by block and sends
+   * only what differs; Failback fails over home. fio and qemu-img judge the result.
+   */
+  @Test
+  void aFailoverToTheCloudCommittedIsFailedBackSendingOnlyWhatTheCloudWrote() throws Exception {
+    requireTool("fio", "fio");
+    requireTool("qemu-img", "qemu-utils");
+    try (DevStack stack = new DevStack(data, new DevStack.Ports(0, 0, 0, 0, 0),
+        Map.of("fast", FAST))) {
+      client = stack.client();
+      AgentClient primary = stack.operatorClient(stack.primary());
+      AgentClient cloud = stack.operatorClient(stack.cloud());
+      primary.createVm(VM, List.of(32 * MIB));
+      int source = stack.primary().nbdPort();
+      fio(source, "before", 0, "--do_verify=0");
+      ProtectVmWorkflow protection = start(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(VM));
+      WorkflowClient.start(protection::protect, new ProtectVmInput(VM, "fast", "cloud", null));
+      Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      fio(source, "after", 16 * MIB, "--do_verify=0");
+
+      FailoverWorkflow failover = start(FailoverWorkflow.class, FailoverWorkflow.workflowId(VM));
+      WorkflowClient.start(failover::failover,
+          new FailoverInput(VM, FailoverType.PLANNED, "LATEST"));
+      Eventually.await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
+      failover.commit(new OperatorRequest("e2e"));
+      FailoverStatus committed = WorkflowStub.fromTyped(failover).getResult(FailoverStatus.class);
+      assertThat(committed.state()).isEqualTo(FailoverState.COMMITTED);
+      assertThat(cloud.getVm(VM).role()).as("the cloud's own VM now")
+          .isEqualTo(VmRecord.Role.PRIMARY);
+      assertThat(cloud.bucketRecoveries()).isEmpty();
+      assertThat(primary.getVm(VM).role()).as("fenced").isEqualTo(VmRecord.Role.FAILED_OVER);
+
+      // the VM works in the cloud: fio's pattern and 64 KiB blocks at known places
+      int recoveryHost = stack.cloud().nbdPort();
+      for (String pattern : List.of("before", "after")) {
+        assertThat(fio(recoveryHost, VM, pattern, offset(pattern), "--verify_only"))
+            .as("fio '%s' in the cloud", pattern).isZero();
+      }
+      fio(recoveryHost, "cloud", 8 * MIB, "--do_verify=0");
+      long written = 2 * MIB;
+      try (NbdClient nbd = new NbdClient("127.0.0.1", recoveryHost, VM + "/disk0")) {
+        byte[] block = new byte[64 * 1024];
+        for (int i = 0; i < 8; i++) {
+          java.util.Arrays.fill(block, (byte) (i + 1));
+          nbd.write(24 * MIB + i * 256 * 1024L, block, true);
+          written += block.length;
+        }
+      }
+
+      ReprotectWorkflow reprotect = start(ReprotectWorkflow.class,
+          ReprotectWorkflow.workflowId(VM));
+      ReprotectStatus back = reprotect.reprotect(new ReprotectInput(VM, false, "fast"));
+      assertThat(back.mode()).isEqualTo(ReverseMode.CHECKSUM_RESYNC);
+      assertThat(back.sourceSite()).isEqualTo(CloudBucket.SITE);
+      assertThat(back.bytesSent()).as("sent back against %d written in the cloud", written)
+          .isPositive().isLessThanOrEqualTo(written * 12 / 10);
+      ProtectVmWorkflow reverse = client.newWorkflowStub(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(VM));
+      Eventually.await(() -> reverse.status().state() == ProtectionState.PROTECTED
+          && CloudBucket.SITE.equals(reverse.status().sourceSite()));
+      qemuImgCompare(stack.cloud().diskImage(VM, "disk0"), stack.primary().diskImage(VM, "disk0"));
+
+      FailbackWorkflow failback = start(FailbackWorkflow.class, FailbackWorkflow.workflowId(VM));
+      WorkflowClient.start(failback::failback, new FailbackInput(VM, false));
+      FailoverWorkflow home = client.newWorkflowStub(FailoverWorkflow.class,
+          FailoverWorkflow.workflowId(VM));
+      Eventually.await(() -> {
+        try {
+          return home.status().state() == FailoverState.AWAITING_COMMIT;
+        } catch (RuntimeException notYet) {
+          return false;
+        }
+      });
+      failback.commit(new OperatorRequest("e2e"));
+      FailbackStatus done = WorkflowStub.fromTyped(failback).getResult(FailbackStatus.class);
+      assertThat(done.state()).isEqualTo(FailbackState.COMPLETED);
+      assertThat(primary.getVm(VM).role()).isEqualTo(VmRecord.Role.PRIMARY);
+      for (String pattern : List.of("before", "after", "cloud")) {
+        assertThat(fio(source, VM, pattern, offset(pattern), "--verify_only"))
+            .as("fio '%s' back home", pattern).isZero();
+      }
+      qemuImgCompare(stack.primary().diskImage(VM, "disk0"), stack.cloud().diskImage(VM, "disk0"));
+    }
+  }
+
+  private static void qemuImgCompare(Path a, Path b) throws Exception {
+    Process p = new ProcessBuilder("qemu-img", "compare", "-f", "raw", "-F", "raw", a.toString(),
+        b.toString()).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes());
+    assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
+    assertThat(p.exitValue()).as("qemu-img compare: " + out).isZero();
+  }
+
   private static long offset(String pattern) {
     return switch (pattern) {
       case "before" -> 0;
-      case "during" -> 8 * MIB;
+      case "during", "cloud" -> 8 * MIB;
       case "after" -> 16 * MIB;
       default -> 24 * MIB;
     };
