@@ -156,9 +156,20 @@ public class AgentActivitiesImpl implements AgentActivities {
   @Override
   public ProtectionPlan describeProtection(String vm) {
     boolean seen = false;
+    List<String> unreachable = new ArrayList<>();
     for (String site : sites.sites()) {
-      VmRecord record = call(() -> agent(site).listVms()).stream()
-          .filter(r -> r.name().equals(vm)).findFirst().orElse(null);
+      List<VmRecord> listed;
+      try {
+        listed = agent(site).listVms();
+      } catch (AgentException e) {
+        if (e.code() != ErrorCode.PEER_UNREACHABLE) {
+          throw failure(e);
+        }
+        unreachable.add(site);
+        continue;
+      }
+      VmRecord record = listed.stream().filter(r -> r.name().equals(vm)).findFirst()
+          .orElse(null);
       seen |= record != null;
       if (record != null && record.protection() != null) {
         if (!record.protection().initialComplete()) {
@@ -168,11 +179,54 @@ public class AgentActivitiesImpl implements AgentActivities {
         return toPlan(record, site, record.protection().targetSite());
       }
     }
+    if (!unreachable.isEmpty()) {
+      ProtectionPlan fromTheTarget = planFromTheTarget(vm, unreachable);
+      if (fromTheTarget != null) {
+        return fromTheTarget;
+      }
+      throw ApplicationFailure.newFailure("VM " + vm + " was found protected on no site that "
+          + "answers; " + unreachable + " did not answer", ErrorCode.PEER_UNREACHABLE.name());
+    }
     if (!seen) {
       throw notFoundOnAnySite(vm);
     }
     throw ApplicationFailure.newNonRetryableFailure("VM " + vm + " is not protected on any site",
         FailureTypes.NOT_PROTECTED);
+  }
+
+  /**
+   * The source of an unplanned failover is often the site that is lost: the replica still
+   * knows the VM and where it came from, and a bucket knows the VM's points (its source is then
+   * the one site that did not answer). Null when neither does.
+   */
+  private ProtectionPlan planFromTheTarget(String vm, List<String> unreachable) {
+    for (String site : sites.sites()) {
+      if (unreachable.contains(site)) {
+        continue;
+      }
+      if (sites.isObjectStore(site)) {
+        if (call(() -> agent(site).bucketSitePoints(site, vm)).points().isEmpty()) {
+          continue;
+        }
+        if (unreachable.size() > 1) {
+          throw ApplicationFailure.newFailure("VM " + vm + " has points in the bucket of " + site
+              + " but its source is not known: " + unreachable + " did not answer",
+              ErrorCode.PEER_UNREACHABLE.name());
+        }
+        log.warn("[{}] source site {} does not answer; {} holds the VM's recovery points", vm,
+            unreachable.get(0), site);
+        return new ProtectionPlan(vm, unreachable.get(0), site, List.of());
+      }
+      VmRecord replica = call(() -> agent(site).listVms()).stream()
+          .filter(r -> r.name().equals(vm) && r.replica() != null
+              && unreachable.contains(r.replica().sourceSite())).findFirst().orElse(null);
+      if (replica != null) {
+        log.warn("[{}] source site {} does not answer; its replica on {} stands for it", vm,
+            replica.replica().sourceSite(), site);
+        return toPlan(replica, replica.replica().sourceSite(), site);
+      }
+    }
+    return null;
   }
 
   private static ProtectionPlan toPlan(VmRecord r, String source, String target) {

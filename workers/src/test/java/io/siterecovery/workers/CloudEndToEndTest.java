@@ -235,6 +235,49 @@ class CloudEndToEndTest {
     }
   }
 
+  /**
+   * The seed's disaster: the primary site is gone. The failover finds the VM through the bucket
+   * (no site that answers protects it), recovers it at the latest point the bucket holds, and owes
+   * the lost site its fence.
+   */
+  @Test
+  void anUnplannedFailoverRecoversFromTheBucketWhenThePrimarySiteIsGone() throws Exception {
+    requireTool("fio", "fio");
+    try (DevStack stack = new DevStack(data, new DevStack.Ports(0, 0, 0, 0, 0),
+        Map.of("fast", FAST))) {
+      client = stack.client();
+      AgentClient primary = stack.operatorClient(stack.primary());
+      primary.createVm(VM, List.of(32 * MIB));
+      int source = stack.primary().nbdPort();
+      fio(source, "before", 0, "--do_verify=0");
+      ProtectVmWorkflow protection = start(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(VM));
+      WorkflowClient.start(protection::protect, new ProtectVmInput(VM, "fast", "cloud", null));
+      Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      fio(source, "after", 16 * MIB, "--do_verify=0");
+      long cycles = protection.status().deltaCycles();
+      Eventually.await(() -> protection.status().deltaCycles() > cycles + 1);
+
+      stack.primary().close(); // the site is lost: its agent, its disks, its NBD clients
+      FailoverWorkflow failover = start(FailoverWorkflow.class, FailoverWorkflow.workflowId(VM));
+      WorkflowClient.start(failover::failover,
+          new FailoverInput(VM, FailoverType.UNPLANNED, "LATEST"));
+      Eventually.await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
+      FailoverStatus awaiting = failover.status();
+      assertThat(awaiting.targetSite()).isEqualTo(CloudBucket.SITE);
+      assertThat(awaiting.fence()).as("owed to the lost site").contains("primary");
+      int recoveryHost = stack.cloud().nbdPort();
+      for (String pattern : List.of("before", "after")) {
+        assertThat(fio(recoveryHost, VM, pattern, offset(pattern), "--verify_only"))
+            .as("fio '%s' on the VM recovered from the bucket", pattern).isZero();
+      }
+      failover.commit(new OperatorRequest("e2e"));
+      Eventually.await(() -> failover.status().state() == FailoverState.COMMITTED);
+      assertThat(stack.operatorClient(stack.cloud()).getVm(VM).role())
+          .isEqualTo(VmRecord.Role.PRIMARY);
+    }
+  }
+
   private static void qemuImgCompare(Path a, Path b) throws Exception {
     Process p = new ProcessBuilder("qemu-img", "compare", "-f", "raw", "-F", "raw", a.toString(),
         b.toString()).redirectErrorStream(true).start();

@@ -246,6 +246,38 @@ class LifecycleEndToEndTest {
     }
   }
 
+  /** The source site is gone: its replica stands for it, and the fence is owed. */
+  @Test
+  void anUnplannedFailoverFindsTheVmThroughItsReplicaWhenThePrimarySiteIsGone()
+      throws Exception {
+    try (DevStack stack = new DevStack(data, new DevStack.Ports(0, 0, 0, 0, 0),
+        Map.of("fast", FAST))) {
+      client = stack.client();
+      stack.operatorClient(stack.primary()).createVm(VM, List.of(16 * MIB));
+      Random random = new Random(11);
+      write(stack.primary().nbdPort(), random, 20);
+      ProtectVmWorkflow protection = start(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(VM));
+      WorkflowClient.start(protection::protect, new ProtectVmInput(VM, "fast"));
+      Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      long cycles = protection.status().deltaCycles();
+      Eventually.await(() -> protection.status().deltaCycles() > cycles);
+      byte[] replicated = Files.readAllBytes(stack.secondary().diskImage(VM, "disk0"));
+
+      stack.primary().close();
+      FailoverWorkflow failover = start(FailoverWorkflow.class, FailoverWorkflow.workflowId(VM));
+      WorkflowClient.start(failover::failover,
+          new FailoverInput(VM, FailoverType.UNPLANNED, "LATEST"));
+      Eventually.await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
+      assertThat(failover.status().sourceSite()).isEqualTo("primary");
+      assertThat(failover.status().fence()).contains("primary");
+      assertThat(readAll(stack.secondary().nbdPort(), VM + "/disk0"))
+          .as("the replica VM at the latest point applied").isEqualTo(replicated);
+      failover.commit(new OperatorRequest("e2e"));
+      Eventually.await(() -> failover.status().state() == FailoverState.COMMITTED);
+    }
+  }
+
   @Test
   void aFailoverStartedDuringATestCleansItUpAndACancelNeedsNoResync() throws Exception {
     try (DevStack stack = new DevStack(data, new DevStack.Ports(0, 0, 0, 0, 0),
