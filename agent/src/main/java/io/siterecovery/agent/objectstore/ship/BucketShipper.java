@@ -51,10 +51,12 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -82,6 +84,8 @@ public final class BucketShipper implements Closeable {
   private final VmHost host;
   private final AgentMetrics metrics;
   private final Map<String, Site> sites = new LinkedHashMap<>();
+  /** Per VM and site, the logs a resync under way compares with (see {@link ResyncLogs}). */
+  private final Map<String, ResyncLogs> resyncLogs = new ConcurrentHashMap<>();
 
   /** Bytes shipped and cycles are counted in {@code metrics} as for a peer site. */
   public BucketShipper(VmHost host, Map<String, ObjectStoreSite> objectStores,
@@ -456,6 +460,7 @@ public final class BucketShipper implements Closeable {
         // committed by a step that died before its bookkeeping
         ResyncLedger.completed(vm.dir(), generation);
         Files.deleteIfExists(checkpointFile);
+        forgetResyncLogs(vm, siteName);
         return new BucketResyncProgress(vmName, siteName, totalChunks, totalChunks, 0,
             store.downloaded(), 0, true, latest.pointId(), generation, totalChunks, 0);
       }
@@ -477,8 +482,10 @@ public final class BucketShipper implements Closeable {
       long newPoint = latest.pointId() + 1;
       try (ChunkCheckpoint checkpoint = ChunkCheckpoint.open(checkpointFile, header, chunks)) {
         long skipped = checkpoint.done();
+        ResyncLogs logs = resyncLogs(vm, siteName, header);
         Compares compares = new Compares(replica, store, site, checkpoint, newPoint,
-            inFlight(r.bandwidthMBps(), chunkSize), stateDir(vm, siteName).resolve("scratch"));
+            inFlight(r.bandwidthMBps(), chunkSize));
+        boolean compared = false;
         try {
           compare:
           for (DiskRef d : disks) {
@@ -489,7 +496,7 @@ public final class BucketShipper implements Closeable {
               break;
             }
             PointManifest.Disk inBucket = latest.disk(d.index());
-            LogIndex logs = compares.logs(d, inBucket);
+            LogIndex index = logs.disk(store, site.sealed(), replica.names(), inBucket);
             for (int c = 0; c < chunks[d.index()]; c++) {
               if (checkpoint.state(d.index(), c) != 0) {
                 continue;
@@ -497,12 +504,17 @@ public final class BucketShipper implements Closeable {
               if (!compares.reserve(deadline)) {
                 break compare;
               }
-              compares.chunk(d, inBucket, logs, c);
+              compares.chunk(d, inBucket, index, c);
             }
           }
           compares.awaitAll();
+          compared = true;
         } finally {
           compares.close();
+          if (!compared) {
+            // a compare cut short may have left an index unusable; the next step builds it anew
+            forgetResyncLogs(vm, siteName);
+          }
         }
         checkpoint.force();
         long done = checkpoint.done();
@@ -510,6 +522,7 @@ public final class BucketShipper implements Closeable {
         if (done == totalChunks && System.nanoTime() < deadline) {
           pointId = commitResync(vm, siteName, replica, latest, disks, checkpoint, generation);
           checkpoint.delete();
+          forgetResyncLogs(vm, siteName);
         }
         return new BucketResyncProgress(vmName, siteName, done, totalChunks,
             checkpoint.count(ChunkCheckpoint.STORED) + checkpoint.count(ChunkCheckpoint.ZERO),
@@ -518,6 +531,25 @@ public final class BucketShipper implements Closeable {
       }
     } finally {
       vm.operationLock().unlock();
+    }
+  }
+
+  /** The logs of the resync {@code header} names, kept from its earlier steps if any. */
+  private ResyncLogs resyncLogs(Vm vm, String siteName, String header) throws IOException {
+    ResyncLogs logs = resyncLogs.get(vm.name() + "/" + siteName);
+    if (logs != null && logs.resync().equals(header)) {
+      return logs;
+    }
+    forgetResyncLogs(vm, siteName);
+    logs = new ResyncLogs(header, stateDir(vm, siteName).resolve("scratch"));
+    resyncLogs.put(vm.name() + "/" + siteName, logs);
+    return logs;
+  }
+
+  private void forgetResyncLogs(Vm vm, String siteName) throws IOException {
+    ResyncLogs logs = resyncLogs.remove(vm.name() + "/" + siteName);
+    if (logs != null) {
+      logs.close();
     }
   }
 
@@ -578,43 +610,17 @@ public final class BucketShipper implements Closeable {
     final ExecutorService pool = Executors.newFixedThreadPool(UPLOAD_THREADS);
     final Semaphore inFlight;
     final List<Future<?>> pending = new ArrayList<>();
-    final Path scratch;
-    final List<LogIndex> indexes = new ArrayList<>();
-    final List<Path> indexFiles = new ArrayList<>();
     final AtomicLong sent = new AtomicLong();
     final AtomicLong bytes = new AtomicLong();
 
     Compares(BucketReplica replica, ObjectStore store, Site site, ChunkCheckpoint checkpoint,
-        long newPoint, int inFlight, Path scratch) {
-      this.scratch = scratch;
+        long newPoint, int inFlight) {
       this.replica = replica;
       this.store = store;
       this.site = site;
       this.checkpoint = checkpoint;
       this.newPoint = newPoint;
       this.inFlight = new Semaphore(inFlight);
-    }
-
-    /**
-     * The bucket point's logs of a disk, indexed by chunk; null when one of them cannot be read
-     * (damaged, missing, another's): then what the bucket holds of that disk is unknown, and each
-     * of its chunks is stored again.
-     */
-    LogIndex logs(DiskRef d, PointManifest.Disk inBucket) throws IOException {
-      Files.createDirectories(scratch);
-      Path data = scratch.resolve("resync-logs-" + d.index() + ".data");
-      indexFiles.add(data);
-      try {
-        LogIndex index = LogIndex.build(store, site.sealed(), replica.names(), inBucket, data,
-            scratch);
-        indexes.add(index);
-        return index;
-      } catch (SealedObjectException e) {
-        log.warn("[{}] resync of {}: a log of disk {} in the bucket cannot be used ({}); every"
-            + " chunk of the disk is stored again", host.site(), d.vm(), d.index(),
-            e.getMessage());
-        return null;
-      }
     }
 
     boolean reserve(long deadline) {
@@ -700,20 +706,17 @@ public final class BucketShipper implements Closeable {
       }
     }
 
+    /**
+     * Lets the compares under way finish (the step answers after them anyway), without
+     * interrupting one: the log index they read is kept for the resync's next step.
+     */
     @Override
-    public void close() throws IOException {
-      pool.shutdownNow();
+    public void close() {
+      pool.shutdown();
       try {
-        // the indexes' data files are read by the compares until they have stopped
-        pool.awaitTermination(1, java.util.concurrent.TimeUnit.MINUTES);
+        pool.awaitTermination(10, TimeUnit.MINUTES);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-      }
-      for (LogIndex index : indexes) {
-        index.close();
-      }
-      for (Path data : indexFiles) {
-        Files.deleteIfExists(data);
       }
     }
   }
@@ -923,6 +926,13 @@ public final class BucketShipper implements Closeable {
 
   @Override
   public void close() {
+    for (ResyncLogs logs : resyncLogs.values()) {
+      try {
+        logs.close();
+      } catch (IOException e) {
+        log.warn("[{}] resync log data not removed: {}", host.site(), e.getMessage());
+      }
+    }
     sites.values().forEach(s -> s.store().close());
   }
 }
