@@ -235,8 +235,15 @@ class BucketResyncTest {
       qemuIo(nbd, "write -P 0x53 100k 4k").assertOk();
       assertThat(operator.bucketCycle("rs02", "cloud", null).pointId())
           .isEqualTo(step.pointId() + 1);
-      assertMaterializes(bucket("rs02", dir.resolve("scratch")), step.pointId() + 1,
-          snapshot(agent.diskImage("rs02", "disk0"), "rs02.img"));
+      Path expected = snapshot(agent.diskImage("rs02", "disk0"), "rs02.img");
+      assertMaterializes(bucket("rs02", dir.resolve("scratch")), step.pointId() + 1, expected);
+      // retention after a resync: the points before it go, with every object only they named
+      operator.bucketPrune("rs02", "cloud", List.of(step.pointId() + 1));
+      BucketAudit pruned = BucketAudit.of(store, new SealedObjects(new KeyEncryptionKey(KEK)),
+          BucketShipper.bucketVmId("rs02"), dir.resolve("audit"));
+      assertThat(pruned.points()).containsExactly(step.pointId() + 1);
+      assertThat(pruned.unreferenced()).isEmpty();
+      assertMaterializes(bucket("rs02", dir.resolve("scratch")), step.pointId() + 1, expected);
     }
   }
 
