@@ -467,6 +467,21 @@ public final class AgentClient {
         deadline, deadline);
   }
 
+  /**
+   * One bounded step of a resync of a VM towards an object-store site (null budget: the agent's
+   * 3 s; null bandwidth: no cap); call again until {@code finished}. Cycles are refused
+   * ({@code RESYNC_IN_PROGRESS}, recoverable) until then.
+   */
+  public BucketMessages.BucketResyncProgress bucketResync(String vm, String site,
+      Duration budget, Double bandwidthMBps) {
+    // the step's budget, the chunks in flight after it, and in the last step the commit
+    Duration deadline = (budget == null ? Duration.ofSeconds(3) : budget).plus(CONTROL_TIMEOUT);
+    return call("POST", "v1/vms/" + vm + "/bucket/" + site + "/resync",
+        new BucketMessages.BucketResyncRequest(budget == null ? null : budget.toMillis(),
+            bandwidthMBps), null, JSON.constructType(BucketMessages.BucketResyncProgress.class),
+        deadline, deadline);
+  }
+
   /** One delta cycle to an object-store site, committed as a recovery point. */
   public BucketMessages.BucketCycleResult bucketCycle(String vm, String site,
       Double bandwidthMBps) {

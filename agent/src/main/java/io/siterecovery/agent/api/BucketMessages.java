@@ -30,6 +30,25 @@ public final class BucketMessages {
   public record BucketCycleResult(String vm, String site, long pointId, long sealedGeneration,
       int logsShipped, long bytesShipped) {}
 
+  /**
+   * One bounded step of a resync towards an object-store site, with the bounds of
+   * {@link BucketInitialRequest}.
+   */
+  public record BucketResyncRequest(Long budgetMillis, Double bandwidthMBps) {}
+
+  /**
+   * Where a resync stands after a step: {@code doneChunks} of {@code totalChunks} are compared
+   * (and, where they differed, stored), {@code differingChunks} of them differed from the bucket's
+   * latest point (or could not be read from it), {@code bytesDownloaded} (sealed: chunks and
+   * logs read back) and {@code bytesSent} (sealed chunks) in this call. {@code generation} is the
+   * .hrl generation the resync sealed; {@code finished} once its point is committed, then
+   * {@code pointId} is that point. {@code skippedChunks}: compared by earlier calls, not again;
+   * {@code chunksSent}: stored in this call.
+   */
+  public record BucketResyncProgress(String vm, String site, long doneChunks, long totalChunks,
+      long differingChunks, long bytesDownloaded, long bytesSent, boolean finished, Long pointId,
+      long generation, long skippedChunks, long chunksSent) {}
+
   /** A recovery point in the bucket. */
   public record BucketPoint(long pointId, int revision, long createdMillis) {}
 

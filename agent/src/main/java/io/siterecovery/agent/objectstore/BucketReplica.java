@@ -124,6 +124,30 @@ public final class BucketReplica {
     return commit(latest.pointId() + 1, latest.disks(), sealedLogs);
   }
 
+  /**
+   * Commits a resync's point on top of point {@code basePointId}, which must still be the latest:
+   * the disks' chunk objects as the resync left them (each stored beforehand) and no logs, with
+   * each disk's {@code lastLogGeneration} the resync's sealed generation, so the next delta
+   * follows it.
+   */
+  public PointManifest commitResync(long basePointId, List<PointManifest.Disk> disks)
+      throws IOException {
+    List<ObjectNames.ManifestName> points = points();
+    if (points.isEmpty() || points.get(points.size() - 1).pointId() != basePointId) {
+      throw new IllegalStateException("point " + basePointId + " of VM " + names.vmId()
+          + " is no longer the latest");
+    }
+    for (PointManifest.Disk d : disks) {
+      if (!d.logGenerations().isEmpty()) {
+        throw new IllegalArgumentException("a resync's point names no log");
+      }
+    }
+    PointManifest manifest = new PointManifest(PointManifest.FORMAT, names.vmId(),
+        basePointId + 1, 0, System.currentTimeMillis(), List.copyOf(disks));
+    writeManifest(manifest);
+    return manifest;
+  }
+
   private PointManifest commit(long pointId, List<PointManifest.Disk> base,
       Map<Integer, List<Path>> sealedLogs) throws IOException {
     List<PointManifest.Disk> disks = new ArrayList<>();
@@ -443,19 +467,31 @@ public final class BucketReplica {
       if (generations[chunk] == PointManifest.ZERO || (only != null && !only.contains((long) chunk))) {
         continue;
       }
-      String key = names.chunk(disk.index(), chunk, generations[chunk]);
-      byte[] plain = sealed.open(key,
-          store.get(key, (int) sealed.sealedLength(key, disk.chunkLength(chunk))));
-      if (plain.length != disk.chunkLength(chunk)) {
-        throw new ObjectCorruptException(key, plain.length + " bytes, the chunk has "
-            + disk.chunkLength(chunk));
-      }
-      ByteBuffer data = ByteBuffer.wrap(plain);
+      ByteBuffer data = ByteBuffer.wrap(readChunk(disk, chunk));
       long position = (long) chunk * disk.chunkSize();
       while (data.hasRemaining()) {
         position += channel.write(data, position);
       }
     }
+  }
+
+  /**
+   * A chunk's object as the disk's base image holds it (zeroes for a {@link PointManifest#ZERO}
+   * chunk), authenticated and of the chunk's length; the point's logs are not applied.
+   */
+  public byte[] readChunk(PointManifest.Disk disk, long chunk) throws IOException {
+    long generation = disk.chunkGenerations()[(int) chunk];
+    if (generation == PointManifest.ZERO) {
+      return new byte[disk.chunkLength(chunk)];
+    }
+    String key = names.chunk(disk.index(), chunk, generation);
+    byte[] plain = sealed.open(key,
+        store.get(key, (int) sealed.sealedLength(key, disk.chunkLength(chunk))));
+    if (plain.length != disk.chunkLength(chunk)) {
+      throw new ObjectCorruptException(key, plain.length + " bytes, the chunk has "
+          + disk.chunkLength(chunk));
+    }
+    return plain;
   }
 
   private void applyLog(PointManifest.Disk disk, long generation, FileChannel channel)

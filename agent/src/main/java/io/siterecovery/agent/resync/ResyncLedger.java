@@ -102,8 +102,11 @@ public final class ResyncLedger {
         s.underWay() ? Map.of() : s.resyncedBytes(), s.completedGeneration()));
   }
 
-  /** Records a resync begun at {@code generation}, with a new random seed for its digests. */
-  static synchronized State begin(Path vmDir, long generation) {
+  /**
+   * Records a resync begun at {@code generation}, with a new random seed for its digests (a
+   * bucket's resync, which compares whole chunks, has no use for the seed).
+   */
+  public static synchronized State begin(Path vmDir, long generation) {
     State s = load(vmDir);
     State next = new State(generation, SEEDS.nextLong(), s.requiredReason(), Map.of(),
         s.completedGeneration());
@@ -150,7 +153,7 @@ public final class ResyncLedger {
   }
 
   /** Ends the resync under way: nothing is required or under way, its generation remembered. */
-  static synchronized void completed(Path vmDir, long generation) {
+  public static synchronized void completed(Path vmDir, long generation) {
     save(vmDir, new State(null, null, null, Map.of(), generation));
   }
 

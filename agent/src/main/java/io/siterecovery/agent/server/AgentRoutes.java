@@ -174,7 +174,7 @@ final class AgentRoutes {
     });
 
     // Replication to an object-store site, driven by the operator like the peer routes above:
-    // bounded steps of the initial copy, delta cycles, the points, retention.
+    // bounded steps of the initial copy and of a resync, delta cycles, the points, retention.
     String bucket = "/v1/vms/" + NAME + "/bucket/" + NAME;
     route("GET", "/v1/object-stores", Access.OPERATOR, (m, x) -> roles.buckets().describe());
 
@@ -182,6 +182,8 @@ final class AgentRoutes {
         m.group(1), m.group(2), x.optionalJson(BucketMessages.BucketInitialRequest.class)));
     route("POST", bucket + "/cycle", Access.OPERATOR, (m, x) -> roles.buckets().cycle(
         m.group(1), m.group(2), x.optionalJson(BucketMessages.BucketCycleRequest.class)));
+    route("POST", bucket + "/resync", Access.OPERATOR, (m, x) -> roles.buckets().resync(
+        m.group(1), m.group(2), x.optionalJson(BucketMessages.BucketResyncRequest.class)));
     route("GET", bucket + "/points", Access.OPERATOR,
         (m, x) -> roles.buckets().points(m.group(1), m.group(2)));
     route("POST", bucket + "/prune", Access.OPERATOR, (m, x) -> roles.buckets().prune(

@@ -479,6 +479,7 @@ class BucketShipperTest {
       List<ThrowingConsumer<AgentClient>> calls = List.of(
           c -> c.bucketInitial("web02", "cloud", null, null),
           c -> c.bucketCycle("web02", "cloud", null),
+          c -> c.bucketResync("web02", "cloud", null, null),
           c -> c.bucketPoints("web02", "cloud"),
           c -> c.bucketSitePoints("cloud", "web02"),
           c -> c.bucketPrune("web02", "cloud", List.of(1L)));

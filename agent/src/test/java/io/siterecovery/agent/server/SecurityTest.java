@@ -290,6 +290,7 @@ class SecurityTest {
         {"GET", "/v1/test-clones", null},
         {"POST", "/v1/replicas/" + VM + "/test-clone", "{\"generation\":1,\"key\":\"k\"}"},
         {"DELETE", "/v1/replicas/" + VM + "/test-clone", null},
+        {"POST", "/v1/vms/" + VM + "/bucket/cloud/resync", "{\"budgetMillis\":3000}"},
         {"GET", "/v1/bucket-recoveries", null},
         {"POST", "/v1/vms/" + VM + "/recover-from-bucket",
             "{\"site\":\"cloud\",\"bucketVmId\":\"vm-1\"}"},

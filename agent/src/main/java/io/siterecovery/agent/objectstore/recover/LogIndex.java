@@ -23,9 +23,10 @@ import java.util.Map;
  * gets exactly the records that change it, in log order. Every log object is downloaded,
  * authenticated and verified as a sealed .hrl of this disk and generation when the index is
  * built; the records' data is kept in a local file ({@code data}), the index in memory (one
- * entry per record and chunk it touches: logs are small next to the disk).
+ * entry per record and chunk it touches: logs are small next to the disk). The source's resync
+ * towards a bucket rebuilds the chunks it compares the same way.
  */
-final class LogIndex implements Closeable {
+public final class LogIndex implements Closeable {
   /**
    * A record's part inside one chunk: its log's generation, the disk range, and where its data
    * is (-1: zeroes).
@@ -40,7 +41,7 @@ final class LogIndex implements Closeable {
     this.data = data;
   }
 
-  static LogIndex build(ObjectStore store, SealedObjects sealed, ObjectNames names,
+  public static LogIndex build(ObjectStore store, SealedObjects sealed, ObjectNames names,
       PointManifest.Disk disk, Path dataFile, Path scratch) throws IOException {
     Map<Long, List<Piece>> byChunk = new HashMap<>();
     FileChannel data = FileChannel.open(dataFile, StandardOpenOption.CREATE,
@@ -84,7 +85,7 @@ final class LogIndex implements Closeable {
   }
 
   /** Whether a record of one of the logs {@code generations} touches {@code chunk}. */
-  boolean touches(long chunk, List<Long> generations) {
+  public boolean touches(long chunk, List<Long> generations) {
     return byChunk.getOrDefault(chunk, List.of()).stream()
         .anyMatch(p -> generations.contains(p.generation()));
   }
@@ -94,7 +95,8 @@ final class LogIndex implements Closeable {
    * at disk offset {@code base}. A prune may have folded the first logs into the chunk objects
    * since the index was built: those are left out then.
    */
-  void apply(long chunk, long base, byte[] bytes, List<Long> generations) throws IOException {
+  public void apply(long chunk, long base, byte[] bytes, List<Long> generations)
+      throws IOException {
     for (Piece p : byChunk.getOrDefault(chunk, List.of())) {
       if (!generations.contains(p.generation())) {
         continue;

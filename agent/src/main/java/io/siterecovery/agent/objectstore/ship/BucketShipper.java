@@ -12,6 +12,8 @@ import io.siterecovery.agent.api.BucketMessages.BucketPoint;
 import io.siterecovery.agent.api.BucketMessages.BucketPoints;
 import io.siterecovery.agent.api.BucketMessages.BucketPruneRequest;
 import io.siterecovery.agent.api.BucketMessages.BucketPruneResult;
+import io.siterecovery.agent.api.BucketMessages.BucketResyncProgress;
+import io.siterecovery.agent.api.BucketMessages.BucketResyncRequest;
 import io.siterecovery.agent.api.BucketMessages;
 import io.siterecovery.agent.disk.VirtualDisk;
 import io.siterecovery.agent.hrl.ChangeTracker.SealedLog;
@@ -21,7 +23,9 @@ import io.siterecovery.agent.objectstore.ObjectNames;
 import io.siterecovery.agent.objectstore.ObjectStore;
 import io.siterecovery.agent.objectstore.PointManifest;
 import io.siterecovery.agent.objectstore.S3ObjectStore;
+import io.siterecovery.agent.objectstore.SealedObjectException;
 import io.siterecovery.agent.objectstore.SealedObjects;
+import io.siterecovery.agent.objectstore.recover.LogIndex;
 import io.siterecovery.agent.resync.ResyncLedger;
 import io.siterecovery.agent.source.ReplicationSource;
 import io.siterecovery.agent.transport.Transport;
@@ -46,18 +50,21 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The source side of replication to an object-store site: a VM's initial copy as chunk objects,
- * in bounded, resumable steps ({@link InitialCheckpoint}), then delta cycles that seal the VM's
+ * in bounded, resumable steps ({@link ChunkCheckpoint}), then delta cycles that seal the VM's
  * .hrl generations and ship them, each committed as a recovery point whose manifest is written
  * last ({@link BucketReplica}), and retention. The VM's protection names the object-store site
  * as its target, so its writes are tracked from the first step on, across restarts, as for a
@@ -71,12 +78,15 @@ public final class BucketShipper implements Closeable {
   static final int MAX_KEEP = 1000;
   private static final String DIR = "bucket-";
   private static final String CHECKPOINT = "initial.checkpoint";
+  private static final String RESYNC_CHECKPOINT = "resync.checkpoint";
 
   private record Site(ObjectStoreSite config, S3ObjectStore store, SealedObjects sealed) {}
 
   private final VmHost host;
   private final AgentMetrics metrics;
   private final Map<String, Site> sites = new LinkedHashMap<>();
+  /** Per VM and site, the logs a resync under way compares with (see {@link ResyncLogs}). */
+  private final Map<String, ResyncLogs> resyncLogs = new ConcurrentHashMap<>();
 
   /** Bytes shipped and cycles are counted in {@code metrics} as for a peer site. */
   public BucketShipper(VmHost host, Map<String, ObjectStoreSite> objectStores,
@@ -180,9 +190,9 @@ public final class BucketShipper implements Closeable {
             host.site(), siteName, vmName);
         host.update(vm, rec -> rec.withProtection(new SourceProtection(siteName, false)));
       }
-      String header = InitialCheckpoint.header(bucketVmId, chunkSize,
+      String header = ChunkCheckpoint.header(bucketVmId, chunkSize,
           disks.stream().map(d -> d.disk().id() + ":" + d.disk().size()).toList());
-      try (InitialCheckpoint checkpoint = InitialCheckpoint.open(checkpointFile, header, chunks)) {
+      try (ChunkCheckpoint checkpoint = ChunkCheckpoint.open(checkpointFile, header, chunks)) {
         long skipped = checkpoint.done();
         Uploads uploads = new Uploads(replica, store, site, checkpoint,
             inFlight(r.bandwidthMBps(), chunkSize));
@@ -220,14 +230,14 @@ public final class BucketShipper implements Closeable {
   }
 
   private long commitFirst(Vm vm, String siteName, BucketReplica replica, List<DiskRef> disks,
-      InitialCheckpoint checkpoint, int chunkSize) throws IOException {
+      ChunkCheckpoint checkpoint, int chunkSize) throws IOException {
     ReplicationSource.swapAll(vm);
     Map<Integer, List<SealedLog>> logs = sealedLogs(disks, null);
     List<PointManifest.Disk> copied = new ArrayList<>();
     for (DiskRef d : disks) {
       long[] generations = new long[(int) chunks(d.disk().size(), chunkSize)];
       for (int c = 0; c < generations.length; c++) {
-        generations[c] = checkpoint.state(d.index(), c) == InitialCheckpoint.ZERO
+        generations[c] = checkpoint.state(d.index(), c) == ChunkCheckpoint.ZERO
             ? PointManifest.ZERO : 0;
       }
       copied.add(new PointManifest.Disk(d.index(), d.disk().id(), d.disk().size(), chunkSize,
@@ -272,7 +282,7 @@ public final class BucketShipper implements Closeable {
     final BucketReplica replica;
     final ObjectStore store;
     final Site site;
-    final InitialCheckpoint checkpoint;
+    final ChunkCheckpoint checkpoint;
     final ExecutorService pool = Executors.newFixedThreadPool(UPLOAD_THREADS);
     /** Chunks read and not yet stored: what a step finishes after its budget. */
     final Semaphore inFlight;
@@ -280,7 +290,7 @@ public final class BucketShipper implements Closeable {
     final AtomicLong sent = new AtomicLong();
     final AtomicLong bytes = new AtomicLong();
 
-    Uploads(BucketReplica replica, ObjectStore store, Site site, InitialCheckpoint checkpoint,
+    Uploads(BucketReplica replica, ObjectStore store, Site site, ChunkCheckpoint checkpoint,
         int inFlight) {
       this.inFlight = new Semaphore(inFlight);
       this.replica = replica;
@@ -309,7 +319,7 @@ public final class BucketShipper implements Closeable {
       try {
         d.disk().readAt((long) chunk * chunkSize, buffer);
         if (isZero(buffer.array())) {
-          checkpoint.record(d.index(), chunk, InitialCheckpoint.ZERO);
+          checkpoint.record(d.index(), chunk, ChunkCheckpoint.ZERO);
           inFlight.release();
           return;
         }
@@ -322,7 +332,7 @@ public final class BucketShipper implements Closeable {
         try {
           byte[] sealed = site.sealed().seal(key, buffer.array());
           store.put(key, sealed);
-          checkpoint.record(d.index(), chunk, InitialCheckpoint.STORED);
+          checkpoint.record(d.index(), chunk, ChunkCheckpoint.STORED);
           sent.incrementAndGet();
           bytes.addAndGet(sealed.length);
           metrics.shipped(d.vm(), AgentMetrics.Kind.RANGES, sealed.length);
@@ -388,6 +398,330 @@ public final class BucketShipper implements Closeable {
     }
   }
 
+  /**
+   * One bounded step of a resync towards the bucket, for a replica that no longer follows the
+   * source (a lost or corrupt log, writes the tracker missed, objects damaged in the bucket). The
+   * first step seals every disk's log at one instant under the operation lock: that generation is
+   * the resync's, the sealed logs up to it are dropped (the disks hold their writes, and the
+   * compare covers them) and writes after it go on being tracked in the newer logs. Each step
+   * compares chunks of the bucket's latest point (the chunk object with that point's logs applied)
+   * with the disk's chunks read now and stores those that differ as objects of the next point;
+   * cycles and prunes are refused meanwhile ({@code RESYNC_IN_PROGRESS}). The step that finds
+   * every chunk compared commits that point: the chunks and no log, its
+   * {@code lastLogGeneration} the resync's generation, so the next cycle ships exactly the logs
+   * sealed after it; the reason a resync was required is cleared then.
+   */
+  public BucketResyncProgress resync(String vmName, String siteName, BucketResyncRequest request)
+      throws IOException {
+    BucketResyncRequest r = request == null ? new BucketResyncRequest(null, null) : request;
+    Duration budget = budget(r.budgetMillis());
+    Transport.TokenBucket pace = bandwidth(r.bandwidthMBps());
+    Site site = site(siteName);
+    Vm vm = host.get(vmName);
+    vm.operationLock().lock();
+    try {
+      requireReplicating(vm, siteName);
+      CountingStore store = new CountingStore(store(site, pace));
+      BucketReplica replica = replica(vm, site, store);
+      List<ObjectNames.ManifestName> points = replica.points();
+      if (points.isEmpty()) {
+        throw new AgentException(ErrorCode.INVALID_STATE, siteName + " holds no recovery point"
+            + " of VM " + vmName + " to resync against: copy it first (POST .../initial)");
+      }
+      PointManifest latest = replica.manifest(points.get(points.size() - 1).pointId());
+      List<DiskRef> disks = disks(vm);
+      int chunkSize = site.config().chunkSize();
+      for (DiskRef d : disks) {
+        if (latest.disks().stream().noneMatch(m -> m.index() == d.index()
+            && m.diskId().equals(d.disk().id()) && m.size() == d.disk().size()
+            && m.chunkSize() == chunkSize)) {
+          throw new AgentException(ErrorCode.INVALID_STATE, "point " + latest.pointId() + " of "
+              + vmName + " in " + siteName + " does not hold disk " + d.index() + " as it is ("
+              + d.disk().size() + " bytes in chunks of " + chunkSize + "): copy the VM again");
+        }
+      }
+      long[] chunks = disks.stream().mapToLong(d -> chunks(d.disk().size(), chunkSize)).toArray();
+      long totalChunks = Arrays.stream(chunks).sum();
+      Path checkpointFile = stateDir(vm, siteName).resolve(RESYNC_CHECKPOINT);
+      ResyncLedger.State ledger = ResyncLedger.load(vm);
+      if (!ledger.underWay() && ledger.completedGeneration() != null
+          && isResyncPoint(latest, ledger.completedGeneration())) {
+        // the step that committed it answers again (its answer was lost); no cycle since
+        return new BucketResyncProgress(vmName, siteName, totalChunks, totalChunks, 0,
+            store.downloaded(), 0, true, latest.pointId(), ledger.completedGeneration(),
+            totalChunks, 0);
+      }
+      if (!ledger.underWay()) {
+        ledger = ResyncLedger.begin(vm.dir(), ReplicationSource.swapAll(vm));
+        log.info("[{}] resync of {} towards {} begins at generation {} against point {}",
+            host.site(), vmName, siteName, ledger.generation(), latest.pointId());
+      }
+      long generation = ledger.generation();
+      if (isResyncPoint(latest, generation)) {
+        // committed by a step that died before its bookkeeping
+        ResyncLedger.completed(vm.dir(), generation);
+        Files.deleteIfExists(checkpointFile);
+        forgetResyncLogs(vm, siteName);
+        return new BucketResyncProgress(vmName, siteName, totalChunks, totalChunks, 0,
+            store.downloaded(), 0, true, latest.pointId(), generation, totalChunks, 0);
+      }
+      // Repeated on every step (a crash may come between the ledger and the deletions): the
+      // sealed logs up to the resync's generation are covered by the compare.
+      for (DiskRef d : disks) {
+        for (SealedLog l : d.disk().tracker().sealedLogs()) {
+          if (l.generation() <= generation) {
+            d.disk().tracker().deleteSealed(l.generation());
+          }
+        }
+      }
+      // A reason that arrives during the resync (the agent found the images written while it
+      // was down) makes the chunks compared before it stale: the compare starts over.
+      String header = ChunkCheckpoint.resyncHeader(bucketVmId(vmName), chunkSize,
+          disks.stream().map(d -> d.disk().id() + ":" + d.disk().size()).toList(),
+          latest.pointId(), latest.revision(), generation,
+          Integer.toHexString(Objects.hashCode(ledger.requiredReason())));
+      long newPoint = latest.pointId() + 1;
+      try (ChunkCheckpoint checkpoint = ChunkCheckpoint.open(checkpointFile, header, chunks)) {
+        long skipped = checkpoint.done();
+        ResyncLogs logs = resyncLogs(vm, siteName, header);
+        Compares compares = new Compares(replica, store, site, checkpoint, newPoint,
+            inFlight(r.bandwidthMBps(), chunkSize));
+        boolean compared = false;
+        // The budget is the compares': what comes before them (the points, the seal) is short,
+        // and a disk's logs are indexed once per resync, so every step moves the resync on.
+        long deadline = System.nanoTime() + budget.toNanos();
+        try {
+          compare:
+          for (DiskRef d : disks) {
+            if (!pending(checkpoint, d.index(), chunks[d.index()])) {
+              continue;
+            }
+            PointManifest.Disk inBucket = latest.disk(d.index());
+            LogIndex index = logs.disk(store, site.sealed(), replica.names(), inBucket);
+            for (int c = 0; c < chunks[d.index()]; c++) {
+              if (checkpoint.state(d.index(), c) != 0) {
+                continue;
+              }
+              if (!compares.reserve(deadline)) {
+                break compare;
+              }
+              compares.chunk(d, inBucket, index, c);
+            }
+          }
+          compares.awaitAll();
+          compared = true;
+        } finally {
+          compares.close();
+          if (!compared) {
+            // a compare cut short may have left an index unusable; the next step builds it anew
+            forgetResyncLogs(vm, siteName);
+          }
+        }
+        checkpoint.force();
+        long done = checkpoint.done();
+        Long pointId = null;
+        if (done == totalChunks && System.nanoTime() < deadline) {
+          pointId = commitResync(vm, siteName, replica, latest, disks, checkpoint, generation);
+          checkpoint.delete();
+          forgetResyncLogs(vm, siteName);
+        }
+        return new BucketResyncProgress(vmName, siteName, done, totalChunks,
+            checkpoint.count(ChunkCheckpoint.STORED) + checkpoint.count(ChunkCheckpoint.ZERO),
+            store.downloaded(), compares.bytes.get(), pointId != null, pointId, generation,
+            skipped, compares.sent.get());
+      }
+    } finally {
+      vm.operationLock().unlock();
+    }
+  }
+
+  /** The logs of the resync {@code header} names, kept from its earlier steps if any. */
+  private ResyncLogs resyncLogs(Vm vm, String siteName, String header) throws IOException {
+    ResyncLogs logs = resyncLogs.get(vm.name() + "/" + siteName);
+    if (logs != null && logs.resync().equals(header)) {
+      return logs;
+    }
+    forgetResyncLogs(vm, siteName);
+    logs = new ResyncLogs(header, stateDir(vm, siteName).resolve("scratch"));
+    resyncLogs.put(vm.name() + "/" + siteName, logs);
+    return logs;
+  }
+
+  private void forgetResyncLogs(Vm vm, String siteName) throws IOException {
+    ResyncLogs logs = resyncLogs.remove(vm.name() + "/" + siteName);
+    if (logs != null) {
+      logs.close();
+    }
+  }
+
+  /**
+   * Whether {@code point} is the one a resync at {@code generation} committed: no log, and every
+   * disk's last generation the resync's. A cycle after it always ships a newer generation (its
+   * seal makes one), and prunes and cycles are refused while a resync is under way.
+   */
+  private static boolean isResyncPoint(PointManifest point, long generation) {
+    return point.disks().stream().allMatch(d -> d.logGenerations().isEmpty()
+        && d.lastLogGeneration() == generation);
+  }
+
+  private static boolean pending(ChunkCheckpoint checkpoint, int disk, long chunks) {
+    for (int c = 0; c < chunks; c++) {
+      if (checkpoint.state(disk, c) == 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private long commitResync(Vm vm, String siteName, BucketReplica replica, PointManifest base,
+      List<DiskRef> disks, ChunkCheckpoint checkpoint, long generation) throws IOException {
+    List<PointManifest.Disk> resynced = new ArrayList<>();
+    for (DiskRef d : disks) {
+      PointManifest.Disk old = base.disk(d.index());
+      long[] generations = old.chunkGenerations().clone();
+      for (int c = 0; c < generations.length; c++) {
+        byte state = checkpoint.state(d.index(), c);
+        if (state == ChunkCheckpoint.STORED || state == ChunkCheckpoint.FOLDED) {
+          generations[c] = base.pointId() + 1;
+        } else if (state == ChunkCheckpoint.ZERO || state == ChunkCheckpoint.FOLDED_ZERO) {
+          generations[c] = PointManifest.ZERO;
+        }
+      }
+      resynced.add(new PointManifest.Disk(d.index(), old.diskId(), old.size(), old.chunkSize(),
+          generations, List.of(), generation));
+    }
+    PointManifest point = replica.commitResync(base.pointId(), resynced);
+    ResyncLedger.completed(vm.dir(), generation);
+    log.info("[{}] resync of {} towards {} committed as point {} (generation {}, {} chunks"
+        + " differed)", host.site(), vm.name(), siteName, point.pointId(), generation,
+        checkpoint.count(ChunkCheckpoint.STORED) + checkpoint.count(ChunkCheckpoint.ZERO));
+    return point.pointId();
+  }
+
+  /**
+   * The chunk compares of one resync step, {@link #UPLOAD_THREADS} at a time, with the same room
+   * in flight as the initial copy's uploads.
+   */
+  private final class Compares implements Closeable {
+    final BucketReplica replica;
+    final ObjectStore store;
+    final Site site;
+    final ChunkCheckpoint checkpoint;
+    final long newPoint;
+    final ExecutorService pool = Executors.newFixedThreadPool(UPLOAD_THREADS);
+    final Semaphore inFlight;
+    final List<Future<?>> pending = new ArrayList<>();
+    final AtomicLong sent = new AtomicLong();
+    final AtomicLong bytes = new AtomicLong();
+
+    Compares(BucketReplica replica, ObjectStore store, Site site, ChunkCheckpoint checkpoint,
+        long newPoint, int inFlight) {
+      this.replica = replica;
+      this.store = store;
+      this.site = site;
+      this.checkpoint = checkpoint;
+      this.newPoint = newPoint;
+      this.inFlight = new Semaphore(inFlight);
+    }
+
+    boolean reserve(long deadline) {
+      inFlight.acquireUninterruptibly();
+      if (System.nanoTime() >= deadline) {
+        inFlight.release();
+        return false;
+      }
+      return true;
+    }
+
+    /**
+     * Reads the disk's chunk now and, in the pool, the bucket's, compares them and records or
+     * stores it. The disk moves on during a resync, so the chunk stored may hold writes newer
+     * than the resync's generation: those writes are in the logs sealed after it too, and the
+     * next cycle applies them on top again, which changes nothing a later write does not (a
+     * log's records are absolute writes, applied in order).
+     */
+    void chunk(DiskRef d, PointManifest.Disk inBucket, LogIndex logs, int chunk)
+        throws IOException {
+      int chunkSize = inBucket.chunkSize();
+      int length = inBucket.chunkLength(chunk);
+      ByteBuffer local = ByteBuffer.allocate(length);
+      try {
+        d.disk().readAt((long) chunk * chunkSize, local);
+      } catch (IOException | RuntimeException e) {
+        inFlight.release();
+        throw e;
+      }
+      pending.add(pool.submit(() -> {
+        try {
+          compare(d, inBucket, logs, chunk, local.array());
+        } finally {
+          inFlight.release();
+        }
+        return null;
+      }));
+      // a failed compare ends the step now, not after the budget
+      while (!pending.isEmpty() && pending.get(0).isDone()) {
+        BucketReplica.awaitUpload(pending.remove(0));
+      }
+    }
+
+    private void compare(DiskRef d, PointManifest.Disk inBucket, LogIndex logs, int chunk,
+        byte[] local) throws IOException {
+      boolean touched = logs != null && logs.touches(chunk, inBucket.logGenerations());
+      byte[] theirs = null;
+      if (logs != null) {
+        try {
+          theirs = replica.readChunk(inBucket, chunk);
+          if (touched) {
+            logs.apply(chunk, (long) chunk * inBucket.chunkSize(), theirs,
+                inBucket.logGenerations());
+          }
+        } catch (SealedObjectException e) {
+          log.warn("[{}] resync of {}: chunk {} of disk {} in the bucket cannot be used ({});"
+              + " it is stored again", host.site(), d.vm(), chunk, d.index(), e.getMessage());
+        }
+      }
+      boolean equal = theirs != null && Arrays.equals(theirs, local);
+      if (equal && !touched) {
+        checkpoint.record(d.index(), chunk, ChunkCheckpoint.KEPT);
+        return;
+      }
+      // the point names no log: a chunk a log touched is stored as the log left it
+      if (isZero(local)) {
+        checkpoint.record(d.index(), chunk,
+            equal ? ChunkCheckpoint.FOLDED_ZERO : ChunkCheckpoint.ZERO);
+        return;
+      }
+      String key = replica.names().chunk(d.index(), chunk, newPoint);
+      byte[] sealed = site.sealed().seal(key, local);
+      store.put(key, sealed);
+      checkpoint.record(d.index(), chunk, equal ? ChunkCheckpoint.FOLDED : ChunkCheckpoint.STORED);
+      sent.incrementAndGet();
+      bytes.addAndGet(sealed.length);
+      metrics.shipped(d.vm(), AgentMetrics.Kind.RESYNC, sealed.length);
+    }
+
+    void awaitAll() throws IOException {
+      while (!pending.isEmpty()) {
+        BucketReplica.awaitUpload(pending.remove(0));
+      }
+    }
+
+    /**
+     * Lets the compares under way finish (the step answers after them anyway), without
+     * interrupting one: the log index they read is kept for the resync's next step.
+     */
+    @Override
+    public void close() {
+      pool.shutdown();
+      try {
+        pool.awaitTermination(10, TimeUnit.MINUTES);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
   public BucketPoints points(String vmName, String siteName) throws IOException {
     Site site = site(siteName);
     Vm vm = host.get(vmName);
@@ -435,6 +769,8 @@ public final class BucketShipper implements Closeable {
     vm.operationLock().lock();
     try {
       requireTarget(vm, siteName);
+      // a prune would fold the chunks the resync keeps and delete the ones it stored
+      ResyncLedger.requireNoResyncUnderWay(vm);
       BucketReplica replica = replica(vm, site, site.store());
       List<Long> ids = replica.pointIds();
       TreeSet<Long> keep = new TreeSet<>(request.keep());
@@ -589,7 +925,7 @@ public final class BucketShipper implements Closeable {
     return (size + chunkSize - 1) / chunkSize;
   }
 
-  private static long doneBytes(InitialCheckpoint checkpoint, List<DiskRef> disks, long[] chunks,
+  private static long doneBytes(ChunkCheckpoint checkpoint, List<DiskRef> disks, long[] chunks,
       int chunkSize) {
     long bytes = 0;
     for (DiskRef d : disks) {
@@ -616,6 +952,13 @@ public final class BucketShipper implements Closeable {
 
   @Override
   public void close() {
+    for (ResyncLogs logs : resyncLogs.values()) {
+      try {
+        logs.close();
+      } catch (IOException e) {
+        log.warn("[{}] resync log data not removed: {}", host.site(), e.getMessage());
+      }
+    }
     sites.values().forEach(s -> s.store().close());
   }
 }

@@ -11,17 +11,29 @@ import java.nio.file.StandardOpenOption;
 import java.util.List;
 
 /**
- * Which chunks of a VM's initial copy to a bucket are durable, kept beside the VM so that a copy
- * interrupted (a call's budget, an agent killed) resumes without sending them again. A text file:
- * a header naming the copy (bucket VM id, chunk size, each disk's id and size; another header
- * starts the copy over), then one line per chunk, {@code <disk> <chunk> S} once its object is
- * stored (forced to disk before the line is counted), {@code <disk> <chunk> Z} for a chunk that
- * read as zeroes (not forced: losing one costs a re-read, not an upload). A torn last line, from
- * a crash while appending, is cut off when the file is opened.
+ * Which chunks of a VM's initial copy (or resync) to a bucket are done, kept beside the VM so
+ * that a copy interrupted (a call's budget, an agent killed) resumes without sending them again.
+ * A text file: a header naming the copy (bucket VM id, chunk size, each disk's id and size, and
+ * for a resync its base point and generation; another header starts over), then one line per
+ * chunk, {@code <disk> <chunk> S} once its object is stored (forced to disk before the line is
+ * counted), {@code <disk> <chunk> Z} for a chunk that read as zeroes, {@code <disk> <chunk> K}
+ * for a resync's chunk found equal in the bucket (neither forced: losing one costs a re-read or a
+ * compare, not an upload), and for a resync's chunk equal only with the bucket's logs applied,
+ * {@code s} (stored, forced) or {@code z} (zero). A torn last line, from a crash while appending,
+ * is cut off when the file is opened.
  */
-final class InitialCheckpoint implements Closeable {
+final class ChunkCheckpoint implements Closeable {
   static final byte STORED = 1;
   static final byte ZERO = 2;
+  /** A resync's chunk equal to the bucket's: its object is kept. */
+  static final byte KEPT = 3;
+  /**
+   * A resync's chunk equal to the bucket's only with the point's logs applied: stored again (or,
+   * for {@link #FOLDED_ZERO}, recorded as zero), since the resync's point names no log.
+   */
+  static final byte FOLDED = 4;
+  static final byte FOLDED_ZERO = 5;
+  private static final String CODES = "?SZKsz";
   private static final long MAX_FILE_BYTES = 256L << 20;
 
   private final Path file;
@@ -29,7 +41,7 @@ final class InitialCheckpoint implements Closeable {
   private final byte[][] state;
   private long done;
 
-  private InitialCheckpoint(Path file, FileChannel channel, long[] chunksPerDisk) {
+  private ChunkCheckpoint(Path file, FileChannel channel, long[] chunksPerDisk) {
     this.file = file;
     this.channel = channel;
     this.state = new byte[chunksPerDisk.length][];
@@ -39,12 +51,12 @@ final class InitialCheckpoint implements Closeable {
   }
 
   /** Opens the copy's checkpoint, or starts one when there is none or it names another copy. */
-  static InitialCheckpoint open(Path file, String header, long[] chunksPerDisk)
+  static ChunkCheckpoint open(Path file, String header, long[] chunksPerDisk)
       throws IOException {
     Files.createDirectories(file.getParent());
     FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE,
         StandardOpenOption.READ, StandardOpenOption.WRITE);
-    InitialCheckpoint cp = new InitialCheckpoint(file, channel, chunksPerDisk);
+    ChunkCheckpoint cp = new ChunkCheckpoint(file, channel, chunksPerDisk);
     try {
       cp.load(header);
     } catch (IOException | RuntimeException e) {
@@ -71,7 +83,7 @@ final class InitialCheckpoint implements Closeable {
     for (int end = text.indexOf('\n', lineStart); end >= 0;
         lineStart = end + 1, end = text.indexOf('\n', lineStart)) {
       String[] fields = text.substring(lineStart, end).split(" ");
-      if (fields.length != 3 || !(fields[2].equals("S") || fields[2].equals("Z"))) {
+      if (fields.length != 3 || fields[2].length() != 1 || CODES.indexOf(fields[2]) < 1) {
         break; // nothing after a damaged line is trusted
       }
       int disk = Integer.parseInt(fields[0]);
@@ -79,7 +91,7 @@ final class InitialCheckpoint implements Closeable {
       if (disk < 0 || disk >= state.length || chunk < 0 || chunk >= state[disk].length) {
         break;
       }
-      mark(disk, chunk, fields[2].equals("S") ? STORED : ZERO);
+      mark(disk, chunk, (byte) CODES.indexOf(fields[2]));
       valid = end + 1;
     }
     channel.truncate(valid);
@@ -102,7 +114,8 @@ final class InitialCheckpoint implements Closeable {
 
   /** Records a chunk as durable; a stored chunk's line is on disk when this returns. */
   synchronized void record(int disk, int chunk, byte value) throws IOException {
-    append(disk + " " + chunk + (value == STORED ? " S" : " Z") + "\n", value == STORED);
+    append(disk + " " + chunk + " " + CODES.charAt(value) + "\n",
+        value == STORED || value == FOLDED);
     mark(disk, chunk, value);
   }
 
@@ -125,6 +138,29 @@ final class InitialCheckpoint implements Closeable {
   static String header(String bucketVmId, int chunkSize, List<String> disks) {
     return "site-recovery initial-copy v1 " + bucketVmId + " " + chunkSize + " "
         + String.join(",", disks);
+  }
+
+  /**
+   * The header that names one resync: the same, with the point it compares against (id and
+   * revision), its sealed generation and a digest of why it is required; any other resync
+   * starts over.
+   */
+  static String resyncHeader(String bucketVmId, int chunkSize, List<String> disks,
+      long basePoint, int baseRevision, long generation, String reasons) {
+    return "site-recovery bucket-resync v1 " + bucketVmId + " " + chunkSize + " "
+        + String.join(",", disks) + " " + basePoint + "r" + baseRevision + " " + generation
+        + " " + reasons;
+  }
+
+  /** How many chunks have this state. */
+  synchronized long count(byte value) {
+    long n = 0;
+    for (byte[] disk : state) {
+      for (byte b : disk) {
+        n += b == value ? 1 : 0;
+      }
+    }
+    return n;
   }
 
   /** The copy is committed: its checkpoint goes. */
