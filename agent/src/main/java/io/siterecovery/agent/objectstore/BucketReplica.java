@@ -126,12 +126,12 @@ public final class BucketReplica {
 
   /**
    * Commits a resync's point on top of point {@code basePointId}, which must still be the latest:
-   * the disks' chunk objects as the resync left them (each stored beforehand) and no logs, with
-   * each disk's {@code lastLogGeneration} the resync's sealed generation, so the next delta
-   * follows it.
+   * the disks' chunk objects as the resync left them (each stored beforehand), each disk's
+   * {@code lastLogGeneration} the resync's sealed generation, and on top the logs sealed after it
+   * ({@code logsSinceResync}, shipped here), which make the point consistent.
    */
-  public PointManifest commitResync(long basePointId, List<PointManifest.Disk> disks)
-      throws IOException {
+  public PointManifest commitResync(long basePointId, List<PointManifest.Disk> disks,
+      Map<Integer, List<Path>> logsSinceResync) throws IOException {
     List<ObjectNames.ManifestName> points = points();
     if (points.isEmpty() || points.get(points.size() - 1).pointId() != basePointId) {
       throw new IllegalStateException("point " + basePointId + " of VM " + names.vmId()
@@ -142,10 +142,7 @@ public final class BucketReplica {
         throw new IllegalArgumentException("a resync's point names no log");
       }
     }
-    PointManifest manifest = new PointManifest(PointManifest.FORMAT, names.vmId(),
-        basePointId + 1, 0, System.currentTimeMillis(), List.copyOf(disks));
-    writeManifest(manifest);
-    return manifest;
+    return commit(basePointId + 1, disks, logsSinceResync);
   }
 
   private PointManifest commit(long pointId, List<PointManifest.Disk> base,

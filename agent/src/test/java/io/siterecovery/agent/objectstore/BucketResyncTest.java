@@ -185,8 +185,12 @@ class BucketResyncTest {
       assertThat(bytesSent).isBetween(sent * CHUNK, sent * (CHUNK + 1024));
       assertThat(operator.sourceStatus("rs01").resyncRequiredReason()).isNull();
       assertThat(ResyncLedger.load(vmDir).underWay()).isFalse();
+      // The resync's own point is an image of one instant, the disk at its commit: its chunks,
+      // read at different moments, with the logs of the writes made during the resync on top.
+      assertMaterializes(bucket("rs01", dir.resolve("scratch")), 3,
+          snapshot(image, "rs01-point3.img"));
 
-      // The next cycle ships exactly the logs sealed after the resync's generation.
+      // The next cycle ships exactly the logs sealed after the resync's commit.
       qemuIo(nbd, "write -P 0x44 6M 64k").assertOk();
       var cycle = operator.bucketCycle("rs01", "cloud", null);
       assertThat(cycle.pointId()).isEqualTo(4);

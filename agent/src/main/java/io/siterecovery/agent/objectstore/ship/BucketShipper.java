@@ -79,6 +79,8 @@ public final class BucketShipper implements Closeable {
   private static final String DIR = "bucket-";
   private static final String CHECKPOINT = "initial.checkpoint";
   private static final String RESYNC_CHECKPOINT = "resync.checkpoint";
+  /** The point a resync compares against; the one after it can only be the resync's own. */
+  private static final String RESYNC_BASE = "resync.base";
 
   private record Site(ObjectStoreSite config, S3ObjectStore store, SealedObjects sealed) {}
 
@@ -444,8 +446,10 @@ public final class BucketShipper implements Closeable {
       long totalChunks = Arrays.stream(chunks).sum();
       Path checkpointFile = stateDir(vm, siteName).resolve(RESYNC_CHECKPOINT);
       ResyncLedger.State ledger = ResyncLedger.load(vm);
-      if (!ledger.underWay() && ledger.completedGeneration() != null
-          && isResyncPoint(latest, ledger.completedGeneration())) {
+      Path baseFile = stateDir(vm, siteName).resolve(RESYNC_BASE);
+      Long base = Files.exists(baseFile) ? Long.parseLong(Files.readString(baseFile).trim()) : null;
+      if (!ledger.underWay() && ledger.completedGeneration() != null && base != null
+          && latest.pointId() == base + 1) {
         // the step that committed it answers again (its answer was lost); no cycle since
         return new BucketResyncProgress(vmName, siteName, totalChunks, totalChunks, 0,
             store.downloaded(), 0, true, latest.pointId(), ledger.completedGeneration(),
@@ -453,11 +457,18 @@ public final class BucketShipper implements Closeable {
       }
       if (!ledger.underWay()) {
         ledger = ResyncLedger.begin(vm.dir(), ReplicationSource.swapAll(vm));
+        base = null;
         log.info("[{}] resync of {} towards {} begins at generation {} against point {}",
             host.site(), vmName, siteName, ledger.generation(), latest.pointId());
       }
+      if (base == null) {
+        // cycles and prunes are refused from the ledger's begin on: latest is the base until
+        // the resync commits the next point
+        base = latest.pointId();
+        DurableFiles.writeJson(baseFile, base);
+      }
       long generation = ledger.generation();
-      if (isResyncPoint(latest, generation)) {
+      if (latest.pointId() > base) {
         // committed by a step that died before its bookkeeping
         ResyncLedger.completed(vm.dir(), generation);
         Files.deleteIfExists(checkpointFile);
@@ -554,16 +565,6 @@ public final class BucketShipper implements Closeable {
     }
   }
 
-  /**
-   * Whether {@code point} is the one a resync at {@code generation} committed: no log, and every
-   * disk's last generation the resync's. A cycle after it always ships a newer generation (its
-   * seal makes one), and prunes and cycles are refused while a resync is under way.
-   */
-  private static boolean isResyncPoint(PointManifest point, long generation) {
-    return point.disks().stream().allMatch(d -> d.logGenerations().isEmpty()
-        && d.lastLogGeneration() == generation);
-  }
-
   private static boolean pending(ChunkCheckpoint checkpoint, int disk, long chunks) {
     for (int c = 0; c < chunks; c++) {
       if (checkpoint.state(disk, c) == 0) {
@@ -590,7 +591,19 @@ public final class BucketShipper implements Closeable {
       resynced.add(new PointManifest.Disk(d.index(), old.diskId(), old.size(), old.chunkSize(),
           generations, List.of(), generation));
     }
-    PointManifest point = replica.commitResync(base.pointId(), resynced);
+    // Each chunk was read at its own moment after the resync's seal, so the chunks alone are no
+    // image of any instant. Every write since that seal is in the logs sealed now: replayed in
+    // order over the chunks they make the point the disks at this seal, as the initial copy's
+    // logs make its point consistent.
+    ReplicationSource.swapAll(vm);
+    Map<Integer, List<SealedLog>> logs = new LinkedHashMap<>();
+    for (DiskRef d : disks) {
+      logs.put(d.index(), d.disk().tracker().sealedLogs().stream()
+          .filter(l -> l.generation() > generation)
+          .sorted(Comparator.comparingLong(SealedLog::generation)).toList());
+    }
+    PointManifest point = replica.commitResync(base.pointId(), resynced, paths(logs));
+    dropShipped(disks, logs);
     ResyncLedger.completed(vm.dir(), generation);
     log.info("[{}] resync of {} towards {} committed as point {} (generation {}, {} chunks"
         + " differed)", host.site(), vm.name(), siteName, point.pointId(), generation,
