@@ -349,16 +349,16 @@ public class AgentActivitiesImpl implements AgentActivities {
   @Override
   public long beginResync(ProtectionPlan plan) {
     if (toBucket(plan)) {
-      throw ApplicationFailure.newNonRetryableFailure("a resync towards object-store site "
-          + plan.targetSite() + " is not supported: the bucket's points stay as they are; to copy "
-          + plan.vm() + " to it afresh, disable its protection and protect it again",
-          FailureTypes.REPLICA_BEHIND);
+      return buckets.beginResync(plan);
     }
     return call(() -> agent(plan.sourceSite()).beginResync(plan.vm())).generation();
   }
 
   @Override
   public DiskResyncResult resyncDisk(ResyncDiskRequest request) {
+    if (toBucket(request.plan())) {
+      return buckets.resyncDisk(request);
+    }
     ActivityExecutionContext ctx = Activity.getExecutionContext();
     long block = ctx.getHeartbeatDetails(Long.class).orElse(0L);
     AgentClient source = agent(request.plan().sourceSite());
@@ -398,6 +398,9 @@ public class AgentActivitiesImpl implements AgentActivities {
 
   @Override
   public ReplicaPoint completeResync(ProtectionPlan plan) {
+    if (toBucket(plan)) {
+      return buckets.completeResync(plan);
+    }
     return replicaPointOf(call(() -> agent(plan.sourceSite()).completeResync(plan.vm())),
         plan.targetSite());
   }
@@ -587,6 +590,9 @@ public class AgentActivitiesImpl implements AgentActivities {
 
   @Override
   public ReverseOutcome reverseOldSource(String oldSite, String vm, String newSource) {
+    if (sites.isObjectStore(oldSite)) {
+      return buckets.reverseOldSource(oldSite, vm);
+    }
     ReverseResult r = call(() -> agent(oldSite).reverse(vm, newSource));
     SalvageInfo s = r.salvage();
     // The VM ran from a bucket: its writes there are known by chunk only, so the old disks are

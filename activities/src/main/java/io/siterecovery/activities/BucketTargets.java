@@ -6,6 +6,9 @@ import io.siterecovery.activities.AgentActivityRecords.CopyDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
 import io.siterecovery.activities.AgentActivityRecords.DeltaRequest;
 import io.siterecovery.activities.AgentActivityRecords.DiskCopyResult;
+import io.siterecovery.activities.AgentActivityRecords.DiskResyncResult;
+import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
+import io.siterecovery.activities.AgentActivityRecords.ReverseOutcome;
 import io.siterecovery.activities.AgentActivityRecords.PointInfo;
 import io.siterecovery.activities.AgentActivityRecords.PromoteOutcome;
 import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
@@ -21,6 +24,7 @@ import io.siterecovery.agent.api.BucketMessages.BucketCycleResult;
 import io.siterecovery.agent.api.BucketMessages.BucketInitialProgress;
 import io.siterecovery.agent.api.BucketMessages.BucketPoint;
 import io.siterecovery.agent.api.BucketMessages.BucketPoints;
+import io.siterecovery.agent.api.BucketMessages.BucketResyncProgress;
 import io.siterecovery.agent.api.BucketMessages.ObjectStoreInfo;
 import io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoverFromBucketRequest;
 import io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoveryInfo;
@@ -107,10 +111,123 @@ final class BucketTargets {
     return s.endsWith("/") ? s.substring(0, s.length() - 1) : s;
   }
 
-  /** The first, shortest step: it protects the VM towards the bucket and starts tracking. */
+  /**
+   * The first, shortest step: it protects the VM towards the bucket and starts tracking. A VM
+   * back from a failover to this site (its protection towards it not complete, its points still in
+   * the bucket) takes those points up again instead, a resync required: the source agent refuses
+   * points of another VM or disks.
+   */
   boolean enable(ProtectionPlan plan) {
     checkSourceKnowsBucket(plan);
+    AgentClient source = agents.apply(plan.sourceSite());
+    VmRecord r = call(() -> source.getVm(plan.vm()));
+    if (r.protection() != null && r.protection().targetSite().equals(plan.targetSite())
+        && !r.protection().initialComplete()
+        && !call(() -> agents.apply(plan.targetSite()).bucketSitePoints(plan.targetSite(),
+            plan.vm())).points().isEmpty()) {
+      var taken = call(() -> source.bucketReattach(plan.vm(), plan.targetSite()));
+      if (taken.reattached()) {
+        log.info("[{}] back from {}: its protection takes up its {} points in the bucket again",
+            plan.vm(), plan.targetSite(), taken.points());
+        return true;
+      }
+    }
     return step(plan, Duration.ofMillis(1), null).finished();
+  }
+
+  /** The first step of a resync towards the bucket: it seals the logs; its generation. */
+  long beginResync(ProtectionPlan plan) {
+    return call(() -> agents.apply(plan.sourceSite()).bucketResync(plan.vm(), plan.targetSite(),
+        Duration.ofMillis(1), null)).generation();
+  }
+
+  /**
+   * Resync steps until this disk's chunks are compared (the agent goes through the disks in
+   * order, in bounded steps it resumes by itself); the last disk's call also waits for the
+   * commit. Blocks are the bucket's chunks here, all of them counted in the last disk's result.
+   */
+  DiskResyncResult resyncDisk(ResyncDiskRequest request) {
+    ActivityExecutionContext ctx = Activity.getExecutionContext();
+    ProtectionPlan plan = request.plan();
+    long diskStart = diskStart(plan, request.disk());
+    boolean lastDisk = isLastDisk(plan, request.disk());
+    long size = request.sizeBytes();
+    long total = plan.totalBytes();
+    Double bandwidth = request.transfer() == null ? null : request.transfer().bandwidthMBps();
+    long started = System.nanoTime();
+    long resumedFrom = ctx.getHeartbeatDetails(Long.class).orElse(0L);
+    ProgressGate gate = new ProgressGate(size, resumedFrom, started);
+    BucketResyncProgress p;
+    long sent = 0;
+    while (true) {
+      p = call(() -> agents.apply(plan.sourceSite()).bucketResync(plan.vm(), plan.targetSite(),
+          AgentActivitiesImpl.COPY_CALL_BUDGET, bandwidth));
+      sent += p.bytesSent();
+      long vmDone = total == 0 || p.totalChunks() == 0 ? total
+          : (long) ((double) p.doneChunks() / p.totalChunks() * total);
+      long done = Math.max(0, Math.min(size, vmDone - diskStart));
+      long now = System.nanoTime();
+      ctx.heartbeat(done);
+      if (gate.shouldReport(done, now)) {
+        double seconds = Math.max(1e-3, (now - started) / 1e9);
+        progress.accept(request.progressWorkflowId(), new CopyProgress("RESYNC", request.disk(),
+            done, size, sent, Math.max(0, done - resumedFrom) / seconds, Instant.now()));
+      }
+      if (p.finished() || (!lastDisk && done >= size)) {
+        break;
+      }
+    }
+    // The agent counts the whole resync, not a disk's share: the last disk reports it.
+    return new DiskResyncResult(request.disk(), lastDisk ? p.totalChunks() : 0,
+        lastDisk ? p.differingChunks() : 0, sent, (System.nanoTime() - started) / 1_000_000);
+  }
+
+  /** The resync's point, committed by its last step (asked again here: it answers the same). */
+  ReplicaPoint completeResync(ProtectionPlan plan) {
+    BucketResyncProgress p = call(() -> agents.apply(plan.sourceSite()).bucketResync(plan.vm(),
+        plan.targetSite(), AgentActivitiesImpl.COPY_CALL_BUDGET, null));
+    if (!p.finished()) {
+      throw ApplicationFailure.newFailure("the resync of " + plan.vm() + " towards "
+          + plan.targetSite() + " is not finished: " + p.doneChunks() + " of "
+          + p.totalChunks() + " chunks compared", FailureTypes.REPLICA_BEHIND);
+    }
+    return replicaPoint(plan.targetSite(), plan.vm());
+  }
+
+  /**
+   * Reverse replication towards an object-store site: its bucket is the replica, not the copy
+   * its recovery host ran until the failback, which goes; the bucket's points are compared with
+   * the disks (a resync), so only what changed travels.
+   */
+  ReverseOutcome reverseOldSource(String site, String vm) {
+    AgentClient host = agents.apply(site);
+    boolean fencedCopy = call(() -> host.listVms()).stream().anyMatch(v -> v.name().equals(vm)
+        && v.role() == VmRecord.Role.FAILED_OVER);
+    if (fencedCopy) {
+      call(() -> {
+        host.deleteFencedVm(vm);
+        return null;
+      });
+      log.info("[{}] the copy its failover left fenced on {} is deleted: the bucket is the "
+          + "replica", vm, site);
+    }
+    return new ReverseOutcome(null, "the bucket of " + site + " holds the VM's points from "
+        + "before; they are compared with the disks chunk by chunk");
+  }
+
+  private static long diskStart(ProtectionPlan plan, String disk) {
+    long start = 0;
+    for (ProtectionPlan.DiskInfo d : plan.disks()) {
+      if (d.name().equals(disk)) {
+        break;
+      }
+      start += d.sizeBytes();
+    }
+    return start;
+  }
+
+  private static boolean isLastDisk(ProtectionPlan plan, String disk) {
+    return plan.disks().get(plan.disks().size() - 1).name().equals(disk);
   }
 
   private BucketInitialProgress step(ProtectionPlan plan, Duration budget, Double bandwidth) {
@@ -126,14 +243,8 @@ final class BucketTargets {
   DiskCopyResult copyDisk(CopyDiskRequest request) {
     ActivityExecutionContext ctx = Activity.getExecutionContext();
     ProtectionPlan plan = request.plan();
-    long diskStart = 0;
-    for (ProtectionPlan.DiskInfo d : plan.disks()) {
-      if (d.name().equals(request.disk())) {
-        break;
-      }
-      diskStart += d.sizeBytes();
-    }
-    boolean lastDisk = plan.disks().get(plan.disks().size() - 1).name().equals(request.disk());
+    long diskStart = diskStart(plan, request.disk());
+    boolean lastDisk = isLastDisk(plan, request.disk());
     long size = request.sizeBytes();
     Double bandwidth = request.transfer() == null ? null : request.transfer().bandwidthMBps();
     // What an earlier attempt or a stopped copy reported; the agent's checkpoint knows the rest.

@@ -119,6 +119,23 @@ class CloudEndToEndTest {
       assertThat(cleaned.state()).isEqualTo(FailoverState.CLEANED_UP);
       assertThat(cloud.bucketRecoveries()).isEmpty();
 
+      // -- the bucket loses an object (first disk chunk, fio's 'before' pattern): a resync,
+      // asked for by the operator, compares the bucket's latest point with the disk and stores
+      // what differs; the next points hold the chunk again (the planned failover checks it)
+      List<Path> firstChunk = filesUnder(stack.bucket().storeDir()).stream()
+          .filter(f -> f.getFileName().toString().startsWith("chunk-00000000-")).toList();
+      assertThat(firstChunk).as("chunk 0's objects").isNotEmpty();
+      for (Path f : firstChunk) {
+        Files.delete(f);
+      }
+      long beforeResync = protection.status().deltaCycles();
+      protection.resync(new OperatorRequest("e2e: an object was lost"));
+      Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED
+          && protection.status().deltaCycles() > beforeResync
+          && protection.status().notes().stream().anyMatch(n -> n.contains("resync at")));
+      assertThat(protection.status().notes()).anyMatch(n -> n.contains("resync at")
+          && n.contains("blocks differed"));
+
       // -- a planned failover to the cloud: the source stops, its last writes go to the bucket,
       // the recovery host serves the VM from it
       fio(source, "last", 24 * MIB, "--do_verify=0");
@@ -213,7 +230,7 @@ class CloudEndToEndTest {
       qemuImgCompare(stack.cloud().diskImage(VM, "disk0"), stack.primary().diskImage(VM, "disk0"));
 
       FailbackWorkflow failback = start(FailbackWorkflow.class, FailbackWorkflow.workflowId(VM));
-      WorkflowClient.start(failback::failback, new FailbackInput(VM, false));
+      WorkflowClient.start(failback::failback, new FailbackInput(VM, true, "fast"));
       FailoverWorkflow home = client.newWorkflowStub(FailoverWorkflow.class,
           FailoverWorkflow.workflowId(VM));
       Eventually.await(() -> {
@@ -231,7 +248,30 @@ class CloudEndToEndTest {
         assertThat(fio(source, VM, pattern, offset(pattern), "--verify_only"))
             .as("fio '%s' back home", pattern).isZero();
       }
-      qemuImgCompare(stack.primary().diskImage(VM, "disk0"), stack.cloud().diskImage(VM, "disk0"));
+
+      // reprotected to the bucket again: its points there taken up and brought in line by a
+      // resync, the copy the cloud's host ran deleted; a drill from the bucket sees every write
+      assertThat(done.reprotect().mode()).isEqualTo(ReverseMode.CHECKSUM_RESYNC);
+      assertThat(done.reprotect().targetSite()).isEqualTo(CloudBucket.SITE);
+      assertThat(cloud.listVms()).noneMatch(v -> v.name().equals(VM));
+      ProtectVmWorkflow again = client.newWorkflowStub(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(VM));
+      Eventually.await(() -> again.status().state() == ProtectionState.PROTECTED
+          && "primary".equals(again.status().sourceSite()));
+      assertThat(again.status().targetSite()).isEqualTo(CloudBucket.SITE);
+      fio(source, "home", 24 * MIB, "--do_verify=0");
+      long cycles = again.status().deltaCycles();
+      Eventually.await(() -> again.status().deltaCycles() > cycles);
+      FailoverWorkflow drill = start(FailoverWorkflow.class, FailoverWorkflow.testWorkflowId(VM));
+      WorkflowClient.start(drill::failover, new FailoverInput(VM, FailoverType.TEST, "LATEST"));
+      Eventually.await(() -> drill.status().state() == FailoverState.TESTING);
+      for (String pattern : List.of("before", "after", "cloud", "home")) {
+        assertThat(fio(recoveryHost, VM + "-test", pattern, offset(pattern), "--verify_only"))
+            .as("fio '%s' in the bucket after the round trip", pattern).isZero();
+      }
+      drill.cleanup(new CleanupRequest("e2e"));
+      assertThat(WorkflowStub.fromTyped(drill).getResult(FailoverStatus.class).state())
+          .isEqualTo(FailoverState.CLEANED_UP);
     }
   }
 

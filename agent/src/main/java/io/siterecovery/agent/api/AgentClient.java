@@ -415,6 +415,20 @@ public final class AgentClient {
     call("DELETE", "v1/vms/" + vm + "/recover-from-bucket", null, java.util.Map.class);
   }
 
+  /**
+   * After a failback from object-store site {@code site}: the VM's protection takes up its points
+   * in that bucket again, a resync required.
+   */
+  public BucketMessages.BucketReattachResult bucketReattach(String vm, String site) {
+    return call("POST", "v1/vms/" + vm + "/bucket/" + site + "/reattach", null,
+        BucketMessages.BucketReattachResult.class);
+  }
+
+  /** Deletes a copy of a VM that a failover fenced (FAILED_OVER); nothing else. */
+  public void deleteFencedVm(String vm) {
+    call("DELETE", "v1/vms/" + vm, null, java.util.Map.class);
+  }
+
   /** The object-store sites this agent is configured for (no credentials, no key). */
   public List<BucketMessages.ObjectStoreInfo> objectStores() {
     return call("GET", "v1/object-stores", null,

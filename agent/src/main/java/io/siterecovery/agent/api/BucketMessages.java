@@ -66,4 +66,10 @@ public final class BucketMessages {
    */
   public record ObjectStoreInfo(String site, String endpoint, String region, String bucket,
       String prefix, String keyId, int chunkSize) {}
+
+  /**
+   * A protection taking up its VM's points in a bucket again ({@code reattached}), or not because
+   * its initial copy there is under way; {@code points}: how many the bucket holds.
+   */
+  public record BucketReattachResult(String vm, String site, boolean reattached, int points) {}
 }

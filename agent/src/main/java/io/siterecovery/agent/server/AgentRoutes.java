@@ -85,6 +85,23 @@ final class AgentRoutes {
       return host.create(r.name(), r.diskSizes()).record();
     });
     route("GET", "/v1/vms/" + NAME, Access.OPERATOR, (m, x) -> host.get(m.group(1)).record());
+    // A copy a failover left fenced is retired when the VM's protection no longer needs it (its
+    // site is an object store whose bucket is the replica); a running VM or a replica stays.
+    route("DELETE", "/v1/vms/" + NAME, Access.OPERATOR, (m, x) -> {
+      Vm vm = host.get(m.group(1));
+      vm.operationLock().lock();
+      try {
+        if (vm.record().role() != VmRecord.Role.FAILED_OVER) {
+          throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vm.name() + " is a "
+              + vm.record().role() + ": only a copy fenced by a failover (FAILED_OVER) may be "
+              + "deleted");
+        }
+        host.delete(vm.name());
+      } finally {
+        vm.operationLock().unlock();
+      }
+      return Map.of("deleted", m.group(1));
+    });
     route("POST", "/v1/vms/" + NAME + "/power", Access.OPERATOR, (m, x) -> {
       PowerRequest r = x.json(PowerRequest.class);
       require(r.state() != null, "state is required (RUNNING or OFF)");
@@ -184,6 +201,8 @@ final class AgentRoutes {
         m.group(1), m.group(2), x.optionalJson(BucketMessages.BucketCycleRequest.class)));
     route("POST", bucket + "/resync", Access.OPERATOR, (m, x) -> roles.buckets().resync(
         m.group(1), m.group(2), x.optionalJson(BucketMessages.BucketResyncRequest.class)));
+    route("POST", bucket + "/reattach", Access.OPERATOR,
+        (m, x) -> roles.buckets().reattach(m.group(1), m.group(2)));
     route("GET", bucket + "/points", Access.OPERATOR,
         (m, x) -> roles.buckets().points(m.group(1), m.group(2)));
     route("POST", bucket + "/prune", Access.OPERATOR, (m, x) -> roles.buckets().prune(

@@ -299,6 +299,9 @@ class SecurityTest {
         {"POST", "/v1/vms/" + VM + "/recover-from-bucket/promote",
             "{\"oldSource\":\"secondary\"}"},
         {"GET", "/v1/bucket-sites/cloud/vms/" + VM + "/points", null},
+        {"POST", "/v1/vms/" + VM + "/bucket/cloud/reattach", null},
+        {"GET", "/v1/object-stores", null},
+        {"DELETE", "/v1/vms/" + VM, null},
         {"GET", "/v1/scripts", null},
         {"GET", "/v1/storage", null},
         {"POST", "/v1/scripts/failover-db/run", "{\"plan\":\"p\",\"operation\":\"failover\","

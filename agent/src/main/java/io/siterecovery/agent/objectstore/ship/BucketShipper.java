@@ -12,6 +12,7 @@ import io.siterecovery.agent.api.BucketMessages.BucketPoint;
 import io.siterecovery.agent.api.BucketMessages.BucketPoints;
 import io.siterecovery.agent.api.BucketMessages.BucketPruneRequest;
 import io.siterecovery.agent.api.BucketMessages.BucketPruneResult;
+import io.siterecovery.agent.api.BucketMessages.BucketReattachResult;
 import io.siterecovery.agent.api.BucketMessages.BucketResyncProgress;
 import io.siterecovery.agent.api.BucketMessages.BucketResyncRequest;
 import io.siterecovery.agent.api.BucketMessages;
@@ -396,6 +397,60 @@ public final class BucketShipper implements Closeable {
       return new BucketCycleResult(vmName, siteName, point.pointId(), sealed, count, bytes);
     } finally {
       metrics.cycle(vmName, System.nanoTime() - started, ok);
+      vm.operationLock().unlock();
+    }
+  }
+
+  /**
+   * Reverse replication into a bucket after a failback from that site: the VM, committed here
+   * again, names the site as the target its protection awaits, and the bucket still holds its
+   * points from before the failover. Rather than a new copy, those points become the protection's
+   * base again, and a resync is marked required: it compares them chunk by chunk with the disks,
+   * which moved on in the cloud and since. Refused when the bucket's latest point does not hold
+   * these disks. Idempotent; {@code reattached} false for a VM whose initial copy to the site is
+   * under way (its points are its own: the copy goes on).
+   */
+  public BucketReattachResult reattach(String vmName, String siteName) throws IOException {
+    Site site = site(siteName);
+    Vm vm = host.get(vmName);
+    vm.operationLock().lock();
+    try {
+      requireTarget(vm, siteName);
+      if (isBucketSource(vm, siteName)) {
+        return new BucketReattachResult(vmName, siteName,
+            vm.record().protection().initialComplete(), points(vmName, siteName).points().size());
+      }
+      if (vm.record().role() != VmRecord.Role.PRIMARY) {
+        throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vmName + " on " + host.site()
+            + " is a " + vm.record().role() + ", not a primary");
+      }
+      BucketReplica replica = replica(vm, site, site.store());
+      List<Long> points = replica.pointIds();
+      if (points.isEmpty()) {
+        throw new AgentException(ErrorCode.INVALID_STATE, siteName + " holds no recovery point"
+            + " of VM " + vmName + " to take up again: copy it (POST .../initial)");
+      }
+      PointManifest latest = replica.manifest(points.get(points.size() - 1));
+      for (DiskRef d : disks(vm)) {
+        if (latest.disks().stream().noneMatch(m -> m.index() == d.index()
+            && m.diskId().equals(d.disk().id()) && m.size() == d.disk().size()
+            && m.chunkSize() == site.config().chunkSize())) {
+          throw new AgentException(ErrorCode.INVALID_STATE, "point " + latest.pointId() + " of "
+              + vmName + " in " + siteName + " does not hold disk " + d.index() + " as it is: "
+              + "these points are not this VM's to take up");
+        }
+      }
+      Files.createDirectories(stateDir(vm, siteName)); // what isBucketSource looks for
+      DurableFiles.forceDir(vm.dir());
+      host.attachTrackers(vm);
+      ResyncLedger.markRequired(vm, "the VM comes back to " + siteName + " after running "
+          + "elsewhere: its points there are compared with the disks chunk by chunk");
+      host.update(vm, rec -> rec.withProtection(new SourceProtection(siteName, true)));
+      log.info("[{}] protection of {} towards {} takes up its {} points there again (latest {});"
+          + " a resync is required", host.site(), vmName, site.config(), points.size(),
+          latest.pointId());
+      return new BucketReattachResult(vmName, siteName, true, points.size());
+    } finally {
       vm.operationLock().unlock();
     }
   }
