@@ -8,6 +8,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
+import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.agent.HostAgent;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.api.BucketMessages.BucketCycleResult;
@@ -567,6 +568,42 @@ class BucketShipperTest {
     assertThat(run.exitCode()).isEqualTo(2);
     assertThat(run.output()).contains("object store 'cloud'").contains("field 'region'")
         .doesNotContain(S3ProxyServer.SECRET_KEY);
+  }
+
+  /**
+   * Taking up a bucket's points again is for the VM whose points they are, back from a failover
+   * to that site; the fenced-copy delete removes nothing but a fenced copy.
+   */
+  @Test
+  void reattachAndTheFencedCopyDeleteRefuseWhatTheyAreNotFor() throws Exception {
+    try (HostAgent agent = startAgent(dir.resolve("primary"))) {
+      AgentClient operator = TestCerts.operatorClient(agent);
+      operator.createVm("ra01", List.of(2 * MIB));
+      assertThatThrownBy(() -> operator.bucketReattach("ra01", "cloud"))
+          .as("not protected to the site").isInstanceOfSatisfying(AgentException.class,
+              e -> assertThat(e.code()).isEqualTo(ErrorCode.INVALID_STATE));
+      while (!operator.bucketInitial("ra01", "cloud", Duration.ofSeconds(3), null).finished()) {
+        // bounded steps until point 1
+      }
+      var during = operator.bucketReattach("ra01", "cloud");
+      assertThat(during.reattached()).as("its own protection, complete: nothing to take up")
+          .isTrue();
+      assertThat(during.points()).isEqualTo(1);
+      assertThat(operator.sourceStatus("ra01").resyncRequiredReason())
+          .as("no resync for a protection that never left").isNull();
+
+      operator.createVm("ra02", List.of(2 * MIB));
+      assertThatThrownBy(() -> operator.deleteFencedVm("ra02"))
+          .as("a running primary").isInstanceOfSatisfying(AgentException.class, e -> {
+            assertThat(e.code()).isEqualTo(ErrorCode.INVALID_STATE);
+            assertThat(e.getMessage()).contains("FAILED_OVER");
+          });
+      operator.setPower("ra02", VmRecord.Power.OFF);
+      operator.setRole("ra02", VmRecord.Role.FAILED_OVER);
+      operator.deleteFencedVm("ra02");
+      assertThat(operator.listVms()).noneMatch(v -> v.name().equals("ra02"));
+      assertThat(dir.resolve("primary/vms/ra02")).doesNotExist();
+    }
   }
 
   private static double shipped(String scrape, String kind) {
