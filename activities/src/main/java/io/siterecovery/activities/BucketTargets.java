@@ -53,11 +53,8 @@ import org.slf4j.LoggerFactory;
 final class BucketTargets {
   private static final Logger log = LoggerFactory.getLogger(BucketTargets.class);
   private static final String TEST_SUFFIX = "-test";
-  /**
-   * How long a commit waits, in one attempt, for the background fetch to make the disks local;
-   * a longer one is retried (the agent's refusal is recoverable) on the step's schedule.
-   */
-  static final Duration COMMIT_WAIT = Duration.ofSeconds(90);
+  /** How long a fetch with failed chunks may stand still before the commit names them. */
+  static final Duration STALLED = Duration.ofSeconds(10);
 
   private final SiteDirectory sites;
   private final Function<String, AgentClient> agents;
@@ -397,18 +394,30 @@ final class BucketTargets {
   /**
    * Commit: once the recovered disks are wholly local, the recovery host makes the VM one of its
    * own, primary and tracked, replicating (once reprotected) back towards its old source. Waits
-   * for the background fetch here up to {@link #COMMIT_WAIT}, heartbeating; longer, the agent's
-   * refusal is retried on the step's schedule.
+   * here for the background fetch, heartbeating what is local (the step's timeout is hours); a
+   * fetch that stands still with failed chunks goes on to the commit, which tries them once more
+   * and names those that still fail.
    */
   PromoteOutcome promote(ProtectionPlan plan) {
     AgentClient host = agents.apply(plan.targetSite());
     ActivityExecutionContext ctx = Activity.getExecutionContext();
-    long deadline = System.nanoTime() + COMMIT_WAIT.toNanos();
     boolean adopted = call(() -> host.listVms()).stream().anyMatch(v -> v.name()
         .equals(plan.vm()) && v.role() == VmRecord.Role.PRIMARY);
-    while (!adopted && System.nanoTime() < deadline) {
+    long lastLocal = -1;
+    long movedAt = System.nanoTime();
+    while (!adopted) {
       RecoveryProgress p = call(() -> host.recoveryProgress(plan.vm()));
       if (p.complete()) {
+        break;
+      }
+      if (p.localBytes() != lastLocal) {
+        lastLocal = p.localBytes();
+        movedAt = System.nanoTime();
+        log.info("[{}] commit waits for its disks on {}: {} of {} bytes local ({} MiB/s)",
+            plan.vm(), plan.targetSite(), p.localBytes(), p.totalBytes(),
+            String.format("%.1f", p.downloadMiBPerSecond()));
+      } else if (p.disks().stream().anyMatch(d -> !d.failedChunks().isEmpty())
+          && System.nanoTime() - movedAt > STALLED.toNanos()) {
         break;
       }
       ctx.heartbeat(p.localBytes());

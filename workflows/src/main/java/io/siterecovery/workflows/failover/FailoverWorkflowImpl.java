@@ -181,7 +181,12 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   }
 
   private void commitOnLayers(ProtectVmWorkflow protection) {
-    PromoteOutcome promoted = agents.promoteReplica(plan);
+    // A replica recovered from a bucket is committed once its disks are local, which can take
+    // hours: the step with the final sync's timeout and heartbeat. Runs from before keep the
+    // short step.
+    AgentActivities committer = Workflow.getVersion("commitWaitsForLocalDisks",
+        Workflow.DEFAULT_VERSION, 1) == 1 ? finalSync : agents;
+    PromoteOutcome promoted = committer.promoteReplica(plan);
     tellProtection(protection, FailoverNotice.Stage.COMMITTED);
     steps.add("committed: " + vm + " is the primary on " + plan.targetSite() + ", its writes tracked;"
         + " " + promoted.changedBytes() + " bytes changed since " + point.id() + " wait for "
