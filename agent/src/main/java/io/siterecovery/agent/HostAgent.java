@@ -140,10 +140,11 @@ public final class HostAgent implements Closeable {
     host.onPowerOff(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
     testClones.onCleanup(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
     bucketRecoveries.onDiscard(vm -> nbd.disconnect(export -> export.startsWith(vm + "/")));
-    ReplicationSource source = new ReplicationSource(host, peers::client, metrics);
+    this.buckets = new BucketShipper(host, settings.objectStores(), metrics);
+    ReplicationSource source = new ReplicationSource(host, peers::client, metrics,
+        buckets::dropReplica);
     ResyncSource resync = new ResyncSource(host, peers::client, metrics);
     this.scripts = new PlanScripts(settings.site(), settings.scriptsDir());
-    this.buckets = new BucketShipper(host, settings.objectStores(), metrics);
     this.http = new AgentHttpServer(host,
         new AgentRoles(source, replicas, runs, new Reversal(host), resync,
             new ResyncTarget(host), testClones, scripts, metrics, bucketRecoveries,

@@ -332,6 +332,29 @@ public final class BucketReplica {
     return new PruneResult(dropped, chunksWritten, deleted);
   }
 
+  /**
+   * Deletes every object of the VM in the bucket: its manifests first, so that no reader ever
+   * finds a point whose objects are going, then its chunks and logs; the number deleted. Only keys
+   * of this layout under the VM's prefix.
+   */
+  public int deleteAll() throws IOException {
+    List<String> present = store.list(names.vmPrefix());
+    int deleted = 0;
+    for (String key : present) {
+      if (names.parseManifest(key).isPresent()) {
+        store.delete(key);
+        deleted++;
+      }
+    }
+    for (String key : present) {
+      if (names.isDataObject(key)) {
+        store.delete(key);
+        deleted++;
+      }
+    }
+    return deleted;
+  }
+
   private Set<String> objectsOf(PointManifest point) {
     Set<String> keys = new TreeSet<>();
     for (PointManifest.Disk disk : point.disks()) {

@@ -51,12 +51,29 @@ public final class ReplicationSource {
   private final VmHost host;
   private final Function<String, AgentClient> peers;
   private final AgentMetrics metrics;
+  private final BucketReplicas bucketReplicas;
 
   public ReplicationSource(VmHost host, Function<String, AgentClient> peers,
       AgentMetrics metrics) {
+    this(host, peers, metrics, (vm, site) -> {
+      throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vm.name() + " is replicated to"
+          + " the bucket of site " + site + ", which this agent cannot reach");
+    });
+  }
+
+  /** {@code bucketReplicas}: drops a VM's replica in a bucket when its protection ends. */
+  public ReplicationSource(VmHost host, Function<String, AgentClient> peers,
+      AgentMetrics metrics, BucketReplicas bucketReplicas) {
     this.host = host;
     this.peers = peers;
     this.metrics = metrics;
+    this.bucketReplicas = bucketReplicas;
+  }
+
+  /** The replicas of VMs in object-store sites' buckets, which a peer's agent does not hold. */
+  @FunctionalInterface
+  public interface BucketReplicas {
+    void drop(Vm vm, String site) throws IOException;
   }
 
   /** Creates the relationship; idempotent, so a retried activity finds it as it left it. */
@@ -417,12 +434,11 @@ public final class ReplicationSource {
         return;
       }
       if (BucketShipper.isBucketSource(vm, p.targetSite())) {
-        // the site's agent (a site may be both) holds no replica of it to drop
-        throw new AgentException(ErrorCode.INVALID_STATE, "VM " + vmName + " is replicated to"
-            + " the bucket of site " + p.targetSite() + "; ending a protection towards a bucket"
-            + " is not supported yet");
+        // the bucket is the replica, not the site's agent (a site may be both)
+        bucketReplicas.drop(vm, p.targetSite());
+      } else {
+        peers.apply(p.targetSite()).deleteReplica(vmName);
       }
-      peers.apply(p.targetSite()).deleteReplica(vmName);
       for (VirtualDisk d : vm.disks()) {
         ChangeTracker t = d.tracker();
         d.setTracker(null);

@@ -101,11 +101,6 @@ class BucketFailbackDataPathTest {
               assertThat(e.code()).isEqualTo(ErrorCode.INVALID_STATE);
               assertThat(e.getMessage()).contains("replicated to the bucket of site cloud");
             });
-        assertThatThrownBy(() -> p.disableProtection(VM))
-            .isInstanceOfSatisfying(AgentException.class, e -> {
-              assertThat(e.code()).isEqualTo(ErrorCode.INVALID_STATE);
-              assertThat(e.getMessage()).contains("replicated to the bucket of site cloud");
-            });
         Path expected = Files.copy(primary.diskImage(VM, "disk0"), dir.resolve("expected.raw"));
 
         // the primary is fenced as the worker's failover does

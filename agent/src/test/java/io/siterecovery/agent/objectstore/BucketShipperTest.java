@@ -606,6 +606,42 @@ class BucketShipperTest {
     }
   }
 
+  /**
+   * Ending a protection towards a bucket drops its replica there, as a peer drops its own: every
+   * object of the VM goes, points first, and a new protection copies the VM afresh.
+   */
+  @Test
+  void disablingAProtectionTowardsTheBucketDeletesTheVmsObjectsAndAllowsAFreshCopy()
+      throws Exception {
+    try (HostAgent agent = startAgent(dir.resolve("primary"))) {
+      AgentClient operator = TestCerts.operatorClient(agent);
+      operator.createVm("off01", List.of(2 * MIB));
+      operator.createVm("kept01", List.of(2 * MIB));
+      for (String vm : List.of("off01", "kept01")) {
+        while (!operator.bucketInitial(vm, "cloud", Duration.ofSeconds(3), null).finished()) {
+          // bounded steps until point 1
+        }
+        operator.bucketCycle(vm, "cloud", null);
+      }
+      String prefix = "vms/" + BucketShipper.bucketVmId("off01") + "/";
+      assertThat(store.list(prefix)).isNotEmpty();
+
+      operator.disableProtection("off01");
+      assertThat(store.list(prefix)).as("the VM's objects").isEmpty();
+      assertThat(operator.getVm("off01").protection()).isNull();
+      assertThat(bucket("kept01", dir.resolve("scratch")).pointIds())
+          .as("another VM's points").containsExactly(1L, 2L);
+      operator.disableProtection("off01"); // again: nothing left to do
+
+      var again = operator.bucketInitial("off01", "cloud", Duration.ofSeconds(3), null);
+      while (!again.finished()) {
+        again = operator.bucketInitial("off01", "cloud", Duration.ofSeconds(3), null);
+      }
+      assertThat(again.pointId()).as("a fresh copy, not refused as an earlier protection's")
+          .isEqualTo(1L);
+    }
+  }
+
   private static double shipped(String scrape, String kind) {
     return scrape.lines().filter(l -> l.startsWith("siterecovery_shipped_bytes_total{")
             && l.contains("vm=\"web01\"") && l.contains("kind=\"" + kind + "\""))

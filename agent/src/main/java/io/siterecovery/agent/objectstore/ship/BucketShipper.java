@@ -402,6 +402,18 @@ public final class BucketShipper implements Closeable {
   }
 
   /**
+   * The bucket's side of ending a protection: as a peer drops its replica, every object of the
+   * VM in the bucket goes (its points first); the caller then forgets the protection. Called under
+   * the VM's operation lock.
+   */
+  public void dropReplica(Vm vm, String siteName) throws IOException {
+    Site site = site(siteName);
+    int deleted = replica(vm, site, site.store()).deleteAll();
+    log.info("[{}] protection of {} towards {} ends: its {} objects in the bucket deleted",
+        host.site(), vm.name(), site.config(), deleted);
+  }
+
+  /**
    * Reverse replication into a bucket after a failback from that site: the VM, committed here
    * again, names the site as the target its protection awaits, and the bucket still holds its
    * points from before the failover. Rather than a new copy, those points become the protection's
