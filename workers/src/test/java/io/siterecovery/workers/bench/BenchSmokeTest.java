@@ -43,6 +43,25 @@ class BenchSmokeTest {
   }
 
   @Test
+  void cloudComparesWithRcloneAndStoresAboutWhatChanged() throws Exception {
+    assumeTrue(ExternalTool.installed("rclone"), "rclone not installed");
+    List<Measured> rows;
+    try (CloudBench bench = new CloudBench(dir, out)) {
+      rows = bench.run(CloudBench.Sizes.of(16 * MIB));
+    }
+    assertThat(rows).as(printed.toString()).hasSize(3);
+    assertThat(rows.get(0).what()).contains("16 MiB");
+    assertThat(rows.get(0).ratio()).isPositive();
+    // the first read returned the bytes shipped and no chunk failed in the background fetch
+    assertThat(rows.get(1).what()).contains("256 MiB VM with 4 MiB of data");
+    assertThat(rows.get(1).ours()).doesNotContain("NOT");
+    assertThat(rows.get(1).ratio()).isPositive();
+    // sealed logs hold at least the changed bytes
+    assertThat(rows.get(2).what()).contains("4 MiB changed");
+    assertThat(rows.get(2).ratio()).isGreaterThanOrEqualTo(1.0);
+  }
+
+  @Test
   void agentProcessStartsFromThisClasspathAndReportsItsPeakRss() throws Exception {
     try (AgentProcess agent = AgentProcess.start("primary", dir.resolve("primary"),
         dir.resolve("agent.log"), List.of("-Xmx64m"), java.util.Map.of())) {
