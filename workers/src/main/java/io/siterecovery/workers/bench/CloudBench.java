@@ -42,7 +42,7 @@ final class CloudBench implements AutoCloseable {
   private static final int BLOCK = 64 << 10;
   /** The worker's copy activity asks for steps of this budget ({@code COPY_CALL_BUDGET}). */
   private static final Duration STEP = Duration.ofSeconds(3);
-  private static final int ROUNDS = 2;
+  private static final int ROUNDS = 3;
   private static final Duration RECOVERY_DEADLINE = Duration.ofMinutes(10);
   /** rclone's remote, defined by environment variables only (no rclone.conf is read for it). */
   private static final String REMOTE = "srbench";
@@ -121,7 +121,7 @@ final class CloudBench implements AutoCloseable {
 
   /**
    * Row 1. Both sides warm up on a smaller image first (our agent's copy path and the SDK's
-   * connections; rclone and s3proxy's paths). Then two rounds, the order swapped in the second,
+   * connections; rclone and s3proxy's paths). Then three rounds, the order swapped each round,
    * each copying the same dense image from a synced page cache to prefixes no one has written:
    * ours a new VM with that image, through the routes in the worker's 3 s steps; rclone the
    * VM's image file, two ways (see {@link RcloneUpload}), the faster of which is the reference.
