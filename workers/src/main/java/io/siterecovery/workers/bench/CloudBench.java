@@ -44,7 +44,7 @@ final class CloudBench implements AutoCloseable {
   private static final Duration STEP = Duration.ofSeconds(3);
   private static final int ROUNDS = 3;
   private static final Duration RECOVERY_DEADLINE = Duration.ofMinutes(10);
-  /** rclone's remote, defined by environment variables only (no rclone.conf is read for it). */
+  /** rclone's remote, defined by environment variables (they win over any rclone.conf). */
   private static final String REMOTE = "srbench";
 
   /**
@@ -105,8 +105,8 @@ final class CloudBench implements AutoCloseable {
   List<Measured> run(Sizes sizes) throws Exception {
     boolean rclone = ExternalTool.installed("rclone");
     if (!rclone) {
-      out.println("rclone not installed: the cloud benchmark's initial copy and instant recovery"
-          + " rows have no reference and are not run (apt-get install rclone)");
+      out.println("rclone not installed: the cloud benchmark's initial copy has no reference and"
+          + " instant recovery is not run (apt-get install rclone)");
     } else {
       out.println("reference: " + ExternalTool.run(List.of("rclone", "version")).lines()
           .findFirst().orElse("rclone"));
@@ -242,7 +242,12 @@ final class CloudBench implements AutoCloseable {
     long lastPiece = (data / MIB - 1) * (diskSize / MIB / (data / MIB)) * MIB;
     byte[] expected = new byte[4096];
     try (FileChannel ch = FileChannel.open(image, StandardOpenOption.READ)) {
-      ch.read(java.nio.ByteBuffer.wrap(expected), lastPiece);
+      java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(expected);
+      while (b.hasRemaining()) {
+        if (ch.read(b, lastPiece + b.position()) < 0) {
+          throw new IOException("short image " + image);
+        }
+      }
     }
     DiskFiles.syncAll();
 
