@@ -1,6 +1,7 @@
 package io.siterecovery.workers.bench;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.siterecovery.agent.api.AgentClient;
@@ -59,6 +60,16 @@ class BenchSmokeTest {
     // sealed logs hold at least the changed bytes
     assertThat(rows.get(2).what()).contains("4 MiB changed");
     assertThat(rows.get(2).ratio()).isGreaterThanOrEqualTo(1.0);
+  }
+
+  @Test
+  void cloudSizesFollowSizeWithinTheirCaps() {
+    assertThat(CloudBench.Sizes.of(4L << 30)).isEqualTo(new CloudBench.Sizes(1L << 30, 256 * MIB));
+    assertThat(CloudBench.Sizes.of(512 * MIB)).isEqualTo(new CloudBench.Sizes(512 * MIB,
+        128 * MIB));
+    assertThat(CloudBench.Sizes.of(16 * MIB)).isEqualTo(new CloudBench.Sizes(16 * MIB, 4 * MIB));
+    assertThatThrownBy(() -> CloudBench.Sizes.of(2 * MIB))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("too small");
   }
 
   @Test
