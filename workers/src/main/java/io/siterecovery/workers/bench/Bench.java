@@ -20,7 +20,7 @@ import java.util.stream.Stream;
 public final class Bench {
   /** The benchmarks by name, in the order they run. */
   public static final Set<String> NAMES = Set.of("dataplane", "resync", "apply", "memory",
-      "lifecycle", "plan", "worker-kill", "rpo");
+      "lifecycle", "plan", "worker-kill", "rpo", "cloud");
 
   /**
    * The rpo benchmark's load: {@code vms} VMs writing {@code mbPerSecond} each for
@@ -61,6 +61,11 @@ public final class Bench {
     // A fixed 48 MiB at 2 MB/s (about 25 s): long enough to kill the worker in the middle.
     benchmarks.put("worker-kill", d -> new WorkerKillBench(d, out).run(48L << 20));
     benchmarks.put("rpo", d -> new RpoBench(d, out).run(rpo));
+    benchmarks.put("cloud", d -> {
+      try (CloudBench bench = new CloudBench(d, out)) {
+        return bench.run(CloudBench.Sizes.of(size));
+      }
+    });
     empty(dir);
     List<Measured> results = new ArrayList<>();
     boolean ok = true;

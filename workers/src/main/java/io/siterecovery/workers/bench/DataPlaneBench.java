@@ -4,14 +4,10 @@ import io.siterecovery.agent.HostAgent;
 import io.siterecovery.agent.api.AgentClient;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.SplittableRandom;
 
 /**
  * Benchmarks of the data plane against references run in the same process and script: the
@@ -43,27 +39,8 @@ final class DataPlaneBench implements AutoCloseable {
   private String vmWith(long size, long denseBytes) throws IOException {
     String vm = "bench" + (++vms);
     source.createVm(vm, List.of(size));
-    fill(primary.diskImage(vm, "disk0"), size, denseBytes);
+    DiskFiles.fillSpread(primary.diskImage(vm, "disk0"), size, denseBytes, 7);
     return vm;
-  }
-
-  /** Writes {@code denseBytes} of random data spread in 1 MiB chunks over the disk. */
-  private static void fill(Path image, long size, long denseBytes) throws IOException {
-    SplittableRandom random = new SplittableRandom(7);
-    byte[] chunk = new byte[(int) MIB];
-    long chunks = denseBytes / MIB;
-    long stride = size / MIB / chunks;
-    try (FileChannel ch = FileChannel.open(image, StandardOpenOption.WRITE)) {
-      for (long i = 0; i < chunks; i++) {
-        random.nextBytes(chunk);
-        ByteBuffer b = ByteBuffer.wrap(chunk);
-        long at = i * stride * MIB;
-        while (b.hasRemaining()) {
-          at += ch.write(b, at);
-        }
-      }
-      ch.force(false);
-    }
   }
 
   /** Initial replication of one disk over HTTP, agent to agent; returns seconds. */

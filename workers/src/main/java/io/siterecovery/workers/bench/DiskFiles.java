@@ -34,6 +34,29 @@ final class DiskFiles {
     }
   }
 
+  /**
+   * Writes {@code denseBytes} of seeded random data in 1 MiB pieces spread evenly over a disk of
+   * {@code size}, the first at offset 0; the rest of the file is left as it was (sparse).
+   */
+  static void fillSpread(Path file, long size, long denseBytes, long seed) throws IOException {
+    long mib = 1 << 20;
+    SplittableRandom random = new SplittableRandom(seed);
+    byte[] piece = new byte[(int) mib];
+    long pieces = denseBytes / mib;
+    long stride = size / mib / pieces;
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+      for (long i = 0; i < pieces; i++) {
+        random.nextBytes(piece);
+        ByteBuffer b = ByteBuffer.wrap(piece);
+        long at = i * stride * mib;
+        while (b.hasRemaining()) {
+          at += ch.write(b, at);
+        }
+      }
+      ch.force(false);
+    }
+  }
+
   /** Overwrites the target's bytes in place (an agent holding it open sees the new content). */
   static void copyInPlace(Path from, Path to) throws IOException {
     try (FileChannel in = FileChannel.open(from, StandardOpenOption.READ);

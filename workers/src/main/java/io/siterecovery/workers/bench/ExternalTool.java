@@ -10,7 +10,16 @@ final class ExternalTool {
   private ExternalTool() {}
 
   static String run(List<String> command) throws IOException, InterruptedException {
-    Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+    return run(command, java.util.Map.of(), List.of());
+  }
+
+  /** The same, with {@code env} added to this process's environment and {@code unset} removed. */
+  static String run(List<String> command, java.util.Map<String, String> env, List<String> unset)
+      throws IOException, InterruptedException {
+    ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
+    builder.environment().keySet().removeAll(unset);
+    builder.environment().putAll(env);
+    Process p = builder.start();
     String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     if (!p.waitFor(30, TimeUnit.MINUTES) || p.exitValue() != 0) {
       throw new IOException(String.join(" ", command) + " failed:\n" + out);

@@ -2,6 +2,7 @@ package io.siterecovery.workers.bench;
 
 import io.siterecovery.agent.HostAgent;
 import io.siterecovery.agent.api.AgentClient;
+import io.siterecovery.agent.objectstore.ship.ObjectStoreSite;
 import io.siterecovery.agent.security.CertificateAuthority;
 import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.security.TlsCredentials;
@@ -71,8 +72,15 @@ final class LocalSites implements AutoCloseable {
   }
 
   static HostAgent agent(String site, Path dataDir) throws IOException {
+    return agent(site, dataDir, Map.of());
+  }
+
+  /** An agent that also knows these object-store sites, as {@code --object-store} gives them. */
+  static HostAgent agent(String site, Path dataDir, Map<String, ObjectStoreSite> objectStores)
+      throws IOException {
     return new HostAgent(new HostAgent.Settings(site, dataDir, "127.0.0.1", 0, 0,
-        credentials(Identity.site(site)), Map.of()));
+        credentials(Identity.site(site)), Map.of(), HostAgent.Settings.LOOPBACK, false, null,
+        null, objectStores));
   }
 
   /** Protects a one-disk VM and runs its initial replication as the workflow would. */

@@ -9,11 +9,13 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-@Command(name = "bench", description = "Benchmark the data plane against cp, qemu-nbd, rsync and "
-    + "dd in the same run and print ratios (see docs/performance.md). Never fails on timing.")
+@Command(name = "bench", description = "Benchmark the data plane against cp, qemu-nbd, rsync, "
+    + "dd and rclone in the same run and print ratios (see docs/performance.md). Never fails on "
+    + "timing.")
 final class BenchCommand implements Callable<Integer> {
   @Option(names = "--size", defaultValue = "4G", description = "dense disk size of the copy and "
-      + "resync benchmarks; the log applied is a quarter of it (default: ${DEFAULT-VALUE})")
+      + "resync benchmarks; the log applied is a quarter of it; the cloud benchmark takes at "
+      + "most 1G of it (default: ${DEFAULT-VALUE})")
   String size;
 
   @Option(names = "--dir", defaultValue = ".site-recovery/bench",
@@ -22,7 +24,7 @@ final class BenchCommand implements Callable<Integer> {
 
   @Option(names = "--only", split = ",", paramLabel = "NAME",
       description = "run only these benchmarks: dataplane, resync, apply, memory, lifecycle, plan, "
-          + "worker-kill, rpo (default: all)")
+          + "worker-kill, rpo, cloud (default: all)")
   List<String> only = List.of();
 
   @Option(names = "--vms", defaultValue = "20",

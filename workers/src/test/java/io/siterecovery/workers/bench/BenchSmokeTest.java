@@ -1,6 +1,7 @@
 package io.siterecovery.workers.bench;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.siterecovery.agent.api.AgentClient;
@@ -40,6 +41,35 @@ class BenchSmokeTest {
     assertThat(rows).hasSize(2);
     assertThat(rows.get(0).ours()).doesNotContain("NOT identical");
     assertThat(rows.get(1).ratio()).isEqualTo(1.0); // exactly the damaged blocks, by construction
+  }
+
+  @Test
+  void cloudComparesWithRcloneAndStoresAboutWhatChanged() throws Exception {
+    assumeTrue(ExternalTool.installed("rclone"), "rclone not installed");
+    List<Measured> rows;
+    try (CloudBench bench = new CloudBench(dir, out)) {
+      rows = bench.run(CloudBench.Sizes.of(16 * MIB));
+    }
+    assertThat(rows).as(printed.toString()).hasSize(3);
+    assertThat(rows.get(0).what()).contains("16 MiB");
+    assertThat(rows.get(0).ratio()).isPositive();
+    // the first read returned the bytes shipped and no chunk failed in the background fetch
+    assertThat(rows.get(1).what()).contains("256 MiB VM with 4 MiB of data");
+    assertThat(rows.get(1).ours()).doesNotContain("NOT");
+    assertThat(rows.get(1).ratio()).isPositive();
+    // sealed logs hold at least the changed bytes
+    assertThat(rows.get(2).what()).contains("4 MiB changed");
+    assertThat(rows.get(2).ratio()).isGreaterThanOrEqualTo(1.0);
+  }
+
+  @Test
+  void cloudSizesFollowSizeWithinTheirCaps() {
+    assertThat(CloudBench.Sizes.of(4L << 30)).isEqualTo(new CloudBench.Sizes(1L << 30, 256 * MIB));
+    assertThat(CloudBench.Sizes.of(512 * MIB)).isEqualTo(new CloudBench.Sizes(512 * MIB,
+        128 * MIB));
+    assertThat(CloudBench.Sizes.of(16 * MIB)).isEqualTo(new CloudBench.Sizes(16 * MIB, 4 * MIB));
+    assertThatThrownBy(() -> CloudBench.Sizes.of(2 * MIB))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("too small");
   }
 
   @Test
