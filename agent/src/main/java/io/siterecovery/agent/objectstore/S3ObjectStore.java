@@ -15,6 +15,7 @@ import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
 import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
 import software.amazon.awssdk.core.ResponseInputStream;
 import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
+import software.amazon.awssdk.services.s3.S3Configuration;
 import software.amazon.awssdk.core.checksums.ResponseChecksumValidation;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.core.retry.RetryMode;
@@ -93,7 +94,12 @@ public final class S3ObjectStore implements ObjectStore {
     this.s3 = S3Client.builder()
         .endpointOverride(config.endpoint())
         .region(Region.of(config.region()))
-        .forcePathStyle(true)
+        // Path style: MinIO, Ceph, s3proxy and most on-premises stores need it. No aws-chunked
+        // uploads: over plain HTTP the SDK otherwise frames every upload in signed chunks, which
+        // a store must decode again (in s3proxy the hottest code of an upload); the payload's
+        // hash signs it whole instead, and every object is authenticated by the sealed format.
+        .serviceConfiguration(S3Configuration.builder().pathStyleAccessEnabled(true)
+            .chunkedEncodingEnabled(false).build())
         .credentialsProvider(StaticCredentialsProvider.create(
             AwsBasicCredentials.create(config.accessKeyId(), config.secretAccessKey())))
         .httpClientBuilder(UrlConnectionHttpClient.builder()
