@@ -54,12 +54,6 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.Semaphore;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -206,15 +200,15 @@ public final class BucketShipper implements Closeable {
               if (checkpoint.state(d.index(), c) != 0) {
                 continue;
               }
-              if (!uploads.reserve(deadline)) {
+              if (!uploads.pipeline.reserve(deadline)) {
                 break copy;
               }
               uploads.chunk(d, c, chunkSize);
             }
           }
-          uploads.awaitAll();
+          uploads.pipeline.awaitAll();
         } finally {
-          uploads.shutdown();
+          uploads.pipeline.shutdownNow();
         }
         checkpoint.force();
         long done = checkpoint.done();
@@ -225,7 +219,7 @@ public final class BucketShipper implements Closeable {
         }
         return new BucketInitialProgress(vmName, siteName, bucketVmId, done, totalChunks,
             doneBytes(checkpoint, disks, chunks, chunkSize), totalBytes, skipped,
-            uploads.sent.get(), uploads.bytes.get(), pointId != null, pointId);
+            uploads.pipeline.sent.get(), uploads.pipeline.bytes.get(), pointId != null, pointId);
       }
     } finally {
       vm.operationLock().unlock();
@@ -286,36 +280,18 @@ public final class BucketShipper implements Closeable {
     final ObjectStore store;
     final Site site;
     final ChunkCheckpoint checkpoint;
-    final ExecutorService pool = Executors.newFixedThreadPool(UPLOAD_THREADS);
-    /** Chunks read and not yet stored: what a step finishes after its budget. */
-    final Semaphore inFlight;
-    final List<Future<?>> pending = new ArrayList<>();
-    final AtomicLong sent = new AtomicLong();
-    final AtomicLong bytes = new AtomicLong();
+    final ChunkPipeline pipeline;
 
     Uploads(BucketReplica replica, ObjectStore store, Site site, ChunkCheckpoint checkpoint,
         int inFlight) {
-      this.inFlight = new Semaphore(inFlight);
+      this.pipeline = new ChunkPipeline(UPLOAD_THREADS, inFlight);
       this.replica = replica;
       this.store = store;
       this.site = site;
       this.checkpoint = checkpoint;
     }
 
-    /**
-     * Waits for room for one more chunk; false, with no room taken, once the budget is spent
-     * (checked after the wait, so a step never starts a chunk after its budget).
-     */
-    boolean reserve(long deadline) {
-      inFlight.acquireUninterruptibly();
-      if (System.nanoTime() >= deadline) {
-        inFlight.release();
-        return false;
-      }
-      return true;
-    }
-
-    /** Reads a chunk into the room {@link #reserve} took and records or uploads it. */
+    /** Reads a chunk into the room the pipeline reserved and records or uploads it. */
     void chunk(DiskRef d, int chunk, int chunkSize) throws IOException {
       int length = (int) Math.min(chunkSize, d.disk().size() - (long) chunk * chunkSize);
       ByteBuffer buffer = ByteBuffer.allocate(length);
@@ -323,41 +299,21 @@ public final class BucketShipper implements Closeable {
         d.disk().readAt((long) chunk * chunkSize, buffer);
         if (isZero(buffer.array())) {
           checkpoint.record(d.index(), chunk, ChunkCheckpoint.ZERO);
-          inFlight.release();
+          pipeline.release();
           return;
         }
       } catch (IOException | RuntimeException e) {
-        inFlight.release();
+        pipeline.release();
         throw e;
       }
       String key = replica.names().chunk(d.index(), chunk, 0);
-      pending.add(pool.submit(() -> {
-        try {
-          byte[] sealed = site.sealed().seal(key, buffer.array());
-          store.put(key, sealed);
-          checkpoint.record(d.index(), chunk, ChunkCheckpoint.STORED);
-          sent.incrementAndGet();
-          bytes.addAndGet(sealed.length);
-          metrics.shipped(d.vm(), AgentMetrics.Kind.RANGES, sealed.length);
-        } finally {
-          inFlight.release();
-        }
-        return null;
-      }));
-      // a failed upload ends the step now, not after the budget
-      while (!pending.isEmpty() && pending.get(0).isDone()) {
-        BucketReplica.awaitUpload(pending.remove(0));
-      }
-    }
-
-    void awaitAll() throws IOException {
-      while (!pending.isEmpty()) {
-        BucketReplica.awaitUpload(pending.remove(0));
-      }
-    }
-
-    void shutdown() {
-      pool.shutdownNow();
+      pipeline.submit(() -> {
+        byte[] sealed = site.sealed().seal(key, buffer.array());
+        store.put(key, sealed);
+        checkpoint.record(d.index(), chunk, ChunkCheckpoint.STORED);
+        pipeline.stored(sealed.length);
+        metrics.shipped(d.vm(), AgentMetrics.Kind.RANGES, sealed.length);
+      });
     }
   }
 
@@ -580,16 +536,18 @@ public final class BucketShipper implements Closeable {
               if (checkpoint.state(d.index(), c) != 0) {
                 continue;
               }
-              if (!compares.reserve(deadline)) {
+              if (!compares.pipeline.reserve(deadline)) {
                 break compare;
               }
               compares.chunk(d, inBucket, index, c);
             }
           }
-          compares.awaitAll();
+          compares.pipeline.awaitAll();
           compared = true;
         } finally {
-          compares.close();
+          // the compares under way finish (the step answers after them anyway) uninterrupted:
+          // the log index they read is kept for the resync's next step
+          compares.pipeline.finish();
           if (!compared) {
             // a compare cut short may have left an index unusable; the next step builds it anew
             forgetResyncLogs(vm, siteName);
@@ -605,8 +563,8 @@ public final class BucketShipper implements Closeable {
         }
         return new BucketResyncProgress(vmName, siteName, done, totalChunks,
             checkpoint.count(ChunkCheckpoint.STORED) + checkpoint.count(ChunkCheckpoint.ZERO),
-            store.downloaded(), compares.bytes.get(), pointId != null, pointId, generation,
-            skipped, compares.sent.get());
+            store.downloaded(), compares.pipeline.bytes.get(), pointId != null, pointId,
+            generation, skipped, compares.pipeline.sent.get());
       }
     } finally {
       vm.operationLock().unlock();
@@ -682,17 +640,13 @@ public final class BucketShipper implements Closeable {
    * The chunk compares of one resync step, {@link #UPLOAD_THREADS} at a time, with the same room
    * in flight as the initial copy's uploads.
    */
-  private final class Compares implements Closeable {
+  private final class Compares {
     final BucketReplica replica;
     final ObjectStore store;
     final Site site;
     final ChunkCheckpoint checkpoint;
     final long newPoint;
-    final ExecutorService pool = Executors.newFixedThreadPool(UPLOAD_THREADS);
-    final Semaphore inFlight;
-    final List<Future<?>> pending = new ArrayList<>();
-    final AtomicLong sent = new AtomicLong();
-    final AtomicLong bytes = new AtomicLong();
+    final ChunkPipeline pipeline;
 
     Compares(BucketReplica replica, ObjectStore store, Site site, ChunkCheckpoint checkpoint,
         long newPoint, int inFlight) {
@@ -701,24 +655,15 @@ public final class BucketShipper implements Closeable {
       this.site = site;
       this.checkpoint = checkpoint;
       this.newPoint = newPoint;
-      this.inFlight = new Semaphore(inFlight);
-    }
-
-    boolean reserve(long deadline) {
-      inFlight.acquireUninterruptibly();
-      if (System.nanoTime() >= deadline) {
-        inFlight.release();
-        return false;
-      }
-      return true;
+      this.pipeline = new ChunkPipeline(UPLOAD_THREADS, inFlight);
     }
 
     /**
      * Reads the disk's chunk now and, in the pool, the bucket's, compares them and records or
      * stores it. The disk moves on during a resync, so the chunk stored may hold writes newer
-     * than the resync's generation: those writes are in the logs sealed after it too, and the
-     * next cycle applies them on top again, which changes nothing a later write does not (a
-     * log's records are absolute writes, applied in order).
+     * than the resync's generation: those writes are in the logs sealed after it too, applied on
+     * top again, which changes nothing a later write does not (a log's records are absolute
+     * writes, applied in order).
      */
     void chunk(DiskRef d, PointManifest.Disk inBucket, LogIndex logs, int chunk)
         throws IOException {
@@ -728,21 +673,10 @@ public final class BucketShipper implements Closeable {
       try {
         d.disk().readAt((long) chunk * chunkSize, local);
       } catch (IOException | RuntimeException e) {
-        inFlight.release();
+        pipeline.release();
         throw e;
       }
-      pending.add(pool.submit(() -> {
-        try {
-          compare(d, inBucket, logs, chunk, local.array());
-        } finally {
-          inFlight.release();
-        }
-        return null;
-      }));
-      // a failed compare ends the step now, not after the budget
-      while (!pending.isEmpty() && pending.get(0).isDone()) {
-        BucketReplica.awaitUpload(pending.remove(0));
-      }
+      pipeline.submit(() -> compare(d, inBucket, logs, chunk, local.array()));
     }
 
     private void compare(DiskRef d, PointManifest.Disk inBucket, LogIndex logs, int chunk,
@@ -776,30 +710,10 @@ public final class BucketShipper implements Closeable {
       byte[] sealed = site.sealed().seal(key, local);
       store.put(key, sealed);
       checkpoint.record(d.index(), chunk, equal ? ChunkCheckpoint.FOLDED : ChunkCheckpoint.STORED);
-      sent.incrementAndGet();
-      bytes.addAndGet(sealed.length);
+      pipeline.stored(sealed.length);
       metrics.shipped(d.vm(), AgentMetrics.Kind.RESYNC, sealed.length);
     }
 
-    void awaitAll() throws IOException {
-      while (!pending.isEmpty()) {
-        BucketReplica.awaitUpload(pending.remove(0));
-      }
-    }
-
-    /**
-     * Lets the compares under way finish (the step answers after them anyway), without
-     * interrupting one: the log index they read is kept for the resync's next step.
-     */
-    @Override
-    public void close() {
-      pool.shutdown();
-      try {
-        pool.awaitTermination(10, TimeUnit.MINUTES);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }
   }
 
   public BucketPoints points(String vmName, String siteName) throws IOException {
