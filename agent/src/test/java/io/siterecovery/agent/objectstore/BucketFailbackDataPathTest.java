@@ -32,15 +32,12 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.Arrays;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.function.Supplier;
 import java.util.function.UnaryOperator;
 import org.jclouds.blobstore.BlobStore;
 import org.junit.jupiter.api.Test;
@@ -446,14 +443,6 @@ class BucketFailbackDataPathTest {
   }
 
   private Path siteFile(S3ProxyServer s3proxy) throws Exception {
-    Path config = Files.createDirectories(dir.resolve("config"));
-    Files.writeString(config.resolve("kek.hex"),
-        HexFormat.of().formatHex(new byte[32]).replace("00", "5e") + "\n");
-    Files.writeString(config.resolve("s3.id"), S3ProxyServer.ACCESS_KEY + "\n");
-    Files.writeString(config.resolve("s3.secret"), S3ProxyServer.SECRET_KEY + "\n");
-    return Files.write(config.resolve("cloud.json"), Json.MAPPER.writeValueAsBytes(Map.of(
-        "endpoint", s3proxy.endpoint().toString(), "region", "us-east-1",
-        "bucket", S3ProxyServer.BUCKET, "prefix", "dr/", "accessKeyFile", "s3.id",
-        "secretKeyFile", "s3.secret", "kekFile", "kek.hex", "chunkSize", CHUNK)));
+    return s3proxy.siteFile(dir.resolve("config"), 0x5e, CHUNK);
   }
 }

@@ -18,7 +18,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Duration;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -73,15 +72,7 @@ class BucketRoundTripTest {
   }
 
   private Path siteFile(S3ProxyServer s3proxy) throws Exception {
-    Path config = Files.createDirectories(dir.resolve("config"));
-    Files.writeString(config.resolve("kek.hex"), HexFormat.of().formatHex(new byte[32]).replace(
-        "00", "5a") + "\n");
-    Files.writeString(config.resolve("s3.id"), S3ProxyServer.ACCESS_KEY + "\n");
-    Files.writeString(config.resolve("s3.secret"), S3ProxyServer.SECRET_KEY + "\n");
-    return Files.write(config.resolve("cloud.json"), io.siterecovery.agent.Json.MAPPER
-        .writeValueAsBytes(Map.of("endpoint", s3proxy.endpoint().toString(),
-            "region", "us-east-1", "bucket", S3ProxyServer.BUCKET, "prefix", "dr/",
-            "accessKeyFile", "s3.id", "secretKeyFile", "s3.secret", "kekFile", "kek.hex")));
+    return s3proxy.siteFile(dir.resolve("config"), 0x5a, null);
   }
 
   private HostAgent agent(String site, Path siteFile) throws Exception {

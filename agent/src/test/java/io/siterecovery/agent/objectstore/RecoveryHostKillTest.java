@@ -23,7 +23,6 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.Arrays;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -237,15 +236,6 @@ class RecoveryHostKillTest {
   }
 
   private Path siteFile(S3ProxyServer s3proxy) throws Exception {
-    Path config = Files.createDirectories(dir.resolve("config"));
-    Files.writeString(config.resolve("kek.hex"),
-        HexFormat.of().formatHex(new byte[32]).replace("00", "3e") + "\n");
-    Files.writeString(config.resolve("s3.id"), S3ProxyServer.ACCESS_KEY + "\n");
-    Files.writeString(config.resolve("s3.secret"), S3ProxyServer.SECRET_KEY + "\n");
-    return Files.write(config.resolve("cloud.json"), io.siterecovery.agent.Json.MAPPER
-        .writeValueAsBytes(Map.of("endpoint", s3proxy.endpoint().toString(),
-            "region", "us-east-1", "bucket", S3ProxyServer.BUCKET, "prefix", "dr/",
-            "accessKeyFile", "s3.id", "secretKeyFile", "s3.secret", "kekFile", "kek.hex",
-            "chunkSize", CHUNK)));
+    return s3proxy.siteFile(dir.resolve("config"), 0x3e, CHUNK);
   }
 }

@@ -79,6 +79,29 @@ final class S3ProxyServer implements AutoCloseable {
         ACCESS_KEY, SECRET_KEY, multipartThreshold, partSize, 3));
   }
 
+  /**
+   * Writes a site file for this server in {@code dir} (its key files beside it, the KEK made of
+   * {@code kekByte}), prefix {@code dr/} and {@code chunkSize} (null: the default), as an
+   * operator writes one for {@code --object-store cloud=FILE}.
+   */
+  Path siteFile(Path dir, int kekByte, Integer chunkSize) throws IOException {
+    Path config = Files.createDirectories(dir);
+    byte[] kek = new byte[32];
+    java.util.Arrays.fill(kek, (byte) kekByte);
+    Files.writeString(config.resolve("kek.hex"), java.util.HexFormat.of().formatHex(kek) + "\n");
+    Files.writeString(config.resolve("s3.id"), ACCESS_KEY + "\n");
+    Files.writeString(config.resolve("s3.secret"), SECRET_KEY + "\n");
+    java.util.Map<String, Object> fields = new java.util.LinkedHashMap<>(java.util.Map.of(
+        "endpoint", endpoint().toString(), "region", "us-east-1", "bucket", BUCKET,
+        "prefix", "dr/", "accessKeyFile", "s3.id", "secretKeyFile", "s3.secret",
+        "kekFile", "kek.hex"));
+    if (chunkSize != null) {
+      fields.put("chunkSize", chunkSize);
+    }
+    return Files.write(config.resolve("cloud.json"),
+        io.siterecovery.agent.Json.MAPPER.writeValueAsBytes(fields));
+  }
+
   /** The file the filesystem backend keeps an object's bytes in. */
   Path objectFile(String fullKey) {
     return baseDir.resolve(BUCKET).resolve(fullKey);
