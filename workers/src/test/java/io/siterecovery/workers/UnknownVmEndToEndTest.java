@@ -25,7 +25,8 @@ import org.junit.jupiter.api.io.TempDir;
  * operator looking for a protection or a failover of a VM that does not exist.
  */
 class UnknownVmEndToEndTest {
-  private static final String NOT_FOUND = "VM ghost not found on any site (primary, secondary)";
+  private static final String NOT_FOUND =
+      "VM ghost not found on any site (cloud, primary, secondary)";
 
   @TempDir
   Path data;

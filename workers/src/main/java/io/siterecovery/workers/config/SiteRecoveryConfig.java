@@ -120,6 +120,7 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
   public static final int DEV_SECONDARY_HTTP = 8702;
   public static final int DEV_PRIMARY_NBD = 10809;
   public static final int DEV_SECONDARY_NBD = 10810;
+  public static final String DEV_CLOUD_SITE = "cloud";
   public static final int DEV_CLOUD_HTTP = 8703;
   public static final int DEV_CLOUD_NBD = 10811;
   public static final int DEV_CLOUD_S3 = 8704;
@@ -137,9 +138,13 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
     Map<String, String> sites = new LinkedHashMap<>();
     sites.put("primary", "https://127.0.0.1:" + primaryHttp);
     sites.put("secondary", "https://127.0.0.1:" + secondaryHttp);
+    // dev's bucket and its recovery host; which bucket is the agents' to say (DevStack fills in
+    // what the worker checks)
+    sites.put(DEV_CLOUD_SITE, "https://127.0.0.1:" + DEV_CLOUD_HTTP);
     return new SiteRecoveryConfig("127.0.0.1:" + temporalPort, "default", sites,
         Map.of("primary", "secondary", "secondary", "primary"),
-        Map.of("default", DEFAULT_POLICY), certs.toString(), Map.of());
+        Map.of("default", DEFAULT_POLICY), certs.toString(), Map.of(),
+        Map.of(DEV_CLOUD_SITE, new ObjectStore(null, null, null, null)));
   }
 
   /** The worker's and CLI's TLS identity towards the agents. */
@@ -160,7 +165,7 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
         c.partners != null ? c.partners : d.partners,
         validatePolicies(c.policies != null ? c.policies : d.policies),
         c.certs != null ? c.certs : d.certs, validatePlans(c.plans),
-        validateObjectStores(c.objectStores, c.sites != null ? c.sites : d.sites));
+        c.sites != null ? validateObjectStores(c.objectStores, c.sites) : d.objectStores);
   }
 
   /** A policy a workflow could not use is a configuration error at load, naming policy and field. */
@@ -190,8 +195,13 @@ public record SiteRecoveryConfig(String temporal, String namespace, Map<String, 
   /** The same configuration with these sites and partners, where given (not empty). */
   public SiteRecoveryConfig withSites(Map<String, String> moreSites,
       Map<String, String> morePartners) {
+    // object-store sites stay only where their recovery host is still among the sites
+    Map<String, ObjectStore> stores = new LinkedHashMap<>(objectStoreSites());
+    if (!moreSites.isEmpty()) {
+      stores.keySet().retainAll(moreSites.keySet());
+    }
     return new SiteRecoveryConfig(temporal, namespace, moreSites.isEmpty() ? sites : moreSites,
-        morePartners.isEmpty() ? partners : morePartners, policies, certs, plans, objectStores);
+        morePartners.isEmpty() ? partners : morePartners, policies, certs, plans, stores);
   }
 
   public SiteRecoveryConfig withTemporal(String address, String ns) {

@@ -3,6 +3,7 @@ package io.siterecovery.workers.dev;
 import io.siterecovery.agent.DurableFiles;
 import io.siterecovery.agent.Json;
 import io.siterecovery.agent.objectstore.ship.ObjectStoreSite;
+import io.siterecovery.workers.config.SiteRecoveryConfig;
 import java.io.Closeable;
 import java.io.IOException;
 import java.net.URI;
@@ -28,7 +29,7 @@ import org.jclouds.blobstore.BlobStoreContext;
  * for real S3: nothing of it is special to dev but the server.
  */
 public final class CloudBucket implements Closeable {
-  public static final String SITE = "cloud";
+  public static final String SITE = SiteRecoveryConfig.DEV_CLOUD_SITE;
   public static final String BUCKET = "site-recovery-dev";
   static final String REGION = "us-east-1";
 

@@ -32,7 +32,19 @@ class SiteRecoveryConfigObjectStoreTest {
         "https://s3.example.net", "dr", "site-a/", "60848c9ca6996b20"));
     assertThat(c.withCerts(dir).withTemporal("x:7233", null).objectStoreSites())
         .containsKey("cloud");
-    assertThat(load("{}").objectStoreSites()).isEmpty();
+  }
+
+  @Test
+  void devsDefaultsKnowTheCloudSiteAndSitesGivenInsteadDropIt() throws IOException {
+    assertThat(load("{}").objectStoreSites()).containsOnlyKeys("cloud");
+    assertThat(load("{}").sites()).containsKeys("primary", "secondary", "cloud");
+    SiteRecoveryConfig mine = SiteRecoveryConfig.dev().withSites(
+        java.util.Map.of("a", "https://10.0.0.1:8701", "b", "https://10.0.0.2:8701"),
+        java.util.Map.of("a", "b"));
+    assertThat(mine.objectStoreSites()).as("no recovery host left for it").isEmpty();
+    assertThat(load("""
+        {"sites": {"a": "https://10.0.0.1:8701", "b": "https://10.0.0.2:8701"}}""")
+        .objectStoreSites()).isEmpty();
   }
 
   @Test
