@@ -382,6 +382,15 @@ public final class BucketBackedDisk implements BlockDevice, Closeable {
     }
   }
 
+  /**
+   * Makes the chunks fetched since the last batch durable in the ledger now: a fetch that slows
+   * or stalls (the store throttling, a gate) does not leave them only in memory until a 16th one
+   * arrives.
+   */
+  void commitFetched() throws IOException {
+    ledger.commit(this::forceImage);
+  }
+
   private void forceImage() throws IOException {
     image.force(false);
   }

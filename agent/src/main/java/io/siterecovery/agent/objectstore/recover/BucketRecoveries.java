@@ -18,6 +18,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -29,6 +30,8 @@ import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentSkipListSet;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -133,6 +136,8 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
     final Map<String, BucketBackedDisk> disks;
     final Map<String, ConcurrentSkipListSet<Long>> failed = new ConcurrentHashMap<>();
     final ExecutorService fetchers;
+    /** The ledgers' marks committed every {@link #LEDGER_COMMIT_EVERY} while the fetch runs. */
+    volatile ScheduledFuture<?> ledgerCommits;
     final long startedNanos = System.nanoTime();
     final AtomicLong finishedNanos = new AtomicLong();
     volatile boolean stopping;
@@ -151,6 +156,8 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
 
     /** Every chunk of every disk in order, {@code fetchThreads} at a time. */
     void startFetching() {
+      ledgerCommits = LEDGER_COMMITS.scheduleWithFixedDelay(this::commitLedgers,
+          LEDGER_COMMIT_EVERY.toMillis(), LEDGER_COMMIT_EVERY.toMillis(), TimeUnit.MILLISECONDS);
       List<BucketBackedDisk> all = List.copyOf(disks.values());
       AtomicLong next = new AtomicLong();
       long total = all.stream().mapToLong(BucketBackedDisk::chunks).sum();
@@ -193,9 +200,25 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
       }
     }
 
+    private void commitLedgers() {
+      for (BucketBackedDisk disk : disks.values()) {
+        try {
+          disk.commitFetched();
+        } catch (IOException | RuntimeException e) {
+          if (!stopping) {
+            log.warn("[{}] ledger of {} not committed: {}", record.vm(), disk.label(),
+                e.toString());
+          }
+        }
+      }
+    }
+
     /** Stops the fetch (a chunk being fetched finishes) and closes the disks. */
     void close() throws IOException {
       stopping = true;
+      if (ledgerCommits != null) {
+        ledgerCommits.cancel(false);
+      }
       fetchers.shutdown();
       try {
         if (!fetchers.awaitTermination(2, TimeUnit.MINUTES)) {
@@ -212,6 +235,18 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
           .orElseThrow().getKey();
     }
   }
+
+  /**
+   * How often the fetched chunks' marks reach the ledgers besides every 16 chunks, which bounds
+   * what a killed recovery host downloads again to about this much of its fetch.
+   */
+  static final Duration LEDGER_COMMIT_EVERY = Duration.ofSeconds(1);
+  private static final ScheduledExecutorService LEDGER_COMMITS =
+      Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "bucket-ledger-commits");
+        t.setDaemon(true);
+        return t;
+      });
 
   private final Path root;
   private final BucketSites sites;
