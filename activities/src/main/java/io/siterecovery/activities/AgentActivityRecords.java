@@ -90,9 +90,15 @@ public final class AgentActivityRecords {
   /**
    * The old source turned into the replica: {@code salvaged} is what it held that was never
    * replicated (null: nothing), {@code resyncReason} why its disks must be compared block by
-   * block rather than trusted to equal the failover point (null: they can be).
+   * block rather than trusted to equal the failover point (null: they can be). {@code replica}:
+   * what is the replica now when it is not the old copy itself (an object-store site's bucket);
+   * null otherwise, and in results recorded before it existed.
    */
-  public record ReverseOutcome(Salvaged salvaged, String resyncReason) {}
+  public record ReverseOutcome(Salvaged salvaged, String resyncReason, String replica) {
+    public ReverseOutcome(Salvaged salvaged, String resyncReason) {
+      this(salvaged, resyncReason, null);
+    }
+  }
 
   /** One disk's seed of reverse replication: the ranges changed since the failover. */
   public record SeedResult(long ranges, long bytesSent) {}

@@ -208,8 +208,9 @@ final class BucketTargets {
       log.info("[{}] the copy its failover left fenced on {} is deleted: the bucket is the "
           + "replica", vm, site);
     }
-    return new ReverseOutcome(null, "the bucket of " + site + " holds the VM's points from "
-        + "before; they are compared with the disks chunk by chunk");
+    return new ReverseOutcome(null, "the bucket holds the VM's points from before: they are "
+        + "compared with the disks chunk by chunk", "the bucket of " + site
+        + (fencedCopy ? " (the copy its host ran until the failback is deleted)" : ""));
   }
 
   private static long diskStart(ProtectionPlan plan, String disk) {

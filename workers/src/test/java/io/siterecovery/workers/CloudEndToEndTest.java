@@ -134,7 +134,7 @@ class CloudEndToEndTest {
           && protection.status().deltaCycles() > beforeResync
           && protection.status().notes().stream().anyMatch(n -> n.contains("resync at")));
       assertThat(protection.status().notes()).anyMatch(n -> n.contains("resync at")
-          && n.contains("blocks differed"));
+          && n.contains("blocks differed") && n.contains("recovery points kept"));
 
       // -- a planned failover to the cloud: the source stops, its last writes go to the bucket,
       // the recovery host serves the VM from it
@@ -253,6 +253,9 @@ class CloudEndToEndTest {
       // resync, the copy the cloud's host ran deleted; a drill from the bucket sees every write
       assertThat(done.reprotect().mode()).isEqualTo(ReverseMode.CHECKSUM_RESYNC);
       assertThat(done.reprotect().targetSite()).isEqualTo(CloudBucket.SITE);
+      assertThat(done.reprotect().steps()).anyMatch(step -> step.contains(
+          "the bucket of cloud (the copy its host ran until the failback is deleted) is now the "
+          + "replica of primary"));
       assertThat(cloud.listVms()).noneMatch(v -> v.name().equals(VM));
       ProtectVmWorkflow again = client.newWorkflowStub(ProtectVmWorkflow.class,
           ProtectVmWorkflow.workflowId(VM));

@@ -4,6 +4,7 @@ import io.siterecovery.activities.AgentActivities;
 import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
 import io.siterecovery.activities.AgentActivityRecords.DeltaRequest;
 import io.siterecovery.activities.AgentActivityRecords.DiskResyncResult;
+import io.siterecovery.activities.AgentActivityRecords.ReplicaPoint;
 import io.siterecovery.activities.AgentActivityRecords.ReplicationCycle;
 import io.siterecovery.activities.AgentActivityRecords.ResyncDiskRequest;
 import io.siterecovery.activities.AgentActivityRecords.SourceHealth;
@@ -661,14 +662,17 @@ public class ProtectVmWorkflowImpl implements ProtectVmWorkflow {
       differing += r.blocksDiffering();
       sent += r.bytesSent();
     }
-    view.recordPoints(step("completing the resync", () -> agents.completeResync(plan)));
+    ReplicaPoint resynced = step("completing the resync", () -> agents.completeResync(plan));
+    view.recordPoints(resynced);
     // The replica holds no point until the generation after the resync is applied: ship it now.
     AgentActivities shipper = longTermShortSteps ? finalSyncAgents : agents;
     view.recordCycle(step("shipping the generation after the resync",
         () -> shipper.replicateDelta(deltaRequest(false))));
     view.note("resync at generation " + generation + " done (" + view.resyncReason() + "): "
         + differing + " of " + compared + " blocks differed, " + sent
-        + " bytes sent; recovery points older than the resync were dropped");
+        + " bytes sent; " + (resynced.points().size() > 1 ? resynced.points().size()
+            + " recovery points kept"
+            : "recovery points older than the resync were dropped"));
     view.resyncDone();
     view.health(Health.NORMAL, List.of());
     view.state(ProtectionState.PROTECTED);

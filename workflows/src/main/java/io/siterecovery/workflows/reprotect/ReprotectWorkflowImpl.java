@@ -163,7 +163,9 @@ public class ReprotectWorkflowImpl implements ReprotectWorkflow {
     }
     mode = outcome.resyncReason() == null ? ReverseMode.CHANGED_RANGES
         : ReverseMode.CHECKSUM_RESYNC;
-    steps.add("the old copy on " + plan.oldSite() + " is now the replica of " + plan.activeSite()
+    String replica = outcome.replica() != null ? outcome.replica()
+        : "the old copy on " + plan.oldSite();
+    steps.add(replica + " is now the replica of " + plan.activeSite()
         + (outcome.resyncReason() == null ? "; its disks equal the failover point"
             : "; its disks are compared block by block: " + outcome.resyncReason()));
   }
