@@ -406,17 +406,28 @@ final class BucketTargets {
         .equals(plan.vm()) && v.role() == VmRecord.Role.PRIMARY);
     long lastLocal = -1;
     long movedAt = System.nanoTime();
+    ProgressGate gate = null;
+    String failover = ctx.getInfo().getWorkflowId();
     while (!adopted) {
       RecoveryProgress p = call(() -> host.recoveryProgress(plan.vm()));
       if (p.complete()) {
         break;
       }
-      if (p.localBytes() != lastLocal) {
-        lastLocal = p.localBytes();
-        movedAt = System.nanoTime();
+      long now = System.nanoTime();
+      if (gate == null) {
+        gate = new ProgressGate(p.totalBytes(), p.localBytes(), now);
+      }
+      if (gate.shouldReport(p.localBytes(), now)) {
+        progress.accept(failover, new CopyProgress("DOWNLOADING_DISKS", "all disks",
+            p.localBytes(), p.totalBytes(), p.downloadedBytes(),
+            p.downloadMiBPerSecond() * (1 << 20), Instant.now()));
         log.info("[{}] commit waits for its disks on {}: {} of {} bytes local ({} MiB/s)",
             plan.vm(), plan.targetSite(), p.localBytes(), p.totalBytes(),
             String.format("%.1f", p.downloadMiBPerSecond()));
+      }
+      if (p.localBytes() != lastLocal) {
+        lastLocal = p.localBytes();
+        movedAt = now;
       } else if (p.disks().stream().anyMatch(d -> !d.failedChunks().isEmpty())
           && System.nanoTime() - movedAt > STALLED.toNanos()) {
         break;

@@ -199,6 +199,45 @@ class FailoverWorkflowTest {
     replays(client, FailoverWorkflow.workflowId("web01"));
   }
 
+  /**
+   * A commit that waits for a replica's disks (one recovered from a bucket) shows the download in
+   * its status while it is COMMITTING, from the activity's copyProgress signals; not after.
+   */
+  @Test
+  void aCommitWaitingForItsDisksShowsTheirDownloadInItsStatus(TestWorkflowEnvironment env,
+      WorkflowClient client) throws Exception {
+    AgentActivities agents = WorkflowTestSupport.healthyAgents(env, true);
+    java.util.concurrent.CountDownLatch seen = new java.util.concurrent.CountDownLatch(1);
+    doAnswer(inv -> {
+      client.newWorkflowStub(FailoverWorkflow.class, FailoverWorkflow.workflowId("web01"))
+          .copyProgress(new io.siterecovery.activities.AgentActivityRecords.CopyProgress(
+              "DOWNLOADING_DISKS", "all disks", 3L << 30, 4L << 30, 3L << 30, 100.0 * (1 << 20),
+              Instant.now()));
+      assertThat(seen.await(30, TimeUnit.SECONDS)).as("the test saw the progress").isTrue();
+      return new io.siterecovery.activities.AgentActivityRecords.PromoteOutcome(0);
+    }).when(agents).promoteReplica(any());
+    WorkflowTestSupport.start(env, agents);
+    protect(env, client);
+    FailoverWorkflow fo = planned(env, client);
+    assertThat(fo.status().progress()).as("before the commit").isNull();
+
+    fo.commit(new OperatorRequest(null));
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (fo.status().progress() == null) {
+      assertThat(System.nanoTime()).as("progress while committing").isLessThan(deadline);
+      Thread.onSpinWait();
+    }
+    FailoverStatus committing = fo.status();
+    assertThat(committing.state()).isEqualTo(FailoverState.COMMITTING);
+    assertThat(committing.progress().bytesDone()).isEqualTo(3L << 30);
+    assertThat(committing.progress().bytesTotal()).isEqualTo(4L << 30);
+    assertThat(committing.progress().etaSeconds()).as("1 GiB left at 100 MiB/s").isEqualTo(11L);
+    seen.countDown();
+    FailoverStatus end = result(fo);
+    assertThat(end.state()).isEqualTo(FailoverState.COMMITTED);
+    assertThat(end.progress()).as("once committed").isNull();
+  }
+
   @Test
   void aCommitWhoseProtectionIsGoneStillCommitsAndSaysTheProtectionWasNotTold(
       TestWorkflowEnvironment env, WorkflowClient client) {

@@ -44,6 +44,9 @@ final class StatusText {
             ? FailoverWorkflow.testWorkflowId(f.vm()) : FailoverWorkflow.workflowId(f.vm()),
         f.type(), f.state(), f.sourceSite(), f.targetSite(),
         f.recoveryPoint() == null ? "" : "  point " + f.recoveryPoint().id()));
+    if (f.progress() != null) {
+      b.append("  ").append(ProgressLine.of(f.progress())).append('\n');
+    }
     if (f.test() != null) {
       b.append(testVm(f.test(), f.targetSite()));
     }

@@ -21,6 +21,7 @@ final class FailoverDetails {
             : test.cleanupDueAt().toString())
         .line("Commit policy", s.commitPolicy() == null || s.decidesItselfAt() == null ? null
             : s.commitPolicy().action() + " by itself at " + s.decidesItselfAt())
+        .progress(s.progress())
         .line("Source", s.fence())
         .line("Error", s.error())
         .line("Last", s.steps().isEmpty() ? null : s.steps().get(s.steps().size() - 1))

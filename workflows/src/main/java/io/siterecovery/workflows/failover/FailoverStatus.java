@@ -1,5 +1,6 @@
 package io.siterecovery.workflows.failover;
 
+import io.siterecovery.workflows.protection.Progress;
 import io.siterecovery.workflows.protection.RecoveryPoint;
 import java.time.Duration;
 import java.time.Instant;
@@ -12,11 +13,21 @@ import java.util.List;
  * TEST failover (null for the others). {@code pointsTried}: each recovery point the replica VM
  * was started at, in order ({@code changeRecoveryPoint}). {@code fence}: what became of the
  * source VM ("fenced on primary", "owed: ..."; null before the failover gets that far).
+ * {@code progress}: while COMMITTING a replica recovered from a bucket, its disks' download
+ * (bytes local of total, rate, ETA); null otherwise.
  */
 public record FailoverStatus(String vm, FailoverType type, FailoverState state, String sourceSite,
     String targetSite, RecoveryPoint recoveryPoint, List<String> steps, String error,
     Instant startedAt, CommitPolicy commitPolicy, Instant decidesItselfAt, TestVmStatus test,
-    List<RecoveryPoint> pointsTried, String fence) {
+    List<RecoveryPoint> pointsTried, String fence, Progress progress) {
+
+  public FailoverStatus(String vm, FailoverType type, FailoverState state, String sourceSite,
+      String targetSite, RecoveryPoint recoveryPoint, List<String> steps, String error,
+      Instant startedAt, CommitPolicy commitPolicy, Instant decidesItselfAt, TestVmStatus test,
+      List<RecoveryPoint> pointsTried, String fence) {
+    this(vm, type, state, sourceSite, targetSite, recoveryPoint, steps, error, startedAt,
+        commitPolicy, decidesItselfAt, test, pointsTried, fence, null);
+  }
 
   /**
    * {@code testVm} and its writable NBD {@code exports} once created; {@code cleanupDueAt}: when

@@ -31,6 +31,13 @@ public interface FailoverWorkflow {
   void changeRecoveryPoint(ChangeRecoveryPoint request);
 
   /** End a TEST failover: delete the test VM and its scratch data. */
+  /**
+   * Progress of a long step (a commit waiting for a replica's disks to be local), sent by the
+   * activity that runs it; not an operator's signal.
+   */
+  @SignalMethod(name = "copyProgress")
+  void copyProgress(io.siterecovery.activities.AgentActivityRecords.CopyProgress progress);
+
   @SignalMethod(name = "cleanup")
   void cleanup(CleanupRequest request);
 

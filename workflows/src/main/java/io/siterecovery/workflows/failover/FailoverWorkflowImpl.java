@@ -1,5 +1,7 @@
 package io.siterecovery.workflows.failover;
 
+import io.siterecovery.workflows.protection.Progress;
+import io.siterecovery.activities.AgentActivityRecords.CopyProgress;
 import io.siterecovery.activities.AgentActivities;
 import io.siterecovery.activities.AgentActivityRecords.DeltaRequest;
 import io.siterecovery.activities.AgentActivityRecords.PromoteOutcome;
@@ -63,6 +65,8 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   private RecoveryPoint point;
   private final StepLog steps = new StepLog(log, this::showDetails);
   private String error;
+  /** A commit's download, reported by its activity (copyProgress). */
+  private Progress progress;
   private Instant startedAt;
   private Decision decision;
   private CommitPolicy commitPolicy;
@@ -477,6 +481,15 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
   }
 
   @Override
+  public void copyProgress(CopyProgress p) {
+    Long eta = p.bytesPerSecond() > 0
+        ? (long) Math.ceil((p.bytesTotal() - p.bytesDone()) / p.bytesPerSecond()) : null;
+    progress = new Progress(p.phase(), p.disk(), p.bytesDone(), p.bytesTotal(),
+        p.bytesPerSecond(), eta);
+    showDetails();
+  }
+
+  @Override
   public void cleanup(CleanupRequest request) {
     test.cleanup(request);
   }
@@ -489,6 +502,7 @@ public class FailoverWorkflowImpl implements FailoverWorkflow {
     return new FailoverStatus(vm, type, state, plan == null ? null : plan.sourceSite(),
         plan == null ? null : plan.targetSite(), point, steps.list(), error, startedAt,
         commitPolicy, decision == null ? decidesItselfAt : null, null, List.copyOf(pointsTried),
-        fence == null ? null : fence.description());
+        fence == null ? null : fence.description(),
+        state == FailoverState.COMMITTING ? progress : null);
   }
 }
