@@ -42,7 +42,9 @@ import io.temporal.failure.ApplicationFailure;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
@@ -157,6 +159,7 @@ public class AgentActivitiesImpl implements AgentActivities {
   public ProtectionPlan describeProtection(String vm) {
     boolean seen = false;
     List<String> unreachable = new ArrayList<>();
+    Map<String, VmRecord> found = new LinkedHashMap<>();
     for (String site : sites.sites()) {
       List<VmRecord> listed;
       try {
@@ -170,7 +173,10 @@ public class AgentActivitiesImpl implements AgentActivities {
       }
       VmRecord record = listed.stream().filter(r -> r.name().equals(vm)).findFirst()
           .orElse(null);
-      seen |= record != null;
+      if (record != null) {
+        seen = true;
+        found.put(site, record);
+      }
       if (record != null && record.protection() != null) {
         if (!record.protection().initialComplete()) {
           throw ApplicationFailure.newNonRetryableFailure("VM " + vm
@@ -180,7 +186,7 @@ public class AgentActivitiesImpl implements AgentActivities {
       }
     }
     if (!unreachable.isEmpty()) {
-      ProtectionPlan fromTheTarget = planFromTheTarget(vm, unreachable);
+      ProtectionPlan fromTheTarget = planFromTheTarget(vm, unreachable, found);
       if (fromTheTarget != null) {
         return fromTheTarget;
       }
@@ -197,9 +203,11 @@ public class AgentActivitiesImpl implements AgentActivities {
   /**
    * The source of an unplanned failover is often the site that is lost: the replica still
    * knows the VM and where it came from, and a bucket knows the VM's points (its source is then
-   * the one site that did not answer). Null when neither does.
+   * the one site that did not answer). {@code found}: the VM's copy on each site that answered.
+   * Null when neither does.
    */
-  private ProtectionPlan planFromTheTarget(String vm, List<String> unreachable) {
+  private ProtectionPlan planFromTheTarget(String vm, List<String> unreachable,
+      Map<String, VmRecord> found) {
     for (String site : sites.sites()) {
       if (unreachable.contains(site)) {
         continue;
@@ -217,10 +225,9 @@ public class AgentActivitiesImpl implements AgentActivities {
             unreachable.get(0), site);
         return new ProtectionPlan(vm, unreachable.get(0), site, List.of());
       }
-      VmRecord replica = call(() -> agent(site).listVms()).stream()
-          .filter(r -> r.name().equals(vm) && r.replica() != null
-              && unreachable.contains(r.replica().sourceSite())).findFirst().orElse(null);
-      if (replica != null) {
+      VmRecord replica = found.get(site);
+      if (replica != null && replica.replica() != null
+          && unreachable.contains(replica.replica().sourceSite())) {
         log.warn("[{}] source site {} does not answer; its replica on {} stands for it", vm,
             replica.replica().sourceSite(), site);
         return toPlan(replica, replica.replica().sourceSite(), site);
