@@ -28,13 +28,9 @@ import io.siterecovery.agent.testing.ResyncRun;
 import io.siterecovery.agent.testing.TestCerts;
 import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.agent.vm.VmRecord.SourceProtection;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -128,12 +124,12 @@ class BucketFailbackDataPathTest {
         // the VM writes on the cloud: 4 blocks of 64 KiB in 3 chunks of 1 MiB
         qemuIo(export, "write -P 0x5a 1M 4k", "write -P 0x5b 10300k 8k",
             "write -P 0x5c 30M 64k").assertOk();
-        write(expected, MIB, 4 << 10, (byte) 0x5a);
-        write(expected, 10300 << 10, 8 << 10, (byte) 0x5b);
-        write(expected, 30 * MIB, 64 << 10, (byte) 0x5c);
+        RecoveryWaits.writeImage(expected, MIB, 4 << 10, (byte) 0x5a);
+        RecoveryWaits.writeImage(expected, 10300 << 10, 8 << 10, (byte) 0x5b);
+        RecoveryWaits.writeImage(expected, 30 * MIB, 64 << 10, (byte) 0x5c);
         long blocksWritten = 4;
         long chunksWritten = 3;
-        awaitComplete(c);
+        RecoveryWaits.awaitComplete(c, VM);
         Path recoveryImage = dir.resolve("cloud/bucket-recoveries/" + VM + "/disk0.img");
         Object inode = Files.getAttribute(recoveryImage, "unix:ino");
 
@@ -215,7 +211,7 @@ class BucketFailbackDataPathTest {
       AgentClient c = TestCerts.operatorClient(cloud);
       c.recoverFromBucket("fb02", new RecoverFromBucketRequest("cloud",
           BucketShipper.bucketVmId("fb02"), null, true));
-      awaitComplete(c, "fb02-test");
+      RecoveryWaits.awaitComplete(c, "fb02-test");
 
       assertThatThrownBy(() -> c.promoteBucketRecovery("fb02", "primary", null))
           .isInstanceOfSatisfying(AgentException.class, e -> {
@@ -327,9 +323,9 @@ class BucketFailbackDataPathTest {
         AgentClient c = host.client();
         c.recoverFromBucket(vm, new RecoverFromBucketRequest("cloud",
             BucketShipper.bucketVmId(vm), null, false));
-        awaitComplete(c, vm);
+        RecoveryWaits.awaitComplete(c, vm);
         qemuIo(host.nbdUri(vm, "disk1"), "write -P 0x77 2M 4k").assertOk();
-        write(expected[1], 2 * MIB, 4 << 10, (byte) 0x77);
+        RecoveryWaits.writeImage(expected[1], 2 * MIB, 4 << 10, (byte) 0x77);
         assertThatThrownBy(() -> c.promoteBucketRecovery(vm, "primary", null))
             .as("the commit of a host that halts at %s", step);
         assertThat(host.awaitExit(Duration.ofSeconds(30)))
@@ -416,30 +412,6 @@ class BucketFailbackDataPathTest {
     return new HostAgent(new HostAgent.Settings(site, dir.resolve(site), "127.0.0.1", 0, 0,
         TestCerts.site(site), Map.of(), HostAgent.Settings.LOOPBACK, false, null, null,
         Map.of("cloud", ObjectStoreSite.load("cloud", siteFile))));
-  }
-
-  private static RecoveryProgress awaitComplete(AgentClient operator) {
-    return awaitComplete(operator, VM);
-  }
-
-  private static RecoveryProgress awaitComplete(AgentClient operator, String vm) {
-    long deadline = System.nanoTime() + Duration.ofSeconds(120).toNanos();
-    RecoveryProgress p;
-    while (!(p = operator.recoveryProgress(vm)).complete()) {
-      assertThat(p.disks().get(0).failedChunks()).as("failed chunks").isEmpty();
-      assertThat(System.nanoTime()).as("the fetch completes").isLessThan(deadline);
-      Thread.onSpinWait();
-    }
-    return p;
-  }
-
-  private static void write(Path image, long offset, int length, byte pattern)
-      throws Exception {
-    byte[] bytes = new byte[length];
-    Arrays.fill(bytes, pattern);
-    try (FileChannel file = FileChannel.open(image, StandardOpenOption.WRITE)) {
-      file.write(ByteBuffer.wrap(bytes), offset);
-    }
   }
 
   private Path siteFile(S3ProxyServer s3proxy) throws Exception {

@@ -28,7 +28,6 @@ import java.nio.file.attribute.FileTime;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -71,15 +70,7 @@ class BucketResyncTest {
   static void startS3Proxy() throws Exception {
     s3proxy = S3ProxyServer.start(bucketDir);
     store = s3proxy.store(PREFIX);
-    Files.writeString(configDir.resolve("kek.hex"), HexFormat.of().formatHex(KEK) + "\n");
-    Files.writeString(configDir.resolve("s3.id"), S3ProxyServer.ACCESS_KEY + "\n");
-    Files.writeString(configDir.resolve("s3.secret"), S3ProxyServer.SECRET_KEY + "\n");
-    Map<String, Object> fields = new HashMap<>(Map.of(
-        "endpoint", s3proxy.endpoint().toString(), "region", "us-east-1",
-        "bucket", S3ProxyServer.BUCKET, "prefix", PREFIX, "accessKeyFile", "s3.id",
-        "secretKeyFile", "s3.secret", "kekFile", "kek.hex", "chunkSize", CHUNK));
-    siteFile = Files.write(configDir.resolve("cloud.json"),
-        io.siterecovery.agent.Json.MAPPER.writeValueAsBytes(fields));
+    siteFile = s3proxy.siteFile(configDir, "cloud.json", KEK, Map.of("chunkSize", CHUNK));
   }
 
   @AfterAll

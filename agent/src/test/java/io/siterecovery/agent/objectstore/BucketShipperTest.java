@@ -70,9 +70,6 @@ class BucketShipperTest {
   static void startS3Proxy() throws Exception {
     s3proxy = S3ProxyServer.start(bucketDir);
     store = s3proxy.store(PREFIX);
-    Files.writeString(configDir.resolve("kek.hex"), HexFormat.of().formatHex(KEK) + "\n");
-    Files.writeString(configDir.resolve("s3.id"), S3ProxyServer.ACCESS_KEY + "\n");
-    Files.writeString(configDir.resolve("s3.secret"), S3ProxyServer.SECRET_KEY + "\n");
     siteFile = siteFile("cloud.json", Map.of());
   }
 
@@ -84,19 +81,9 @@ class BucketShipperTest {
 
   /** The test's site file, with {@code changes} (a null value removes the field). */
   private static Path siteFile(String name, Map<String, Object> changes) throws IOException {
-    Map<String, Object> fields = new HashMap<>(Map.of(
-        "endpoint", s3proxy.endpoint().toString(), "region", "us-east-1",
-        "bucket", S3ProxyServer.BUCKET, "prefix", PREFIX, "accessKeyFile", "s3.id",
-        "secretKeyFile", "s3.secret", "kekFile", "kek.hex", "chunkSize", CHUNK));
-    changes.forEach((k, v) -> {
-      if (v == null) {
-        fields.remove(k);
-      } else {
-        fields.put(k, v);
-      }
-    });
-    return Files.write(configDir.resolve(name),
-        io.siterecovery.agent.Json.MAPPER.writeValueAsBytes(fields));
+    Map<String, Object> fields = new HashMap<>(Map.of("chunkSize", CHUNK));
+    fields.putAll(changes);
+    return s3proxy.siteFile(configDir, name, KEK, fields);
   }
 
   private HostAgent startAgent(Path data) throws IOException {

@@ -15,15 +15,11 @@ import io.siterecovery.agent.objectstore.ship.BucketShipper;
 import io.siterecovery.agent.objectstore.ship.ObjectStoreSite;
 import io.siterecovery.agent.testing.AgentProcess;
 import io.siterecovery.agent.testing.TestCerts;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -103,7 +99,7 @@ class RecoveryHostKillTest {
         assertThat(operator.recoverFromBucket("kill01", request).exports())
             .as("the same request answers the recovery it made").containsExactly(export);
         gate[0].open();
-        RecoveryProgress done = awaitComplete(operator);
+        RecoveryProgress done = RecoveryWaits.awaitComplete(operator, "kill01");
         long completeMillis = (System.nanoTime() - restarted) / 1_000_000;
         for (String key : servedBeforeKill) {
           assertThat(gate[0].requests(key)).as("GETs of %s, local before the kill", key)
@@ -115,8 +111,8 @@ class RecoveryHostKillTest {
         assertThat(done.disks().get(0).failedChunks()).isEmpty();
         assertThat(done.disks().get(0).writtenChunks()).containsExactly(1L, 38L);
 
-        write(atPoint, 1052672, 8 << 10, (byte) 0x6b);
-        write(atPoint, 38 * MIB, 4 << 10, (byte) 0x6c);
+        RecoveryWaits.writeImage(atPoint, 1052672, 8 << 10, (byte) 0x6b);
+        RecoveryWaits.writeImage(atPoint, 38 * MIB, 4 << 10, (byte) 0x6c);
         compareRaw(atPoint.toString(), export).assertOk();
         System.out.printf("recovery host killed with %d of %d MiB local: restarted and serving"
             + " progress in %d ms, complete in %d ms, %d MiB downloaded after the restart"
@@ -175,7 +171,7 @@ class RecoveryHostKillTest {
         assertThat(reloaded.localBytes()).as("local after the restart")
             .isEqualTo(LET_THROUGH * MIB);
         gate[0].open();
-        RecoveryProgress done = awaitComplete(operator);
+        RecoveryProgress done = RecoveryWaits.awaitComplete(operator, "kill01");
         assertThat(done.downloadedBytes()).as("downloaded after the restart: what was not local")
             .isEqualTo(DATA - reloaded.localBytes());
         long again = servedBeforeKill.stream().filter(k -> gate[0].requests(k) > 1).count();
@@ -233,26 +229,6 @@ class RecoveryHostKillTest {
     while (operator.recoveryProgress("kill01").localBytes() < bytes) {
       assertThat(System.nanoTime()).as("%d bytes local", bytes).isLessThan(deadline);
       Thread.onSpinWait();
-    }
-  }
-
-  private static RecoveryProgress awaitComplete(AgentClient operator) {
-    long deadline = System.nanoTime() + Duration.ofSeconds(120).toNanos();
-    RecoveryProgress p;
-    while (!(p = operator.recoveryProgress("kill01")).complete()) {
-      assertThat(p.disks().get(0).failedChunks()).as("failed chunks").isEmpty();
-      assertThat(System.nanoTime()).as("the fetch completes").isLessThan(deadline);
-      Thread.onSpinWait();
-    }
-    return p;
-  }
-
-  private static void write(Path image, long offset, int length, byte pattern)
-      throws Exception {
-    byte[] bytes = new byte[length];
-    Arrays.fill(bytes, pattern);
-    try (FileChannel file = FileChannel.open(image, StandardOpenOption.WRITE)) {
-      file.write(ByteBuffer.wrap(bytes), offset);
     }
   }
 

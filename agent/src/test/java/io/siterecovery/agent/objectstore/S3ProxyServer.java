@@ -85,9 +85,19 @@ final class S3ProxyServer implements AutoCloseable {
    * operator writes one for {@code --object-store cloud=FILE}.
    */
   Path siteFile(Path dir, int kekByte, Integer chunkSize) throws IOException {
-    Path config = Files.createDirectories(dir);
     byte[] kek = new byte[32];
     java.util.Arrays.fill(kek, (byte) kekByte);
+    return siteFile(dir, "cloud.json", kek, chunkSize == null ? java.util.Map.of()
+        : java.util.Map.of("chunkSize", chunkSize));
+  }
+
+  /**
+   * As above, named {@code name}, with the key-encryption key {@code kek} and the default fields
+   * changed by {@code changes} (a null value removes the field).
+   */
+  Path siteFile(Path dir, String name, byte[] kek, java.util.Map<String, Object> changes)
+      throws IOException {
+    Path config = Files.createDirectories(dir);
     Files.writeString(config.resolve("kek.hex"), java.util.HexFormat.of().formatHex(kek) + "\n");
     Files.writeString(config.resolve("s3.id"), ACCESS_KEY + "\n");
     Files.writeString(config.resolve("s3.secret"), SECRET_KEY + "\n");
@@ -95,10 +105,14 @@ final class S3ProxyServer implements AutoCloseable {
         "endpoint", endpoint().toString(), "region", "us-east-1", "bucket", BUCKET,
         "prefix", "dr/", "accessKeyFile", "s3.id", "secretKeyFile", "s3.secret",
         "kekFile", "kek.hex"));
-    if (chunkSize != null) {
-      fields.put("chunkSize", chunkSize);
-    }
-    return Files.write(config.resolve("cloud.json"),
+    changes.forEach((k, v) -> {
+      if (v == null) {
+        fields.remove(k);
+      } else {
+        fields.put(k, v);
+      }
+    });
+    return Files.write(config.resolve(name),
         io.siterecovery.agent.Json.MAPPER.writeValueAsBytes(fields));
   }
 
