@@ -178,14 +178,8 @@ class CloudEndToEndTest {
       client = stack.client();
       AgentClient primary = stack.operatorClient(stack.primary());
       AgentClient cloud = stack.operatorClient(stack.cloud());
-      primary.createVm(VM, List.of(32 * MIB));
       int source = stack.primary().nbdPort();
-      fio(source, "before", 0, "--do_verify=0");
-      ProtectVmWorkflow protection = start(ProtectVmWorkflow.class,
-          ProtectVmWorkflow.workflowId(VM));
-      WorkflowClient.start(protection::protect, new ProtectVmInput(VM, "fast", "cloud", null));
-      Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
-      fio(source, "after", 16 * MIB, "--do_verify=0");
+      protectedToTheBucket(primary, source);
 
       FailoverWorkflow failover = start(FailoverWorkflow.class, FailoverWorkflow.workflowId(VM));
       WorkflowClient.start(failover::failover,
@@ -291,14 +285,8 @@ class CloudEndToEndTest {
         Map.of("fast", FAST))) {
       client = stack.client();
       AgentClient primary = stack.operatorClient(stack.primary());
-      primary.createVm(VM, List.of(32 * MIB));
       int source = stack.primary().nbdPort();
-      fio(source, "before", 0, "--do_verify=0");
-      ProtectVmWorkflow protection = start(ProtectVmWorkflow.class,
-          ProtectVmWorkflow.workflowId(VM));
-      WorkflowClient.start(protection::protect, new ProtectVmInput(VM, "fast", "cloud", null));
-      Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
-      fio(source, "after", 16 * MIB, "--do_verify=0");
+      ProtectVmWorkflow protection = protectedToTheBucket(primary, source);
       long cycles = protection.status().deltaCycles();
       Eventually.await(() -> protection.status().deltaCycles() > cycles + 1);
 
@@ -328,6 +316,22 @@ class CloudEndToEndTest {
     String out = new String(p.getInputStream().readAllBytes());
     assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
     assertThat(p.exitValue()).as("qemu-img compare: " + out).isZero();
+  }
+
+  /**
+   * The VM created on primary with fio's 'before' pattern, protected to the bucket (policy fast)
+   * until PROTECTED, then fio's 'after' pattern written.
+   */
+  private ProtectVmWorkflow protectedToTheBucket(AgentClient primary, int source)
+      throws Exception {
+    primary.createVm(VM, List.of(32 * MIB));
+    fio(source, "before", 0, "--do_verify=0");
+    ProtectVmWorkflow protection = start(ProtectVmWorkflow.class,
+        ProtectVmWorkflow.workflowId(VM));
+    WorkflowClient.start(protection::protect, new ProtectVmInput(VM, "fast", "cloud", null));
+    Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
+    fio(source, "after", 16 * MIB, "--do_verify=0");
+    return protection;
   }
 
   private static long offset(String pattern) {
