@@ -1,5 +1,6 @@
 package io.siterecovery.workers.bench;
 
+import io.siterecovery.workers.dev.FreePorts;
 import io.siterecovery.agent.Json;
 import io.siterecovery.workers.dev.WorkerRunner;
 import io.siterecovery.workflows.Registration;
@@ -53,7 +54,7 @@ final class WorkerKillBench {
   }
 
   List<Measured> run(long size) throws Exception {
-    int port = freePort();
+    int port = FreePorts.next();
     try (TestServer.PortBoundTestServer server = TestServer.createPortBoundServer(port, true);
         LocalSites sites = new LocalSites(dir.resolve("agents"))) {
       sites.source.createVm(VM, List.of(size));
@@ -195,9 +196,4 @@ final class WorkerKillBench {
     }
   }
 
-  private static int freePort() throws IOException {
-    try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
-      return s.getLocalPort();
-    }
-  }
 }

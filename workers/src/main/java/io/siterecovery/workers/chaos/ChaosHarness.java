@@ -1,5 +1,6 @@
 package io.siterecovery.workers.chaos;
 
+import io.siterecovery.workers.dev.FreePorts;
 import io.siterecovery.agent.AgentMain;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.security.CertificateAuthority;
@@ -13,7 +14,6 @@ import io.temporal.serviceclient.WorkflowServiceStubs;
 import io.temporal.testserver.TestServer;
 import java.io.Closeable;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -43,10 +43,10 @@ final class ChaosHarness implements Closeable {
   private final int temporalPort;
   private final WorkflowServiceStubs service;
   private final WorkflowClient client;
-  private final int primaryHttp = freePort();
-  private final int primaryNbd = freePort();
-  private final int secondaryHttp = freePort();
-  private final int secondaryNbd = freePort();
+  private final int primaryHttp = FreePorts.next();
+  private final int primaryNbd = FreePorts.next();
+  private final int secondaryHttp = FreePorts.next();
+  private final int secondaryNbd = FreePorts.next();
   private final Path secondaryData;
   private final Path primaryData;
   final LinkProxy link;
@@ -77,7 +77,7 @@ final class ChaosHarness implements Closeable {
     this.primaryData = primaryData != null ? primaryData : dir.resolve("primary");
     CertificateAuthority.provision(certs, "chaos", List.of(Identity.site("primary"),
         Identity.site("secondary"), Identity.operator(), Identity.worker()));
-    this.temporalPort = freePort();
+    this.temporalPort = FreePorts.next();
     // lockTimeSkipping=true: real time, as dev runs it.
     this.temporal = TestServer.createPortBoundServer(temporalPort, true);
     this.service = WorkerRunner.connect("127.0.0.1:" + temporalPort);
@@ -248,13 +248,6 @@ final class ChaosHarness implements Closeable {
         java.nio.charset.StandardCharsets.UTF_8);
   }
 
-  private static int freePort() {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    } catch (IOException e) {
-      throw new java.io.UncheckedIOException(e);
-    }
-  }
 
   @Override
   public void close() throws IOException {

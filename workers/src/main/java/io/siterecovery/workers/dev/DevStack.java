@@ -67,7 +67,7 @@ public final class DevStack implements Closeable {
    */
   public DevStack(Path dataDir, Ports ports, Map<String, SiteRecoveryConfig.Policy> policies,
       Map<String, SiteRecoveryConfig.Plan> plans) throws IOException {
-    int temporalPort = ports.temporal() == 0 ? freePort() : ports.temporal();
+    int temporalPort = ports.temporal() == 0 ? FreePorts.next() : ports.temporal();
     try {
       // lockTimeSkipping=true: the dev server runs in real time, timers are not skipped.
       this.temporal = TestServer.createPortBoundServer(temporalPort, true);
@@ -149,11 +149,6 @@ public final class DevStack implements Closeable {
     return java.net.URI.create(agent.url()).getPort();
   }
 
-  private static int freePort() throws IOException {
-    try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
-      return s.getLocalPort();
-    }
-  }
 
   public SiteRecoveryConfig config() {
     return config;

@@ -1,5 +1,6 @@
 package io.siterecovery.workers.boot;
 
+import io.siterecovery.workers.dev.FreePorts;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -21,7 +22,6 @@ import io.temporal.client.WorkflowOptions;
 import io.temporal.serviceclient.WorkflowServiceStubs;
 import io.temporal.testserver.TestServer;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -54,7 +54,7 @@ class SpringWorkerTest {
     Path certs = dir.resolve("certs");
     CertificateAuthority.provision(certs, "test", List.of(Identity.site("primary"),
         Identity.site("secondary"), Identity.operator(), Identity.monitor(), Identity.worker()));
-    int temporalPort = freePort();
+    int temporalPort = FreePorts.next();
     try (TestServer.PortBoundTestServer temporal =
             TestServer.createPortBoundServer(temporalPort, true);
         HostAgent primary = agent("primary", certs);
@@ -138,7 +138,7 @@ class SpringWorkerTest {
     properties.put("site-recovery.sites.secondary", "http://127.0.0.1:2");
     properties.put("site-recovery.partners.primary", "tertiary");
     properties.put("site-recovery.policies.gold.copy-frequency", "PT0S");
-    properties.put("spring.temporal.connection.target", "127.0.0.1:" + freePort());
+    properties.put("spring.temporal.connection.target", "127.0.0.1:" + FreePorts.next());
     properties.put("server.port", "0");
     assertThatThrownBy(() -> WorkerApplication.start(properties).close())
         .satisfies(e -> assertThat(messages(e))
@@ -152,7 +152,7 @@ class SpringWorkerTest {
     Path certs = dir.resolve("certs");
     CertificateAuthority.provision(certs, "test", List.of(Identity.operator()));
     Map<String, String> properties = Map.of("site-recovery.certs", certs.toString(),
-        "spring.temporal.connection.target", "127.0.0.1:" + freePort(), "server.port", "0");
+        "spring.temporal.connection.target", "127.0.0.1:" + FreePorts.next(), "server.port", "0");
     assertThatThrownBy(() -> WorkerApplication.start(properties).close())
         .satisfies(e -> assertThat(messages(e)).contains("site-recovery.certs")
             .contains("certs issue --dir " + certs + " worker"));
@@ -204,9 +204,4 @@ class SpringWorkerTest {
         .anyMatch(d -> Files.isExecutable(Path.of(d, tool)));
   }
 
-  private static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    }
-  }
 }

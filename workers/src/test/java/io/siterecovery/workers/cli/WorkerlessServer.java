@@ -1,11 +1,11 @@
 package io.siterecovery.workers.cli;
 
+import io.siterecovery.workers.dev.FreePorts;
 import io.siterecovery.workers.dev.WorkerRunner;
 import io.temporal.client.WorkflowClient;
 import io.temporal.serviceclient.WorkflowServiceStubs;
 import io.temporal.testserver.TestServer;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.util.Arrays;
 import java.util.stream.Stream;
 
@@ -20,10 +20,7 @@ final class WorkerlessServer implements AutoCloseable {
   final WorkflowClient client;
 
   WorkerlessServer() throws IOException {
-    int port;
-    try (ServerSocket s = new ServerSocket(0)) {
-      port = s.getLocalPort();
-    }
+    int port = FreePorts.next();
     server = TestServer.createPortBoundServer(port, true);
     address = "127.0.0.1:" + port;
     service = WorkerRunner.connect(address);

@@ -1,5 +1,6 @@
 package io.siterecovery.workers.ops;
 
+import io.siterecovery.workers.dev.FreePorts;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -12,7 +13,6 @@ import io.temporal.api.enums.v1.IndexedValueType;
 import io.temporal.common.SearchAttributeKey;
 import java.io.File;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -209,12 +209,12 @@ class ComposeFileTest {
     String temporal = which("temporal");
     assumeTrue(temporal != null, "the temporal CLI is not on the PATH; ./run-tests builds it "
         + "into ~/go/bin");
-    int port = freePort();
+    int port = FreePorts.next();
     String address = "127.0.0.1:" + port;
     Process server = new ProcessBuilder(temporal, "server", "start-dev", "--headless",
         "--ip", "127.0.0.1", "--port", String.valueOf(port),
-        "--ui-port", String.valueOf(freePort()), "--http-port", String.valueOf(freePort()),
-        "--metrics-port", String.valueOf(freePort()), "--log-level", "warn")
+        "--ui-port", String.valueOf(FreePorts.next()), "--http-port", String.valueOf(FreePorts.next()),
+        "--metrics-port", String.valueOf(FreePorts.next()), "--log-level", "warn")
         .redirectErrorStream(true).redirectOutput(tmp.resolve("server.log").toFile()).start();
     try {
       JsonNode setupService = services.get("temporal-setup");
@@ -540,11 +540,6 @@ class ComposeFileTest {
         .map(Path::toString).orElse(null);
   }
 
-  private static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    }
-  }
 
   private static Path repositoryRoot() {
     Path here = Path.of("").toAbsolutePath();

@@ -1,11 +1,11 @@
 package io.siterecovery.workers.realserver;
 
+import io.siterecovery.workers.dev.FreePorts;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.siterecovery.agent.Json;
 import io.siterecovery.workers.cli.SiteRecoveryCli;
 import java.io.File;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -80,18 +80,18 @@ final class RealServerStack implements AutoCloseable {
     // (ops/postgres/temporal-server.sh), with its namespace default, instead of start-dev. The
     // Web UI tests always run start-dev, whose UI they drive.
     String external = withWebUi ? null : System.getenv("SITE_RECOVERY_REAL_TEMPORAL");
-    int uiPort = freePort();
+    int uiPort = FreePorts.next();
     if (external != null) {
       address = external;
     } else {
-      int port = freePort();
+      int port = FreePorts.next();
       address = "127.0.0.1:" + port;
       // Every port of its own, so that this server never meets a developer's start-dev on 7233.
       List<String> server = new ArrayList<>(List.of(temporal, "server", "start-dev",
           "--ip", "127.0.0.1", "--port", String.valueOf(port),
           "--ui-ip", "127.0.0.1", "--ui-port", String.valueOf(uiPort),
-          "--http-port", String.valueOf(freePort()),
-          "--metrics-port", String.valueOf(freePort()), "--log-level", "warn"));
+          "--http-port", String.valueOf(FreePorts.next()),
+          "--metrics-port", String.valueOf(FreePorts.next()), "--log-level", "warn"));
       if (!withWebUi) {
         server.add("--headless");
       }
@@ -103,10 +103,10 @@ final class RealServerStack implements AutoCloseable {
 
     Path certs = dir.resolve("certs");
     runCli("certs", "init", "--dir", certs.toString(), "--site", "primary", "--site", "secondary");
-    int primaryHttp = freePort();
-    int secondaryHttp = freePort();
-    primaryNbd = freePort();
-    secondaryNbd = freePort();
+    int primaryHttp = FreePorts.next();
+    int secondaryHttp = FreePorts.next();
+    primaryNbd = FreePorts.next();
+    secondaryNbd = FreePorts.next();
     startAgent("primary", primaryHttp, primaryNbd, certs, "secondary", secondaryHttp);
     startAgent("secondary", secondaryHttp, secondaryNbd, certs, "primary", primaryHttp);
 
@@ -123,7 +123,7 @@ final class RealServerStack implements AutoCloseable {
             "default", Map.of("copyFrequency", "PT2S"),
             "capped", Map.of("copyFrequency", "PT5S", "bandwidthMBps", 2,
                 "compression", false)))));
-    worker1Http = freePort();
+    worker1Http = FreePorts.next();
     worker1 = spawn("worker-1", cliCommand(List.of("-Xmx256m"), "worker", "--temporal", address,
         "--config", config.toString(), "--http-port", String.valueOf(worker1Http)));
     worker2 = spawn("worker-2", cliCommand(List.of("-Xmx256m"),
@@ -395,11 +395,6 @@ final class RealServerStack implements AutoCloseable {
     return here;
   }
 
-  private static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    }
-  }
 
   static void deleteTree(Path root) throws IOException {
     if (Files.exists(root)) {
