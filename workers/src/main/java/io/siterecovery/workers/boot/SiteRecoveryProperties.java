@@ -16,15 +16,18 @@ import org.springframework.validation.Validator;
  * ({@code SITE_RECOVERY_CONFIG} and {@code SITE_RECOVERY_CERTS}, named in application.yml; the
  * rest in Spring's form, {@code SITERECOVERY_SITES_PRIMARY}...)
  * or the command line. {@code temporalServerCa}: the CA of the Temporal frontend's certificate when
- * it is not one the JVM trusts (see {@link TemporalTls}). {@code configFile} is the JSON file the CLI reads too (sites, partners,
- * policies, plans; its policies and plans are re-read when it changes); a value set here wins over
- * the file's. Checked as it binds: a bad value stops the worker with the key named.
+ * it is not one the JVM trusts (see {@link TemporalTls}). {@code configFile} is the JSON file the
+ * CLI reads too (sites, partners, policies, plans, object stores; its policies and plans are
+ * re-read when it changes); a value set here wins over the file's. {@code objectStores}: the
+ * object-store sites, each also in {@code sites} with its recovery host's URL. Checked as it
+ * binds: a bad value stops the worker with the key named.
  */
 @ConfigurationProperties("site-recovery")
 public record SiteRecoveryProperties(Path configFile, Path certs, Path temporalServerCa,
     Map<String, String> sites,
     Map<String, String> partners, Map<String, SiteRecoveryConfig.Policy> policies,
-    Map<String, SiteRecoveryConfig.Plan> plans) implements Validator {
+    Map<String, SiteRecoveryConfig.Plan> plans,
+    Map<String, SiteRecoveryConfig.ObjectStore> objectStores) implements Validator {
 
   public SiteRecoveryProperties {
     // SITE_RECOVERY_CONFIG unset leaves application.yml's placeholder empty: no file.
@@ -33,6 +36,7 @@ public record SiteRecoveryProperties(Path configFile, Path certs, Path temporalS
     partners = partners == null ? Map.of() : Map.copyOf(partners);
     policies = policies == null ? Map.of() : new LinkedHashMap<>(policies);
     plans = plans == null ? Map.of() : new LinkedHashMap<>(plans);
+    objectStores = objectStores == null ? Map.of() : new LinkedHashMap<>(objectStores);
   }
 
   /** The certificate the workers serve their health and metrics endpoint with. */
@@ -71,6 +75,15 @@ public record SiteRecoveryProperties(Path configFile, Path certs, Path temporalS
             "names no site of site-recovery.sites " + p.sites.keySet());
       }
     });
+    p.objectStores.forEach((name, store) -> {
+      if (store == null || blank(store.endpoint()) || blank(store.bucket())) {
+        errors.rejectValue("objectStores[" + name + "]", "incomplete",
+            "needs endpoint and bucket (prefix and key-id as the agents' site files have them)");
+      } else if (!p.sites.isEmpty() && !p.sites.containsKey(name)) {
+        errors.rejectValue("objectStores[" + name + "]", "unknown",
+            "needs its recovery host's agent URL in site-recovery.sites " + p.sites.keySet());
+      }
+    });
     p.policies.forEach((name, policy) -> {
       try {
         SiteRecoveryConfig.validatePolicies(Map.of(name, policy));
@@ -85,6 +98,10 @@ public record SiteRecoveryProperties(Path configFile, Path certs, Path temporalS
         errors.rejectValue("plans[" + name + "]", "invalid", e.getMessage());
       }
     });
+  }
+
+  private static boolean blank(String value) {
+    return value == null || value.isBlank();
   }
 
   private static boolean isHttpsUrl(String url) {

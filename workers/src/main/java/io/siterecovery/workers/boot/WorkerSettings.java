@@ -30,6 +30,7 @@ final class WorkerSettings {
     this.overrides = new SiteRecoveryConfig(null, null, properties.sites(), properties.partners(),
         properties.policies(), null, properties.plans());
     this.config = base.withSites(properties.sites(), properties.partners())
+        .withObjectStores(Map.of(), Map.of(), properties.objectStores())
         .withPolicies(properties.policies()).withPlans(plans(base, properties))
         .withCerts(properties.certs());
   }
