@@ -1,7 +1,7 @@
 package io.siterecovery.workers.bench;
 
-import io.siterecovery.workers.dev.FreePorts;
 import io.siterecovery.agent.Json;
+import io.siterecovery.workers.dev.FreePorts;
 import io.siterecovery.workers.dev.WorkerRunner;
 import io.siterecovery.workflows.Registration;
 import io.siterecovery.workflows.Summaries;

@@ -1,6 +1,5 @@
 package io.siterecovery.workers.chaos;
 
-import io.siterecovery.workers.dev.FreePorts;
 import io.siterecovery.agent.AgentMain;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.security.CertificateAuthority;
@@ -8,6 +7,7 @@ import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.security.TlsCredentials;
 import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.workers.cli.SiteRecoveryCli;
+import io.siterecovery.workers.dev.FreePorts;
 import io.siterecovery.workers.dev.WorkerRunner;
 import io.temporal.client.WorkflowClient;
 import io.temporal.serviceclient.WorkflowServiceStubs;

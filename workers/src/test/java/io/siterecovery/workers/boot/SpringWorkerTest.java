@@ -1,6 +1,5 @@
 package io.siterecovery.workers.boot;
 
-import io.siterecovery.workers.dev.FreePorts;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -12,6 +11,7 @@ import io.siterecovery.agent.security.CertificateAuthority;
 import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.security.TlsCredentials;
 import io.siterecovery.workers.Eventually;
+import io.siterecovery.workers.dev.FreePorts;
 import io.siterecovery.workers.dev.WorkerRunner;
 import io.siterecovery.workflows.Registration;
 import io.siterecovery.workflows.protection.ProtectVmInput;

@@ -1,6 +1,5 @@
 package io.siterecovery.workers.ops;
 
-import io.siterecovery.workers.dev.FreePorts;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -8,6 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.siterecovery.workers.config.SiteRecoveryConfig;
+import io.siterecovery.workers.dev.FreePorts;
 import io.siterecovery.workflows.common.SearchAttributeKeys;
 import io.temporal.api.enums.v1.IndexedValueType;
 import io.temporal.common.SearchAttributeKey;

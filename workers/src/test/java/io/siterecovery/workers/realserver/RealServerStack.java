@@ -1,9 +1,9 @@
 package io.siterecovery.workers.realserver;
 
-import io.siterecovery.workers.dev.FreePorts;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.siterecovery.agent.Json;
 import io.siterecovery.workers.cli.SiteRecoveryCli;
+import io.siterecovery.workers.dev.FreePorts;
 import java.io.File;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
