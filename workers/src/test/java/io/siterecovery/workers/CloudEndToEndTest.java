@@ -179,15 +179,7 @@ class CloudEndToEndTest {
       AgentClient primary = stack.operatorClient(stack.primary());
       AgentClient cloud = stack.operatorClient(stack.cloud());
       int source = stack.primary().nbdPort();
-      protectedToTheBucket(primary, source);
-
-      FailoverWorkflow failover = start(FailoverWorkflow.class, FailoverWorkflow.workflowId(VM));
-      WorkflowClient.start(failover::failover,
-          new FailoverInput(VM, FailoverType.PLANNED, "LATEST"));
-      Eventually.await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
-      failover.commit(new OperatorRequest("e2e"));
-      FailoverStatus committed = WorkflowStub.fromTyped(failover).getResult(FailoverStatus.class);
-      assertThat(committed.state()).isEqualTo(FailoverState.COMMITTED);
+      committedInTheCloud(primary, source);
       assertThat(cloud.getVm(VM).role()).as("the cloud's own VM now")
           .isEqualTo(VmRecord.Role.PRIMARY);
       assertThat(cloud.bucketRecoveries()).isEmpty();
@@ -274,6 +266,61 @@ class CloudEndToEndTest {
   }
 
   /**
+   * The way back when the old disks on-prem are gone (here the operator deleted the fenced copy
+   * once the failover was committed): Reprotect copies the cloud's disks whole to primary, and
+   * Failback brings the VM home with every write it made in the cloud.
+   */
+  @Test
+  void withTheOldDisksGoneReprotectFromTheCloudCopiesTheDisksWhole() throws Exception {
+    requireTool("fio", "fio");
+    requireTool("qemu-img", "qemu-utils");
+    try (DevStack stack = new DevStack(data, new DevStack.Ports(0, 0, 0, 0, 0),
+        Map.of("fast", FAST))) {
+      client = stack.client();
+      AgentClient primary = stack.operatorClient(stack.primary());
+      int source = stack.primary().nbdPort();
+      committedInTheCloud(primary, source);
+      fio(stack.cloud().nbdPort(), "cloud", offset("cloud"), "--do_verify=0");
+      primary.deleteFencedVm(VM);
+      assertThat(primary.listVms()).noneMatch(v -> v.name().equals(VM));
+
+      ReprotectWorkflow reprotect = start(ReprotectWorkflow.class,
+          ReprotectWorkflow.workflowId(VM));
+      ReprotectStatus back = reprotect.reprotect(new ReprotectInput(VM, false, "fast"));
+      assertThat(back.mode()).isEqualTo(ReverseMode.FULL_COPY);
+      assertThat(back.sourceSite()).isEqualTo(CloudBucket.SITE);
+      // the copy is protect-<vm>'s initial replication, in the new direction
+      assertThat(back.steps()).anyMatch(step -> step.contains(
+          "the old site has no disks for " + VM + ": protect-" + VM + " copies them in full"));
+      ProtectVmWorkflow reverse = client.newWorkflowStub(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(VM));
+      Eventually.await(() -> reverse.status().state() == ProtectionState.PROTECTED
+          && CloudBucket.SITE.equals(reverse.status().sourceSite()));
+      qemuImgCompare(stack.cloud().diskImage(VM, "disk0"), stack.primary().diskImage(VM, "disk0"));
+
+      FailbackWorkflow failback = start(FailbackWorkflow.class, FailbackWorkflow.workflowId(VM));
+      WorkflowClient.start(failback::failback, new FailbackInput(VM, false, "fast"));
+      FailoverWorkflow home = client.newWorkflowStub(FailoverWorkflow.class,
+          FailoverWorkflow.workflowId(VM));
+      Eventually.await(() -> {
+        try {
+          return home.status().state() == FailoverState.AWAITING_COMMIT;
+        } catch (RuntimeException notYet) {
+          return false;
+        }
+      });
+      failback.commit(new OperatorRequest("e2e"));
+      FailbackStatus done = WorkflowStub.fromTyped(failback).getResult(FailbackStatus.class);
+      assertThat(done.state()).isEqualTo(FailbackState.COMPLETED);
+      assertThat(primary.getVm(VM).role()).isEqualTo(VmRecord.Role.PRIMARY);
+      for (String pattern : List.of("before", "after", "cloud")) {
+        assertThat(fio(source, VM, pattern, offset(pattern), "--verify_only"))
+            .as("fio '%s' back home on the rebuilt disk", pattern).isZero();
+      }
+    }
+  }
+
+  /**
    * The seed's disaster: the primary site is gone. The failover finds the VM through the bucket
    * (no site that answers protects it), recovers it at the latest point the bucket holds, and owes
    * the lost site its fence.
@@ -332,6 +379,18 @@ class CloudEndToEndTest {
     Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
     fio(source, "after", 16 * MIB, "--do_verify=0");
     return protection;
+  }
+
+  /** Protected to the bucket, failed over to the cloud (PLANNED) and committed there. */
+  private void committedInTheCloud(AgentClient primary, int source) throws Exception {
+    protectedToTheBucket(primary, source);
+    FailoverWorkflow failover = start(FailoverWorkflow.class, FailoverWorkflow.workflowId(VM));
+    WorkflowClient.start(failover::failover,
+        new FailoverInput(VM, FailoverType.PLANNED, "LATEST"));
+    Eventually.await(() -> failover.status().state() == FailoverState.AWAITING_COMMIT);
+    failover.commit(new OperatorRequest("e2e"));
+    FailoverStatus committed = WorkflowStub.fromTyped(failover).getResult(FailoverStatus.class);
+    assertThat(committed.state()).isEqualTo(FailoverState.COMMITTED);
   }
 
   private static long offset(String pattern) {

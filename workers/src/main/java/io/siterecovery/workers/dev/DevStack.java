@@ -149,7 +149,6 @@ public final class DevStack implements Closeable {
     return java.net.URI.create(agent.url()).getPort();
   }
 
-
   public SiteRecoveryConfig config() {
     return config;
   }
