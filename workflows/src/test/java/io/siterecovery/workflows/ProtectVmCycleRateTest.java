@@ -72,11 +72,13 @@ class ProtectVmCycleRateTest {
       doAnswer(inv -> {
         ActivityExecutionContext ctx = Activity.getExecutionContext();
         ctx.doNotCompleteOnReturn();
-        long startedMillis = env.currentTimeMillis();
+        // Held before the lock goes: from the unlock on, the test's sleeps move the clock, and a
+        // cycle not yet in the list got no heartbeat; on a loaded machine this thread could wait
+        // long enough after the unlock for the 30 s heartbeat timeout to pass in virtual time.
+        // Nor can the test complete it early: until the unlock the clock keeps the wall's pace.
+        open.add(new Held(ctx.getTaskToken(), env.currentTimeMillis()));
         testService.blockingStub().unlockTimeSkipping(
             UnlockTimeSkippingRequest.getDefaultInstance());
-        // Only now may the test complete it (and take the lock again).
-        open.add(new Held(ctx.getTaskToken(), startedMillis));
         return null;
       }).when(agents).replicateDelta(any());
     }
