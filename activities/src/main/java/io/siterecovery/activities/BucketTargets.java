@@ -284,15 +284,16 @@ final class BucketTargets {
 
   /**
    * One cycle to the bucket (seal, ship, commit a point), then retention: points older than the
-   * policy's retention go, the newest always stays. Points are crash-consistent: a bucket has no
-   * VM to quiesce, and the source's quiesce hook runs only for a peer's cycle.
+   * policy's retention go, the newest always stays. With {@code quiesce} the source runs the
+   * VM's quiesce hook before it seals, as for a peer, and the point is app-consistent if it
+   * succeeded.
    */
   ReplicationCycle replicateDelta(DeltaRequest request, SourceHealth health) {
     ProtectionPlan plan = request.plan();
     AgentClient source = agents.apply(plan.sourceSite());
     TransferSettings t = request.transfer();
     BucketCycleResult r = call(() -> source.bucketCycle(plan.vm(), plan.targetSite(),
-        t == null ? null : t.bandwidthMBps()));
+        t == null ? null : t.bandwidthMBps(), request.quiesce()));
     List<BucketPoint> points = call(() -> source.bucketPoints(plan.vm(), plan.targetSite()))
         .points();
     if (request.retentionSeconds() != null) {
@@ -311,14 +312,14 @@ final class BucketTargets {
             + plan.vm() + " is not listed in the bucket of " + plan.targetSite(),
             ErrorCode.INVALID_STATE.name()));
     return new ReplicationCycle(r.pointId(), r.pointId(), Instant.ofEpochMilli(
-        latest.createdMillis()), r.logsShipped(), r.bytesShipped(), false,
-        request.quiesce() ? "an object-store site keeps crash-consistent points only" : null,
-        pointInfos(points), health);
+        latest.createdMillis()), r.logsShipped(), r.bytesShipped(), r.appConsistent(),
+        r.quiesceMessage(), pointInfos(points), health);
   }
 
   private static List<PointInfo> pointInfos(List<BucketPoint> points) {
     return points.stream().sorted(Comparator.comparingLong(BucketPoint::pointId))
-        .map(p -> new PointInfo(p.pointId(), Instant.ofEpochMilli(p.createdMillis()), false))
+        .map(p -> new PointInfo(p.pointId(), Instant.ofEpochMilli(p.createdMillis()),
+            p.appConsistent()))
         .toList();
   }
 

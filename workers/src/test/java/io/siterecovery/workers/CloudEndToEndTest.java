@@ -4,11 +4,13 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.nbd.NbdClient;
+import io.siterecovery.agent.vm.QuiesceHooks;
 import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.workers.config.SiteRecoveryConfig;
 import io.siterecovery.workers.dev.CloudBucket;
 import io.siterecovery.workers.dev.DevStack;
 import io.siterecovery.workflows.Registration;
+import io.siterecovery.workflows.common.Health;
 import io.siterecovery.workflows.common.OperatorRequest;
 import io.siterecovery.workflows.failback.FailbackInput;
 import io.siterecovery.workflows.failback.FailbackState;
@@ -24,6 +26,7 @@ import io.siterecovery.workflows.protection.ProtectVmInput;
 import io.siterecovery.workflows.protection.ProtectVmWorkflow;
 import io.siterecovery.workflows.protection.ProtectionState;
 import io.siterecovery.workflows.protection.ProtectionStatus;
+import io.siterecovery.workflows.protection.RecoveryPoint;
 import io.siterecovery.workflows.reprotect.ReprotectInput;
 import io.siterecovery.workflows.reprotect.ReprotectStatus;
 import io.siterecovery.workflows.reprotect.ReprotectWorkflow;
@@ -317,6 +320,56 @@ class CloudEndToEndTest {
         assertThat(fio(source, VM, pattern, offset(pattern), "--verify_only"))
             .as("fio '%s' back home on the rebuilt disk", pattern).isZero();
       }
+    }
+  }
+
+  /**
+   * A policy that asks for app-consistent points gets them in the bucket as from a peer: the
+   * source runs the VM's quiesce hook before it seals, the point is marked so in the bucket, and a
+   * drill at LATEST_APP_CONSISTENT recovers it with the writes made before the hook.
+   */
+  @Test
+  void aPolicyAskingForAppConsistentPointsGetsThemInTheBucket() throws Exception {
+    requireTool("fio", "fio");
+    SiteRecoveryConfig.Policy quiesced = new SiteRecoveryConfig.Policy(Duration.ofSeconds(1),
+        Duration.ofMinutes(2), Duration.ofHours(1), Duration.ofSeconds(1), null, null, false,
+        null, null);
+    try (DevStack stack = new DevStack(data, new DevStack.Ports(0, 0, 0, 0, 0),
+        Map.of("quiesced", quiesced))) {
+      client = stack.client();
+      AgentClient primary = stack.operatorClient(stack.primary());
+      int source = stack.primary().nbdPort();
+      primary.createVm(VM, List.of(32 * MIB));
+      fio(source, "before", offset("before"), "--do_verify=0");
+      Path hookRuns = data.resolve("hook-runs");
+      // local configuration of the source host, as `vm quiesce-hook` writes it
+      QuiesceHooks.set(data.resolve("primary"), VM, new QuiesceHooks.Hook(
+          List.of("sh", "-c", "echo \"$SITE_RECOVERY_VM\" >> " + hookRuns), 10));
+      ProtectVmWorkflow protection = start(ProtectVmWorkflow.class,
+          ProtectVmWorkflow.workflowId(VM));
+      WorkflowClient.start(protection::protect,
+          new ProtectVmInput(VM, "quiesced", CloudBucket.SITE, null));
+      Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
+      fio(source, "after", offset("after"), "--do_verify=0");
+      // a point under way may have sealed before fio's last writes: the one after it holds them
+      long latest = protection.status().latestRecoveryPoint().generation();
+      Eventually.await(() -> protection.status().recoveryPoints().stream()
+          .filter(RecoveryPoint::appConsistent).anyMatch(p -> p.generation() >= latest + 2));
+      assertThat(Files.readAllLines(hookRuns)).as("the hook ran for the VM").contains(VM);
+      assertThat(protection.status().health()).isEqualTo(Health.NORMAL);
+
+      FailoverWorkflow drill = start(FailoverWorkflow.class, FailoverWorkflow.testWorkflowId(VM));
+      WorkflowClient.start(drill::failover,
+          new FailoverInput(VM, FailoverType.TEST, "LATEST_APP_CONSISTENT"));
+      Eventually.await(() -> drill.status().state() == FailoverState.TESTING);
+      assertThat(drill.status().recoveryPoint().appConsistent()).isTrue();
+      for (String pattern : List.of("before", "after")) {
+        assertThat(fio(stack.cloud().nbdPort(), VM + "-test", pattern, offset(pattern),
+            "--verify_only")).as("fio '%s' at the app-consistent point", pattern).isZero();
+      }
+      drill.cleanup(new CleanupRequest("e2e"));
+      assertThat(WorkflowStub.fromTyped(drill).getResult(FailoverStatus.class).state())
+          .isEqualTo(FailoverState.CLEANED_UP);
     }
   }
 

@@ -496,11 +496,20 @@ public final class AgentClient {
         deadline, deadline);
   }
 
-  /** One delta cycle to an object-store site, committed as a recovery point. */
+  /** One delta cycle to an object-store site, committed as a crash-consistent recovery point. */
   public BucketMessages.BucketCycleResult bucketCycle(String vm, String site,
       Double bandwidthMBps) {
+    return bucketCycle(vm, site, bandwidthMBps, false);
+  }
+
+  /**
+   * One delta cycle to an object-store site, committed as a recovery point; with
+   * {@code quiesce}, app-consistent if the VM's quiesce hook succeeds.
+   */
+  public BucketMessages.BucketCycleResult bucketCycle(String vm, String site,
+      Double bandwidthMBps, boolean quiesce) {
     return call("POST", "v1/vms/" + vm + "/bucket/" + site + "/cycle",
-        new BucketMessages.BucketCycleRequest(bandwidthMBps), null,
+        new BucketMessages.BucketCycleRequest(bandwidthMBps, quiesce ? true : null), null,
         JSON.constructType(BucketMessages.BucketCycleResult.class), BULK_TIMEOUT, BULK_TIMEOUT);
   }
 

@@ -23,12 +23,28 @@ public final class BucketMessages {
       long totalChunks, long doneBytes, long totalBytes, long skippedChunks, long chunksSent,
       long bytesSent, boolean finished, Long pointId) {}
 
-  /** A delta cycle's upload cap (decimal MB/s; null: no cap). */
-  public record BucketCycleRequest(Double bandwidthMBps) {}
+  /**
+   * A delta cycle's upload cap (decimal MB/s; null: no cap) and whether to run the VM's quiesce
+   * hook before sealing, for an app-consistent point (null: no).
+   */
+  public record BucketCycleRequest(Double bandwidthMBps, Boolean quiesce) {
+    public BucketCycleRequest(Double bandwidthMBps) {
+      this(bandwidthMBps, null);
+    }
+  }
 
-  /** A committed delta cycle: its point, the .hrl generation sealed, the logs and bytes sent. */
+  /**
+   * A committed delta cycle: its point, the .hrl generation sealed, the logs and bytes sent;
+   * {@code appConsistent} when the point was sealed right after the quiesce hook succeeded, else
+   * {@code quiesceMessage} says why not (null when no quiesce was asked for).
+   */
   public record BucketCycleResult(String vm, String site, long pointId, long sealedGeneration,
-      int logsShipped, long bytesShipped) {}
+      int logsShipped, long bytesShipped, boolean appConsistent, String quiesceMessage) {
+    public BucketCycleResult(String vm, String site, long pointId, long sealedGeneration,
+        int logsShipped, long bytesShipped) {
+      this(vm, site, pointId, sealedGeneration, logsShipped, bytesShipped, false, null);
+    }
+  }
 
   /**
    * One bounded step of a resync towards an object-store site, with the bounds of
@@ -49,8 +65,13 @@ public final class BucketMessages {
       long differingChunks, long bytesDownloaded, long bytesSent, boolean finished, Long pointId,
       long generation, long skippedChunks, long chunksSent) {}
 
-  /** A recovery point in the bucket. */
-  public record BucketPoint(long pointId, int revision, long createdMillis) {}
+  /** A recovery point in the bucket; app-consistent when sealed right after a quiesce. */
+  public record BucketPoint(long pointId, int revision, long createdMillis,
+      boolean appConsistent) {
+    public BucketPoint(long pointId, int revision, long createdMillis) {
+      this(pointId, revision, createdMillis, false);
+    }
+  }
 
   public record BucketPoints(String vm, String site, String bucketVmId, List<BucketPoint> points) {}
 

@@ -98,7 +98,7 @@ public final class BucketReplica {
       copied.add(new PointManifest.Disk(disk.index(), disk.diskId(), size, chunkSize,
           generations, List.of(), 0));
     }
-    return commit(1, copied, logsDuringCopy);
+    return commit(1, copied, logsDuringCopy, false);
   }
 
   /**
@@ -111,17 +111,21 @@ public final class BucketReplica {
     if (!points().isEmpty()) {
       throw new IllegalStateException("VM " + names.vmId() + " already has points in the bucket");
     }
-    return commit(1, copied, logsDuringCopy);
+    return commit(1, copied, logsDuringCopy, false);
   }
 
-  /** Ships sealed .hrl generations per disk index, in order, then commits them as a new point. */
-  public PointManifest shipLogs(Map<Integer, List<Path>> sealedLogs) throws IOException {
+  /**
+   * Ships sealed .hrl generations per disk index, in order, then commits them as a new point,
+   * app-consistent when the newest generation was sealed right after a successful quiesce.
+   */
+  public PointManifest shipLogs(Map<Integer, List<Path>> sealedLogs, boolean appConsistent)
+      throws IOException {
     List<ObjectNames.ManifestName> points = points();
     if (points.isEmpty()) {
       throw new IllegalStateException("VM " + names.vmId() + " has no initial copy in the bucket");
     }
     PointManifest latest = manifest(points.get(points.size() - 1));
-    return commit(latest.pointId() + 1, latest.disks(), sealedLogs);
+    return commit(latest.pointId() + 1, latest.disks(), sealedLogs, appConsistent);
   }
 
   /**
@@ -142,11 +146,11 @@ public final class BucketReplica {
         throw new IllegalArgumentException("a resync's point names no log");
       }
     }
-    return commit(basePointId + 1, disks, logsSinceResync);
+    return commit(basePointId + 1, disks, logsSinceResync, false);
   }
 
   private PointManifest commit(long pointId, List<PointManifest.Disk> base,
-      Map<Integer, List<Path>> sealedLogs) throws IOException {
+      Map<Integer, List<Path>> sealedLogs, boolean appConsistent) throws IOException {
     List<PointManifest.Disk> disks = new ArrayList<>();
     for (PointManifest.Disk disk : base) {
       List<Long> logs = new ArrayList<>(disk.logGenerations());
@@ -173,7 +177,7 @@ public final class BucketReplica {
       }
     }
     PointManifest manifest = new PointManifest(PointManifest.FORMAT, names.vmId(), pointId, 0,
-        System.currentTimeMillis(), List.copyOf(disks));
+        System.currentTimeMillis(), List.copyOf(disks), appConsistent);
     writeManifest(manifest);
     return manifest;
   }
@@ -303,7 +307,8 @@ public final class BucketReplica {
                   disk.logGenerations().size())), disk.lastLogGeneration()));
         }
         PointManifest rewritten = new PointManifest(PointManifest.FORMAT, names.vmId(),
-            point.pointId(), name.revision() + 1, point.createdMillis(), List.copyOf(disks));
+            point.pointId(), name.revision() + 1, point.createdMillis(), List.copyOf(disks),
+            point.appConsistent());
         writeManifest(rewritten);
         referenced.addAll(objectsOf(rewritten));
         referenced.add(names.manifest(rewritten.pointId(), rewritten.revision()));

@@ -8,10 +8,11 @@ import java.util.UUID;
  * objects of its base image ({@code chunkGenerations[i]} is chunk i's generation, or
  * {@link #ZERO} for a chunk that reads as zeroes and is not stored) and the .hrl generations to
  * apply on top, in order. A prune rewrites a retained point as a new revision with the same
- * contents from fewer objects.
+ * contents from fewer objects. {@code appConsistent}: the point was sealed right after the VM's
+ * quiesce hook succeeded (a manifest written before points could be so reads as false).
  */
 public record PointManifest(int format, String vmId, long pointId, int revision,
-    long createdMillis, List<Disk> disks) {
+    long createdMillis, List<Disk> disks, boolean appConsistent) {
   public static final int FORMAT = 1;
   public static final long ZERO = -1;
 

@@ -25,7 +25,6 @@ import io.siterecovery.agent.objectstore.ship.BucketShipper;
 import io.siterecovery.agent.vm.ChangedRanges;
 import io.siterecovery.agent.vm.Vm;
 import io.siterecovery.agent.vm.VmHost;
-import io.siterecovery.agent.vm.QuiesceHooks;
 import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.agent.vm.VmRecord.SourceProtection;
 import java.io.IOException;
@@ -209,7 +208,7 @@ public final class ReplicationSource {
       SourceProtection p = requireProtection(vm);
       ResyncLedger.requireNoResyncUnderWay(vm);
       AgentClient peer = peers.apply(p.targetSite());
-      QuiesceRunner.Outcome quiesce = request.quiesce() ? quiesce(vm) : null;
+      QuiesceRunner.Outcome quiesce = request.quiesce() ? QuiesceRunner.quiesce(host, vm) : null;
       long started = System.nanoTime();
       long sealed = swapAll(vm);
       long swapped = System.nanoTime();
@@ -286,29 +285,6 @@ public final class ReplicationSource {
         + " is missing";
     ResyncLedger.markRequired(vm, ErrorCode.LOG_CORRUPT + ": " + reason);
     return new AgentException(ErrorCode.LOG_CORRUPT, reason);
-  }
-
-  private QuiesceRunner.Outcome quiesce(Vm vm) {
-    QuiesceHooks.Hook hook;
-    try {
-      hook = QuiesceHooks.read(host.dataDir(), vm.name()).orElse(null);
-    } catch (IOException e) {
-      log.warn("[{}] quiesce hook of {} not run: {}", host.site(), vm.name(), e.getMessage());
-      return new QuiesceRunner.Outcome(false, "the quiesce hook of " + vm.name() + " on site "
-          + host.site() + " is misconfigured (see the agent's log); the point is"
-          + " crash-consistent");
-    }
-    if (hook == null) {
-      return new QuiesceRunner.Outcome(false, "VM " + vm.name()
-          + " has no quiesce hook; the point is crash-consistent");
-    }
-    QuiesceRunner.Outcome outcome = QuiesceRunner.run(vm.name(), hook);
-    if (outcome.ok()) {
-      log.debug("[{}] quiesce hook of {} succeeded", host.site(), vm.name());
-    } else {
-      log.warn("[{}] {}; the point is crash-consistent", host.site(), outcome.message());
-    }
-    return outcome;
   }
 
   /**

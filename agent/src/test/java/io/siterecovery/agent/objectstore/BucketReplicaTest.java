@@ -67,13 +67,13 @@ class BucketReplicaTest {
       disk.write(CHUNK - 10, random(20, 3)); // across a chunk boundary
       disk.write(10L * CHUNK, random(2 * CHUNK, 4)); // into chunks that were zero
       disk.zero(CHUNK + 512, 4096);
-      replica.shipLogs(Map.of(0, List.of(disk.swap())));
+      replica.shipLogs(Map.of(0, List.of(disk.swap())), false);
       expected.add(disk.snapshot("point2.img"));
 
       disk.write(11L * CHUNK + 7, random(999, 5));
       disk.zero(0, CHUNK); // a whole stored chunk zeroed
       disk.write(DISK_SIZE - 1, new byte[] {9});
-      replica.shipLogs(Map.of(0, List.of(disk.swap())));
+      replica.shipLogs(Map.of(0, List.of(disk.swap())), false);
       expected.add(disk.snapshot("point3.img"));
 
       assertThat(replica.pointIds()).containsExactly(1L, 2L, 3L);
@@ -102,9 +102,9 @@ class BucketReplicaTest {
       second.write(0, random(100, 4));
       Path firstLog = first.swap();
       Path secondLog = second.swap();
-      assertThatThrownBy(() -> replica.shipLogs(Map.of(0, List.of(secondLog))))
+      assertThatThrownBy(() -> replica.shipLogs(Map.of(0, List.of(secondLog)), false))
           .hasMessageContaining("is not a log of disk 0");
-      replica.shipLogs(Map.of(0, List.of(firstLog), 1, List.of(secondLog)));
+      replica.shipLogs(Map.of(0, List.of(firstLog), 1, List.of(secondLog)), false);
 
       replica.materialize(2, 0, dir.resolve("first.img"));
       replica.materialize(2, 1, dir.resolve("second.img"));
@@ -143,7 +143,7 @@ class BucketReplicaTest {
       disk.swap();
       replica.initialCopy(List.of(disk.asImage()), Map.of());
       disk.write(5L * CHUNK, block); // and through a shipped log
-      replica.shipLogs(Map.of(0, List.of(disk.swap())));
+      replica.shipLogs(Map.of(0, List.of(disk.swap())), false);
       assertThat(contains(Files.readAllBytes(disk.image), pattern)).as("control").isTrue();
     }
     List<Path> files = s3proxy.files();
@@ -249,13 +249,13 @@ class BucketReplicaTest {
       };
       BucketReplica dying = new BucketReplica(crashing, sealed, "vm-crash", CHUNK, 2,
           dir.resolve("scratch"));
-      assertThatThrownBy(() -> dying.shipLogs(Map.of(0, List.of(log))))
+      assertThatThrownBy(() -> dying.shipLogs(Map.of(0, List.of(log)), false))
           .hasMessageContaining("before the manifest");
       assertThat(puts).containsExactly(replica.names().log(0, 2), replica.names().manifest(2, 0));
       assertThat(store.list(replica.names().vmPrefix())).contains(replica.names().log(0, 2));
       assertThat(replica.pointIds()).containsExactly(1L);
 
-      replica.shipLogs(Map.of(0, List.of(log))); // the retry after the restart
+      replica.shipLogs(Map.of(0, List.of(log)), false); // the retry after the restart
       assertThat(replica.pointIds()).containsExactly(1L, 2L);
       Path out = dir.resolve("out.img");
       replica.materialize(2, 0, out);
@@ -275,7 +275,7 @@ class BucketReplicaTest {
       for (int point = 2; point <= 5; point++) {
         disk.write(point * CHUNK + 100L, random(CHUNK / 2, 10 + point)); // a new chunk each
         disk.write(100, random(50, 20 + point)); // and chunk 0 every time
-        replica.shipLogs(Map.of(0, List.of(disk.swap())));
+        replica.shipLogs(Map.of(0, List.of(disk.swap())), false);
         expected.add(disk.snapshot("p" + point + ".img"));
       }
     }
@@ -318,7 +318,7 @@ class BucketReplicaTest {
       expected.add(disk.snapshot("p1.img"));
       for (int point = 2; point <= 4; point++) {
         disk.write(point * 1000L, random(CHUNK, point));
-        replica.shipLogs(Map.of(0, List.of(disk.swap())));
+        replica.shipLogs(Map.of(0, List.of(disk.swap())), false);
         expected.add(disk.snapshot("p" + point + ".img"));
       }
     }
@@ -374,7 +374,7 @@ class BucketReplicaTest {
       replica.initialCopy(List.of(disk.asImage()), Map.of());
       for (int point = 2; point <= points; point++) {
         disk.write(CHUNK + 5L * point, random(1000, point));
-        replica.shipLogs(Map.of(0, List.of(disk.swap())));
+        replica.shipLogs(Map.of(0, List.of(disk.swap())), false);
       }
     }
     return replica;

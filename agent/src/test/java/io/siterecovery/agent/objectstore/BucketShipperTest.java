@@ -5,6 +5,7 @@ import static io.siterecovery.agent.testing.Tools.compareRaw;
 import static io.siterecovery.agent.testing.Tools.qemuIo;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.tuple;
 
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
@@ -21,6 +22,8 @@ import io.siterecovery.agent.objectstore.ship.ObjectStoreSite;
 import io.siterecovery.agent.security.Identity;
 import io.siterecovery.agent.testing.AgentProcess;
 import io.siterecovery.agent.testing.TestCerts;
+import io.siterecovery.agent.vm.QuiesceHooks;
+import io.siterecovery.agent.vm.QuiesceHooks.Hook;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -390,6 +393,55 @@ class BucketShipperTest {
           .bucketSitePoints("cloud", "list01")).isInstanceOfSatisfying(AgentException.class,
               e -> assertThat(e.code()).isEqualTo(ErrorCode.FORBIDDEN));
       assertThat(recoveryHost.vms().list()).isEmpty();
+    }
+  }
+
+  /**
+   * App-consistent points in a bucket, as on a peer: asked to quiesce, the cycle runs the VM's
+   * hook before it seals; the point is app-consistent when the hook succeeded, in its manifest
+   * (so any agent of the site lists it so), and otherwise crash-consistent with the reason. A
+   * prune's rewrite of a point keeps the mark.
+   */
+  @Test
+  void aQuiescedCycleCommitsAnAppConsistentPointAndAFailedHookSaysWhyNot() throws Exception {
+    assumeInstalled("qemu-io");
+    Path data = dir.resolve("primary");
+    try (HostAgent source = startAgent(data)) {
+      AgentClient operator = TestCerts.operatorClient(source);
+      operator.createVm("app01", List.of(MIB));
+      writeBeforeProtection(source, "app01");
+      assertThat(operator.bucketInitial("app01", "cloud", Duration.ofSeconds(30), null)
+          .finished()).isTrue();
+
+      BucketCycleResult noHook = operator.bucketCycle("app01", "cloud", null, true);
+      assertThat(noHook.appConsistent()).isFalse();
+      assertThat(noHook.quiesceMessage()).contains("app01 has no quiesce hook");
+
+      Path ran = dir.resolve("hook-ran");
+      QuiesceHooks.set(data, "app01", new Hook(List.of("touch", ran.toString()), 10));
+      qemuIo(source.nbdUri("app01", "disk0"), "write -P 0x41 0 4k").assertOk();
+      BucketCycleResult quiesced = operator.bucketCycle("app01", "cloud", null, true);
+      assertThat(quiesced.appConsistent()).isTrue();
+      assertThat(quiesced.quiesceMessage()).isNull();
+      assertThat(ran).as("the hook ran").exists();
+
+      QuiesceHooks.set(data, "app01", new Hook(List.of("false"), 10));
+      BucketCycleResult hookFailed = operator.bucketCycle("app01", "cloud", null, true);
+      assertThat(hookFailed.appConsistent()).isFalse();
+      assertThat(hookFailed.quiesceMessage()).contains("exited with status 1");
+      BucketCycleResult notAsked = operator.bucketCycle("app01", "cloud", null);
+      assertThat(notAsked.appConsistent()).isFalse();
+      assertThat(notAsked.quiesceMessage()).as("no quiesce asked, none reported").isNull();
+
+      assertThat(operator.bucketPoints("app01", "cloud").points())
+          .extracting(BucketPoint::pointId, BucketPoint::appConsistent)
+          .containsExactly(tuple(1L, false), tuple(2L, false), tuple(quiesced.pointId(), true),
+              tuple(4L, false), tuple(5L, false));
+      // every kept point is rewritten (revision 1) from the folded base; 3 stays app-consistent
+      operator.bucketPrune("app01", "cloud", List.of(3L, 4L, 5L));
+      assertThat(operator.bucketPoints("app01", "cloud").points())
+          .extracting(BucketPoint::pointId, BucketPoint::revision, BucketPoint::appConsistent)
+          .containsExactly(tuple(3L, 1, true), tuple(4L, 1, false), tuple(5L, 1, false));
     }
   }
 

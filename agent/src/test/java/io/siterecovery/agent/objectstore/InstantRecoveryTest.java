@@ -112,7 +112,7 @@ class InstantRecoveryTest {
       disk.write(15 * GIB + 64 * 1024, fill(64 << 10, 0x66)); // part of a stored chunk
       disk.zero(4096, 4096);
       disk.write(11 * GIB + 100, fill(8192, 0x77)); // into a chunk that was zero
-      replica.shipLogs(Map.of(0, List.of(disk.swap())));
+      replica.shipLogs(Map.of(0, List.of(disk.swap())), false);
       source = disk.image;
     }
     storedChunks = (int) store.list(replica.names().vmPrefix()).stream()
@@ -276,9 +276,9 @@ class InstantRecoveryTest {
       disk.swap();
       replica.initialCopy(List.of(disk.asImage()), Map.of());
       disk.write(4 * MIB + 100, fill(8192, 0x22));
-      replica.shipLogs(Map.of(0, List.of(disk.swap())));
+      replica.shipLogs(Map.of(0, List.of(disk.swap())), false);
       disk.write(8 * MIB + 5000, fill(4096, 0x33));
-      replica.shipLogs(Map.of(0, List.of(disk.swap())));
+      replica.shipLogs(Map.of(0, List.of(disk.swap())), false);
       expected = disk.image;
     }
     start(sites(gated), 1);

@@ -28,6 +28,7 @@ import io.siterecovery.agent.objectstore.SealedObjectException;
 import io.siterecovery.agent.objectstore.SealedObjects;
 import io.siterecovery.agent.objectstore.recover.LogIndex;
 import io.siterecovery.agent.resync.ResyncLedger;
+import io.siterecovery.agent.source.QuiesceRunner;
 import io.siterecovery.agent.source.ReplicationSource;
 import io.siterecovery.agent.transport.Transport;
 import io.siterecovery.agent.vm.Names;
@@ -320,7 +321,9 @@ public final class BucketShipper implements Closeable {
   /**
    * One delta cycle: seals every disk's log at one instant and ships the sealed generations not
    * in the bucket yet, committed as one new point. Safe to repeat after a failure: generations
-   * the latest point already holds are dropped here, not sent again.
+   * the latest point already holds are dropped here, not sent again. With {@code quiesce}, the
+   * VM's hook runs first, as for a peer's cycle; the point is app-consistent if it succeeded (the
+   * point holds the state at this cycle's seal, whatever older generations it ships too).
    */
   public BucketCycleResult cycle(String vmName, String siteName, BucketCycleRequest request)
       throws IOException {
@@ -341,16 +344,20 @@ public final class BucketShipper implements Closeable {
       }
       PointManifest latest = replica.manifest(points.get(points.size() - 1).pointId());
       List<DiskRef> disks = disks(vm);
+      QuiesceRunner.Outcome quiesce = request != null && Boolean.TRUE.equals(request.quiesce())
+          ? QuiesceRunner.quiesce(host, vm) : null;
+      boolean appConsistent = quiesce != null && quiesce.ok();
       long sealed = ReplicationSource.swapAll(vm);
       Map<Integer, List<SealedLog>> logs = sealedLogs(disks, latest);
       long bytes = logs.values().stream().flatMap(List::stream).mapToLong(SealedLog::sizeBytes)
           .sum();
       int count = logs.values().stream().mapToInt(List::size).sum();
-      PointManifest point = replica.shipLogs(paths(logs));
+      PointManifest point = replica.shipLogs(paths(logs), appConsistent);
       dropShipped(disks, logs);
       metrics.shipped(vmName, AgentMetrics.Kind.LOG, bytes);
       ok = true;
-      return new BucketCycleResult(vmName, siteName, point.pointId(), sealed, count, bytes);
+      return new BucketCycleResult(vmName, siteName, point.pointId(), sealed, count, bytes,
+          appConsistent, quiesce == null ? null : quiesce.message());
     } finally {
       metrics.cycle(vmName, System.nanoTime() - started, ok);
       vm.operationLock().unlock();
@@ -742,7 +749,8 @@ public final class BucketShipper implements Closeable {
     List<BucketPoint> points = new ArrayList<>();
     for (ObjectNames.ManifestName name : replica.points()) {
       PointManifest m = replica.manifest(name.pointId());
-      points.add(new BucketPoint(m.pointId(), m.revision(), m.createdMillis()));
+      points.add(new BucketPoint(m.pointId(), m.revision(), m.createdMillis(),
+          m.appConsistent()));
     }
     return new BucketPoints(vmName, siteName, bucketVmId(vmName), points);
   }
