@@ -33,6 +33,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.function.Function;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
@@ -195,27 +199,33 @@ final class OperatorCommands {
       SiteRecoveryConfig config = options.resolve();
       Map<String, List<VmRecord>> inventories = new LinkedHashMap<>();
       Map<String, String> unreachable = new LinkedHashMap<>();
-      for (String site : config.sites().keySet()) {
+      List<String> sites = List.copyOf(config.sites().keySet());
+      List<Inventory> listed = eachInParallel(sites, site -> {
         try {
-          inventories.put(site, VmCommand.agent(config, site).listVms());
+          return new Inventory(VmCommand.agent(config, site).listVms(), null);
         } catch (RuntimeException e) {
-          unreachable.put(site, rootMessage(e));
+          return new Inventory(null, rootMessage(e));
+        }
+      });
+      for (int i = 0; i < sites.size(); i++) {
+        if (listed.get(i).error() != null) {
+          unreachable.put(sites.get(i), listed.get(i).error());
+        } else {
+          inventories.put(sites.get(i), listed.get(i).vms());
         }
       }
-      List<StatusTable.Row> rows = withClient(options, client -> {
-        List<StatusTable.Row> all = new ArrayList<>();
-        StatusTable.runningSites(inventories).forEach((name, site) -> {
-          try {
-            all.add(StatusTable.Row.of(query(client, ProtectVmWorkflow.workflowId(name),
-                ProtectionStatus.class)));
-          } catch (WorkflowNotFoundException e) {
-            all.add(StatusTable.Row.unprotected(name, site));
-          } catch (RuntimeException e) {
-            all.add(StatusTable.Row.unreadable(name, site, rootMessage(e)));
-          }
-        });
-        return all;
-      });
+      Map<String, String> running = StatusTable.runningSites(inventories);
+      List<StatusTable.Row> rows = withClient(options, client ->
+          eachInParallel(List.copyOf(running.keySet()), name -> {
+            try {
+              return StatusTable.Row.of(query(client, ProtectVmWorkflow.workflowId(name),
+                  ProtectionStatus.class));
+            } catch (WorkflowNotFoundException e) {
+              return StatusTable.Row.unprotected(name, running.get(name));
+            } catch (RuntimeException e) {
+              return StatusTable.Row.unreadable(name, running.get(name), rootMessage(e));
+            }
+          }));
       StatusTable.Report report = new StatusTable.Report(rows, unreachable);
       output.print(report, () -> StatusTable.text(report, Instant.now()));
       boolean complete = unreachable.isEmpty() && rows.stream().allMatch(r -> r.error() == null);
@@ -436,6 +446,38 @@ final class OperatorCommands {
           () -> String.format("sent '%s' to %s", signal, workflowId));
       return 0;
     });
+  }
+
+  /** A site's VMs, or why it did not answer. */
+  private record Inventory(List<VmRecord> vms, String error) {}
+
+  /** How many sites or workflows {@code status} reads at once. */
+  private static final int STATUS_READERS = 8;
+
+  /**
+   * {@code work} for each key, {@link #STATUS_READERS} at a time, the results in the keys' order:
+   * a table of many VMs waits about for its slowest query, not for the sum of them all.
+   */
+  static <K, V> List<V> eachInParallel(List<K> keys, Function<K, V> work) {
+    if (keys.isEmpty()) {
+      return List.of();
+    }
+    ExecutorService pool = Executors.newFixedThreadPool(Math.min(STATUS_READERS, keys.size()));
+    try {
+      List<Future<V>> futures = keys.stream().map(k -> pool.submit(() -> work.apply(k))).toList();
+      List<V> results = new ArrayList<>();
+      for (Future<V> f : futures) {
+        results.add(f.get());
+      }
+      return results;
+    } catch (ExecutionException e) {
+      throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while reading statuses", e);
+    } finally {
+      pool.shutdownNow();
+    }
   }
 
   static String rootMessage(Throwable e) {

@@ -1,6 +1,7 @@
 package io.siterecovery.workers.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.workflows.common.Health;
@@ -10,9 +11,16 @@ import io.siterecovery.workflows.protection.RecoveryPoint;
 import java.time.Instant;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 
-/** {@code status} without a VM: every VM once, aligned, with times a person reads at a glance. */
+/**
+ * {@code status} without a VM: every VM once, aligned, with times a person reads at a glance,
+ * its statuses read several at a time.
+ */
 class StatusTableTest {
   private static final Instant NOW = Instant.parse("2026-11-29T10:00:00Z");
 
@@ -28,6 +36,35 @@ class StatusTableTest {
             vm("db01", VmRecord.Role.FAILED_OVER), vm("orphan", VmRecord.Role.REPLICA)))));
     assertThat(sites).containsExactly(Map.entry("db01", "secondary"),
         Map.entry("orphan", "secondary"), Map.entry("web01", "primary"));
+  }
+
+  /**
+   * The table reads its VMs' statuses eight at a time: the first eight queries wait for one
+   * another (so eight really run at once), no more ever run together, and the rows keep the VMs'
+   * order whatever order the answers come in.
+   */
+  @Test
+  void statusesAreReadEightAtATimeAndListedInTheVmsOrder() {
+    AtomicInteger running = new AtomicInteger();
+    AtomicInteger most = new AtomicInteger();
+    CountDownLatch firstEight = new CountDownLatch(8);
+    List<Integer> vms = IntStream.range(0, 40).boxed().toList();
+    List<String> rows = OperatorCommands.eachInParallel(vms, vm -> {
+      most.accumulateAndGet(running.incrementAndGet(), Math::max);
+      firstEight.countDown();
+      try {
+        assertThat(firstEight.await(30, TimeUnit.SECONDS)).as("eight at once").isTrue();
+      } catch (InterruptedException e) {
+        throw new IllegalStateException(e);
+      }
+      running.decrementAndGet();
+      return "vm" + vm;
+    });
+    assertThat(rows).containsExactlyElementsOf(vms.stream().map(vm -> "vm" + vm).toList());
+    assertThat(most.get()).isEqualTo(8);
+    assertThatThrownBy(() -> OperatorCommands.eachInParallel(vms, vm -> {
+      throw new IllegalArgumentException("site of vm" + vm + " refused");
+    })).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("refused");
   }
 
   @Test
