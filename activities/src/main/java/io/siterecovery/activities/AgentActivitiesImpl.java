@@ -21,6 +21,7 @@ import io.siterecovery.activities.AgentActivityRecords.TransferSettings;
 import io.siterecovery.agent.AgentException;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.api.AgentClient;
+import io.siterecovery.agent.api.BucketMessages.BucketPoints;
 import io.siterecovery.agent.api.AgentMessages.CopyRangeResult;
 import io.siterecovery.agent.api.AgentMessages.ReplicateRequest;
 import io.siterecovery.agent.api.AgentMessages.ReplicationResult;
@@ -213,7 +214,8 @@ public class AgentActivitiesImpl implements AgentActivities {
         continue;
       }
       if (sites.isObjectStore(site)) {
-        if (call(() -> agent(site).bucketSitePoints(site, vm)).points().isEmpty()) {
+        BucketPoints listed = call(() -> agent(site).bucketSitePoints(site, vm));
+        if (listed.points().isEmpty()) {
           continue;
         }
         if (unreachable.size() > 1) {
@@ -223,7 +225,9 @@ public class AgentActivitiesImpl implements AgentActivities {
         }
         log.warn("[{}] source site {} does not answer; {} holds the VM's recovery points", vm,
             unreachable.get(0), site);
-        return new ProtectionPlan(vm, unreachable.get(0), site, List.of());
+        // the disks as a VM recovered from the latest point has them (a plan lists its exports)
+        return new ProtectionPlan(vm, unreachable.get(0), site, listed.disks().stream()
+            .map(d -> new ProtectionPlan.DiskInfo(d.name(), d.sizeBytes())).toList());
       }
       VmRecord replica = found.get(site);
       if (replica != null && replica.replica() != null

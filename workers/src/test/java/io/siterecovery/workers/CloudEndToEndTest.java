@@ -2,6 +2,9 @@ package io.siterecovery.workers;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.siterecovery.activities.AgentActivitiesImpl;
+import io.siterecovery.activities.ProtectionPlan;
+import io.siterecovery.activities.SiteDirectory;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.nbd.NbdClient;
 import io.siterecovery.agent.vm.QuiesceHooks;
@@ -212,26 +215,9 @@ class CloudEndToEndTest {
       assertThat(back.sourceSite()).isEqualTo(CloudBucket.SITE);
       assertThat(back.bytesSent()).as("sent back against %d written in the cloud", written)
           .isPositive().isLessThanOrEqualTo(written * 12 / 10);
-      ProtectVmWorkflow reverse = client.newWorkflowStub(ProtectVmWorkflow.class,
-          ProtectVmWorkflow.workflowId(VM));
-      Eventually.await(() -> reverse.status().state() == ProtectionState.PROTECTED
-          && CloudBucket.SITE.equals(reverse.status().sourceSite()));
-      qemuImgCompare(stack.cloud().diskImage(VM, "disk0"), stack.primary().diskImage(VM, "disk0"));
+      protectedFromTheCloudToPrimary(stack);
 
-      FailbackWorkflow failback = start(FailbackWorkflow.class, FailbackWorkflow.workflowId(VM));
-      WorkflowClient.start(failback::failback, new FailbackInput(VM, true, "fast"));
-      FailoverWorkflow home = client.newWorkflowStub(FailoverWorkflow.class,
-          FailoverWorkflow.workflowId(VM));
-      Eventually.await(() -> {
-        try {
-          return home.status().state() == FailoverState.AWAITING_COMMIT;
-        } catch (RuntimeException notYet) {
-          return false;
-        }
-      });
-      failback.commit(new OperatorRequest("e2e"));
-      FailbackStatus done = WorkflowStub.fromTyped(failback).getResult(FailbackStatus.class);
-      assertThat(done.state()).isEqualTo(FailbackState.COMPLETED);
+      FailbackStatus done = failedBackHome(true);
       assertThat(primary.getVm(VM).role()).isEqualTo(VmRecord.Role.PRIMARY);
       for (String pattern : List.of("before", "after", "cloud")) {
         assertThat(fio(source, VM, pattern, offset(pattern), "--verify_only"))
@@ -295,26 +281,9 @@ class CloudEndToEndTest {
       // the copy is protect-<vm>'s initial replication, in the new direction
       assertThat(back.steps()).anyMatch(step -> step.contains(
           "the old site has no disks for " + VM + ": protect-" + VM + " copies them in full"));
-      ProtectVmWorkflow reverse = client.newWorkflowStub(ProtectVmWorkflow.class,
-          ProtectVmWorkflow.workflowId(VM));
-      Eventually.await(() -> reverse.status().state() == ProtectionState.PROTECTED
-          && CloudBucket.SITE.equals(reverse.status().sourceSite()));
-      qemuImgCompare(stack.cloud().diskImage(VM, "disk0"), stack.primary().diskImage(VM, "disk0"));
+      protectedFromTheCloudToPrimary(stack);
 
-      FailbackWorkflow failback = start(FailbackWorkflow.class, FailbackWorkflow.workflowId(VM));
-      WorkflowClient.start(failback::failback, new FailbackInput(VM, false, "fast"));
-      FailoverWorkflow home = client.newWorkflowStub(FailoverWorkflow.class,
-          FailoverWorkflow.workflowId(VM));
-      Eventually.await(() -> {
-        try {
-          return home.status().state() == FailoverState.AWAITING_COMMIT;
-        } catch (RuntimeException notYet) {
-          return false;
-        }
-      });
-      failback.commit(new OperatorRequest("e2e"));
-      FailbackStatus done = WorkflowStub.fromTyped(failback).getResult(FailbackStatus.class);
-      assertThat(done.state()).isEqualTo(FailbackState.COMPLETED);
+      failedBackHome(false);
       assertThat(primary.getVm(VM).role()).isEqualTo(VmRecord.Role.PRIMARY);
       for (String pattern : List.of("before", "after", "cloud")) {
         assertThat(fio(source, VM, pattern, offset(pattern), "--verify_only"))
@@ -391,6 +360,14 @@ class CloudEndToEndTest {
       Eventually.await(() -> protection.status().deltaCycles() > cycles + 1);
 
       stack.primary().close(); // the site is lost: its agent, its disks, its NBD clients
+      // found through the bucket, with the disks a VM recovered from it exports (what a recovery
+      // plan lists and its scripts get)
+      ProtectionPlan found = new AgentActivitiesImpl(new SiteDirectory(stack.config().sites(),
+          stack.config().partners(), stack.config().objectStoreDirectory(),
+          stack.config().operatorCredentials()), (id, progress) -> { }).describeProtection(VM);
+      assertThat(found.sourceSite()).isEqualTo("primary");
+      assertThat(found.targetSite()).isEqualTo(CloudBucket.SITE);
+      assertThat(found.disks()).containsExactly(new ProtectionPlan.DiskInfo("disk0", 32 * MIB));
       FailoverWorkflow failover = start(FailoverWorkflow.class, FailoverWorkflow.workflowId(VM));
       WorkflowClient.start(failover::failover,
           new FailoverInput(VM, FailoverType.UNPLANNED, "LATEST"));
@@ -432,6 +409,34 @@ class CloudEndToEndTest {
     Eventually.await(() -> protection.status().state() == ProtectionState.PROTECTED);
     fio(source, "after", 16 * MIB, "--do_verify=0");
     return protection;
+  }
+
+  /** Reprotect's outcome: the cloud's VM protected to primary, the disks equal on both. */
+  private void protectedFromTheCloudToPrimary(DevStack stack) throws Exception {
+    ProtectVmWorkflow reverse = client.newWorkflowStub(ProtectVmWorkflow.class,
+        ProtectVmWorkflow.workflowId(VM));
+    Eventually.await(() -> reverse.status().state() == ProtectionState.PROTECTED
+        && CloudBucket.SITE.equals(reverse.status().sourceSite()));
+    qemuImgCompare(stack.cloud().diskImage(VM, "disk0"), stack.primary().diskImage(VM, "disk0"));
+  }
+
+  /** Failback from the cloud, committed once its failover awaits the commit. */
+  private FailbackStatus failedBackHome(boolean reprotect) throws Exception {
+    FailbackWorkflow failback = start(FailbackWorkflow.class, FailbackWorkflow.workflowId(VM));
+    WorkflowClient.start(failback::failback, new FailbackInput(VM, reprotect, "fast"));
+    FailoverWorkflow home = client.newWorkflowStub(FailoverWorkflow.class,
+        FailoverWorkflow.workflowId(VM));
+    Eventually.await(() -> {
+      try {
+        return home.status().state() == FailoverState.AWAITING_COMMIT;
+      } catch (RuntimeException notYet) {
+        return false;
+      }
+    });
+    failback.commit(new OperatorRequest("e2e"));
+    FailbackStatus done = WorkflowStub.fromTyped(failback).getResult(FailbackStatus.class);
+    assertThat(done.state()).isEqualTo(FailbackState.COMPLETED);
+    return done;
   }
 
   /** Protected to the bucket, failed over to the cloud (PLANNED) and committed there. */

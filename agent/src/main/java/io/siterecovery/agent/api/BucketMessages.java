@@ -73,7 +73,19 @@ public final class BucketMessages {
     }
   }
 
-  public record BucketPoints(String vm, String site, String bucketVmId, List<BucketPoint> points) {}
+  /**
+   * A VM's points in a bucket, oldest first, and {@code disks}: the disks of the latest one, named
+   * as a VM recovered from it exports them ({@code disk<index>}); empty when there is no point.
+   */
+  public record BucketPoints(String vm, String site, String bucketVmId, List<BucketPoint> points,
+      List<BucketDisk> disks) {
+    public BucketPoints(String vm, String site, String bucketVmId, List<BucketPoint> points) {
+      this(vm, site, bucketVmId, points, List.of());
+    }
+  }
+
+  /** A disk of a point in a bucket: its name on a recovered VM and its size. */
+  public record BucketDisk(String name, long sizeBytes) {}
 
   /** The points to keep; every point from the oldest listed on is kept (see the docs). */
   public record BucketPruneRequest(List<Long> keep) {}

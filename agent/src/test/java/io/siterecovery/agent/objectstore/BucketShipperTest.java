@@ -13,6 +13,7 @@ import io.siterecovery.agent.vm.VmRecord;
 import io.siterecovery.agent.HostAgent;
 import io.siterecovery.agent.api.AgentClient;
 import io.siterecovery.agent.api.BucketMessages.BucketCycleResult;
+import io.siterecovery.agent.api.BucketMessages.BucketDisk;
 import io.siterecovery.agent.api.BucketMessages.BucketInitialProgress;
 import io.siterecovery.agent.api.BucketMessages.BucketPoint;
 import io.siterecovery.agent.api.BucketMessages.BucketPoints;
@@ -381,8 +382,11 @@ class BucketShipperTest {
       BucketPoints fromTheBucket = operator.bucketSitePoints("cloud", "list01");
       assertThat(fromTheBucket).isEqualTo(atTheSource);
       assertThat(fromTheBucket.points()).extracting(BucketPoint::pointId).containsExactly(1L, 2L);
+      assertThat(fromTheBucket.disks()).as("as a VM recovered from point 2 exports them")
+          .containsExactly(new BucketDisk("disk0", MIB));
       assertThat(fromTheBucket.bucketVmId()).isEqualTo(BucketShipper.bucketVmId("list01"));
       assertThat(operator.bucketSitePoints("cloud", "never01").points()).isEmpty();
+      assertThat(operator.bucketSitePoints("cloud", "never01").disks()).isEmpty();
       assertThatThrownBy(() -> operator.bucketSitePoints("nowhere", "list01"))
           .isInstanceOfSatisfying(AgentException.class,
               e -> assertThat(e.code()).isEqualTo(ErrorCode.BAD_REQUEST));

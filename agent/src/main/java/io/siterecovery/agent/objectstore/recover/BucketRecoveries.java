@@ -414,6 +414,11 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
     }
   }
 
+  /** The name a recovered VM's disk has: by its index in the point, as the source's listing. */
+  public static String diskName(int index) {
+    return "disk" + index;
+  }
+
   private Recovery open(RecoveryRecord r, Path dir) throws IOException {
     BucketSites.Bucket bucket = sites.bucket(r.site()).orElseThrow(() ->
         new IOException("site " + r.site() + " is not an object-store site this agent knows"));
@@ -426,7 +431,7 @@ public final class BucketRecoveries implements ExportResolver, Closeable {
     try {
       for (PointManifest.Disk d : manifest.disks().stream()
           .sorted(Comparator.comparingInt(PointManifest.Disk::index)).toList()) {
-        String diskName = "disk" + d.index();
+        String diskName = diskName(d.index());
         disks.put(diskName, BucketBackedDisk.open(dir, r.vm() + "/" + diskName,
             bucket.store(), sealed, replica.names(), d,
             () -> replica.manifest(r.point()).disk(d.index())));

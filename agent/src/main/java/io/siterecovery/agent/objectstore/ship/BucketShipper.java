@@ -5,6 +5,7 @@ import io.siterecovery.agent.DurableFiles;
 import io.siterecovery.agent.ErrorCode;
 import io.siterecovery.agent.api.AgentMessages.TransferOptions;
 import io.siterecovery.agent.api.BucketMessages.BucketCycleRequest;
+import io.siterecovery.agent.api.BucketMessages.BucketDisk;
 import io.siterecovery.agent.api.BucketMessages.BucketCycleResult;
 import io.siterecovery.agent.api.BucketMessages.BucketInitialProgress;
 import io.siterecovery.agent.api.BucketMessages.BucketInitialRequest;
@@ -26,6 +27,7 @@ import io.siterecovery.agent.objectstore.PointManifest;
 import io.siterecovery.agent.objectstore.S3ObjectStore;
 import io.siterecovery.agent.objectstore.SealedObjectException;
 import io.siterecovery.agent.objectstore.SealedObjects;
+import io.siterecovery.agent.objectstore.recover.BucketRecoveries;
 import io.siterecovery.agent.objectstore.recover.LogIndex;
 import io.siterecovery.agent.resync.ResyncLedger;
 import io.siterecovery.agent.source.QuiesceRunner;
@@ -747,12 +749,16 @@ public final class BucketShipper implements Closeable {
   private static BucketPoints points(String vmName, String siteName, BucketReplica replica)
       throws IOException {
     List<BucketPoint> points = new ArrayList<>();
+    PointManifest latest = null;
     for (ObjectNames.ManifestName name : replica.points()) {
-      PointManifest m = replica.manifest(name.pointId());
-      points.add(new BucketPoint(m.pointId(), m.revision(), m.createdMillis(),
-          m.appConsistent()));
+      latest = replica.manifest(name.pointId());
+      points.add(new BucketPoint(latest.pointId(), latest.revision(), latest.createdMillis(),
+          latest.appConsistent()));
     }
-    return new BucketPoints(vmName, siteName, bucketVmId(vmName), points);
+    List<BucketDisk> disks = latest == null ? List.of() : latest.disks().stream()
+        .sorted(Comparator.comparingInt(PointManifest.Disk::index))
+        .map(d -> new BucketDisk(BucketRecoveries.diskName(d.index()), d.size())).toList();
+    return new BucketPoints(vmName, siteName, bucketVmId(vmName), points, disks);
   }
 
   /**
