@@ -11,7 +11,6 @@ import io.siterecovery.agent.objectstore.recover.BucketRecoveries.RecoveryProgre
 import io.siterecovery.agent.objectstore.recover.BucketSites;
 import io.siterecovery.agent.testing.Tools;
 import java.io.IOException;
-import java.io.RandomAccessFile;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
