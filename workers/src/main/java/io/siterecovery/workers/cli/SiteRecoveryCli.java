@@ -21,7 +21,8 @@ import picocli.CommandLine.Command;
         OperatorCommands.SetPolicy.class, LifecycleCommands.ChangePoint.class,
         LifecycleCommands.Reprotect.class, LifecycleCommands.Failback.class,
         LifecycleCommands.Salvage.class, PlanCommand.class, BenchCommand.class,
-        CertsCommand.class, ChaosCommand.class, CompletionCommand.class})
+        CertsCommand.class, ObjectStoreCommand.class, ChaosCommand.class,
+        CompletionCommand.class})
 public final class SiteRecoveryCli {
   /** Accepted anywhere on the command line: logs on the terminal too, not only in the file. */
   static final String VERBOSE = "--verbose";
