@@ -93,6 +93,11 @@ final class ObjectStoreCommand {
 
     @Override
     public Integer call() throws IOException {
+      if (!ObjectStoreSite.isSiteName(site)) {
+        System.err.println("error: --site: 1 to 64 of [A-Za-z0-9_.-], starting with a letter or "
+            + "digit");
+        return 1;
+      }
       Path siteFile = dir.resolve(site + ".json");
       Path kekFile = dir.resolve(site + "-kek.hex");
       for (Path existing : new Path[] {siteFile, kekFile}) {

@@ -115,5 +115,11 @@ class ObjectStoreCommandTest {
     try (Stream<Path> left = Files.list(bad)) {
       assertThat(left.toList()).as("no key without its site").isEmpty();
     }
+    CliRun escaping = CliRun.of("object-store", "init", "--dir", bad.toString(), "--site",
+        "../cloud", "--endpoint", bucket.endpoint().toString(), "--bucket", CloudBucket.BUCKET,
+        "--access-key-env", "A", "--secret-key-env", "B");
+    assertThat(escaping.exit()).isEqualTo(1);
+    assertThat(escaping.err()).contains("--site: 1 to 64 of");
+    assertThat(tmp.resolve("cloud.json")).doesNotExist();
   }
 }

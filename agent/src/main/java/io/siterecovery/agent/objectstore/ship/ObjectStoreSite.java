@@ -45,13 +45,18 @@ public final class ObjectStoreSite {
 
   public ObjectStoreSite(String name, S3ObjectStore.Config config, KeyEncryptionKey kek,
       int chunkSize) {
-    if (!SITE.matcher(name).matches()) {
+    if (!isSiteName(name)) {
       throw new IllegalArgumentException("not a site name: '" + name + "'");
     }
     this.name = name;
     this.config = config;
     this.kek = kek;
     this.chunkSize = chunkSize;
+  }
+
+  /** Whether {@code name} may name an object-store site (and so a file named after it). */
+  public static boolean isSiteName(String name) {
+    return name != null && SITE.matcher(name).matches();
   }
 
   /** Reads a site's file, with credentials from the named files or the process environment. */
@@ -62,7 +67,7 @@ public final class ObjectStoreSite {
   /** As {@link #load(String, Path)}, reading environment variables through {@code env}. */
   public static ObjectStoreSite load(String name, Path file, UnaryOperator<String> env) {
     String where = "object store '" + name + "' (" + file + ")";
-    if (!SITE.matcher(name).matches()) {
+    if (!isSiteName(name)) {
       throw new IllegalArgumentException(where + ": not a site name");
     }
     JsonNode root;
