@@ -1,11 +1,11 @@
 package io.siterecovery.agent.vm;
 
+import io.siterecovery.agent.DurableFiles;
 import io.siterecovery.agent.Json;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
@@ -57,12 +57,7 @@ public final class QuiesceHooks {
     }
     Files.createDirectories(file.getParent(), PosixFilePermissions.asFileAttribute(
         PosixFilePermissions.fromString("rwx------")));
-    Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-    Files.deleteIfExists(tmp);
-    Files.createFile(tmp, PosixFilePermissions.asFileAttribute(
-        PosixFilePermissions.fromString("rw-------")));
-    Files.write(tmp, Json.MAPPER.writeValueAsBytes(hook));
-    Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    DurableFiles.writeOwnerOnly(file, Json.MAPPER.writeValueAsBytes(hook));
   }
 
   /** The VM's hook, if one is configured; an unsafe or malformed file is an error. */

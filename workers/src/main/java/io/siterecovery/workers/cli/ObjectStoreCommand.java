@@ -11,8 +11,6 @@ import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.util.Arrays;
 import java.util.HexFormat;
@@ -128,9 +126,10 @@ final class ObjectStoreCommand {
       new SecureRandom().nextBytes(key);
       ObjectStoreSite loaded;
       try {
-        writeOwnerOnly(kekFile, HexFormat.of().formatHex(key) + "\n");
-        writeOwnerOnly(siteFile, Json.MAPPER.writerWithDefaultPrettyPrinter()
-            .writeValueAsString(fields) + "\n");
+        DurableFiles.writeOwnerOnly(kekFile,
+            (HexFormat.of().formatHex(key) + "\n").getBytes(StandardCharsets.US_ASCII));
+        DurableFiles.writeOwnerOnly(siteFile,
+            Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(fields));
         // Variables are the agent's environment, maybe not this shell's: a variable unset here
         // is taken as set, so the file is checked whole; `check` on the agent's host proves them.
         loaded = ObjectStoreSite.load(site, siteFile, name -> {
@@ -210,15 +209,5 @@ final class ObjectStoreCommand {
     System.out.println("the worker's configuration: \"objectStores\": "
         + Json.MAPPER.writeValueAsString(Map.of(site.name(), entry))
         + " (and the recovery host's agent URL in \"sites\")");
-  }
-
-  private static void writeOwnerOnly(Path file, String text) throws IOException {
-    Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-    Files.deleteIfExists(tmp);
-    Files.createFile(tmp, PosixFilePermissions.asFileAttribute(
-        PosixFilePermissions.fromString("rw-------")));
-    Files.writeString(tmp, text, StandardCharsets.US_ASCII);
-    Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
-    DurableFiles.forceDir(file.toAbsolutePath().getParent());
   }
 }

@@ -7,9 +7,9 @@ import io.siterecovery.workers.config.SiteRecoveryConfig;
 import java.io.Closeable;
 import java.io.IOException;
 import java.net.URI;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.HexFormat;
@@ -89,13 +89,8 @@ public final class CloudBucket implements Closeable {
     if (!Files.exists(file)) {
       byte[] random = new byte[bytes];
       new SecureRandom().nextBytes(random);
-      Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-      Files.deleteIfExists(tmp);
-      Files.createFile(tmp, PosixFilePermissions.asFileAttribute(
-          PosixFilePermissions.fromString("rw-------")));
-      Files.writeString(tmp, HexFormat.of().formatHex(random));
-      Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-      DurableFiles.forceDir(file.getParent());
+      DurableFiles.writeOwnerOnly(file,
+          HexFormat.of().formatHex(random).getBytes(StandardCharsets.US_ASCII));
     }
     return Files.readString(file).trim();
   }
