@@ -110,19 +110,11 @@ class CloudEndToEndTest {
       assertThat(protection.status().recoveryPoints()).isNotEmpty();
 
       // -- a drill from the bucket: the test VM on the recovery host, at once, verified by fio
-      FailoverWorkflow test = start(FailoverWorkflow.class, FailoverWorkflow.testWorkflowId(VM));
-      WorkflowClient.start(test::failover, new FailoverInput(VM, FailoverType.TEST, "LATEST"));
-      Eventually.await(() -> test.status().state() == FailoverState.TESTING);
       int recoveryHost = stack.cloud().nbdPort();
-      assertThat(test.status().test().exports()).containsExactly(
+      FailoverStatus testing = drilledFromTheBucket(recoveryHost, "LATEST",
+          List.of("before", "during", "after"), "drill from the bucket passed");
+      assertThat(testing.test().exports()).containsExactly(
           "nbd://127.0.0.1:" + recoveryHost + "/" + VM + "-test/disk0");
-      for (String pattern : List.of("before", "during", "after")) {
-        assertThat(fio(recoveryHost, VM + "-test", pattern, offset(pattern), "--verify_only"))
-            .as("fio '%s' on the test VM", pattern).isZero();
-      }
-      test.cleanup(new CleanupRequest("drill from the bucket passed"));
-      FailoverStatus cleaned = WorkflowStub.fromTyped(test).getResult(FailoverStatus.class);
-      assertThat(cleaned.state()).isEqualTo(FailoverState.CLEANED_UP);
       assertThat(cloud.bucketRecoveries()).isEmpty();
 
       // -- the bucket loses an object (first disk chunk, fio's 'before' pattern): a resync,
@@ -241,16 +233,8 @@ class CloudEndToEndTest {
       // a cycle under way may have sealed before fio's last writes: the one after it holds them
       long cycles = again.status().deltaCycles();
       Eventually.await(() -> again.status().deltaCycles() > cycles + 1);
-      FailoverWorkflow drill = start(FailoverWorkflow.class, FailoverWorkflow.testWorkflowId(VM));
-      WorkflowClient.start(drill::failover, new FailoverInput(VM, FailoverType.TEST, "LATEST"));
-      Eventually.await(() -> drill.status().state() == FailoverState.TESTING);
-      for (String pattern : List.of("before", "after", "cloud", "home")) {
-        assertThat(fio(recoveryHost, VM + "-test", pattern, offset(pattern), "--verify_only"))
-            .as("fio '%s' in the bucket after the round trip", pattern).isZero();
-      }
-      drill.cleanup(new CleanupRequest("e2e"));
-      assertThat(WorkflowStub.fromTyped(drill).getResult(FailoverStatus.class).state())
-          .isEqualTo(FailoverState.CLEANED_UP);
+      drilledFromTheBucket(recoveryHost, "LATEST", List.of("before", "after", "cloud", "home"),
+          "the bucket after the round trip");
     }
   }
 
@@ -327,18 +311,9 @@ class CloudEndToEndTest {
       assertThat(Files.readAllLines(hookRuns)).as("the hook ran for the VM").contains(VM);
       assertThat(protection.status().health()).isEqualTo(Health.NORMAL);
 
-      FailoverWorkflow drill = start(FailoverWorkflow.class, FailoverWorkflow.testWorkflowId(VM));
-      WorkflowClient.start(drill::failover,
-          new FailoverInput(VM, FailoverType.TEST, "LATEST_APP_CONSISTENT"));
-      Eventually.await(() -> drill.status().state() == FailoverState.TESTING);
-      assertThat(drill.status().recoveryPoint().appConsistent()).isTrue();
-      for (String pattern : List.of("before", "after")) {
-        assertThat(fio(stack.cloud().nbdPort(), VM + "-test", pattern, offset(pattern),
-            "--verify_only")).as("fio '%s' at the app-consistent point", pattern).isZero();
-      }
-      drill.cleanup(new CleanupRequest("e2e"));
-      assertThat(WorkflowStub.fromTyped(drill).getResult(FailoverStatus.class).state())
-          .isEqualTo(FailoverState.CLEANED_UP);
+      FailoverStatus testing = drilledFromTheBucket(stack.cloud().nbdPort(),
+          "LATEST_APP_CONSISTENT", List.of("before", "after"), "the app-consistent point");
+      assertThat(testing.recoveryPoint().appConsistent()).isTrue();
     }
   }
 
@@ -437,6 +412,27 @@ class CloudEndToEndTest {
     FailbackStatus done = WorkflowStub.fromTyped(failback).getResult(FailbackStatus.class);
     assertThat(done.state()).isEqualTo(FailbackState.COMPLETED);
     return done;
+  }
+
+  /**
+   * A drill from the bucket at {@code point}: fio verifies each pattern on the test VM the
+   * recovery host exports, then cleanup, which must end CLEANED_UP. Answers the drill's status
+   * while it was TESTING.
+   */
+  private FailoverStatus drilledFromTheBucket(int recoveryHost, String point,
+      List<String> patterns, String what) throws Exception {
+    FailoverWorkflow drill = start(FailoverWorkflow.class, FailoverWorkflow.testWorkflowId(VM));
+    WorkflowClient.start(drill::failover, new FailoverInput(VM, FailoverType.TEST, point));
+    Eventually.await(() -> drill.status().state() == FailoverState.TESTING);
+    FailoverStatus testing = drill.status();
+    for (String pattern : patterns) {
+      assertThat(fio(recoveryHost, VM + "-test", pattern, offset(pattern), "--verify_only"))
+          .as("fio '%s' on the test VM: %s", pattern, what).isZero();
+    }
+    drill.cleanup(new CleanupRequest(what));
+    assertThat(WorkflowStub.fromTyped(drill).getResult(FailoverStatus.class).state())
+        .isEqualTo(FailoverState.CLEANED_UP);
+    return testing;
   }
 
   /** Protected to the bucket, failed over to the cloud (PLANNED) and committed there. */
